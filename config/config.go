@@ -1,0 +1,254 @@
+// Package config is Aero2's configuration schema: the YAML file as Go types,
+// strict loading (unknown keys are errors), ${ENV} expansion, defaults and
+// validation that reports every problem at once with its line:col.
+//
+// The package imports nothing of Aero2's own: every other package reads its
+// settings from these types.
+package config
+
+import (
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultApplication is the name of the application built from the top-level
+// keys of a file that has no `applications` section.
+const DefaultApplication = "default"
+
+// Config is the whole file.
+type Config struct {
+	Server  Server  `yaml:"server"`
+	Log     Log     `yaml:"log"`
+	Store   Store   `yaml:"store"`
+	Secrets Secrets `yaml:"secrets"`
+
+	// InsecureDev allows what must never run in production: the `dev`
+	// identity provider and plain-http public URLs on loopback. Aero2 logs
+	// a warning at start-up when it is set.
+	InsecureDev bool `yaml:"insecure_dev"`
+
+	// The default application, for files without `applications`.
+	Application `yaml:",inline"`
+
+	// Applications are isolated from one another: each has its own issuer,
+	// keys, clients, identity providers, users and sessions.
+	Applications []Application `yaml:"applications"`
+
+	// File is the path the configuration was read from ("" when parsed
+	// from memory). Not part of the YAML.
+	File string `yaml:"-"`
+
+	positions map[string]Pos
+}
+
+// Server is the HTTP listener.
+type Server struct {
+	// Listen is the address to bind, host:port. Default ":8080".
+	Listen string `yaml:"listen"`
+	// PublicURL is the URL browsers and clients use to reach Aero2, and the
+	// issuer of the default application.
+	PublicURL string `yaml:"public_url"`
+	// TrustedProxies are the CIDRs (or single addresses) whose
+	// X-Forwarded-* headers are believed. Default: loopback only.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ShutdownTimeout bounds how long in-flight requests may take to finish
+	// after SIGINT/SIGTERM. Default 15s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReadHeaderTimeout bounds how long a client may take to send request
+	// headers (slowloris). Default 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// TLS serves HTTPS directly when both files are set.
+	TLS TLSFiles `yaml:"tls"`
+}
+
+// TLSFiles names a certificate and its key.
+type TLSFiles struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is auto (text on a terminal, JSON otherwise), text or json.
+	Format string `yaml:"format"`
+}
+
+// Store selects where state lives.
+type Store struct {
+	// Type is memory (default; one instance only) or redis.
+	Type  string `yaml:"type"`
+	Redis Redis  `yaml:"redis"`
+}
+
+// Redis configures store/redis. One address is a single node; several
+// addresses (or Cluster: true) are a Cluster; MasterName selects Sentinel
+// (Addrs are then the sentinels).
+type Redis struct {
+	Addrs            []string      `yaml:"addrs"`
+	Cluster          bool          `yaml:"cluster"`
+	MasterName       string        `yaml:"master_name"`
+	Username         string        `yaml:"username"`
+	Password         string        `yaml:"password"`
+	SentinelUsername string        `yaml:"sentinel_username"`
+	SentinelPassword string        `yaml:"sentinel_password"`
+	DB               int           `yaml:"db"`
+	KeyPrefix        string        `yaml:"key_prefix"`
+	DialTimeout      time.Duration `yaml:"dial_timeout"`
+	ReadTimeout      time.Duration `yaml:"read_timeout"`
+	WriteTimeout     time.Duration `yaml:"write_timeout"`
+	PoolSize         int           `yaml:"pool_size"`
+	TLS              RedisTLS      `yaml:"tls"`
+}
+
+// RedisTLS turns on TLS to Redis.
+type RedisTLS struct {
+	Enabled    bool   `yaml:"enabled"`
+	CAFile     string `yaml:"ca_file"`
+	ServerName string `yaml:"server_name"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+}
+
+// Secrets are the server's own keys. Give them through the environment:
+// `cookie_keys: ["${AERO2_COOKIE_KEY}"]`.
+type Secrets struct {
+	// CookieKeys authenticate what Aero2 signs for browsers (CSRF tokens,
+	// state binding). The first signs; all verify, so a key can be rotated
+	// by putting the new one first. Each at least 32 bytes.
+	CookieKeys []string `yaml:"cookie_keys"`
+	// StorageKey encrypts secrets at rest in the store (signing keys).
+	// At least 32 bytes.
+	StorageKey string `yaml:"storage_key"`
+}
+
+// Application is one isolated tenant: its issuer, sessions, identity
+// providers, OAuth clients and proxy routes.
+type Application struct {
+	// Name identifies the application in the store and in logs:
+	// lower-case letters, digits and '-'. Required in `applications`.
+	Name string `yaml:"name"`
+	// Issuer is the application's base URL (host or path). Defaults to
+	// server.public_url for the default application.
+	Issuer string `yaml:"issuer"`
+	// Session sets the browser session's cookie and lifetimes.
+	Session Session `yaml:"session"`
+	// IdentityProviders are the ways users sign in. At least one.
+	IdentityProviders []IdentityProvider `yaml:"identity_providers"`
+	// RedirectAllowList lists absolute URLs (scheme://host[:port]) that a
+	// post-login redirect may go to besides same-origin relative paths.
+	RedirectAllowList []string `yaml:"redirect_allow_list"`
+	// Clients are the OAuth 2.0 / OIDC clients of this application's
+	// provider.
+	Clients []Client `yaml:"clients"`
+	// Tokens sets default token lifetimes; clients may override them.
+	Tokens TokenLifetimes `yaml:"tokens"`
+	// Upstream is the sidecar shorthand: one upstream for every path.
+	Upstream string `yaml:"upstream"`
+	// Routes map hosts and paths to upstreams, each with a policy.
+	Routes []Route `yaml:"routes"`
+}
+
+// Session configures browser sessions.
+type Session struct {
+	// CookieName defaults to "aero2_session" (plus "_<app>" for other than
+	// the default application). A __Host- or __Secure- prefix is added
+	// when the cookie is Secure.
+	CookieName string `yaml:"cookie_name"`
+	// IdleTimeout ends a session not used for this long. Default 12h.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// AbsoluteTimeout ends a session this long after sign-in, used or not.
+	// Default 168h (7 days).
+	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
+}
+
+// IdentityProvider is one upstream identity provider (a connector).
+type IdentityProvider struct {
+	// ID appears in URLs (/rp/callback/<id>) and in users' linked
+	// identities: lower-case letters, digits, '-' and '_'.
+	ID string `yaml:"id"`
+	// Type selects the connector: dev, oidc, github, google, …
+	Type string `yaml:"type"`
+	// Name is shown on the login page. Defaults to ID.
+	Name string `yaml:"name"`
+	// Config is the connector's own settings, decoded strictly by the
+	// connector type (see Decode).
+	Config yaml.Node `yaml:"config"`
+	// Path is this provider's location in the file, for problems found
+	// while opening its Config. Not part of the YAML.
+	Path string `yaml:"-"`
+}
+
+// Client is an OAuth 2.0 client of an application's provider.
+type Client struct {
+	ID string `yaml:"id"`
+	// Secret is the client secret (give it through the environment). It is
+	// hashed at start-up and the plain text is not kept. Empty for public
+	// clients.
+	Secret string `yaml:"secret"`
+	// TokenEndpointAuthMethod is client_secret_basic (default for clients
+	// with a secret), client_secret_post or none (public clients).
+	TokenEndpointAuthMethod string   `yaml:"token_endpoint_auth_method"`
+	Name                    string   `yaml:"name"`
+	RedirectURIs            []string `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs  []string `yaml:"post_logout_redirect_uris"`
+	// Scopes the client may ask for. Default: openid profile email
+	// offline_access.
+	Scopes []string `yaml:"scopes"`
+	// GrantTypes: authorization_code, refresh_token, client_credentials.
+	// Default: authorization_code and refresh_token.
+	GrantTypes []string `yaml:"grant_types"`
+	// Audience the client may request for client-credentials tokens.
+	Audience []string `yaml:"audience"`
+	// FirstParty clients skip the consent page.
+	FirstParty bool           `yaml:"first_party"`
+	Tokens     TokenLifetimes `yaml:"tokens"`
+}
+
+// TokenLifetimes of the provider's tokens. Zero means "inherit".
+type TokenLifetimes struct {
+	AccessToken       time.Duration `yaml:"access_token"`
+	IDToken           time.Duration `yaml:"id_token"`
+	RefreshToken      time.Duration `yaml:"refresh_token"`
+	AuthorizationCode time.Duration `yaml:"authorization_code"`
+}
+
+// Route maps a host and path prefix to an upstream with a policy.
+type Route struct {
+	// Host is an exact host or a wildcard "*.example.com". Empty matches
+	// every host.
+	Host string `yaml:"host"`
+	// Path is a path prefix. Default "/".
+	Path string `yaml:"path"`
+	// Upstream is the http(s) URL requests are sent to.
+	Upstream string `yaml:"upstream"`
+	// StripPrefix removes Path from the request path before proxying.
+	StripPrefix bool `yaml:"strip_prefix"`
+	// Policy says who may pass.
+	Policy Policy `yaml:"policy"`
+}
+
+// Policy decides who may use a route.
+type Policy struct {
+	// Public routes need no sign-in.
+	Public bool `yaml:"public"`
+	// AllowedEmails, AllowedDomains, AllowedGroups: a signed-in user passes
+	// when any list matches (any-of within and across lists). All empty
+	// means any signed-in user.
+	AllowedEmails  []string `yaml:"allowed_emails"`
+	AllowedDomains []string `yaml:"allowed_domains"`
+	AllowedGroups  []string `yaml:"allowed_groups"`
+}
+
+// Apps returns the configured applications: the `applications` list, or
+// the default application built from the top-level keys.
+func (c *Config) Apps() []Application {
+	if len(c.Applications) > 0 {
+		return c.Applications
+	}
+	return []Application{c.Application}
+}

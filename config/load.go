@@ -1,0 +1,135 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// maxFileSize bounds what Load reads; a configuration is a few kilobytes.
+const maxFileSize = 4 << 20
+
+// Load reads, expands, decodes, defaults and validates the file at path.
+// Every problem is reported at once as Problems.
+func Load(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is already in the problem
+		}
+		return nil, Problems{{File: path, Msg: err.Error()}}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, Problems{{File: path, Msg: err.Error()}}
+	}
+	if len(data) > maxFileSize {
+		return nil, Problems{{File: path, Msg: fmt.Sprintf("file larger than %d bytes", maxFileSize)}}
+	}
+	return data, nil
+}
+
+// Parse is Load for bytes already read; file names them in problems and
+// getenv resolves ${VAR} (os.LookupEnv in production).
+func Parse(file string, data []byte, getenv func(string) (string, bool)) (*Config, error) {
+	ps := &problems{file: file, pos: map[string]Pos{}}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Problems{syntaxProblem(file, err)}
+	}
+	cfg := &Config{File: file}
+	if doc.Kind != 0 {
+		expandEnv(&doc, getenv, "", ps)
+		(&checker{ps: ps}).check(&doc, reflect.TypeFor[Config](), "")
+		if len(ps.list) > 0 {
+			return nil, ps.list
+		}
+		if err := doc.Decode(cfg); err != nil {
+			return nil, decodeProblems(file, err)
+		}
+	}
+	cfg.File = file
+	cfg.positions = ps.pos
+	cfg.applyDefaults()
+	cfg.validate(ps)
+	if len(ps.list) > 0 {
+		return nil, ps.list
+	}
+	return cfg, nil
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: (.*)`)
+
+// syntaxProblem turns a yaml.v3 syntax error ("yaml: line 3: …") into a
+// Problem with a position.
+func syntaxProblem(file string, err error) Problem {
+	p := Problem{File: file, Msg: err.Error()}
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		p.Pos.Line, _ = strconv.Atoi(m[1])
+		p.Pos.Col, _ = strconv.Atoi(m[2])
+		p.Msg = "invalid YAML: " + m[3]
+	}
+	return p
+}
+
+// decodeProblems converts what yaml.v3's decoder still finds after the
+// strict check (rare: values the check cannot see, such as an int that
+// overflows) into Problems.
+func decodeProblems(file string, err error) Problems {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return Problems{syntaxProblem(file, err)}
+	}
+	out := make(Problems, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		out = append(out, syntaxProblem(file, errors.New(e)))
+	}
+	return out
+}
+
+// Decode strictly decodes a sub-tree that a package other than config owns,
+// such as an identity provider's `config:`, into v. path is the sub-tree's
+// location (e.g. IdentityProvider.Path + ".config") and names it in
+// problems. The returned error is Problems.
+func (c *Config) Decode(n *yaml.Node, path string, v any) error {
+	ps := &problems{file: c.File, pos: map[string]Pos{}}
+	if n.Kind == 0 {
+		return nil // absent: leave v at its zero value
+	}
+	(&checker{ps: ps}).check(n, reflect.TypeOf(v), path)
+	if len(ps.list) > 0 {
+		return ps.list
+	}
+	if err := n.Decode(v); err != nil {
+		return decodeProblems(c.File, err)
+	}
+	for k, p := range ps.pos {
+		c.positions[k] = p
+	}
+	return nil
+}
+
+// Problem builds a Problem at path (a key such as
+// "identity_providers[0].config.users[1].email"), positioned where that key,
+// or its nearest parent, stands in the file. Packages that validate their
+// own sub-trees report through it.
+func (c *Config) Problem(path, format string, args ...any) Problem {
+	return Problem{File: c.File, Path: path, Pos: lookupPos(c.positions, path), Msg: fmt.Sprintf(format, args...)}
+}

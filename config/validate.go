@@ -1,0 +1,313 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults, in one place. docs/config.md repeats them for readers.
+const (
+	DefaultListen            = ":8080"
+	DefaultShutdownTimeout   = 15 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultSessionIdle       = 12 * time.Hour
+	DefaultSessionAbsolute   = 7 * 24 * time.Hour
+	DefaultRedisKeyPrefix    = "aero2"
+	DefaultRedisDialTimeout  = 5 * time.Second
+	DefaultRedisIOTimeout    = 3 * time.Second
+	DefaultCookieName        = "aero2_session"
+	// MinSecretLength is the shortest accepted key: 32 bytes carry 256 bits
+	// only if they are random; shorter cannot.
+	MinSecretLength = 32
+)
+
+// DefaultTrustedProxies is loopback: only a proxy on the same machine may
+// tell Aero2 who the client is.
+var DefaultTrustedProxies = []string{"127.0.0.0/8", "::1/128"}
+
+func (c *Config) applyDefaults() {
+	s := &c.Server
+	if s.Listen == "" {
+		s.Listen = DefaultListen
+	}
+	if s.TrustedProxies == nil {
+		s.TrustedProxies = slices.Clone(DefaultTrustedProxies)
+	}
+	setDuration(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	setDuration(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDuration(&s.IdleTimeout, DefaultIdleTimeout)
+	s.PublicURL = strings.TrimSuffix(s.PublicURL, "/")
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "auto"
+	}
+	if c.Store.Type == "" {
+		c.Store.Type = "memory"
+	}
+	r := &c.Store.Redis
+	if r.KeyPrefix == "" {
+		r.KeyPrefix = DefaultRedisKeyPrefix
+	}
+	setDuration(&r.DialTimeout, DefaultRedisDialTimeout)
+	setDuration(&r.ReadTimeout, DefaultRedisIOTimeout)
+	setDuration(&r.WriteTimeout, DefaultRedisIOTimeout)
+
+	if len(c.Applications) == 0 {
+		if c.Application.Name == "" {
+			c.Application.Name = DefaultApplication
+		}
+		if c.Application.Issuer == "" {
+			c.Application.Issuer = s.PublicURL
+		}
+		c.Application.applyDefaults()
+	}
+	for i := range c.Applications {
+		c.Applications[i].applyDefaults()
+	}
+}
+
+func (a *Application) applyDefaults() {
+	a.Issuer = strings.TrimSuffix(a.Issuer, "/")
+	if a.Session.CookieName == "" {
+		a.Session.CookieName = DefaultCookieName
+		if a.Name != DefaultApplication {
+			a.Session.CookieName += "_" + strings.ReplaceAll(a.Name, "-", "_")
+		}
+	}
+	setDuration(&a.Session.IdleTimeout, DefaultSessionIdle)
+	setDuration(&a.Session.AbsoluteTimeout, DefaultSessionAbsolute)
+	for i := range a.IdentityProviders {
+		if a.IdentityProviders[i].Name == "" {
+			a.IdentityProviders[i].Name = a.IdentityProviders[i].ID
+		}
+	}
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+var (
+	appNameRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$`)
+	idpIDRE   = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$`)
+	cookieRE  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+)
+
+func (c *Config) validate(ps *problems) {
+	s := c.Server
+	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		ps.at("server.listen", "expected host:port (such as :8080 or 127.0.0.1:8080): %v", err)
+	}
+	for i, p := range s.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				ps.at(indexPath("server.trusted_proxies", i), "expected an IP address or CIDR, got %q", p)
+			}
+		}
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		ps.at("server.tls", "cert_file and key_file go together")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		ps.at("log.level", "expected debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if !slices.Contains([]string{"auto", "text", "json"}, c.Log.Format) {
+		ps.at("log.format", "expected auto, text or json, got %q", c.Log.Format)
+	}
+	c.validateStore(ps)
+	c.validateSecrets(ps)
+
+	if len(c.Applications) > 0 {
+		if !reflect.ValueOf(c.Application).IsZero() {
+			ps.at("applications", "top-level application keys (issuer, identity_providers, clients, routes, …) cannot be combined with `applications`: move them into an application")
+		}
+		names, issuers := map[string]bool{}, map[string]bool{}
+		for i := range c.Applications {
+			a := &c.Applications[i]
+			path := indexPath("applications", i)
+			if a.Name == "" {
+				ps.at(path+".name", "required")
+			} else if names[a.Name] {
+				ps.at(path+".name", "application %q is defined twice", a.Name)
+			}
+			names[a.Name] = true
+			if a.Issuer == "" {
+				ps.at(path+".issuer", "required")
+			} else if issuers[a.Issuer] {
+				ps.at(path+".issuer", "issuer %q is used by two applications", a.Issuer)
+			}
+			issuers[a.Issuer] = true
+			c.validateApp(ps, a, path+".")
+		}
+	} else {
+		if s.PublicURL == "" {
+			ps.at("server.public_url", "required: the URL browsers use to reach Aero2, such as https://auth.example.com")
+		}
+		c.validateApp(ps, &c.Application, "")
+	}
+}
+
+func (c *Config) validateStore(ps *problems) {
+	switch c.Store.Type {
+	case "memory":
+	case "redis":
+		r := c.Store.Redis
+		if len(r.Addrs) == 0 {
+			ps.at("store.redis.addrs", "required for store type redis: one host:port, several for a Cluster, or the sentinels with master_name")
+		}
+		for i, a := range r.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				ps.at(indexPath("store.redis.addrs", i), "expected host:port, got %q", a)
+			}
+		}
+		if r.DB != 0 && len(r.Addrs) > 1 && r.MasterName == "" {
+			ps.at("store.redis.db", "Redis Cluster has only database 0")
+		}
+		if r.PoolSize < 0 {
+			ps.at("store.redis.pool_size", "must not be negative")
+		}
+		if strings.ContainsAny(r.KeyPrefix, "{} ") {
+			ps.at("store.redis.key_prefix", "must not contain braces or spaces (Aero2 adds its own hash tags)")
+		}
+		if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
+			ps.at("store.redis.tls", "cert_file and key_file go together")
+		}
+	default:
+		ps.at("store.type", "expected memory or redis, got %q", c.Store.Type)
+	}
+}
+
+func (c *Config) validateSecrets(ps *problems) {
+	if len(c.Secrets.CookieKeys) == 0 {
+		ps.at("secrets.cookie_keys", "required: at least one random key of %d bytes or more, e.g. cookie_keys: [\"${AERO2_COOKIE_KEY}\"] with AERO2_COOKIE_KEY=$(openssl rand -base64 32)", MinSecretLength)
+	}
+	for i, k := range c.Secrets.CookieKeys {
+		if len(k) < MinSecretLength {
+			ps.at(indexPath("secrets.cookie_keys", i), "too short: %d bytes, need at least %d", len(k), MinSecretLength)
+		}
+	}
+	switch k := c.Secrets.StorageKey; {
+	case k == "":
+		ps.at("secrets.storage_key", "required: a random key of %d bytes or more, e.g. storage_key: \"${AERO2_STORAGE_KEY}\"", MinSecretLength)
+	case len(k) < MinSecretLength:
+		ps.at("secrets.storage_key", "too short: %d bytes, need at least %d", len(k), MinSecretLength)
+	}
+}
+
+func (c *Config) validateApp(ps *problems, a *Application, prefix string) {
+	if a.Name != "" && !appNameRE.MatchString(a.Name) {
+		ps.at(prefix+"name", "expected lower-case letters, digits and '-', got %q", a.Name)
+	}
+	if a.Issuer != "" {
+		issuerPath := prefix + "issuer"
+		if prefix == "" && c.positions[issuerPath] == (Pos{}) {
+			issuerPath = "server.public_url"
+		}
+		if err := c.checkBaseURL(a.Issuer); err != nil {
+			ps.at(issuerPath, "%v", err)
+		}
+	}
+	if !cookieRE.MatchString(a.Session.CookieName) {
+		ps.at(prefix+"session.cookie_name", "expected letters, digits, '_' and '-' (at most 64), got %q", a.Session.CookieName)
+	}
+	if a.Session.IdleTimeout > a.Session.AbsoluteTimeout {
+		ps.at(prefix+"session.idle_timeout", "longer than absolute_timeout (%s)", a.Session.AbsoluteTimeout)
+	}
+	if len(a.IdentityProviders) == 0 {
+		ps.at(prefix+"identity_providers", "required: at least one identity provider")
+	}
+	ids := map[string]bool{}
+	for i := range a.IdentityProviders {
+		p := &a.IdentityProviders[i]
+		path := indexPath(prefix+"identity_providers", i)
+		p.Path = path
+		switch {
+		case p.ID == "":
+			ps.at(path+".id", "required")
+		case !idpIDRE.MatchString(p.ID):
+			ps.at(path+".id", "expected lower-case letters, digits, '-' and '_', got %q", p.ID)
+		case ids[p.ID]:
+			ps.at(path+".id", "identity provider %q is defined twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.Type == "" {
+			ps.at(path+".type", "required (dev, oidc, github, google, …)")
+		}
+	}
+	for i, u := range a.RedirectAllowList {
+		if err := checkOrigin(u); err != nil {
+			ps.at(indexPath(prefix+"redirect_allow_list", i), "%v", err)
+		}
+	}
+	clientIDs := map[string]bool{}
+	for i, cl := range a.Clients {
+		path := indexPath(prefix+"clients", i)
+		if cl.ID == "" {
+			ps.at(path+".id", "required")
+		} else if clientIDs[cl.ID] {
+			ps.at(path+".id", "client %q is defined twice", cl.ID)
+		}
+		clientIDs[cl.ID] = true
+	}
+}
+
+// checkBaseURL accepts an absolute https URL without query or fragment, or
+// plain http on a loopback host when insecure_dev is set: cookies for any
+// other http origin could not be Secure.
+func (c *Config) checkBaseURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("expected an absolute URL such as https://auth.example.com, got %q", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("must not have a query, fragment or user info: %q", raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !IsLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("plain http is accepted only for localhost (and only with insecure_dev: true): %q", raw)
+		}
+		if !c.InsecureDev {
+			return fmt.Errorf("plain http needs insecure_dev: true (development only): %q", raw)
+		}
+	default:
+		return fmt.Errorf("expected an https URL, got %q", raw)
+	}
+	return nil
+}
+
+// checkOrigin accepts scheme://host[:port] with nothing after it.
+func checkOrigin(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("expected an origin such as https://app.example.com, got %q", raw)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("expected an origin (scheme://host[:port]) without path, query or user info, got %q", raw)
+	}
+	return nil
+}
+
+// IsLoopbackHost reports whether host names this machine: "localhost", a
+// "*.localhost" name (RFC 6761 §6.3) or a loopback address.
+func IsLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.IsLoopback()
+}

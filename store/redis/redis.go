@@ -1,0 +1,228 @@
+// Package redis is the store that several Aero2 replicas share, on a single
+// Redis node, Sentinel or Cluster (through redis.UniversalClient).
+//
+// Keys are "<prefix>:{<app>}:<kind>:<key>". The braces are a Cluster hash
+// tag: every key of one application lives in one slot, so the multi-key
+// scripts and transactions below work on Cluster. The price is that one
+// application's keys are served by one shard; applications spread across
+// shards.
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Store is the Redis backend.
+type Store struct {
+	c      goredis.UniversalClient
+	prefix string
+	addrs  string
+}
+
+// Open connects and pings, so that a wrong address fails at start-up with
+// an error naming it rather than on the first request.
+func Open(ctx context.Context, cfg config.Redis) (*Store, error) {
+	opts := &goredis.UniversalOptions{
+		Addrs:            cfg.Addrs,
+		IsClusterMode:    cfg.Cluster,
+		MasterName:       cfg.MasterName,
+		Username:         cfg.Username,
+		Password:         cfg.Password,
+		SentinelUsername: cfg.SentinelUsername,
+		SentinelPassword: cfg.SentinelPassword,
+		DB:               cfg.DB,
+		DialTimeout:      cfg.DialTimeout,
+		ReadTimeout:      cfg.ReadTimeout,
+		WriteTimeout:     cfg.WriteTimeout,
+		PoolSize:         cfg.PoolSize,
+		// Aero2 passes request contexts; let their deadlines bound calls.
+		ContextTimeoutEnabled: true,
+		ClientName:            "aero2",
+	}
+	if cfg.TLS.Enabled {
+		tc, err := tlsConfig(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLSConfig = tc
+	}
+	s := New(goredis.NewUniversalClient(opts), cfg.KeyPrefix)
+	s.addrs = strings.Join(cfg.Addrs, ",")
+	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if err := s.c.Ping(pctx).Err(); err != nil {
+		s.c.Close()
+		return nil, fmt.Errorf("redis at %s: %w", s.addrs, err)
+	}
+	return s, nil
+}
+
+// New wraps a client that is already configured; prefix starts every key.
+func New(c goredis.UniversalClient, prefix string) *Store {
+	return &Store{c: c, prefix: prefix}
+}
+
+func tlsConfig(t config.RedisTLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("store.redis.tls.ca_file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("store.redis.tls.ca_file %s: no PEM certificate found", t.CAFile)
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("store.redis.tls: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Client exposes the underlying client (benchmarks, tests).
+func (s *Store) Client() goredis.UniversalClient { return s.c }
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return wrap(s.c.Ping(ctx).Err()) }
+
+// Close closes the connection pool.
+func (s *Store) Close() error { return s.c.Close() }
+
+func (s *Store) key(app, kind, key string) string {
+	return s.prefix + ":{" + app + "}:" + kind + ":" + key
+}
+
+// wrap maps redis.Nil to ErrNotFound and connection-level failures to
+// ErrUnavailable; a cancelled or expired context stays what it is.
+func wrap(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, goredis.Nil):
+		return store.ErrNotFound
+	case errors.Is(err, context.Canceled):
+		return err
+	default:
+		return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+	}
+}
+
+// px is a TTL for SET: 0 (no expiry) for none, and at least 1ms, since
+// "SET PX 0" is an error rather than an instant expiry.
+func px(ttl time.Duration) time.Duration { return time.Duration(ms(ttl)) * time.Millisecond }
+
+// Records.
+
+func (s *Store) Create(ctx context.Context, app, key string, value []byte, ttl time.Duration) error {
+	ok, err := s.c.SetNX(ctx, s.key(app, "r", key), value, px(ttl)).Result()
+	if err != nil {
+		return wrap(err)
+	}
+	if !ok {
+		return store.ErrExists
+	}
+	return nil
+}
+
+func (s *Store) Put(ctx context.Context, app, key string, value []byte, ttl time.Duration) error {
+	return wrap(s.c.Set(ctx, s.key(app, "r", key), value, px(ttl)).Err())
+}
+
+func (s *Store) Get(ctx context.Context, app, key string) ([]byte, error) {
+	v, err := s.c.Get(ctx, s.key(app, "r", key)).Bytes()
+	return v, wrap(err)
+}
+
+// Take is one GETDEL: Redis runs commands one at a time, so exactly one of
+// several concurrent takers sees the value.
+func (s *Store) Take(ctx context.Context, app, key string) ([]byte, error) {
+	v, err := s.c.GetDel(ctx, s.key(app, "r", key)).Bytes()
+	return v, wrap(err)
+}
+
+func (s *Store) Delete(ctx context.Context, app string, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = s.key(app, "r", k)
+	}
+	return wrap(s.c.Del(ctx, full...).Err())
+}
+
+// Sets.
+
+// extendTTL makes KEYS[1] live at least ARGV[1] ms from now (0: forever).
+// "existed" is whether the key existed before the caller's write.
+const extendTTL = `
+local function extend(key, ms, existed)
+  if ms == 0 then redis.call('PERSIST', key) return end
+  local cur = redis.call('PTTL', key)
+  if (not existed) or (cur >= 0 and cur < ms) then redis.call('PEXPIRE', key, ms) end
+end
+`
+
+var setAddScript = goredis.NewScript(extendTTL + `
+local existed = redis.call('EXISTS', KEYS[1]) == 1
+for i = 2, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
+extend(KEYS[1], tonumber(ARGV[1]), existed)
+return 1
+`)
+
+func ms(ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return 0
+	}
+	if m := ttl.Milliseconds(); m > 0 {
+		return m
+	}
+	return 1
+}
+
+func (s *Store) SetAdd(ctx context.Context, app, key string, ttl time.Duration, members ...string) error {
+	if len(members) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(members)+1)
+	args = append(args, ms(ttl))
+	for _, m := range members {
+		args = append(args, m)
+	}
+	return wrap(setAddScript.Run(ctx, s.c, []string{s.key(app, "x", key)}, args...).Err())
+}
+
+func (s *Store) SetMembers(ctx context.Context, app, key string) ([]string, error) {
+	m, err := s.c.SMembers(ctx, s.key(app, "x", key)).Result()
+	return m, wrap(err)
+}
+
+func (s *Store) SetRemove(ctx context.Context, app, key string, members ...string) error {
+	if len(members) == 0 {
+		return nil
+	}
+	args := make([]any, len(members))
+	for i, m := range members {
+		args[i] = m
+	}
+	return wrap(s.c.SRem(ctx, s.key(app, "x", key), args...).Err())
+}

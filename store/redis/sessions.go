@@ -1,0 +1,182 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/aero2/aero2/store"
+)
+
+// A session is a hash: "j" the JSON record, "seen" LastSeen in Unix
+// nanoseconds (so a touch writes one small field, not the record), "u" the
+// user ID. "us:<user>" is the set of the user's session IDs; it lives as
+// long as the longest-lived session in it, and members whose session has
+// expired are pruned when the set is read.
+
+var createSessionScript = goredis.NewScript(extendTTL + `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local ms = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 'u', ARGV[2], 'seen', ARGV[5])
+if ms > 0 then redis.call('PEXPIRE', KEYS[1], ms) end
+local existed = redis.call('EXISTS', KEYS[2]) == 1
+redis.call('SADD', KEYS[2], ARGV[3])
+extend(KEYS[2], ms, existed)
+return 1
+`)
+
+var touchSessionScript = goredis.NewScript(extendTTL + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local ms = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'seen', ARGV[1])
+if ms > 0 then redis.call('PEXPIRE', KEYS[1], ms) else redis.call('PERSIST', KEYS[1]) end
+extend(KEYS[2], ms, true)
+return 1
+`)
+
+func (s *Store) sessionKey(app, id string) string  { return s.key(app, "s", id) }
+func (s *Store) userSessKey(app, uid string) string { return s.key(app, "us", uid) }
+
+func (s *Store) CreateSession(ctx context.Context, sess *store.Session, ttl time.Duration) error {
+	j, err := json.Marshal(sess)
+	if err != nil {
+		return err
+	}
+	n, err := createSessionScript.Run(ctx, s.c,
+		[]string{s.sessionKey(sess.App, sess.ID), s.userSessKey(sess.App, sess.UserID)},
+		j, sess.UserID, sess.ID, ms(ttl), sess.LastSeen.UnixNano()).Int()
+	if err != nil {
+		return wrap(err)
+	}
+	if n == 0 {
+		return store.ErrExists
+	}
+	return nil
+}
+
+func decodeSession(vals []any) (*store.Session, error) {
+	j, ok := vals[0].(string)
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	var sess store.Session
+	if err := json.Unmarshal([]byte(j), &sess); err != nil {
+		return nil, err
+	}
+	if seen, ok := vals[1].(string); ok {
+		if ns, err := strconv.ParseInt(seen, 10, 64); err == nil {
+			sess.LastSeen = time.Unix(0, ns).UTC()
+		}
+	}
+	return &sess, nil
+}
+
+func (s *Store) GetSession(ctx context.Context, app, id string) (*store.Session, error) {
+	vals, err := s.c.HMGet(ctx, s.sessionKey(app, id), "j", "seen").Result()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return decodeSession(vals)
+}
+
+func (s *Store) TouchSession(ctx context.Context, sess *store.Session, ttl time.Duration) error {
+	n, err := touchSessionScript.Run(ctx, s.c,
+		[]string{s.sessionKey(sess.App, sess.ID), s.userSessKey(sess.App, sess.UserID)},
+		sess.LastSeen.UnixNano(), ms(ttl)).Int()
+	if err != nil {
+		return wrap(err)
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func (s *Store) DeleteSession(ctx context.Context, app, id string) error {
+	key := s.sessionKey(app, id)
+	uid, err := s.c.HGet(ctx, key, "u").Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return wrap(err)
+	}
+	_, err = s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.SRem(ctx, s.userSessKey(app, uid), id)
+		return nil
+	})
+	return wrap(err)
+}
+
+func (s *Store) UserSessions(ctx context.Context, app, userID string) ([]*store.Session, error) {
+	idx := s.userSessKey(app, userID)
+	ids, err := s.c.SMembers(ctx, idx).Result()
+	if err != nil || len(ids) == 0 {
+		return nil, wrap(err)
+	}
+	cmds := make([]*goredis.SliceCmd, len(ids))
+	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HMGet(ctx, s.sessionKey(app, id), "j", "seen")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	var out []*store.Session
+	var stale []any
+	for i, c := range cmds {
+		sess, err := decodeSession(c.Val())
+		if err != nil {
+			stale = append(stale, ids[i])
+			continue
+		}
+		out = append(out, sess)
+	}
+	if len(stale) > 0 {
+		// Best effort: a failure leaves members that the next read prunes.
+		_ = s.c.SRem(ctx, idx, stale...).Err()
+	}
+	return out, nil
+}
+
+// DeleteUserSessions deletes under WATCH of the index, so a session
+// created while it runs is either deleted too or makes it retry.
+func (s *Store) DeleteUserSessions(ctx context.Context, app, userID string) (int, error) {
+	idx := s.userSessKey(app, userID)
+	var deleted int
+	for attempt := 0; attempt < 10; attempt++ {
+		err := s.c.Watch(ctx, func(tx *goredis.Tx) error {
+			ids, err := tx.SMembers(ctx, idx).Result()
+			if err != nil {
+				return err
+			}
+			keys := make([]string, len(ids))
+			for i, id := range ids {
+				keys[i] = s.sessionKey(app, id)
+			}
+			var del *goredis.IntCmd
+			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+				if len(keys) > 0 {
+					del = p.Del(ctx, keys...)
+				}
+				p.Del(ctx, idx)
+				return nil
+			})
+			if err == nil && del != nil {
+				deleted = int(del.Val())
+			}
+			return err
+		}, idx)
+		if !errors.Is(err, goredis.TxFailedErr) {
+			return deleted, wrap(err)
+		}
+	}
+	return 0, wrap(errors.New("too much contention on the user's session index"))
+}

@@ -1,0 +1,163 @@
+// Package store holds Aero2's state behind small interfaces, with two
+// backends: store/memory (one process) and store/redis (shared by
+// replicas). store/storetest is the conformance suite both pass.
+//
+// Every record is scoped by application: the same key in two applications
+// names two records, and nothing written for one application can be read
+// through another.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound: no live record (absent, expired, or already taken).
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists: a create found a live record with the same key.
+	ErrExists = errors.New("store: already exists")
+	// ErrUnavailable wraps backend failures (Redis down, timeouts). HTTP
+	// handlers answer it with 503; it is never a client's fault.
+	ErrUnavailable = errors.New("store: unavailable")
+)
+
+// Store is everything Aero2 keeps.
+type Store interface {
+	Records
+	Sets
+	Sessions
+	Users
+
+	// Ping reports whether the backend answers (for /readyz).
+	Ping(ctx context.Context) error
+	// Close releases connections. The store is unusable afterwards.
+	Close() error
+}
+
+// Records is an expiring key/value space. A ttl of 0 means "no expiry".
+// Keys are opaque strings chosen by the caller (a prefix per kind of record
+// keeps kinds apart); values are opaque bytes.
+type Records interface {
+	// Create stores value only if no live record has key; otherwise it
+	// returns ErrExists and changes nothing. Of many concurrent Creates of
+	// one key, exactly one succeeds.
+	Create(ctx context.Context, app, key string, value []byte, ttl time.Duration) error
+	// Put stores value, replacing any record with the same key.
+	Put(ctx context.Context, app, key string, value []byte, ttl time.Duration) error
+	// Get returns the value, or ErrNotFound.
+	Get(ctx context.Context, app, key string) ([]byte, error)
+	// Take returns the value and deletes the record in one atomic step
+	// (GETDEL on Redis): of many concurrent Takes of one key exactly one
+	// gets the value and the rest get ErrNotFound. Single-use records
+	// (login state, one-time codes) are read only through Take, so that a
+	// replay finds nothing.
+	Take(ctx context.Context, app, key string) ([]byte, error)
+	// Delete removes the records; absent keys are not an error.
+	Delete(ctx context.Context, app string, keys ...string) error
+}
+
+// Sets are small expiring sets of strings: indexes such as "the token
+// signatures issued for one grant".
+type Sets interface {
+	// SetAdd adds members and makes the set live for at least ttl from now
+	// (0: no expiry). It never shortens a set's life.
+	SetAdd(ctx context.Context, app, key string, ttl time.Duration, members ...string) error
+	// SetMembers returns the members in no particular order; an absent set
+	// is empty, not an error.
+	SetMembers(ctx context.Context, app, key string) ([]string, error)
+	// SetRemove removes members; absent members are not an error.
+	SetRemove(ctx context.Context, app, key string, members ...string) error
+}
+
+// Session is a browser session. ID is the hash of the cookie's value, never
+// the value itself, so the store cannot be replayed into cookies.
+type Session struct {
+	ID     string `json:"id"`
+	App    string `json:"app"`
+	UserID string `json:"user_id"`
+	// IDP is the identity provider the user signed in with.
+	IDP string `json:"idp"`
+	// AuthTime is when the user last authenticated (OIDC auth_time).
+	AuthTime  time.Time `json:"auth_time"`
+	CreatedAt time.Time `json:"created_at"`
+	LastSeen  time.Time `json:"last_seen"`
+	// ExpiresAt is the absolute end of the session.
+	ExpiresAt time.Time `json:"expires_at"`
+	IP        string    `json:"ip,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	// Data holds small values other packages attach to a session.
+	Data map[string]string `json:"data,omitempty"`
+}
+
+// Sessions keeps browser sessions, indexed by user so that a user's
+// sessions can be listed and ended together.
+type Sessions interface {
+	// CreateSession stores s (ErrExists if its ID is taken) for ttl.
+	CreateSession(ctx context.Context, s *Session, ttl time.Duration) error
+	// GetSession returns the live session, or ErrNotFound.
+	GetSession(ctx context.Context, app, id string) (*Session, error)
+	// TouchSession records s.LastSeen and extends the session's life to ttl
+	// from now. ErrNotFound if it has ended. Only LastSeen is written.
+	TouchSession(ctx context.Context, s *Session, ttl time.Duration) error
+	// DeleteSession ends one session; an absent one is not an error.
+	DeleteSession(ctx context.Context, app, id string) error
+	// UserSessions lists the user's live sessions.
+	UserSessions(ctx context.Context, app, userID string) ([]*Session, error)
+	// DeleteUserSessions ends all of the user's sessions and says how many.
+	DeleteUserSessions(ctx context.Context, app, userID string) (int, error)
+}
+
+// User is a local account. Users are per application.
+type User struct {
+	ID                string    `json:"id"`
+	App               string    `json:"app"`
+	Name              string    `json:"name,omitempty"`
+	PreferredUsername string    `json:"preferred_username,omitempty"`
+	Email             string    `json:"email,omitempty"`
+	EmailVerified     bool      `json:"email_verified,omitempty"`
+	Groups            []string  `json:"groups,omitempty"`
+	Picture           string    `json:"picture,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+	LastLogin         time.Time `json:"last_login"`
+}
+
+// Identity links a user to an account at an identity provider. It is unique
+// on (App, IDP, Subject).
+type Identity struct {
+	App           string    `json:"app"`
+	IDP           string    `json:"idp"`
+	Subject       string    `json:"subject"`
+	UserID        string    `json:"user_id"`
+	Username      string    `json:"username,omitempty"`
+	Email         string    `json:"email,omitempty"`
+	EmailVerified bool      `json:"email_verified,omitempty"`
+	LinkedAt      time.Time `json:"linked_at"`
+	LastLogin     time.Time `json:"last_login"`
+}
+
+// Users keeps local users and their linked identities.
+type Users interface {
+	// CreateUser stores u together with its first identity, in one atomic
+	// step. ErrExists if the identity is already linked (to anyone) or the
+	// user ID is taken; nothing is written then.
+	CreateUser(ctx context.Context, u *User, first *Identity) error
+	// GetUser returns the user, or ErrNotFound.
+	GetUser(ctx context.Context, app, id string) (*User, error)
+	// UpdateUser replaces a stored user's profile. ErrNotFound if absent.
+	UpdateUser(ctx context.Context, u *User) error
+	// UserByIdentity finds the user linked to (idp, subject).
+	UserByIdentity(ctx context.Context, app, idp, subject string) (*User, *Identity, error)
+	// UsersByVerifiedEmail lists users whose verified email equals email
+	// (compared case-insensitively). Unverified emails are not indexed.
+	UsersByVerifiedEmail(ctx context.Context, app, email string) ([]*User, error)
+	// LinkIdentity links another identity to an existing user. ErrExists if
+	// (idp, subject) is linked already; ErrNotFound if the user is absent.
+	LinkIdentity(ctx context.Context, id *Identity) error
+	// UpdateIdentity replaces a linked identity's details (email, last
+	// login). ErrNotFound if it is not linked to id.UserID.
+	UpdateIdentity(ctx context.Context, id *Identity) error
+	// Identities lists the identities linked to a user.
+	Identities(ctx context.Context, app, userID string) ([]*Identity, error)
+}

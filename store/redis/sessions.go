@@ -38,7 +38,7 @@ extend(KEYS[2], ms, true)
 return 1
 `)
 
-func (s *Store) sessionKey(app, id string) string  { return s.key(app, "s", id) }
+func (s *Store) sessionKey(app, id string) string   { return s.key(app, "s", id) }
 func (s *Store) userSessKey(app, uid string) string { return s.key(app, "us", uid) }
 
 func (s *Store) CreateSession(ctx context.Context, sess *store.Session, ttl time.Duration) error {

@@ -1,0 +1,282 @@
+// Package session ties browser cookies to sessions in the store.
+//
+// The cookie carries only an opaque random token (256 bits); the store keys
+// the session by the token's SHA-256, so a leaked store dump cannot be
+// replayed as cookies. Sessions end after IdleTimeout without use and
+// AbsoluteTimeout after sign-in, whichever comes first; a new sign-in always
+// gets a new token (no session fixation).
+package session
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aero2/aero2/store"
+)
+
+// ErrNoSession: the request has no live session (no cookie, a malformed or
+// unknown token, or an expired session).
+var ErrNoSession = errors.New("session: no session")
+
+// tokenBytes is the cookie token's entropy: 256 bits.
+const tokenBytes = 32
+
+// Backend is what the manager needs from the store.
+type Backend interface {
+	store.Sessions
+	GetUser(ctx context.Context, app, id string) (*store.User, error)
+}
+
+// Config sets up a Manager for one application.
+type Config struct {
+	App string
+	// CookieName is the base name; Manager adds "__Host-" (Secure, path
+	// "/") or "__Secure-" (Secure, other path) so that neither a subdomain
+	// nor plain http can plant or overwrite it.
+	CookieName string
+	// Secure marks cookies Secure. Only plain-http development on loopback
+	// sets it false.
+	Secure bool
+	// Path scopes the cookie to the application's base path ("/" when the
+	// application owns its host).
+	Path            string
+	IdleTimeout     time.Duration
+	AbsoluteTimeout time.Duration
+	// Keys sign CSRF tokens; the first signs, all verify.
+	Keys [][]byte
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Manager reads and writes one application's sessions.
+type Manager struct {
+	cfg      Config
+	be       Backend
+	name     string
+	touchGap time.Duration
+}
+
+// New returns a manager. cfg.Keys must hold at least one key.
+func New(be Backend, cfg Config) *Manager {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Path == "" {
+		cfg.Path = "/"
+	}
+	m := &Manager{cfg: cfg, be: be, name: CookieName(cfg.CookieName, cfg.Secure, cfg.Path)}
+	// Writing last_seen on every request would make every page view a
+	// store write; a tenth of the idle timeout (at most 5 minutes) keeps
+	// the idle limit accurate to within that gap.
+	m.touchGap = min(cfg.IdleTimeout/10, 5*time.Minute)
+	return m
+}
+
+// CookieName is the name a cookie gets: the __Host- prefix needs Secure and
+// Path=/ (RFC 6265bis §4.1.3.2), __Secure- needs Secure.
+func CookieName(base string, secure bool, path string) string {
+	switch {
+	case secure && path == "/":
+		return "__Host-" + base
+	case secure:
+		return "__Secure-" + base
+	}
+	return base
+}
+
+// Name is the session cookie's name, prefix included.
+func (m *Manager) Name() string { return m.name }
+
+// App is the application the manager serves.
+func (m *Manager) App() string { return m.cfg.App }
+
+// Start signs userID in: it ends the session the request carried, if any,
+// and creates a new one with a new token.
+func (m *Manager) Start(w http.ResponseWriter, r *http.Request, userID, idp string) (*store.Session, error) {
+	ctx := r.Context()
+	if old, err := m.lookup(r); err == nil {
+		if err := m.be.DeleteSession(ctx, m.cfg.App, old.ID); err != nil {
+			return nil, err
+		}
+	}
+	now := m.cfg.Now().UTC()
+	for attempt := 0; ; attempt++ {
+		token, id := newToken()
+		s := &store.Session{
+			ID: id, App: m.cfg.App, UserID: userID, IDP: idp,
+			AuthTime: now, CreatedAt: now, LastSeen: now,
+			ExpiresAt: now.Add(m.cfg.AbsoluteTimeout),
+			IP:        clientIP(r), UserAgent: truncate(r.UserAgent(), 256),
+		}
+		err := m.be.CreateSession(ctx, s, m.cfg.IdleTimeout)
+		if errors.Is(err, store.ErrExists) && attempt < 3 {
+			continue // a 256-bit collision: never, but not silently
+		}
+		if err != nil {
+			return nil, err
+		}
+		m.setCookie(w, token, s.ExpiresAt)
+		return s, nil
+	}
+}
+
+// Current returns the request's live session, or ErrNoSession. It enforces
+// both timeouts itself rather than trusting the store's TTL alone, and
+// records use (at most once per touch gap).
+func (m *Manager) Current(r *http.Request) (*store.Session, error) {
+	s, err := m.lookup(r)
+	if err != nil {
+		return nil, err
+	}
+	now := m.cfg.Now()
+	if !now.Before(s.ExpiresAt) || now.Sub(s.LastSeen) >= m.cfg.IdleTimeout {
+		_ = m.be.DeleteSession(r.Context(), m.cfg.App, s.ID)
+		return nil, ErrNoSession
+	}
+	if now.Sub(s.LastSeen) >= m.touchGap {
+		s.LastSeen = now.UTC()
+		ttl := min(m.cfg.IdleTimeout, s.ExpiresAt.Sub(now))
+		if err := m.be.TouchSession(r.Context(), s, ttl); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, ErrNoSession
+			}
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// CurrentUser returns the session and its user.
+func (m *Manager) CurrentUser(r *http.Request) (*store.Session, *store.User, error) {
+	s, err := m.Current(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := m.be.GetUser(r.Context(), m.cfg.App, s.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, ErrNoSession // the user was deleted
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, u, nil
+}
+
+// End deletes the request's session from the store and clears the cookie.
+func (m *Manager) End(w http.ResponseWriter, r *http.Request) error {
+	m.clearCookie(w)
+	s, err := m.lookup(r)
+	if errors.Is(err, ErrNoSession) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return m.be.DeleteSession(r.Context(), m.cfg.App, s.ID)
+}
+
+// lookup finds the stored session for the request's cookie, without the
+// timeout checks.
+func (m *Manager) lookup(r *http.Request) (*store.Session, error) {
+	c, err := r.Cookie(m.name)
+	if err != nil {
+		return nil, ErrNoSession
+	}
+	id, ok := TokenID(c.Value)
+	if !ok {
+		return nil, ErrNoSession
+	}
+	s, err := m.be.GetSession(r.Context(), m.cfg.App, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	}
+	return s, err
+}
+
+func (m *Manager) setCookie(w http.ResponseWriter, token string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name: m.name, Value: token, Path: m.cfg.Path,
+		Expires: expires, HttpOnly: true, Secure: m.cfg.Secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (m *Manager) clearCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: m.name, Value: "", Path: m.cfg.Path, MaxAge: -1,
+		HttpOnly: true, Secure: m.cfg.Secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// newToken returns a cookie token and the ID the store keeps for it.
+func newToken() (token, id string) {
+	b := make([]byte, tokenBytes)
+	rand.Read(b)
+	token = base64.RawURLEncoding.EncodeToString(b)
+	id, _ = TokenID(token)
+	return token, id
+}
+
+// TokenID validates a cookie token's shape and returns the store ID for it
+// (its SHA-256, base64url). Malformed tokens are refused before any store
+// lookup.
+func TokenID(token string) (string, bool) {
+	if len(token) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
+		return "", false
+	}
+	if _, err := base64.RawURLEncoding.DecodeString(token); err != nil {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:]), true
+}
+
+// CSRFToken returns a token for forms of session s and the given purpose:
+// an HMAC of both, so it is worthless in another session or form.
+func (m *Manager) CSRFToken(s *store.Session, purpose string) string {
+	return base64.RawURLEncoding.EncodeToString(m.mac(m.cfg.Keys[0], s.ID, purpose))
+}
+
+// VerifyCSRF checks a token made by CSRFToken with any configured key.
+func (m *Manager) VerifyCSRF(s *store.Session, purpose, token string) bool {
+	got, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return false
+	}
+	for _, k := range m.cfg.Keys {
+		if hmac.Equal(got, m.mac(k, s.ID, purpose)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manager) mac(key []byte, id, purpose string) []byte {
+	h := hmac.New(sha256.New, key)
+	fmt.Fprintf(h, "aero2 csrf\x00%s\x00%s\x00%s", m.cfg.App, id, purpose)
+	return h.Sum(nil)
+}
+
+// clientIP is the peer address (the proxy-aware one is the server's
+// concern; this is only a hint shown on the account page).
+func clientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

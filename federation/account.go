@@ -1,0 +1,127 @@
+package federation
+
+import (
+	"errors"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/aero2/aero2/session"
+	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/web"
+)
+
+// csrfPurpose names the account page's forms in their CSRF tokens.
+const csrfPurpose = "account"
+
+type sessionRow struct {
+	Handle    string
+	Started   time.Time
+	LastSeen  time.Time
+	IP        string
+	UserAgent string
+	Current   bool
+}
+
+// account shows who is signed in, with their identities and sessions.
+func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
+	s, u, err := h.opts.Sessions.CurrentUser(r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, h.LoginURL(h.URL("/account")), http.StatusFound)
+		return
+	}
+	if err != nil {
+		h.storeFailure(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	idents, err := h.opts.Store.Identities(ctx, h.opts.App, u.ID)
+	if err != nil {
+		h.storeFailure(w, r, err)
+		return
+	}
+	sort.Slice(idents, func(i, j int) bool { return idents[i].LinkedAt.Before(idents[j].LinkedAt) })
+	sessions, err := h.opts.Store.UserSessions(ctx, h.opts.App, u.ID)
+	if err != nil {
+		h.storeFailure(w, r, err)
+		return
+	}
+	rows := make([]sessionRow, 0, len(sessions))
+	for _, x := range sessions {
+		rows = append(rows, sessionRow{Handle: x.ID, Started: x.CreatedAt, LastSeen: x.LastSeen, IP: x.IP, UserAgent: x.UserAgent, Current: x.ID == s.ID})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].LastSeen.After(rows[j].LastSeen) })
+	web.Render(w, http.StatusOK, "account", web.Page{Title: "Your account", AppName: h.opts.App, Data: struct {
+		User          *store.User
+		Session       *store.Session
+		Identities    []*store.Identity
+		Sessions      []sessionRow
+		CSRF          string
+		LogoutURL     string
+		EndSessionURL string
+	}{u, s, idents, rows, h.opts.Sessions.CSRFToken(s, csrfPurpose), h.URL("/logout"), h.URL("/account/sessions/end")}})
+}
+
+// formSession parses a bounded form and returns the session after checking
+// its CSRF token. It has answered the request when ok is false.
+func (h *Handler) formSession(w http.ResponseWriter, r *http.Request) (*store.Session, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		h.fail(w, http.StatusBadRequest, "Bad request", "The form could not be read.", "invalid_request", false)
+		return nil, false
+	}
+	s, err := h.opts.Sessions.Current(r)
+	if errors.Is(err, session.ErrNoSession) {
+		http.Redirect(w, r, h.URL("/login"), http.StatusSeeOther)
+		return nil, false
+	}
+	if err != nil {
+		h.storeFailure(w, r, err)
+		return nil, false
+	}
+	if !h.opts.Sessions.VerifyCSRF(s, csrfPurpose, r.PostForm.Get("csrf")) {
+		h.fail(w, http.StatusForbidden, "Request refused", "This form has expired or did not come from Aero2. Reload the page and try again.", "invalid_csrf", false)
+		return nil, false
+	}
+	return s, true
+}
+
+// logout ends this session, or every session of the user with everywhere=1.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.formSession(w, r)
+	if !ok {
+		return
+	}
+	if r.PostForm.Get("everywhere") == "1" {
+		if _, err := h.opts.Store.DeleteUserSessions(r.Context(), h.opts.App, s.UserID); err != nil {
+			h.storeFailure(w, r, err)
+			return
+		}
+	}
+	if err := h.opts.Sessions.End(w, r); err != nil {
+		h.storeFailure(w, r, err)
+		return
+	}
+	h.log.Info("signed out", "user", s.UserID)
+	http.Redirect(w, r, h.URL("/login?signed_out=1"), http.StatusSeeOther)
+}
+
+// endSession ends one of the user's other sessions, from the account page.
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.formSession(w, r)
+	if !ok {
+		return
+	}
+	target := r.PostForm.Get("session")
+	other, err := h.opts.Store.GetSession(r.Context(), h.opts.App, target)
+	// Only the user's own sessions: a handle of someone else's session
+	// must not end it.
+	if err == nil && other.UserID == s.UserID {
+		err = h.opts.Store.DeleteSession(r.Context(), h.opts.App, target)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.storeFailure(w, r, err)
+		return
+	}
+	http.Redirect(w, r, h.URL("/account"), http.StatusSeeOther)
+}

@@ -1,0 +1,159 @@
+package federation
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/aero2/aero2/session"
+	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/web"
+)
+
+// StateTTL is how long a sign-in may take from /rp/authorize to the
+// callback.
+const StateTTL = 10 * time.Minute
+
+// maxFormBytes bounds the forms Aero2's pages post.
+const maxFormBytes = 16 << 10
+
+// Options configure a Handler.
+type Options struct {
+	// App is the application's name; Issuer its base URL.
+	App    string
+	Issuer string
+	// Store holds login state, users and sessions.
+	Store store.Store
+	// Sessions reads and writes the application's browser sessions.
+	Sessions *session.Manager
+	// Providers are the opened identity providers, in login-page order.
+	Providers []Provider
+	// Redirects decides where the browser may go after signing in.
+	Redirects *Redirects
+	// StateCookie is the base name of the cookie binding a sign-in to the
+	// browser; Secure and Path as the session cookie.
+	StateCookie string
+	Secure      bool
+	CookiePath  string
+	Logger      *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler serves the sign-in pages and the /rp/* flow of one application.
+type Handler struct {
+	opts      Options
+	providers map[string]Provider
+	stateName string
+	csrf      *http.CrossOriginProtection
+	log       *slog.Logger
+}
+
+// New returns the application's handler.
+func New(opts Options) *Handler {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.StateCookie == "" {
+		opts.StateCookie = "aero2_login"
+	}
+	if opts.CookiePath == "" {
+		opts.CookiePath = "/"
+	}
+	h := &Handler{
+		opts:      opts,
+		providers: map[string]Provider{},
+		stateName: session.CookieName(opts.StateCookie, opts.Secure, opts.CookiePath),
+		csrf:      http.NewCrossOriginProtection(),
+		log:       opts.Logger.With("app", opts.App),
+	}
+	for _, p := range opts.Providers {
+		h.providers[p.ID] = p
+	}
+	return h
+}
+
+// Register adds the handler's routes to mux. Paths are relative to the
+// application's base URL (the server strips a path issuer's prefix).
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", h.home)
+	mux.HandleFunc("GET /login", h.login)
+	mux.HandleFunc("GET /rp/authorize", h.authorize)
+	mux.HandleFunc("GET /rp/callback/{idp}", h.callback)
+	mux.Handle("POST /logout", h.csrf.Handler(http.HandlerFunc(h.logout)))
+	mux.HandleFunc("GET /account", h.account)
+	mux.Handle("POST /account/sessions/end", h.csrf.Handler(http.HandlerFunc(h.endSession)))
+	for id, p := range h.providers {
+		if hc, ok := p.Connector.(HTTPConnector); ok {
+			prefix := "/rp/idp/" + id
+			mux.Handle(prefix+"/", http.StripPrefix(prefix, h.csrf.Handler(hc.Handler())))
+		}
+	}
+}
+
+// URL makes an absolute URL of a path under the application.
+func (h *Handler) URL(path string) string { return h.opts.Issuer + path }
+
+// LoginURL is the sign-in page that returns to returnTo afterwards.
+func (h *Handler) LoginURL(returnTo string) string {
+	return h.URL("/login?" + url.Values{"return_to": {returnTo}}.Encode())
+}
+
+func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, h.URL("/account"), http.StatusFound)
+}
+
+type providerLink struct{ Name, URL string }
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	returnTo := r.URL.Query().Get("return_to")
+	if returnTo == "" {
+		returnTo = h.URL("/account")
+	}
+	if !h.opts.Redirects.Allowed(returnTo) {
+		h.fail(w, http.StatusBadRequest, "Sign-in refused", "The page asked to return to an address this application does not allow.", "invalid_redirect", false)
+		return
+	}
+	var links []providerLink
+	for _, p := range h.opts.Providers {
+		links = append(links, providerLink{p.Name, h.URL("/rp/authorize?" + url.Values{"idp": {p.ID}, "redirect_uri": {returnTo}}.Encode())})
+	}
+	data := struct {
+		Providers []providerLink
+		Notice    string
+	}{links, ""}
+	if r.URL.Query().Get("signed_out") == "1" {
+		data.Notice = "You have signed out."
+	}
+	web.Render(w, http.StatusOK, "login", web.Page{Title: "Sign in", AppName: h.opts.App, Data: data})
+}
+
+// fail renders an error page. startAgain offers a link back to sign-in.
+func (h *Handler) fail(w http.ResponseWriter, status int, title, msg, code string, startAgain bool) {
+	d := web.ErrorData{Message: msg, Code: code}
+	if startAgain {
+		d.Back = h.URL("/login")
+	}
+	web.Error(w, status, h.opts.App, title, d)
+}
+
+// storeFailure answers an error from the store: 503 when the store is
+// unreachable (the client may retry), 500 otherwise. The error is logged,
+// never shown.
+func (h *Handler) storeFailure(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		h.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "5")
+		h.fail(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Aero2 cannot reach its storage right now. Please try again in a few seconds.", "temporarily_unavailable", false)
+		return
+	}
+	h.log.Error("request failed", "path", r.URL.Path, "err", err)
+	h.fail(w, http.StatusInternalServerError, "Something went wrong", "Aero2 could not complete the request.", "server_error", true)
+}
+
+func (h *Handler) now() time.Time { return h.opts.Now() }

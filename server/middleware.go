@@ -1,0 +1,137 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// trustedProxies are the peers whose X-Forwarded-For is believed.
+type trustedProxies struct{ prefixes []netip.Prefix }
+
+func newTrustedProxies(list []string) (*trustedProxies, error) {
+	t := &trustedProxies{}
+	for _, s := range list {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("trusted proxy %q: %w", s, err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		t.prefixes = append(t.prefixes, p.Masked())
+	}
+	return t, nil
+}
+
+func (t *trustedProxies) contains(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range t.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// peer parses a RemoteAddr ("ip:port").
+func peer(remote string) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		host, _, err := net.SplitHostPort(remote)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		a, err := netip.ParseAddr(host)
+		return a, err == nil
+	}
+	return ap.Addr(), true
+}
+
+// ClientIP is the request's client: the peer, or — when the peer is a
+// trusted proxy — the right-most address in X-Forwarded-For that is not a
+// trusted proxy. Addresses left of it were written by the client and prove
+// nothing.
+func (t *trustedProxies) ClientIP(r *http.Request) netip.Addr {
+	a, ok := peer(r.RemoteAddr)
+	if !ok || !t.contains(a) {
+		return a
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return a // a malformed hop: trust nothing beyond the peer
+		}
+		if !t.contains(h) {
+			return h.Unmap()
+		}
+		a = h
+	}
+	return a
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack beneath.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// middleware wraps every request: the client address behind trusted
+// proxies, an access log line (the path only: queries carry codes and
+// state), and a 500 instead of a dropped connection on panic.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if ip := s.trusted.ClientIP(r); ip.IsValid() {
+			if p, ok := peer(r.RemoteAddr); !ok || p != ip {
+				r.RemoteAddr = netip.AddrPortFrom(ip, 0).String()
+			}
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					http.Error(rec, "internal error", http.StatusInternalServerError)
+				}
+			}
+			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+				return
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("method", r.Method), slog.String("host", r.Host), slog.String("path", r.URL.Path),
+				slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
+				slog.Duration("duration", time.Since(start)), slog.String("client", r.RemoteAddr))
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}

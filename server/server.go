@@ -1,0 +1,307 @@
+// Package server is Aero2's wiring: it builds every part from a
+// config.Config and routes requests to them. cmd/aero2 parses flags and
+// calls it; end-to-end tests build the same server in-process.
+package server
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/federation"
+	"github.com/aero2/aero2/federation/dev"
+	"github.com/aero2/aero2/session"
+	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/store/memory"
+	"github.com/aero2/aero2/store/redis"
+	"github.com/aero2/aero2/web"
+)
+
+// Connectors is the registry of identity provider types. Test doubles do
+// not belong here: tests point real connector types at fakes.
+func Connectors() federation.Registry {
+	return federation.Registry{
+		"dev": func() federation.ConnectorConfig { return new(dev.Config) },
+	}
+}
+
+// Options adjust a Server beyond its config.
+type Options struct {
+	Logger *slog.Logger
+	// Store replaces the store the config names (tests).
+	Store store.Store
+	// Connectors replaces Connectors().
+	Connectors federation.Registry
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is a running Aero2: the store and one handler per application.
+type Server struct {
+	cfg     *config.Config
+	store   store.Store
+	log     *slog.Logger
+	apps    []*application
+	handler http.Handler
+	trusted *trustedProxies
+}
+
+// New builds the server. Configuration problems come back as
+// config.Problems (every one of them), an unreachable store as an error
+// naming its address.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Connectors == nil {
+		opts.Connectors = Connectors()
+	}
+	if err := web.Check(); err != nil {
+		return nil, err
+	}
+	st := opts.Store
+	if st == nil {
+		var err error
+		if st, err = OpenStore(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	s, err := build(ctx, cfg, st, opts)
+	if err != nil {
+		if opts.Store == nil {
+			st.Close()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// Check builds everything a server would (connectors included) against a
+// throwaway memory store, without listening or touching the network: the
+// `aero2 check` command.
+func Check(ctx context.Context, cfg *config.Config, connectors federation.Registry) error {
+	if connectors == nil {
+		connectors = Connectors()
+	}
+	st := memory.New()
+	defer st.Close()
+	_, err := build(ctx, cfg, st, Options{Logger: slog.New(slog.DiscardHandler), Connectors: connectors})
+	return err
+}
+
+// OpenStore opens the store the config names.
+func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	switch cfg.Store.Type {
+	case "redis":
+		return redis.Open(ctx, cfg.Store.Redis)
+	default:
+		return memory.New(), nil
+	}
+}
+
+func build(ctx context.Context, cfg *config.Config, st store.Store, opts Options) (*Server, error) {
+	s := &Server{cfg: cfg, store: st, log: opts.Logger}
+	var err error
+	if s.trusted, err = newTrustedProxies(cfg.Server.TrustedProxies); err != nil {
+		return nil, err
+	}
+	var problems config.Problems
+	for _, a := range cfg.Apps() {
+		app, ps := s.buildApp(ctx, a, opts)
+		problems = append(problems, ps...)
+		if app != nil {
+			s.apps = append(s.apps, app)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	// Longest base path first, so /apps/blog wins over / on one host.
+	sort.SliceStable(s.apps, func(i, j int) bool { return len(s.apps[i].basePath) > len(s.apps[j].basePath) })
+	if cfg.InsecureDev {
+		s.log.Warn("INSECURE: insecure_dev is set; this configuration is for development only")
+	}
+	s.handler = s.middleware(http.HandlerFunc(s.route))
+	return s, nil
+}
+
+// application is one application's handler and where it is served.
+type application struct {
+	name     string
+	host     string // lower-case host[:port] of the issuer
+	basePath string // "" or "/path" of the issuer
+	handler  http.Handler
+}
+
+func (s *Server) buildApp(ctx context.Context, a config.Application, opts Options) (*application, config.Problems) {
+	iss, err := url.Parse(a.Issuer)
+	if err != nil {
+		return nil, config.Problems{{File: s.cfg.File, Msg: fmt.Sprintf("application %s: issuer: %v", a.Name, err)}}
+	}
+	basePath := strings.TrimSuffix(iss.EscapedPath(), "/")
+	cookiePath := basePath
+	if cookiePath == "" {
+		cookiePath = "/"
+	}
+	secure := iss.Scheme == "https"
+	log := s.log.With("app", a.Name)
+
+	var problems config.Problems
+	var providers []federation.Provider
+	httpClient := &http.Client{Timeout: 10 * time.Second}
+	for _, idp := range a.IdentityProviders {
+		newCfg, ok := opts.Connectors[idp.Type]
+		if !ok {
+			problems = append(problems, s.cfg.Problem(idp.Path+".type", "unknown identity provider type %q (known: %s)", idp.Type, strings.Join(registryTypes(opts.Connectors), ", ")))
+			continue
+		}
+		cc := newCfg()
+		if err := s.cfg.Decode(&idp.Config, idp.Path+".config", cc); err != nil {
+			problems = append(problems, asProblems(s.cfg, idp.Path+".config", err)...)
+			continue
+		}
+		conn, err := cc.Open(ctx, federation.Env{
+			ID: idp.ID, App: a.Name, Issuer: a.Issuer, CallbackURL: a.Issuer + "/rp/callback/" + idp.ID,
+			InsecureDev: s.cfg.InsecureDev, Records: s.store, HTTPClient: httpClient,
+			Logger: log.With("idp", idp.ID), Config: s.cfg, Path: idp.Path,
+		})
+		if err != nil {
+			problems = append(problems, asProblems(s.cfg, idp.Path, err)...)
+			continue
+		}
+		providers = append(providers, federation.Provider{ID: idp.ID, Name: idp.Name, Type: idp.Type, Connector: conn})
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+
+	sessions := session.New(s.store, session.Config{
+		App: a.Name, CookieName: a.Session.CookieName, Secure: secure, Path: cookiePath,
+		IdleTimeout: a.Session.IdleTimeout, AbsoluteTimeout: a.Session.AbsoluteTimeout,
+		Keys: deriveKeys(s.cfg.Secrets.CookieKeys, "aero2 csrf "+a.Name), Now: opts.Now,
+	})
+	fed := federation.New(federation.Options{
+		App: a.Name, Issuer: a.Issuer, Store: s.store, Sessions: sessions, Providers: providers,
+		Redirects:   federation.NewRedirects(a.Issuer, a.RedirectAllowList),
+		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
+		Logger: log, Now: opts.Now,
+	})
+	mux := http.NewServeMux()
+	fed.Register(mux)
+
+	var h http.Handler = mux
+	if basePath != "" {
+		h = http.StripPrefix(basePath, mux)
+	}
+	return &application{name: a.Name, host: normalizeHost(iss.Host), basePath: basePath, handler: h}, nil
+}
+
+func registryTypes(r federation.Registry) []string {
+	var out []string
+	for k := range r {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// asProblems keeps a connector's positioned problems and positions any
+// other error at path.
+func asProblems(cfg *config.Config, path string, err error) config.Problems {
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		return ps
+	}
+	return config.Problems{cfg.Problem(path, "%v", err)}
+}
+
+// deriveKeys turns each configured secret into a key for one purpose
+// (HKDF-SHA256, RFC 5869), so that no two uses share a key.
+func deriveKeys(secrets []string, purpose string) [][]byte {
+	out := make([][]byte, 0, len(secrets))
+	for _, s := range secrets {
+		k, err := hkdf.Key(sha256.New, []byte(s), nil, purpose, 32)
+		if err != nil {
+			panic(err) // only for lengths HKDF cannot produce; 32 always works
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// Handler is the server's root handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Store is the server's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Close releases the store.
+func (s *Server) Close() error { return s.store.Close() }
+
+// route sends a request to the health endpoints, the static assets, or the
+// application whose issuer matches its host and path.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	switch p := r.URL.Path; {
+	case p == "/healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+		return
+	case p == "/readyz":
+		s.ready(w, r)
+		return
+	case strings.HasPrefix(p, web.StaticPrefix):
+		web.Static().ServeHTTP(w, r)
+		return
+	}
+	host := normalizeHost(r.Host)
+	for _, a := range s.apps {
+		if a.host == host && (a.basePath == "" || r.URL.Path == a.basePath || strings.HasPrefix(r.URL.Path, a.basePath+"/")) {
+			a.handler.ServeHTTP(w, r)
+			return
+		}
+	}
+	web.Error(w, http.StatusNotFound, "", "Not found", web.ErrorData{Message: "Nothing is served at this address."})
+}
+
+// ready answers /readyz: 200 when the store answers, 503 when it does not.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("not ready: store unreachable", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("store unavailable\n"))
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// normalizeHost lower-cases a host, drops a trailing dot and a default
+// port, so "Auth.Example.com.:443" and "auth.example.com" are one host.
+func normalizeHost(h string) string {
+	h = strings.ToLower(h)
+	host, port, err := net.SplitHostPort(h)
+	if err != nil {
+		host, port = strings.Trim(h, "[]"), ""
+	}
+	host = strings.TrimSuffix(host, ".")
+	if port == "" || port == "80" || port == "443" {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return net.JoinHostPort(host, port)
+}

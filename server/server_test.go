@@ -1,0 +1,462 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/server"
+	"github.com/aero2/aero2/server/servertest"
+	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/store/redis"
+	"github.com/aero2/aero2/store/redis/redistest"
+)
+
+// stores runs a test on the memory store and on the real Redis.
+func stores(t *testing.T, fn func(t *testing.T, st store.Store)) {
+	t.Run("memory", func(t *testing.T) { fn(t, nil) })
+	t.Run("redis", func(t *testing.T) { fn(t, redistest.New(t)) })
+}
+
+func TestDevSignInEndsOnAccountPage(t *testing.T) {
+	stores(t, func(t *testing.T, st store.Store) {
+		in := servertest.Start(t, servertest.DevConfig, st)
+		b := servertest.NewBrowser(t)
+		p := b.Get(in.URL + "/")
+		if !strings.HasSuffix(p.URL.Path, "/login") || p.Status != 200 || !strings.Contains(p.Body, "Continue with dev") {
+			t.Fatalf("unauthenticated / should end on the login page; got %d %s", p.Status, p.URL)
+		}
+		p = b.SignInDev(p.URL.String(), "alice")
+		if p.Status != 200 || p.URL.Path != "/account" {
+			t.Fatalf("sign-in ended at %d %s", p.Status, p.URL)
+		}
+		for _, want := range []string{"Signed in as Alice Admin", "alice@example.com", "verified", "admins, engineering", "Signed in with</dt><dd>dev"} {
+			if !strings.Contains(p.Body, want) {
+				t.Errorf("account page lacks %q", want)
+			}
+		}
+		// The session cookie is HttpOnly, SameSite=Lax, not Secure only
+		// because this is plain-http loopback under insecure_dev.
+		u, _ := url.Parse(in.URL)
+		var found bool
+		for _, c := range b.Jar.Cookies(u) {
+			found = found || c.Name == "aero2_session"
+		}
+		if !found {
+			t.Error("no session cookie in the jar")
+		}
+	})
+}
+
+func TestSessionCookieFlagsOnTheWire(t *testing.T) {
+	in := servertest.Start(t, servertest.DevConfig, nil)
+	b := servertest.NewBrowser(t)
+	p := b.Get(in.URL + "/rp/authorize?idp=dev&redirect_uri=/account")
+	action, v := p.Form(t, "/rp/idp/")
+	v.Set("user", "alice")
+	nb := b.NoRedirects()
+	res, err := nb.Client.PostForm(in.URL+action[len(in.URL):], v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	res, err = nb.Client.Get(res.Header.Get("Location")) // the callback
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	var setCookie string
+	for _, c := range res.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "aero2_session=") {
+			setCookie = c
+		}
+	}
+	for _, want := range []string{"HttpOnly", "SameSite=Lax", "Path=/"} {
+		if !strings.Contains(setCookie, want) {
+			t.Errorf("session Set-Cookie %q lacks %s", setCookie, want)
+		}
+	}
+	if strings.Contains(setCookie, "Domain=") {
+		t.Errorf("session cookie has a Domain (would reach subdomains): %q", setCookie)
+	}
+}
+
+func TestCallbackReplayAndForgery(t *testing.T) {
+	stores(t, func(t *testing.T, st store.Store) {
+		in := servertest.Start(t, servertest.DevConfig, st)
+		b := servertest.NewBrowser(t)
+		p := b.Get(in.URL + "/rp/authorize?idp=dev&redirect_uri=/account")
+		action, v := p.Form(t, "/rp/idp/")
+		v.Set("user", "alice")
+		nb := b.NoRedirects()
+		res, err := nb.Client.PostForm(action, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		callback := res.Header.Get("Location")
+		if !strings.Contains(callback, "/rp/callback/dev?") {
+			t.Fatalf("dev provider redirected to %q", callback)
+		}
+
+		// The callback in another browser (no binding cookie) fails and
+		// does not consume the state...
+		other := servertest.NewBrowser(t)
+		if p := other.Get(callback); p.Status != 400 || !strings.Contains(p.Body, "invalid_state") {
+			t.Fatalf("callback without the binding cookie: %d", p.Status)
+		}
+		// ...so the real browser still completes it, once.
+		if p := b.Get(callback); p.Status != 200 || p.URL.Path != "/account" {
+			t.Fatalf("first callback: %d %s", p.Status, p.URL)
+		}
+		if p := b.Get(callback); p.Status != 400 || !strings.Contains(p.Body, "already used or has expired") {
+			t.Fatalf("replayed callback: %d\n%s", p.Status, p.Body)
+		}
+		// A forged state, and an oversized one.
+		for _, q := range []string{"code=x&state=forged", "code=x&state=" + strings.Repeat("a", 10000), "code=x"} {
+			if p := b.Get(in.URL + "/rp/callback/dev?" + q); p.Status != 400 {
+				t.Errorf("callback ?%.40s: status %d", q, p.Status)
+			}
+		}
+	})
+}
+
+func TestCallbackForAnotherProviderIsRefused(t *testing.T) {
+	cfg := servertest.DevConfig + `
+  - id: other
+    type: dev
+    config:
+      users: [{username: mallory}]
+`
+	in := servertest.Start(t, cfg, nil)
+	b := servertest.NewBrowser(t)
+	p := b.Get(in.URL + "/rp/authorize?idp=dev&redirect_uri=/account")
+	action, v := p.Form(t, "/rp/idp/dev/")
+	v.Set("user", "alice")
+	res, err := b.NoRedirects().Client.PostForm(action, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	// Deliver dev's answer to the other provider's callback (mix-up).
+	mixed := strings.Replace(res.Header.Get("Location"), "/rp/callback/dev?", "/rp/callback/other?", 1)
+	if p := b.Get(mixed); p.Status != 400 || !strings.Contains(p.Body, "another identity provider") {
+		t.Fatalf("mixed-up callback: %d\n%s", p.Status, p.Body)
+	}
+}
+
+func TestRedirectTargetsAreChecked(t *testing.T) {
+	in := servertest.Start(t, servertest.DevConfig, nil)
+	b := servertest.NewBrowser(t)
+	for _, target := range []string{
+		"https://evil.example", "//evil.example", `/\evil.example`, "javascript:alert(1)",
+		"/\t/evil.example", "http://127.0.0.1:1/", "data:text/html,x", "evil.example",
+	} {
+		for _, path := range []string{"/rp/authorize?idp=dev&redirect_uri=", "/login?return_to="} {
+			p := b.Get(in.URL + path + url.QueryEscape(target))
+			if p.Status != 400 || !strings.Contains(p.Body, "does not allow") {
+				t.Errorf("%s%q: status %d, want 400", path, target, p.Status)
+			}
+		}
+	}
+	// Same-origin targets are fine, relative or absolute.
+	for _, target := range []string{"/account?tab=1", in.URL + "/account"} {
+		p := servertest.NewBrowser(t).SignInDev(in.URL+"/rp/authorize?idp=dev&redirect_uri="+url.QueryEscape(target), "alice")
+		if p.Status != 200 || p.URL.Path != "/account" {
+			t.Errorf("return to %q: ended at %d %s", target, p.Status, p.URL)
+		}
+	}
+}
+
+func TestUnknownProviderAndBadDevInput(t *testing.T) {
+	in := servertest.Start(t, servertest.DevConfig, nil)
+	b := servertest.NewBrowser(t)
+	if p := b.Get(in.URL + "/rp/authorize?idp=nope"); p.Status != 400 {
+		t.Errorf("unknown idp: %d", p.Status)
+	}
+	if p := b.Get(in.URL + "/rp/callback/nope?state=x&code=y"); p.Status != 400 {
+		t.Errorf("callback of unknown idp: %d", p.Status)
+	}
+	p := b.Get(in.URL + "/rp/authorize?idp=dev")
+	action, v := p.Form(t, "/rp/idp/")
+	v.Set("user", "mallory") // not a configured user
+	if p := b.PostForm(action, v); p.Status != 400 {
+		t.Errorf("unknown dev user: %d", p.Status)
+	}
+	v.Set("user", "alice")
+	v.Set("pad", strings.Repeat("x", 64<<10))
+	if p := b.PostForm(action, v); p.Status != 400 {
+		t.Errorf("oversized dev form: %d", p.Status)
+	}
+	// A cross-site post (as a browser sends it) is refused.
+	req, _ := http.NewRequest("POST", action, strings.NewReader("user=alice&state=x"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	res, err := b.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site post to the dev provider: %d", res.StatusCode)
+	}
+}
+
+func TestLogoutAndSignOutEverywhere(t *testing.T) {
+	stores(t, func(t *testing.T, st store.Store) {
+		in := servertest.Start(t, servertest.DevConfig, st)
+		laptop, phone := servertest.NewBrowser(t), servertest.NewBrowser(t)
+		laptop.SignInDev(in.URL+"/login", "alice")
+		p := phone.SignInDev(in.URL+"/login", "alice")
+		if !strings.Contains(p.Body, "Active sessions") || strings.Count(p.Body, "<tr><td>") < 2 {
+			t.Fatalf("account page does not list both sessions:\n%s", p.Body)
+		}
+
+		// Without the CSRF token, logout is refused.
+		action, v := p.Form(t, "/logout")
+		if p := phone.PostForm(action, url.Values{}); p.Status != 403 {
+			t.Errorf("logout without csrf: %d", p.Status)
+		}
+		if p := phone.PostForm(action, url.Values{"csrf": {"forged"}}); p.Status != 403 {
+			t.Errorf("logout with forged csrf: %d", p.Status)
+		}
+		v.Set("everywhere", "1")
+		if p := phone.PostForm(action, v); p.Status != 200 || !strings.Contains(p.Body, "You have signed out") {
+			t.Fatalf("logout everywhere: %d %s", p.Status, p.URL)
+		}
+		for name, b := range map[string]*servertest.Browser{"phone": phone, "laptop": laptop} {
+			if p := b.Get(in.URL + "/account"); !strings.HasSuffix(p.URL.Path, "/login") {
+				t.Errorf("%s still signed in after sign-out everywhere (%s)", name, p.URL)
+			}
+		}
+	})
+}
+
+func TestApplicationsAreIsolated(t *testing.T) {
+	cfg := `
+insecure_dev: true
+secrets:
+  cookie_keys: ["` + servertest.CookieKey + `"]
+  storage_key: "` + servertest.StorageKey + `"
+applications:
+  - name: shop
+    issuer: "{{.URL}}/shop"
+    identity_providers: [{id: dev, type: dev, config: {users: [{username: alice}]}}]
+  - name: blog
+    issuer: "{{.URL}}/blog"
+    identity_providers: [{id: dev, type: dev, config: {users: [{username: alice}]}}]
+`
+	stores(t, func(t *testing.T, st store.Store) {
+		in := servertest.Start(t, cfg, st)
+		b := servertest.NewBrowser(t)
+		p := b.SignInDev(in.URL+"/shop/login", "alice")
+		if p.Status != 200 || p.URL.Path != "/shop/account" {
+			t.Fatalf("shop sign-in ended at %d %s", p.Status, p.URL)
+		}
+		// The blog does not know the shop's session.
+		if p := b.Get(in.URL + "/blog/account"); p.URL.Path != "/blog/login" {
+			t.Errorf("blog accepted the shop's session: %s", p.URL)
+		}
+		// A callback of the shop's flow is worthless at the blog.
+		p = b.Get(in.URL + "/shop/rp/authorize?idp=dev")
+		action, v := p.Form(t, "/shop/rp/idp/")
+		v.Set("user", "alice")
+		res, err := b.NoRedirects().Client.PostForm(action, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		cross := strings.Replace(res.Header.Get("Location"), "/shop/", "/blog/", 1)
+		if p := b.Get(cross); p.Status != 400 {
+			t.Errorf("shop's callback accepted by the blog: %d", p.Status)
+		}
+		// Unknown paths and hosts.
+		if p := b.Get(in.URL + "/elsewhere"); p.Status != 404 {
+			t.Errorf("path of no application: %d", p.Status)
+		}
+		u, _ := url.Parse(in.URL)
+		if p := b.Get("http://localhost:" + u.Port() + "/shop/login"); p.Status != 404 {
+			t.Errorf("host of no application: %d", p.Status)
+		}
+	})
+}
+
+func TestHealthAndStatic(t *testing.T) {
+	in := servertest.Start(t, servertest.DevConfig, nil)
+	b := servertest.NewBrowser(t)
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/.aero2/static/aero2.css": 200, "/.aero2/static/nope.css": 404} {
+		if p := b.Get(in.URL + path); p.Status != want {
+			t.Errorf("%s: %d, want %d", path, p.Status, want)
+		}
+	}
+	p := b.Get(in.URL + "/login")
+	if csp := p.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("login page CSP = %q", csp)
+	}
+}
+
+// startRedis runs a private redis-server on a free port, so the test can
+// stop and restart it. It fails when redis-server is not installed: the
+// test command installs it.
+func startRedis(t *testing.T, port int) *exec.Cmd {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server is required (./scripts/test installs it): %v", err)
+	}
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("redis-server did not start on %d", port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestRedisOutageGives503AndRecovers(t *testing.T) {
+	port := freePort(t)
+	redisCmd := startRedis(t, port)
+	st, err := redis.Open(context.Background(), config.Redis{
+		Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, KeyPrefix: "aero2",
+		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := servertest.Start(t, servertest.DevConfig, st)
+	b := servertest.NewBrowser(t)
+	if p := b.SignInDev(in.URL+"/login", "alice"); p.URL.Path != "/account" {
+		t.Fatalf("sign-in before the outage ended at %s", p.URL)
+	}
+
+	redisCmd.Process.Kill()
+	redisCmd.Wait()
+	if p := b.Get(in.URL + "/readyz"); p.Status != 503 || !strings.Contains(p.Body, "store unavailable") {
+		t.Errorf("/readyz during the outage: %d %q", p.Status, p.Body)
+	}
+	if p := b.Get(in.URL + "/healthz"); p.Status != 200 {
+		t.Errorf("/healthz during the outage: %d (the process is up)", p.Status)
+	}
+	for _, path := range []string{"/account", "/rp/authorize?idp=dev"} {
+		p := b.Get(in.URL + path)
+		if p.Status != 503 || !strings.Contains(p.Body, "cannot reach its storage") || p.Header.Get("Retry-After") == "" {
+			t.Errorf("%s during the outage: %d\n%s", path, p.Status, p.Body)
+		}
+		if strings.Contains(p.Body, "127.0.0.1:") || strings.Contains(p.Body, "connection refused") {
+			t.Errorf("%s leaks the backend error to the browser", path)
+		}
+	}
+
+	startRedis(t, port) // same port, empty: the sessions are gone
+	deadline := time.Now().Add(15 * time.Second)
+	for b.Get(in.URL+"/readyz").Status != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not recover after Redis came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if p := servertest.NewBrowser(t).SignInDev(in.URL+"/login", "alice"); p.Status != 200 || p.URL.Path != "/account" {
+		t.Fatalf("sign-in after recovery: %d %s", p.Status, p.URL)
+	}
+}
+
+func TestUnreachableRedisAtStartIsOneLine(t *testing.T) {
+	port := freePort(t) // nothing listens there
+	src := strings.Replace(servertest.DevConfig, "store: {type: memory}", fmt.Sprintf("store: {type: redis, redis: {addrs: [\"127.0.0.1:%d\"], dial_timeout: 300ms}}", port), 1)
+	src = strings.Replace(src, "{{.URL}}", "http://127.0.0.1:1", 1)
+	cfg, err := config.Parse("x.yaml", []byte(src), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = server.New(context.Background(), cfg, server.Options{Logger: servertest.Logger(t)})
+	if err == nil {
+		t.Fatal("server started without its Redis")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, fmt.Sprintf("redis at 127.0.0.1:%d", port)) || strings.Contains(msg, "\n") {
+		t.Errorf("error = %q, want one line naming the address", msg)
+	}
+}
+
+func TestCheckReportsConnectorProblems(t *testing.T) {
+	src := strings.Replace(servertest.DevConfig, "insecure_dev: true\n", "", 1)
+	src = strings.Replace(src, "{{.URL}}", "https://auth.example.com", 1)
+	src += "  - id: gh\n    type: gitlub\n  - id: dev2\n    type: dev\n    config: {users: [{name: nobody}], bogus: 1}\n"
+	cfg, err := config.Parse("x.yaml", []byte(src), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = server.Check(context.Background(), cfg, nil)
+	if err == nil {
+		t.Fatal("check passed")
+	}
+	for _, want := range []string{
+		"x.yaml:10:5: identity_providers[0].type: the dev identity provider signs anyone in without a password: it needs insecure_dev: true",
+		`identity_providers[1].type: unknown identity provider type "gitlub" (known: dev)`,
+		`identity_providers[2].config.bogus: unknown key "bogus"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, err)
+		}
+	}
+}
+
+// TestExamplesPassCheck runs `check` on every config under examples/.
+func TestExamplesPassCheck(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*/*.yaml")
+	more, _ := filepath.Glob("../examples/*/*/*.yaml")
+	files = append(files, more...)
+	n := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), "identity_providers:") {
+			continue // not an Aero2 config (a Kubernetes manifest, …)
+		}
+		n++
+		t.Run(f, func(t *testing.T) {
+			cfg, err := config.Load(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := server.Check(context.Background(), cfg, nil); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatal("no example configs found")
+	}
+}

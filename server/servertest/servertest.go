@@ -1,0 +1,220 @@
+// Package servertest runs a whole Aero2 in-process on a loopback port, for
+// end-to-end tests, and drives it like a browser: a real HTTP client with a
+// cookie jar that follows redirects and posts the pages' forms.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"text/template"
+
+	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/server"
+	"github.com/aero2/aero2/store"
+)
+
+// Instance is a running Aero2.
+type Instance struct {
+	// URL is the public URL, http://127.0.0.1:<port>.
+	URL    string
+	Config *config.Config
+	Server *server.Server
+	HTTP   *httptest.Server
+}
+
+// Keys are test secrets of valid length.
+const (
+	CookieKey  = "test-cookie-key-0123456789abcdef-0123"
+	StorageKey = "test-storage-key-0123456789abcdef-012"
+)
+
+// DevConfig is a config for one application at {{.URL}} with the dev
+// provider (alice verified, eve unverified) and the store given by
+// {{.Store}}.
+const DevConfig = `
+insecure_dev: true
+server:
+  public_url: "{{.URL}}"
+store: {type: memory}
+secrets:
+  cookie_keys: ["` + CookieKey + `"]
+  storage_key: "` + StorageKey + `"
+identity_providers:
+  - id: dev
+    type: dev
+    config:
+      users:
+        - {username: alice, name: Alice Admin, email: alice@example.com, groups: [admins, engineering]}
+        - {username: eve, name: Eve, email: eve@example.org, email_verified: false}
+`
+
+// Start listens on a loopback port, renders the config template with
+// {{.URL}} (and {{.Host}}, {{.Port}}), and serves Aero2 on it with st as
+// the store (nil: the store the config names). The instance stops when the
+// test ends.
+func Start(t testing.TB, tmpl string, st store.Store) *Instance {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	vars := map[string]any{"URL": fmt.Sprintf("http://127.0.0.1:%d", port), "Host": "127.0.0.1", "Port": port}
+	var buf bytes.Buffer
+	if err := template.Must(template.New("cfg").Parse(tmpl)).Execute(&buf, vars); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("test.yaml", buf.Bytes(), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{Logger: Logger(t), Store: st})
+	if err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+	})
+	return &Instance{URL: vars["URL"].(string), Config: cfg, Server: srv, HTTP: hs}
+}
+
+// Logger writes the server's logs to the test log (shown on failure).
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Browser is an HTTP client with a cookie jar, like a browser without
+// JavaScript.
+type Browser struct {
+	*http.Client
+	t testing.TB
+}
+
+// NewBrowser returns a browser that follows redirects.
+func NewBrowser(t testing.TB) *Browser {
+	jar, _ := cookiejar.New(nil)
+	return &Browser{Client: &http.Client{Jar: jar}, t: t}
+}
+
+// NoRedirects makes the browser stop at the first redirect, to inspect it.
+func (b *Browser) NoRedirects() *Browser {
+	c := *b.Client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Browser{Client: &c, t: b.t}
+}
+
+// Page is a fetched page.
+type Page struct {
+	Status int
+	URL    *url.URL
+	Header http.Header
+	Body   string
+}
+
+// Get fetches a page.
+func (b *Browser) Get(u string) *Page {
+	b.t.Helper()
+	res, err := b.Client.Get(u)
+	if err != nil {
+		b.t.Fatalf("GET %s: %v", u, err)
+	}
+	return read(b.t, res)
+}
+
+// PostForm posts a form.
+func (b *Browser) PostForm(u string, v url.Values) *Page {
+	b.t.Helper()
+	res, err := b.Client.PostForm(u, v)
+	if err != nil {
+		b.t.Fatalf("POST %s: %v", u, err)
+	}
+	return read(b.t, res)
+}
+
+func read(t testing.TB, res *http.Response) *Page {
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Page{Status: res.StatusCode, URL: res.Request.URL, Header: res.Header, Body: string(body)}
+}
+
+var (
+	formRE   = regexp.MustCompile(`(?s)<form method="post" action="([^"]+)">(.*?)</form>`)
+	hiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+)
+
+// Form returns the action and hidden fields of the page's first form whose
+// action contains actionPart.
+func (p *Page) Form(t testing.TB, actionPart string) (string, url.Values) {
+	t.Helper()
+	for _, m := range formRE.FindAllStringSubmatch(p.Body, -1) {
+		action := html.UnescapeString(m[1])
+		if !strings.Contains(action, actionPart) {
+			continue
+		}
+		v := url.Values{}
+		for _, h := range hiddenRE.FindAllStringSubmatch(m[2], -1) {
+			v.Set(html.UnescapeString(h[1]), html.UnescapeString(h[2]))
+		}
+		return action, v
+	}
+	t.Fatalf("no form with action %q on %s (status %d):\n%s", actionPart, p.URL, p.Status, p.Body)
+	return "", nil
+}
+
+// SignInDev signs in as the dev provider's user, starting at startURL (a
+// page that leads to the dev provider's user list, such as /rp/authorize
+// or a protected route), and returns the page the flow ends on.
+func (b *Browser) SignInDev(startURL, user string) *Page {
+	b.t.Helper()
+	p := b.Get(startURL)
+	if p.Status == http.StatusOK && strings.Contains(p.URL.Path, "/login") && !strings.Contains(p.URL.Path, "/rp/idp/") {
+		// The login page: follow its dev provider link.
+		m := regexp.MustCompile(`href="([^"]*rp/authorize[^"]*)"`).FindStringSubmatch(p.Body)
+		if m == nil {
+			b.t.Fatalf("login page without a provider link:\n%s", p.Body)
+		}
+		p = b.Get(resolve(p.URL, html.UnescapeString(m[1])))
+	}
+	if p.Status != http.StatusOK || !strings.Contains(p.URL.Path, "/rp/idp/") {
+		b.t.Fatalf("expected the dev provider's page, got %d at %s:\n%s", p.Status, p.URL, p.Body)
+	}
+	action, v := p.Form(b.t, "/rp/idp/")
+	v.Set("user", user)
+	return b.PostForm(resolve(p.URL, action), v)
+}
+
+func resolve(base *url.URL, ref string) string {
+	u, err := base.Parse(ref)
+	if err != nil {
+		return ref
+	}
+	return u.String()
+}

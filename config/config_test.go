@@ -296,3 +296,17 @@ func TestExpandString(t *testing.T) {
 		}
 	}
 }
+
+func TestStructuralAndValidationProblemsTogether(t *testing.T) {
+	src := strings.Replace(validBase, "server:", "sever:", 1) + "log: {level: [debug], format: loud}\n"
+	got := parseProblems(t, src, noEnv)
+	wantProblem(t, got, `sever: unknown key "sever" (did you mean "server"?)`)
+	wantProblem(t, got, `server.public_url: required`)
+	wantProblem(t, got, `log.level: expected a string, got a list`)
+	wantProblem(t, got, `log.format: expected auto, text or json, got "loud"`)
+	for _, g := range got {
+		if strings.Contains(g, "log.level: expected debug") {
+			t.Errorf("a wrongly typed value is reported twice: %s", g)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -58,21 +59,42 @@ func Parse(file string, data []byte, getenv func(string) (string, bool)) (*Confi
 	if doc.Kind != 0 {
 		expandEnv(&doc, getenv, "", ps)
 		(&checker{ps: ps}).check(&doc, reflect.TypeFor[Config](), "")
-		if len(ps.list) > 0 {
-			return nil, ps.list
-		}
-		if err := doc.Decode(cfg); err != nil {
+		if err := doc.Decode(cfg); err != nil && len(ps.list) == 0 {
 			return nil, decodeProblems(file, err)
 		}
+		// With problems already found, the decoder's own type errors
+		// repeat them without columns; what it could decode still gets
+		// validated below, so that one run reports everything.
 	}
+	structural := len(ps.list)
 	cfg.File = file
 	cfg.positions = ps.pos
 	cfg.applyDefaults()
 	cfg.validate(ps)
 	if len(ps.list) > 0 {
-		return nil, ps.list
+		return nil, dropShadowed(ps.list, structural)
 	}
 	return cfg, nil
+}
+
+// dropShadowed removes validation problems (those after the first n) about
+// a key that already has a structural problem, or lies inside one: a value
+// of the wrong type need not also be reported as missing.
+func dropShadowed(list Problems, n int) Problems {
+	out := list[:n:n]
+	for _, p := range list[n:] {
+		shadowed := false
+		for _, s := range list[:n] {
+			if p.Path == s.Path || strings.HasPrefix(p.Path, s.Path+".") || strings.HasPrefix(p.Path, s.Path+"[") {
+				shadowed = true
+				break
+			}
+		}
+		if !shadowed {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: (.*)`)

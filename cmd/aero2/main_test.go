@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "aero2.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const good = `insecure_dev: true
+server: {public_url: "http://localhost:8080"}
+secrets:
+  cookie_keys: ["0123456789abcdef0123456789abcdef"]
+  storage_key: "fedcba9876543210fedcba9876543210"
+identity_providers:
+  - id: dev
+    type: dev
+    config: {users: [{username: alice}]}
+`
+
+func TestVersionAndUsage(t *testing.T) {
+	code, out, _ := runCmd(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "aero2 ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, _, errs := runCmd(t); code != 2 || !strings.Contains(errs, "Usage:") {
+		t.Errorf("no args: %d %q", code, errs)
+	}
+	if code, _, errs := runCmd(t, "frobnicate"); code != 2 || !strings.Contains(errs, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: %d %q", code, errs)
+	}
+	t.Setenv("AERO2_CONFIG", "")
+	if code, _, errs := runCmd(t, "check"); code != 2 || !strings.Contains(errs, "pass --config FILE or set AERO2_CONFIG") {
+		t.Errorf("check without config: %d %q", code, errs)
+	}
+}
+
+func TestCheckGoodConfig(t *testing.T) {
+	p := writeConfig(t, good)
+	if code, out, errs := runCmd(t, "check", "--config", p); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("check: %d %q %q", code, out, errs)
+	}
+	t.Setenv("AERO2_CONFIG", p)
+	if code, _, errs := runCmd(t, "check"); code != 0 {
+		t.Fatalf("check via AERO2_CONFIG: %d %q", code, errs)
+	}
+}
+
+// TestCheckBrokenConfigs: each broken file is named with its problems'
+// line:col, one per line, exit 1, and no panic or stack trace.
+func TestCheckBrokenConfigs(t *testing.T) {
+	for name, tc := range map[string]struct {
+		body string
+		want []string
+	}{
+		"unknown key": {strings.Replace(good, "server:", "sever:", 1),
+			[]string{`:2:1: sever: unknown key "sever" (did you mean "server"?)`, `server.public_url: required`}},
+		"wrong type": {good + "log: {level: [debug]}\n",
+			[]string{`:10:14: log.level: expected a string, got a list`}},
+		"missing secret": {strings.Replace(good, `"fedcba9876543210fedcba9876543210"`, `"${AERO2_TEST_UNSET_SECRET}"`, 1),
+			[]string{`:5:16: secrets.storage_key: environment variable AERO2_TEST_UNSET_SECRET is not set`}},
+		"bad yaml": {"server: {public_url: [\n",
+			[]string{`invalid YAML`}},
+		"dev without insecure_dev": {strings.Replace(good, "insecure_dev: true\n", "", 1),
+			[]string{`:1:10: server.public_url: plain http needs insecure_dev: true`}},
+		"connector config": {strings.Replace(good, "{username: alice}", "{username: alice, pasword: x}", 1),
+			[]string{`:9:40: identity_providers[0].config.users[0].pasword: unknown key "pasword"`}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := writeConfig(t, tc.body)
+			code, out, errs := runCmd(t, "check", "--config", p)
+			if code != 1 || out != "" {
+				t.Errorf("exit %d, stdout %q", code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errs, p+w) && !strings.Contains(errs, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errs)
+				}
+				if strings.HasPrefix(w, ":") && !strings.Contains(errs, p+w) {
+					t.Errorf("problem not prefixed by the file name %s:\n%s", p, errs)
+				}
+			}
+			if strings.Contains(errs, "goroutine") || strings.Contains(errs, "panic") {
+				t.Errorf("stack trace in output:\n%s", errs)
+			}
+		})
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	code, _, errs := runCmd(t, "check", "--config", "/nonexistent/aero2.yaml")
+	if code != 1 || strings.TrimSpace(errs) != "/nonexistent/aero2.yaml: no such file or directory" {
+		t.Errorf("%d %q", code, errs)
+	}
+}
+
+func TestServeUnreachableRedisExitsNonZero(t *testing.T) {
+	p := writeConfig(t, good+"store: {type: redis, redis: {addrs: [\"127.0.0.1:1\"], dial_timeout: 200ms}}\n")
+	code, _, errs := runCmd(t, "serve", "--config", p)
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	last := lines[len(lines)-1]
+	if code != 1 || !strings.Contains(last, "aero2: redis at 127.0.0.1:1:") {
+		t.Errorf("exit %d, last line %q", code, last)
+	}
+}

@@ -51,7 +51,7 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, sessionRow{Handle: x.ID, Started: x.CreatedAt, LastSeen: x.LastSeen, IP: x.IP, UserAgent: x.UserAgent, Current: x.ID == s.ID})
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].LastSeen.After(rows[j].LastSeen) })
-	web.Render(w, http.StatusOK, "account", web.Page{Title: "Your account", AppName: h.opts.App, Data: struct {
+	web.Render(w, http.StatusOK, "account", web.Page{Title: "Your account", AppName: h.appName, Data: struct {
 		User          *store.User
 		Session       *store.Session
 		Identities    []*store.Identity

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/web"
@@ -45,6 +46,7 @@ type Options struct {
 // Handler serves the sign-in pages and the /rp/* flow of one application.
 type Handler struct {
 	opts      Options
+	appName   string // shown on pages; empty for the default application
 	providers map[string]Provider
 	stateName string
 	csrf      *http.CrossOriginProtection
@@ -67,10 +69,14 @@ func New(opts Options) *Handler {
 	}
 	h := &Handler{
 		opts:      opts,
+		appName:   opts.App,
 		providers: map[string]Provider{},
 		stateName: session.CookieName(opts.StateCookie, opts.Secure, opts.CookiePath),
 		csrf:      http.NewCrossOriginProtection(),
 		log:       opts.Logger.With("app", opts.App),
+	}
+	if opts.App == config.DefaultApplication {
+		h.appName = "" // a single-application deployment needs no name on its pages
 	}
 	for _, p := range opts.Providers {
 		h.providers[p.ID] = p
@@ -130,7 +136,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("signed_out") == "1" {
 		data.Notice = "You have signed out."
 	}
-	web.Render(w, http.StatusOK, "login", web.Page{Title: "Sign in", AppName: h.opts.App, Data: data})
+	web.Render(w, http.StatusOK, "login", web.Page{Title: "Sign in", AppName: h.appName, Data: data})
 }
 
 // fail renders an error page. startAgain offers a link back to sign-in.
@@ -139,7 +145,7 @@ func (h *Handler) fail(w http.ResponseWriter, status int, title, msg, code strin
 	if startAgain {
 		d.Back = h.URL("/login")
 	}
-	web.Error(w, status, h.opts.App, title, d)
+	web.Error(w, status, h.appName, title, d)
 }
 
 // storeFailure answers an error from the store: 503 when the store is

@@ -60,16 +60,8 @@ func TestDevSignInEndsOnAccountPage(t *testing.T) {
 func TestSessionCookieFlagsOnTheWire(t *testing.T) {
 	in := servertest.Start(t, servertest.DevConfig, nil)
 	b := servertest.NewBrowser(t)
-	p := b.Get(in.URL + "/rp/authorize?idp=dev&redirect_uri=/account")
-	action, v := p.Form(t, "/rp/idp/")
-	v.Set("user", "alice")
-	nb := b.NoRedirects()
-	res, err := nb.Client.PostForm(in.URL+action[len(in.URL):], v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	res, err = nb.Client.Get(res.Header.Get("Location")) // the callback
+	callback := b.DevCallback(in.URL+"/rp/authorize?idp=dev&redirect_uri=/account", "alice")
+	res, err := b.NoRedirects().Client.Get(callback)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,19 +86,7 @@ func TestCallbackReplayAndForgery(t *testing.T) {
 	stores(t, func(t *testing.T, st store.Store) {
 		in := servertest.Start(t, servertest.DevConfig, st)
 		b := servertest.NewBrowser(t)
-		p := b.Get(in.URL + "/rp/authorize?idp=dev&redirect_uri=/account")
-		action, v := p.Form(t, "/rp/idp/")
-		v.Set("user", "alice")
-		nb := b.NoRedirects()
-		res, err := nb.Client.PostForm(action, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		callback := res.Header.Get("Location")
-		if !strings.Contains(callback, "/rp/callback/dev?") {
-			t.Fatalf("dev provider redirected to %q", callback)
-		}
+		callback := b.DevCallback(in.URL+"/rp/authorize?idp=dev&redirect_uri=/account", "alice")
 
 		// The callback in another browser (no binding cookie) fails and
 		// does not consume the state...
@@ -139,16 +119,9 @@ func TestCallbackForAnotherProviderIsRefused(t *testing.T) {
 `
 	in := servertest.Start(t, cfg, nil)
 	b := servertest.NewBrowser(t)
-	p := b.Get(in.URL + "/rp/authorize?idp=dev&redirect_uri=/account")
-	action, v := p.Form(t, "/rp/idp/dev/")
-	v.Set("user", "alice")
-	res, err := b.NoRedirects().Client.PostForm(action, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	callback := b.DevCallback(in.URL+"/rp/authorize?idp=dev&redirect_uri=/account", "alice")
 	// Deliver dev's answer to the other provider's callback (mix-up).
-	mixed := strings.Replace(res.Header.Get("Location"), "/rp/callback/dev?", "/rp/callback/other?", 1)
+	mixed := strings.Replace(callback, "/rp/callback/dev?", "/rp/callback/other?", 1)
 	if p := b.Get(mixed); p.Status != 400 || !strings.Contains(p.Body, "another identity provider") {
 		t.Fatalf("mixed-up callback: %d\n%s", p.Status, p.Body)
 	}
@@ -267,15 +240,8 @@ applications:
 			t.Errorf("blog accepted the shop's session: %s", p.URL)
 		}
 		// A callback of the shop's flow is worthless at the blog.
-		p = b.Get(in.URL + "/shop/rp/authorize?idp=dev")
-		action, v := p.Form(t, "/shop/rp/idp/")
-		v.Set("user", "alice")
-		res, err := b.NoRedirects().Client.PostForm(action, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		cross := strings.Replace(res.Header.Get("Location"), "/shop/", "/blog/", 1)
+		callback := b.DevCallback(in.URL+"/shop/rp/authorize?idp=dev", "alice")
+		cross := strings.Replace(callback, "/shop/", "/blog/", 1)
 		if p := b.Get(cross); p.Status != 400 {
 			t.Errorf("shop's callback accepted by the blog: %d", p.Status)
 		}

@@ -218,3 +218,24 @@ func resolve(base *url.URL, ref string) string {
 	}
 	return u.String()
 }
+
+// DevCallback starts a sign-in at authorizeURL (an /rp/authorize URL of a
+// dev provider), chooses user on the dev provider's page and returns the
+// callback URL the provider redirects to, without following it: for tests
+// that replay, move or forge callbacks.
+func (b *Browser) DevCallback(authorizeURL, user string) string {
+	b.t.Helper()
+	p := b.Get(authorizeURL)
+	action, v := p.Form(b.t, "/rp/idp/")
+	v.Set("user", user)
+	res, err := b.NoRedirects().Client.PostForm(action, v)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	res.Body.Close()
+	cb := res.Header.Get("Location")
+	if res.StatusCode != http.StatusSeeOther || !strings.Contains(cb, "/rp/callback/") {
+		b.t.Fatalf("dev provider answered %d, Location %q", res.StatusCode, cb)
+	}
+	return cb
+}

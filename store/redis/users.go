@@ -88,7 +88,10 @@ func (s *Store) GetUser(ctx context.Context, app, id string) (*store.User, error
 		return nil, wrap(err)
 	}
 	var u store.User
-	return &u, json.Unmarshal(b, &u)
+	if err := json.Unmarshal(b, &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
 }
 
 // UpdateUser moves the email index entry in the same transaction as the
@@ -153,21 +156,7 @@ func (s *Store) UsersByVerifiedEmail(ctx context.Context, app, email string) ([]
 	for i, id := range ids {
 		keys[i] = s.userKey(app, id)
 	}
-	vals, err := s.c.MGet(ctx, keys...).Result()
-	if err != nil {
-		return nil, wrap(err)
-	}
-	var out []*store.User
-	for _, v := range vals {
-		if str, ok := v.(string); ok {
-			var u store.User
-			if err := json.Unmarshal([]byte(str), &u); err != nil {
-				return nil, err
-			}
-			out = append(out, &u)
-		}
-	}
-	return out, nil
+	return mgetJSON[store.User](ctx, s, keys)
 }
 
 func (s *Store) LinkIdentity(ctx context.Context, id *store.Identity) error {
@@ -216,18 +205,23 @@ func (s *Store) Identities(ctx context.Context, app, userID string) ([]*store.Id
 	for i, m := range members {
 		keys[i] = s.key(app, "i", m)
 	}
+	return mgetJSON[store.Identity](ctx, s, keys)
+}
+
+// mgetJSON reads JSON records with one MGET; absent keys are skipped.
+func mgetJSON[T any](ctx context.Context, s *Store, keys []string) ([]*T, error) {
 	vals, err := s.c.MGet(ctx, keys...).Result()
 	if err != nil {
 		return nil, wrap(err)
 	}
-	var out []*store.Identity
+	var out []*T
 	for _, v := range vals {
 		if str, ok := v.(string); ok {
-			var id store.Identity
-			if err := json.Unmarshal([]byte(str), &id); err != nil {
+			var rec T
+			if err := json.Unmarshal([]byte(str), &rec); err != nil {
 				return nil, err
 			}
-			out = append(out, &id)
+			out = append(out, &rec)
 		}
 	}
 	return out, nil

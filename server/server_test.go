@@ -426,3 +426,51 @@ func TestExamplesPassCheck(t *testing.T) {
 		t.Fatal("no example configs found")
 	}
 }
+
+// TestDevCodeIsBoundToItsSignIn: a code the dev provider issued for one
+// sign-in cannot finish another, even in the same browser.
+func TestDevCodeIsBoundToItsSignIn(t *testing.T) {
+	in := servertest.Start(t, servertest.DevConfig, nil)
+	b := servertest.NewBrowser(t)
+	first := b.DevCallback(in.URL+"/rp/authorize?idp=dev", "alice")
+	second := b.DevCallback(in.URL+"/rp/authorize?idp=dev", "eve")
+	u1, _ := url.Parse(first)
+	u2, _ := url.Parse(second)
+	// alice's code with the second sign-in's state.
+	q := u2.Query()
+	q.Set("code", u1.Query().Get("code"))
+	u2.RawQuery = q.Encode()
+	if p := b.Get(u2.String()); p.Status != 502 || strings.Contains(p.Body, "Alice") {
+		t.Fatalf("code of another sign-in accepted: %d", p.Status)
+	}
+	if p := b.Get(in.URL + "/account"); !strings.HasSuffix(p.URL.Path, "/login") {
+		t.Fatal("signed in with a code of another sign-in")
+	}
+}
+
+// TestAccountEndsOnlyOwnSessions: the session handle in the account page's
+// form ends the signed-in user's own sessions, never another user's.
+func TestAccountEndsOnlyOwnSessions(t *testing.T) {
+	in := servertest.Start(t, servertest.DevConfig, nil)
+	laptop, phone, eve := servertest.NewBrowser(t), servertest.NewBrowser(t), servertest.NewBrowser(t)
+	laptop.SignInDev(in.URL+"/login", "alice")
+	phone.SignInDev(in.URL+"/login", "alice")
+	eve.SignInDev(in.URL+"/login", "eve")
+
+	// The laptop's account page offers to end the phone's session.
+	_, aliceForm := laptop.Get(in.URL+"/account").Form(t, "/account/sessions/end")
+	// Eve posts that handle with her own valid CSRF token.
+	_, eveLogout := eve.Get(in.URL+"/account").Form(t, "/logout")
+	eve.PostForm(in.URL+"/account/sessions/end", url.Values{"csrf": {eveLogout.Get("csrf")}, "session": {aliceForm.Get("session")}})
+	if p := phone.Get(in.URL + "/account"); p.URL.Path != "/account" {
+		t.Fatal("eve ended alice's session")
+	}
+	// Alice ends it herself from the laptop.
+	laptop.PostForm(in.URL+"/account/sessions/end", aliceForm)
+	if p := phone.Get(in.URL + "/account"); !strings.HasSuffix(p.URL.Path, "/login") {
+		t.Fatal("the phone's session survived being ended from the laptop")
+	}
+	if p := laptop.Get(in.URL + "/account"); p.URL.Path != "/account" {
+		t.Fatal("ending the phone's session ended the laptop's")
+	}
+}

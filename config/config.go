@@ -229,7 +229,8 @@ type Route struct {
 	// Path is a path prefix, matched on whole segments and ignoring case.
 	// Default "/".
 	Path string `yaml:"path"`
-	// Upstream is the http(s) URL requests are sent to.
+	// Upstream is the http(s) URL requests are sent to. A route without
+	// one only answers forward-auth (another proxy sends the traffic).
 	Upstream string `yaml:"upstream"`
 	// StripPrefix removes Path from the request path before proxying.
 	StripPrefix bool `yaml:"strip_prefix"`

@@ -144,7 +144,7 @@ func (c *Config) validateRoute(ps *problems, r Route, rp string, field func(stri
 	u, err := url.Parse(r.Upstream)
 	switch {
 	case r.Upstream == "":
-		ps.at(field("upstream"), "required: the http(s) URL of the application behind this route")
+		// A route without upstream only answers forward-auth.
 	case err != nil || u.Host == "" || u.Opaque != "" || (u.Scheme != "http" && u.Scheme != "https"):
 		ps.at(field("upstream"), "expected an http or https URL such as http://127.0.0.1:3000, got %q", r.Upstream)
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "":

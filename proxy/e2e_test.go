@@ -40,6 +40,12 @@ routes:
 
 func start(t *testing.T, st store.Store, routes string, mount func(*proxytest.Upstream, *http.ServeMux)) *setup {
 	t.Helper()
+	return startEdited(t, st, routes, mount, func(s string) string { return s })
+}
+
+// startEdited is start with the configuration edited before use.
+func startEdited(t *testing.T, st store.Store, routes string, mount func(*proxytest.Upstream, *http.ServeMux), edit func(string) string) *setup {
+	t.Helper()
 	op := proxytest.StartOP(t)
 	up, mux := proxytest.StartUpstream(t)
 	if mount != nil {
@@ -51,7 +57,7 @@ proxy:
   client_id: ` + proxytest.ClientID + `
   client_secret: ` + proxytest.ClientSecret + `
 ` + strings.ReplaceAll(routes, "UP", up.URL)
-	in := servertest.Start(t, cfg, st)
+	in := servertest.Start(t, edit(cfg), st)
 	op.AllowRedirect(in.URL + "/.aero2/callback")
 	return &setup{in: in, op: op, up: up}
 }

@@ -229,3 +229,18 @@ func (u userStore) GetUserByUsername(name string) *storage.User {
 }
 
 func (u userStore) ExampleClientID() string { return "service" }
+
+// GetPrivateClaimsFromScopes puts the user's email and groups in JWT
+// access tokens, as Aero2's provider does for bearer-token policy.
+func (s *opStorage) GetPrivateClaimsFromScopes(ctx context.Context, userID, clientID string, scopes []string) (map[string]any, error) {
+	claims, err := s.Storage.GetPrivateClaimsFromScopes(ctx, userID, clientID, scopes)
+	if err != nil {
+		return nil, err
+	}
+	if claims == nil {
+		claims = map[string]any{}
+	}
+	u := s.users[userID]
+	claims["email"], claims["email_verified"], claims["groups"] = u.Email, u.EmailVerified, u.Groups
+	return claims, nil
+}

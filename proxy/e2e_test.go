@@ -165,7 +165,10 @@ func TestAPIClientsGet401NotRedirects(t *testing.T) {
 			r.Header.Set("X-Requested-With", "XMLHttpRequest")
 			return r
 		},
-		"post": func() *http.Request { r, _ := http.NewRequest("POST", s.in.URL+"/app", strings.NewReader("x")); return r },
+		"post": func() *http.Request {
+			r, _ := http.NewRequest("POST", s.in.URL+"/app", strings.NewReader("x"))
+			return r
+		},
 	} {
 		res, err := c.Do(req())
 		if err != nil {

@@ -146,7 +146,7 @@ func tokenID(o *OP, token string) string {
 // tokens, and groups and sid in the ID token.
 type opStorage struct {
 	*storage.Storage
-	users userStore
+	users     userStore
 	mu        sync.Mutex
 	sids      map[string]string
 	redirects []string

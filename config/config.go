@@ -151,6 +151,8 @@ type Application struct {
 	Upstream string `yaml:"upstream"`
 	// Routes map hosts and paths to upstreams, each with a policy.
 	Routes []Route `yaml:"routes"`
+	// Proxy configures how the proxy signs browsers in.
+	Proxy Proxy `yaml:"proxy"`
 }
 
 // Session configures browser sessions.
@@ -217,31 +219,128 @@ type TokenLifetimes struct {
 	AuthorizationCode time.Duration `yaml:"authorization_code"`
 }
 
-// Route maps a host and path prefix to an upstream with a policy.
+// Route maps a host and path prefix to an upstream with a policy. The
+// reference is docs/config-routes.md; validation is in routes.go.
 type Route struct {
-	// Host is an exact host or a wildcard "*.example.com". Empty matches
+	// Host is an exact host ("app.example.com", optionally with ":port")
+	// or a wildcard of one or more labels ("*.example.com"). Empty matches
 	// every host.
 	Host string `yaml:"host"`
-	// Path is a path prefix. Default "/".
+	// Path is a path prefix, matched on whole segments and ignoring case.
+	// Default "/".
 	Path string `yaml:"path"`
-	// Upstream is the http(s) URL requests are sent to.
+	// Upstream is the http(s) URL requests are sent to. A route without
+	// one only answers forward-auth (another proxy sends the traffic).
 	Upstream string `yaml:"upstream"`
 	// StripPrefix removes Path from the request path before proxying.
 	StripPrefix bool `yaml:"strip_prefix"`
+	// RewriteHost sends the upstream's host in the Host header instead of
+	// the one the client asked for (X-Forwarded-Host carries that).
+	RewriteHost bool `yaml:"rewrite_host"`
+	// AllowEncodedSlashes lets %2F and %5C through in paths. Off by
+	// default: an upstream that decodes them again could see another
+	// path than the one the route was chosen for.
+	AllowEncodedSlashes bool `yaml:"allow_encoded_slashes"`
+	// TLS configures https upstreams.
+	TLS UpstreamTLS `yaml:"tls"`
+	// Timeouts of the upstream connection.
+	Timeouts UpstreamTimeouts `yaml:"timeouts"`
 	// Policy says who may pass.
 	Policy Policy `yaml:"policy"`
+	// Headers names the identity headers sent upstream.
+	Headers IdentityHeaders `yaml:"headers"`
+}
+
+// UpstreamTLS configures the TLS client of an https upstream.
+type UpstreamTLS struct {
+	// CAFile is a PEM bundle of the CAs trusted for the upstream (instead
+	// of the system's).
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name checked in the upstream's certificate (and
+	// sent as SNI). Default: the upstream URL's host.
+	ServerName string `yaml:"server_name"`
+}
+
+// UpstreamTimeouts bound the upstream connection. Zero means the default.
+type UpstreamTimeouts struct {
+	// Dial bounds connecting (TCP and TLS). Default 10s.
+	Dial time.Duration `yaml:"dial"`
+	// ResponseHeader bounds the wait for the upstream's response headers
+	// once the request is sent. Default 60s. Streaming responses (SSE,
+	// WebSockets) are not bounded once headers have arrived.
+	ResponseHeader time.Duration `yaml:"response_header"`
+	// Idle closes pooled keep-alive connections unused this long.
+	// Default 90s.
+	Idle time.Duration `yaml:"idle"`
 }
 
 // Policy decides who may use a route.
 type Policy struct {
 	// Public routes need no sign-in.
 	Public bool `yaml:"public"`
-	// AllowedEmails, AllowedDomains, AllowedGroups: a signed-in user passes
-	// when any list matches (any-of within and across lists). All empty
-	// means any signed-in user.
+	// AllowedEmails, AllowedDomains, AllowedGroups, AllowedClaims: a
+	// signed-in user passes when any entry of any list matches (any-of
+	// within and across lists). All empty means any signed-in user.
+	// Emails and domains match only a verified email.
 	AllowedEmails  []string `yaml:"allowed_emails"`
 	AllowedDomains []string `yaml:"allowed_domains"`
 	AllowedGroups  []string `yaml:"allowed_groups"`
+	// AllowedClaims maps a claim name to accepted values; a claim that is
+	// a list matches when any of its members is accepted.
+	AllowedClaims map[string][]string `yaml:"allowed_claims"`
+}
+
+// IdentityHeaders are the header names a route sends the validated
+// identity in. Each list replaces its default; an empty list (`[]`)
+// sends nothing for that field.
+type IdentityHeaders struct {
+	// User defaults to [X-Forwarded-User, X-Auth-Request-User] (the
+	// subject).
+	User []string `yaml:"user"`
+	// Email defaults to [X-Forwarded-Email, X-Auth-Request-Email].
+	Email []string `yaml:"email"`
+	// PreferredUsername defaults to [X-Forwarded-Preferred-Username,
+	// X-Auth-Request-Preferred-Username].
+	PreferredUsername []string `yaml:"preferred_username"`
+	// Groups defaults to [X-Forwarded-Groups, X-Auth-Request-Groups],
+	// comma-separated.
+	Groups []string `yaml:"groups"`
+	// AccessToken names headers for the user's access token. Default none.
+	AccessToken []string `yaml:"access_token"`
+	// Assertion names the header for a signed JWT about the user
+	// (audience: the route), e.g. X-Aero2-Assertion. Default none.
+	Assertion string `yaml:"assertion"`
+}
+
+// Proxy is how the identity-aware proxy signs browsers in: as an OIDC
+// client (authorization code with PKCE) of a provider, by default the
+// application's own.
+type Proxy struct {
+	// Provider is the issuer URL the proxy signs in at. Default: the
+	// application's issuer.
+	Provider string `yaml:"provider"`
+	// ClientID at the provider. Default "aero2-proxy".
+	ClientID string `yaml:"client_id"`
+	// ClientSecret at the provider. Default: derived from
+	// secrets.cookie_keys, for the application's own provider.
+	ClientSecret string `yaml:"client_secret"`
+	// Scopes asked for. Default: openid profile email.
+	Scopes []string `yaml:"scopes"`
+	// Audiences accepted in bearer access tokens. Default: [client_id].
+	Audiences []string `yaml:"audiences"`
+	// CookieName is the proxy session cookie's base name. Default
+	// "aero2_proxy" (plus "_<app>" for other than the default
+	// application); "__Host-" is added when the cookie is Secure.
+	CookieName string `yaml:"cookie_name"`
+	// SessionCache is how long a validated session is trusted before the
+	// store (and the provider session behind it) is asked again. It is
+	// how long a sign-out elsewhere may take to stop admitting. Default
+	// 2s; at most 30s.
+	SessionCache time.Duration `yaml:"session_cache"`
+	// TokenCache is how long an introspected bearer token's answer is
+	// kept (revocation takes this long to be seen). Default 10s; at most
+	// 60s.
+	TokenCache time.Duration `yaml:"token_cache"`
 }
 
 // Apps returns the configured applications: the `applications` list, or

@@ -86,6 +86,7 @@ func (a *Application) applyDefaults() {
 	}
 	setDuration(&a.Session.IdleTimeout, DefaultSessionIdle)
 	setDuration(&a.Session.AbsoluteTimeout, DefaultSessionAbsolute)
+	a.applyProxyDefaults()
 	for i := range a.IdentityProviders {
 		if a.IdentityProviders[i].Name == "" {
 			a.IdentityProviders[i].Name = a.IdentityProviders[i].ID
@@ -128,6 +129,7 @@ func (c *Config) validate(ps *problems) {
 	}
 	c.validateStore(ps)
 	c.validateSecrets(ps)
+	routes := map[string]string{}
 
 	if len(c.Applications) > 0 {
 		if !reflect.ValueOf(c.Application).IsZero() {
@@ -150,12 +152,14 @@ func (c *Config) validate(ps *problems) {
 			}
 			issuers[a.Issuer] = true
 			c.validateApp(ps, a, path+".")
+			c.validateRoutes(ps, a, path+".", routes)
 		}
 	} else {
 		if s.PublicURL == "" {
 			ps.at("server.public_url", "required: the URL browsers use to reach Aero2, such as https://auth.example.com")
 		}
 		c.validateApp(ps, &c.Application, "")
+		c.validateRoutes(ps, &c.Application, "", routes)
 	}
 }
 

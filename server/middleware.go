@@ -9,6 +9,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/aero2/aero2/proxy"
 )
 
 // trustedProxies are the peers whose X-Forwarded-For is believed.
@@ -108,6 +110,14 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if s.proxy != nil {
+			// Forward-auth trusts X-Forwarded-Method/Host/Uri from the
+			// connection's peer, not from the client address resolved
+			// below.
+			if p, ok := peer(r.RemoteAddr); ok {
+				r = r.WithContext(proxy.WithPeer(r.Context(), p))
+			}
+		}
 		if ip := s.trusted.ClientIP(r); ip.IsValid() {
 			if p, ok := peer(r.RemoteAddr); !ok || p != ip {
 				r.RemoteAddr = netip.AddrPortFrom(ip, 0).String()

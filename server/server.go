@@ -20,6 +20,7 @@ import (
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/federation"
 	"github.com/aero2/aero2/federation/dev"
+	"github.com/aero2/aero2/proxy"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
@@ -44,6 +45,10 @@ type Options struct {
 	Connectors federation.Registry
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AssertionSigner returns the signer of an application's identity
+	// assertions (the provider's key); nil, or a nil signer, means routes
+	// of that application cannot send assertions.
+	AssertionSigner func(app string) proxy.AssertionSigner
 }
 
 // Server is a running Aero2: the store and one handler per application.
@@ -54,6 +59,7 @@ type Server struct {
 	apps    []*application
 	handler http.Handler
 	trusted *trustedProxies
+	proxy   *proxy.Handler // nil without routes
 }
 
 // New builds the server. Configuration problems come back as
@@ -126,6 +132,9 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, opts Options
 	if len(problems) > 0 {
 		return nil, problems
 	}
+	if err := s.buildProxy(opts); err != nil {
+		return nil, err
+	}
 	// Longest base path first, so /apps/blog wins over / on one host.
 	sort.SliceStable(s.apps, func(i, j int) bool { return len(s.apps[i].basePath) > len(s.apps[j].basePath) })
 	if cfg.InsecureDev {
@@ -141,6 +150,7 @@ type application struct {
 	host     string // lower-case host[:port] of the issuer
 	basePath string // "" or "/path" of the issuer
 	handler  http.Handler
+	mux      *http.ServeMux
 }
 
 func (s *Server) buildApp(ctx context.Context, a config.Application, opts Options) (*application, config.Problems) {
@@ -203,7 +213,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 	if basePath != "" {
 		h = http.StripPrefix(basePath, mux)
 	}
-	return &application{name: a.Name, host: normalizeHost(iss.Host), basePath: basePath, handler: h}, nil
+	return &application{name: a.Name, host: normalizeHost(iss.Host), basePath: basePath, handler: h, mux: mux}, nil
 }
 
 func registryTypes(r federation.Registry) []string {
@@ -264,13 +274,42 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host := normalizeHost(r.Host)
+	var issuerApp *application
 	for _, a := range s.apps {
 		if a.host == host && (a.basePath == "" || r.URL.Path == a.basePath || strings.HasPrefix(r.URL.Path, a.basePath+"/")) {
-			a.handler.ServeHTTP(w, r)
-			return
+			if s.proxy == nil || a.owns(r) {
+				a.handler.ServeHTTP(w, r)
+				return
+			}
+			issuerApp = a
+			break
 		}
 	}
+	if s.proxy != nil && s.proxy.Match(r) {
+		s.proxy.ServeHTTP(w, r)
+		return
+	}
+	if issuerApp != nil {
+		issuerApp.handler.ServeHTTP(w, r)
+		return
+	}
 	web.Error(w, http.StatusNotFound, "", "Not found", web.ErrorData{Message: "Nothing is served at this address."})
+}
+
+// owns reports whether the application has an endpoint for r's path.
+// Where an issuer and proxy routes share a host, the application's
+// endpoints win, except its home page ("/" redirects to /account), which
+// a route for "/" takes: a sidecar's application keeps its front page.
+func (a *application) owns(r *http.Request) bool {
+	u := *r.URL
+	u.Path = strings.TrimPrefix(u.Path, a.basePath)
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	r2 := *r
+	r2.URL = &u
+	_, pattern := a.mux.Handler(&r2)
+	return pattern != "" && pattern != "GET /{$}"
 }
 
 // ready answers /readyz: 200 when the store answers, 503 when it does not.

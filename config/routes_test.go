@@ -1,0 +1,96 @@
+package config
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRoutesDefaultsAndShorthand(t *testing.T) {
+	cfg, err := Parse("aero2.yaml", []byte(validBase+"upstream: http://127.0.0.1:3000\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Apps()[0]
+	rs := a.ProxyRoutes()
+	if len(rs) != 1 || rs[0].Path != "/" || rs[0].Host != "" || rs[0].Upstream != "http://127.0.0.1:3000" {
+		t.Errorf("shorthand routes = %+v", rs)
+	}
+	p := a.Proxy
+	if p.Provider != "https://auth.example.com" || p.ClientID != DefaultProxyClientID || p.CookieName != "aero2_proxy" ||
+		p.SessionCache != 2*time.Second || p.TokenCache != 10*time.Second || len(p.Audiences) != 1 || p.Audiences[0] != DefaultProxyClientID {
+		t.Errorf("proxy defaults = %+v", p)
+	}
+}
+
+func TestRouteProblems(t *testing.T) {
+	src := validBase + `
+upstream: http://127.0.0.1:9
+proxy:
+  session_cache: 5m
+  scopes: [profile]
+  cookie_name: aero2_session
+routes:
+  - {host: App.Example.COM., path: /a, upstream: "ftp://x"}
+  - {host: "*.*.example.com", path: "/.aero2/x", upstream: "http://u:p@h"}
+  - {host: "a.example.com", path: "/b/../c", upstream: "http://h", tls: {ca_file: ca.pem}}
+  - {host: "app.example.com", path: "/A/", upstream: "http://h"}
+  - {path: "/x", upstream: "http://h", policy: {public: true, allowed_emails: [a@example.com]}}
+  - {path: "/y", upstream: "http://h", headers: {user: [Cookie], email: ["bad name"], access_token: [Authorization], assertion: Host}}
+  - {path: "/z%2f", upstream: "http://h", timeouts: {dial: -1s}, policy: {allowed_claims: {dept: []}}}
+`
+	got := parseProblems(t, src, noEnv)
+	for _, want := range []string{
+		"upstream: `upstream` is the shorthand",
+		"proxy.session_cache: must be between 0 and 30s",
+		"proxy.scopes: must include openid",
+		"proxy.cookie_name: must differ from session.cookie_name",
+		`routes[0].upstream: expected an http or https URL`,
+		`routes[1].host: expected a host name`,
+		`routes[1].path: /.aero2/ is reserved`,
+		`routes[1].upstream: must not have user info`,
+		`routes[2].path: must not contain '//', '.' or '..' segments`,
+		`routes[2].tls: tls settings need an https upstream`,
+		`routes[3].path: host "app.example.com" and path "/A/" are already routed by routes[0]`,
+		`routes[4].policy.public: a public route admits everyone`,
+		`routes[5].headers.user[0]: header Cookie cannot carry identity`,
+		`routes[5].headers.email[0]: invalid header name "bad name"`,
+		`routes[5].headers.assertion: header Host cannot carry identity`,
+		`routes[6].path: must be a plain path`,
+		`routes[6].timeouts.dial: must not be negative`,
+		`routes[6].policy.allowed_claims: claim "dept" needs at least one accepted value`,
+	} {
+		wantProblem(t, got, want)
+	}
+	for _, g := range got {
+		if contains(g, "access_token") {
+			t.Errorf("Authorization is allowed for the access token: %s", g)
+		}
+	}
+}
+
+func TestRoutesConflictAcrossApplications(t *testing.T) {
+	src := `
+secrets:
+  cookie_keys: ["0123456789abcdef0123456789abcdef"]
+  storage_key: "fedcba9876543210fedcba9876543210"
+applications:
+  - name: a
+    issuer: https://a.example.com
+    identity_providers: [{id: x, type: oidc}]
+    routes: [{host: app.example.com, upstream: "http://h"}]
+  - name: b
+    issuer: https://b.example.com
+    identity_providers: [{id: x, type: oidc}]
+    routes: [{host: app.example.com, path: /, upstream: "http://h2"}]
+`
+	wantProblem(t, parseProblems(t, src, noEnv), `applications[1].routes[0].path: host "app.example.com" and path "/" are already routed by applications[0].routes[0]`)
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}

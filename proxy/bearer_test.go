@@ -1,0 +1,200 @@
+package proxy_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/proxy"
+	"github.com/aero2/aero2/proxy/proxytest"
+	"github.com/aero2/aero2/server/servertest"
+	"github.com/aero2/aero2/store/memory"
+)
+
+// tokensFrom runs the code flow with PKCE against op by hand and returns
+// the access and ID tokens, as an API client would get them.
+func tokensFrom(t *testing.T, op *proxytest.OP) (string, string) {
+	t.Helper()
+	const cb = "http://127.0.0.1:1/cb"
+	op.AllowRedirect(cb)
+	ctx := context.Background()
+	p, err := oidc.NewProvider(ctx, op.Issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := oauth2.Config{ClientID: proxytest.ClientID, ClientSecret: proxytest.ClientSecret, Endpoint: p.Endpoint(), RedirectURL: cb, Scopes: []string{"openid", "email", "profile"}}
+	verifier := oauth2.GenerateVerifier()
+	b := servertest.NewBrowser(t).NoRedirects()
+	loc := c.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier))
+	for i := 0; i < 10 && !strings.HasPrefix(loc, cb); i++ {
+		res, err := b.Client.Get(loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		u, _ := res.Request.URL.Parse(res.Header.Get("Location"))
+		loc = u.String()
+	}
+	u, _ := url.Parse(loc)
+	tok, err := c.Exchange(ctx, u.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken, tok.Extra("id_token").(string)
+}
+
+func bearerGet(t *testing.T, u, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func TestBearerTokens(t *testing.T) {
+	s := start(t, nil, routesYAML, nil)
+	good, idToken := tokensFrom(t, s.op)
+	if st := bearerGet(t, s.in.URL+"/admin/api", good); st != 200 {
+		t.Fatalf("valid token: %d", st)
+	}
+	seen := s.up.Last(t)
+	if seen.Header.Get("X-Forwarded-User") != "u-alice" || seen.Header.Get("Authorization") != "" {
+		t.Errorf("upstream got user %q, Authorization %q", seen.Header.Get("X-Forwarded-User"), seen.Header.Get("Authorization"))
+	}
+	revoked, _ := tokensFrom(t, s.op)
+	s.op.Revoke(t, revoked)
+	// Another provider with the same client: right shape, wrong issuer.
+	foreign := proxytest.StartOP(t)
+	foreignToken, _ := tokensFrom(t, foreign)
+	// alg none: the good token's claims, unsigned.
+	parts := strings.Split(good, ".")
+	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + "."
+	// The good token with its signature swapped for another's.
+	forged := parts[0] + "." + parts[1] + "." + strings.Split(foreignToken, ".")[2]
+	for name, tok := range map[string]string{
+		"revoked": revoked, "foreign issuer": foreignToken, "alg none": none, "forged signature": forged,
+		"id token": idToken, "garbage": "not-a-token",
+	} {
+		before := s.up.Count()
+		if st := bearerGet(t, s.in.URL+"/admin/api", tok); st != 401 {
+			t.Errorf("%s: %d, want 401", name, st)
+		}
+		if s.up.Count() != before {
+			t.Errorf("%s reached the upstream", name)
+		}
+	}
+}
+
+func TestExpiredBearerToken(t *testing.T) {
+	op := proxytest.StartOP(t)
+	good, _ := tokensFrom(t, op)
+	p := proxy.NewOIDCProvider(proxy.OIDCConfig{
+		Issuer: op.Issuer, ClientID: proxytest.ClientID, ClientSecret: proxytest.ClientSecret,
+		Audiences: []string{proxytest.ClientID}, TokenCache: time.Second,
+	})
+	if _, err := p.VerifyAccessToken(context.Background(), good); err != nil {
+		t.Fatalf("fresh token: %v", err)
+	}
+	late := proxy.NewOIDCProvider(proxy.OIDCConfig{
+		Issuer: op.Issuer, ClientID: proxytest.ClientID, ClientSecret: proxytest.ClientSecret,
+		Audiences: []string{proxytest.ClientID}, Now: func() time.Time { return time.Now().Add(2 * time.Hour) },
+	})
+	if _, err := late.VerifyAccessToken(context.Background(), good); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("token two hours later: %v", err)
+	}
+	other := proxy.NewOIDCProvider(proxy.OIDCConfig{
+		Issuer: op.Issuer, ClientID: proxytest.ClientID, ClientSecret: proxytest.ClientSecret, Audiences: []string{"another-app"},
+	})
+	if _, err := other.VerifyAccessToken(context.Background(), good); err == nil {
+		t.Error("a token for another audience was accepted")
+	}
+}
+
+// keySigner signs with a fresh RSA key and serves its JWKS.
+func keySigner(t *testing.T) (*proxy.KeySigner, string) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := (&jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}}).Keys[0].MarshalJSON()
+		w.Write([]byte(`{"keys":[` + string(b) + `]}`))
+	}))
+	t.Cleanup(jwks.Close)
+	s, err := proxy.NewKeySigner("https://auth.example.com", key, jose.RS256, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, jwks.URL
+}
+
+func TestAssertionHeaderVerifiesAgainstTheJWKS(t *testing.T) {
+	op := proxytest.StartOP(t)
+	up, _ := proxytest.StartUpstream(t)
+	signer, jwksURL := keySigner(t)
+	src := `
+insecure_dev: true
+server: {public_url: "http://127.0.0.1:1"}
+secrets: {cookie_keys: ["` + servertest.CookieKey + `"], storage_key: "` + servertest.StorageKey + `"}
+identity_providers: [{id: dev, type: dev}]
+proxy: {provider: "` + op.Issuer + `", client_secret: ` + proxytest.ClientSecret + `}
+routes:
+  - {path: /app, upstream: "` + up.URL + `", headers: {assertion: X-Aero2-Assertion, access_token: [X-Forwarded-Access-Token]}}
+`
+	cfg, err := config.Parse("t.yaml", []byte(src), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := memory.New()
+	h, err := proxy.New(proxy.Options{Config: cfg, Store: st, Apps: []proxy.App{{Config: cfg.Apps()[0], Signer: signer}}, Logger: servertest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	op.AllowRedirect(srv.URL + "/.aero2/callback")
+	b := servertest.NewBrowser(t)
+	if p := b.Get(srv.URL + "/app/x"); p.Status != 200 {
+		t.Fatalf("sign-in: %d %s", p.Status, p.Body)
+	}
+	seen := up.Last(t)
+	jwt := seen.Header.Get("X-Aero2-Assertion")
+	ks := oidc.NewRemoteKeySet(context.Background(), jwksURL)
+	v := oidc.NewVerifier("https://auth.example.com", ks, &oidc.Config{ClientID: srv.URL + "/app"})
+	tok, err := v.Verify(context.Background(), jwt)
+	if err != nil {
+		t.Fatalf("assertion %q does not verify: %v", jwt, err)
+	}
+	var claims struct {
+		Email  string   `json:"email"`
+		Groups []string `json:"groups"`
+	}
+	tok.Claims(&claims)
+	if tok.Subject != "u-alice" || claims.Email != "alice@example.com" || len(claims.Groups) != 2 {
+		t.Errorf("assertion claims: sub %q %+v", tok.Subject, claims)
+	}
+	if seen.Header.Get("X-Forwarded-Access-Token") == "" {
+		t.Error("the access token was not forwarded")
+	}
+	// Another route's audience does not verify.
+	other := oidc.NewVerifier("https://auth.example.com", ks, &oidc.Config{ClientID: srv.URL + "/other"})
+	if _, err := other.Verify(context.Background(), jwt); err == nil {
+		t.Error("the assertion verifies for another audience")
+	}
+}

@@ -1,0 +1,315 @@
+package proxy
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/store"
+)
+
+// App is one application's part of the proxy: its routes and settings,
+// and the provider-facing pieces the server wires in.
+type App struct {
+	// Config is the application's configuration (routes, proxy settings,
+	// session lifetimes).
+	Config config.Application
+	// Path prefixes the application's keys in problems: "" for the
+	// default application, "applications[i]." otherwise.
+	Path string
+	// Provider signs browsers in and checks bearer tokens; nil means an
+	// OIDCProvider built from Config.Proxy with ClientSecret.
+	Provider Provider
+	// ClientSecret is the proxy's secret at the provider when
+	// Config.Proxy.ClientSecret is empty (the server derives one).
+	ClientSecret string
+	// Sessions checks the liveness of provider sessions; nil means
+	// StoreSessions over Options.Store.
+	Sessions ProviderSessions
+	// Signer signs identity assertions; routes that ask for an assertion
+	// need one.
+	Signer AssertionSigner
+}
+
+// Options configure a Handler.
+type Options struct {
+	Config *config.Config
+	Apps   []App
+	// Store keeps proxy sessions and sign-in state.
+	Store store.Store
+	// TrustedProxy reports whether a peer may set X-Forwarded-* (the
+	// server's trusted_proxies); nil trusts loopback only.
+	TrustedProxy func(netip.Addr) bool
+	// StripCookies are further cookie names never sent upstream (the
+	// provider's session and sign-in cookies).
+	StripCookies []string
+	// CSRFKey authenticates the sign-out form.
+	CSRFKey []byte
+	// HTTPClient calls the provider; nil means a client with a 10s
+	// timeout.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler is the proxy for every application of a configuration. Build it
+// with New; it is safe for concurrent use.
+type Handler struct {
+	table       *table
+	apps        map[string]*appProxy
+	order       []*appProxy
+	strip       stripSet
+	cookies     []string
+	trusted     func(netip.Addr) bool
+	insecureDev bool
+	csrfKey     []byte
+	cop         *http.CrossOriginProtection
+	log         *slog.Logger
+	now         func() time.Time
+}
+
+// appProxy is one application's sign-in and sessions.
+type appProxy struct {
+	name        string
+	issuer      string
+	provider    Provider
+	sessions    *sessions
+	cookie      string // base name
+	loginCookie string // base name of the sign-in binding cookie
+	signer      AssertionSigner
+}
+
+// Route is a compiled route.
+type Route struct {
+	app                 *appProxy
+	name                string // the config path, for logs
+	host, port          string
+	prefix              string // "" for "/", else without trailing slash
+	stripPrefix         bool
+	rewriteHost         bool
+	allowEncodedSlashes bool
+	policy              *Policy
+	headers             headerPlan
+	upstream            *url.URL // nil: forward-auth only
+	rp                  *httputil.ReverseProxy
+}
+
+// New compiles the routes of every application. Problems in the
+// configuration (a bad allowed email, an unreadable CA file) come back as
+// config.Problems.
+func New(opts Options) (*Handler, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.TrustedProxy == nil {
+		opts.TrustedProxy = func(a netip.Addr) bool { return a.Unmap().IsLoopback() }
+	}
+	if len(opts.CSRFKey) == 0 {
+		k, _ := hkdf.Key(sha256.New, []byte(fmt.Sprint(time.Now().UnixNano())), nil, "aero2 proxy csrf", 32)
+		opts.CSRFKey = k
+	}
+	h := &Handler{
+		apps: map[string]*appProxy{}, trusted: opts.TrustedProxy, insecureDev: opts.Config.InsecureDev,
+		csrfKey: opts.CSRFKey, cop: http.NewCrossOriginProtection(), log: opts.Logger, now: opts.Now,
+	}
+	var problems config.Problems
+	var routes []*Route
+	var plans []headerPlan
+	for _, a := range opts.Apps {
+		ac := a.Config
+		p := ac.Proxy
+		secret := p.ClientSecret
+		if secret == "" {
+			secret = a.ClientSecret
+		}
+		provider := a.Provider
+		if provider == nil {
+			provider = NewOIDCProvider(OIDCConfig{
+				Issuer: p.Provider, ClientID: p.ClientID, ClientSecret: secret, Scopes: p.Scopes,
+				Audiences: p.Audiences, HTTPClient: opts.HTTPClient, TokenCache: p.TokenCache, Now: opts.Now,
+			})
+		}
+		alive := a.Sessions
+		if alive == nil {
+			alive = StoreSessions{Store: opts.Store, App: ac.Name, IdleTimeout: ac.Session.IdleTimeout, Now: opts.Now}
+		}
+		ap := &appProxy{
+			name: ac.Name, issuer: p.Provider, provider: provider, signer: a.Signer,
+			cookie: p.CookieName, loginCookie: p.CookieName + "_login",
+			sessions: &sessions{
+				app: ac.Name, records: opts.Store, alive: alive, provider: provider,
+				ttl: p.SessionCache, lifetime: ac.Session.AbsoluteTimeout, now: opts.Now, cache: map[string]*live{},
+			},
+		}
+		h.apps[ap.name] = ap
+		h.order = append(h.order, ap)
+		for _, base := range []string{ap.cookie, ap.loginCookie} {
+			h.cookies = append(h.cookies, base, "__Host-"+base)
+		}
+		for i, rc := range ac.ProxyRoutes() {
+			path := ac.RoutePath(a.Path, i)
+			r, ps := h.compileRoute(opts.Config, ap, rc, path)
+			problems = append(problems, ps...)
+			if r != nil {
+				routes = append(routes, r)
+				plans = append(plans, r.headers)
+			}
+		}
+	}
+	for _, c := range opts.StripCookies {
+		h.cookies = append(h.cookies, c, "__Host-"+c, "__Secure-"+c)
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	h.table = newTable(routes)
+	h.strip = newStripSet(plans)
+	return h, nil
+}
+
+func (h *Handler) compileRoute(cfg *config.Config, ap *appProxy, rc config.Route, path string) (*Route, config.Problems) {
+	field := func(name string) string {
+		if strings.HasSuffix(path, "upstream") {
+			return path
+		}
+		return path + "." + name
+	}
+	r := &Route{
+		app: ap, name: path, stripPrefix: rc.StripPrefix, rewriteHost: rc.RewriteHost,
+		allowEncodedSlashes: rc.AllowEncodedSlashes, headers: newHeaderPlan(rc.Headers),
+		prefix: strings.TrimSuffix(rc.Path, "/"),
+	}
+	r.host = rc.Host
+	if r.host != "" {
+		if strings.HasPrefix(r.host, "*.") {
+			if name, port, err := net.SplitHostPort(r.host); err == nil {
+				r.host, r.port = name, port
+			}
+		} else {
+			r.host = normalizeHost(r.host)
+		}
+	}
+	pol, ps := compilePolicy(cfg, rc.Policy, field("policy"))
+	r.policy = pol
+	if r.headers.assertion != "" && ap.signer == nil {
+		ps = append(ps, cfg.Problem(field("headers.assertion"), "no assertion signer is configured for this application"))
+	}
+	if rc.Upstream != "" {
+		u, err := url.Parse(rc.Upstream)
+		if err != nil {
+			return nil, append(ps, cfg.Problem(field("upstream"), "%v", err))
+		}
+		r.upstream = u
+		t, err := newTransport(rc)
+		if err != nil {
+			return nil, append(ps, cfg.Problem(field("tls.ca_file"), "%v", err))
+		}
+		r.rp = h.reverseProxy(t)
+	}
+	return r, ps
+}
+
+// peerKey carries the connection's peer address, as it was before the
+// server resolved X-Forwarded-For, to the forward-auth trust check.
+type peerKey struct{}
+
+// WithPeer records the connection's peer address in ctx. The server calls
+// it before rewriting RemoteAddr to the resolved client address.
+func WithPeer(ctx context.Context, peer netip.Addr) context.Context {
+	return context.WithValue(ctx, peerKey{}, peer)
+}
+
+// peer is the address of whoever opened the connection.
+func (h *Handler) peer(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(peerKey{}).(netip.Addr); ok {
+		return a.Unmap()
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// scheme is the scheme the client used: TLS here, or what a trusted proxy
+// in front says.
+func (h *Handler) scheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if h.trusted(h.peer(r)) {
+		switch r.Header.Get("X-Forwarded-Proto") {
+		case "https":
+			return "https"
+		}
+	}
+	return "http"
+}
+
+// secure says whether cookies are Secure: always, except plain http under
+// insecure_dev.
+func (h *Handler) secure(r *http.Request) bool {
+	return h.scheme(r) == "https" || !h.insecureDev
+}
+
+// Match reports whether the proxy answers r: its reserved prefix, or a
+// route for its host and path. The server asks before dispatching.
+func (h *Handler) Match(r *http.Request) bool {
+	if strings.HasPrefix(r.URL.Path, config.ReservedPrefix) {
+		return true
+	}
+	if len(h.table.any) > 0 {
+		return true // a route for every host: even a bad path is ours to refuse
+	}
+	return h.table.match(normalizeHost(r.Host), r.URL.Path) != nil
+}
+
+// ServeHTTP serves the reserved endpoints and the routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, config.ReservedPrefix) {
+		h.serveReserved(w, r)
+		return
+	}
+	switch v, clean := canonicalPath(r); v {
+	case pathBad:
+		h.page(w, r, http.StatusBadRequest, "Bad request", "This address is not valid.")
+		return
+	case pathRedirect:
+		// The clean path is matched again from the start.
+		w.Header().Set("Location", clean)
+		w.WriteHeader(http.StatusPermanentRedirect)
+		return
+	}
+	host := normalizeHost(r.Host)
+	rt := h.table.match(host, r.URL.Path)
+	if rt == nil || rt.upstream == nil {
+		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
+		return
+	}
+	if !rt.allowEncodedSlashes && hasEncodedSlash(r.URL.RawPath) {
+		h.page(w, r, http.StatusBadRequest, "Bad request", "Encoded slashes are not allowed in this address.")
+		return
+	}
+	res, ok := h.authorize(w, r, rt, r.URL.RequestURI(), false)
+	if !ok {
+		return
+	}
+	h.forward(w, r, rt, res)
+}

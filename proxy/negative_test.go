@@ -1,0 +1,184 @@
+package proxy_test
+
+import (
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"testing"
+
+	"github.com/aero2/aero2/server/servertest"
+)
+
+func TestSpoofedIdentityHeadersNeverReachTheUpstream(t *testing.T) {
+	s := start(t, nil, routesYAML, nil)
+	b := servertest.NewBrowser(t)
+	b.Get(s.in.URL + "/app") // sign in as alice
+	spoof := func(h http.Header) {
+		// Written into the map directly, so Go sends them as spelt.
+		h["x-forwarded-user"] = []string{"mallory"}
+		h["X-FORWARDED-EMAIL"] = []string{"mallory@example.com", "mallory2@example.com"}
+		h["X_Forwarded_User"] = []string{"mallory"}
+		h["x_forwarded_email"] = []string{"mallory@example.com"}
+		h["X-Auth-Request-User"] = []string{"mallory"}
+		h["X-Auth-Request-Anything"] = []string{"mallory"}
+		h["x-auth_request-email"] = []string{"mallory@example.com"}
+		h["X-Forwarded-Groups"] = []string{"admins"}
+		h["X-Forwarded-Preferred-Username"] = []string{"mallory"}
+		h["Remote-User"] = []string{"mallory"}
+		h["X-Forwarded-Access-Token"] = []string{"mallory"}
+		h["X-Aero2-Assertion"] = []string{"mallory"}
+		h["Connection"] = []string{"X-Forwarded-Email"} // hop-by-hop trick
+	}
+	for _, path := range []string{"/app/x", "/public/x", "/"} {
+		req, _ := http.NewRequest("GET", s.in.URL+path, nil)
+		spoof(req.Header)
+		res, err := b.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, res.StatusCode)
+		}
+		seen := s.up.Last(t)
+		for k, vs := range seen.Header {
+			for _, v := range vs {
+				if strings.Contains(v, "mallory") || (k == "X-Forwarded-Groups" && path != "/app/x") {
+					t.Errorf("%s: upstream received %s: %s", path, k, v)
+				}
+			}
+		}
+		if path == "/app/x" && seen.Header.Get("X-Forwarded-User") != "u-alice" {
+			t.Errorf("the real identity is missing: %v", seen.Header)
+		}
+	}
+}
+
+func TestPathTricksCannotReachAProtectedRoute(t *testing.T) {
+	s := start(t, nil, routesYAML, nil)
+	host := strings.TrimPrefix(s.in.URL, "http://")
+	tricks := []struct {
+		uri    string
+		header []string
+	}{
+		{"/public/../admin", nil}, {"/public/%2e%2e/admin", nil}, {"/public/%2E%2E/admin/x", nil},
+		{"/public%2F..%2Fadmin", nil}, {"/public/..%2Fadmin", nil}, {"/public/%2e%2e%2fadmin", nil},
+		{"//admin", nil}, {"/public//../admin", nil}, {"/public/./../admin", nil}, {"/public/..", nil},
+		{"/public#/../admin", nil}, {"/public%23/../admin", nil}, {"/public?/../admin", nil},
+		{"/ADMIN", nil}, {"/Admin/secret", nil}, {"/%61dmin", nil}, {"/admin%2F", nil}, {"/admin%3F", nil},
+		{`/public\..\admin`, nil}, {"/public%5C..%5Cadmin", nil}, {"/admin/", nil}, {"/admin", nil},
+		{"/admin", []string{"Host: " + strings.Replace(host, ":", ".:", 1)}}, // trailing dot
+		{"/admin", []string{"Host: " + strings.ToUpper("localhost") + ":" + strings.Split(host, ":")[1]}},
+		{"http://" + host + "/public/../admin", nil}, // absolute-form request target
+	}
+	for _, tr := range tricks {
+		before := s.up.Count()
+		status, loc := rawRequest(t, s.in.URL, tr.uri, tr.header...)
+		for _, seen := range s.up.Seen()[before:] {
+			// As an upstream might read it: dot segments resolved, '\' as
+			// '/', case ignored.
+			p := strings.ToLower(path.Clean(strings.ReplaceAll(seen.Path, `\`, "/")))
+			if strings.HasPrefix(p, "/admin") {
+				t.Errorf("%s reached the upstream as %q (%d)", tr.uri, seen.Path, status)
+			}
+		}
+		switch {
+		case status == 308 && loc != "":
+			// Redirected to the clean form, which is matched afresh.
+			if strings.Contains(loc, "..") || strings.HasPrefix(loc, "//") {
+				t.Errorf("%s redirected to %q", tr.uri, loc)
+			}
+		case status == 400, status == 404, status == 401:
+		case status == 302 && strings.HasPrefix(loc, s.op.Issuer):
+			// Sent to sign in: the protected route was chosen.
+		case status == 200 && strings.HasPrefix(tr.uri, "/public?"):
+		default:
+			t.Errorf("%s: status %d (Location %q)", tr.uri, status, loc)
+		}
+	}
+}
+
+func TestUserOutsideTheAllowListGets403(t *testing.T) {
+	s := start(t, nil, routesYAML, nil)
+	s.op.SignInAs("u-bob") // engineering, not admins
+	b := servertest.NewBrowser(t)
+	p := b.Get(s.in.URL + "/admin")
+	if p.Status != 403 || !strings.Contains(p.Body, "You are signed in as <strong>bob@example.com</strong>") || !strings.Contains(p.Body, "/.aero2/sign_out") {
+		t.Fatalf("bob on /admin: %d\n%s", p.Status, p.Body)
+	}
+	if strings.Contains(p.Body, s.up.URL) || strings.Contains(p.Body, strings.TrimPrefix(s.up.URL, "http://")) {
+		t.Error("the 403 page reveals the upstream")
+	}
+	if s.up.Count() != 0 {
+		t.Error("the upstream was reached")
+	}
+	// Eve's email is in the allowed domain but not verified.
+	s.op.SignInAs("u-eve")
+	eve := servertest.NewBrowser(t)
+	if p := eve.Get(s.in.URL + "/example"); p.Status != 403 {
+		t.Errorf("unverified email on allowed_domains: %d", p.Status)
+	}
+	s.op.SignInAs("u-bob")
+	if p := servertest.NewBrowser(t).Get(s.in.URL + "/example"); p.Status != 200 {
+		t.Errorf("bob (verified, example.com) on allowed_domains: %d", p.Status)
+	}
+}
+
+func TestOpenRedirectsThroughThePostLoginURL(t *testing.T) {
+	s := start(t, nil, routesYAML, nil)
+	b := servertest.NewBrowser(t).NoRedirects()
+	for _, rd := range []string{
+		"https://evil.example", "//evil.example", `/\evil.example`, "/\t/evil.example", "javascript:alert(1)",
+		"http://" + strings.TrimPrefix(s.in.URL, "http://") + "@evil.example/", "evil.example", "/%0d%0aSet-Cookie:x=y",
+		"/public/../admin", "///evil.example",
+	} {
+		p := b.Get(s.in.URL + "/.aero2/start?rd=" + url.QueryEscape(rd))
+		if p.Status != 400 {
+			t.Errorf("rd=%q: %d (Location %q)", rd, p.Status, p.Header.Get("Location"))
+		}
+	}
+	// A good rd is honoured after sign-in.
+	full := servertest.NewBrowser(t)
+	if p := full.Get(s.in.URL + "/.aero2/start?rd=" + url.QueryEscape("/app/after?q=1")); p.Status != 200 || p.URL.String() != s.in.URL+"/app/after?q=1" {
+		t.Errorf("good rd ended at %d %s", p.Status, p.URL)
+	}
+}
+
+func TestCallbackReplayAndForgery(t *testing.T) {
+	s := start(t, nil, routesYAML, nil)
+	b := servertest.NewBrowser(t)
+	nb := b.NoRedirects()
+	// Walk the flow by hand up to the callback.
+	loc := s.in.URL + "/app"
+	var callback string
+	for i := 0; i < 10 && callback == ""; i++ {
+		res, err := nb.Client.Get(loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		next, _ := res.Request.URL.Parse(res.Header.Get("Location"))
+		loc = next.String()
+		if strings.HasPrefix(loc, s.in.URL+"/.aero2/callback") {
+			callback = loc
+		}
+	}
+	if callback == "" {
+		t.Fatal("never reached the callback")
+	}
+	if p := servertest.NewBrowser(t).Get(callback); p.Status != 400 {
+		t.Errorf("callback in another browser: %d", p.Status)
+	}
+	if p := b.Get(callback); p.Status != 200 || p.URL.Path != "/app" {
+		t.Fatalf("callback: %d %s", p.Status, p.URL)
+	}
+	if p := b.Get(callback); p.Status != 400 {
+		t.Errorf("replayed callback: %d", p.Status)
+	}
+	for _, q := range []string{"state=default.forged&code=x", "state=nope.x&code=x", "code=x", "state=" + strings.Repeat("a", 300)} {
+		if p := b.Get(s.in.URL + "/.aero2/callback?" + q); p.Status != 400 {
+			t.Errorf("callback ?%.30s: %d", q, p.Status)
+		}
+	}
+}

@@ -1,0 +1,343 @@
+package proxy
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/aero2/aero2/session"
+	"github.com/aero2/aero2/store"
+)
+
+// errNoSession: no live proxy session (no cookie, unknown or ended, or
+// its provider session is gone).
+var errNoSession = errors.New("proxy: no session")
+
+// record is a proxy session in the store, under "proxy-session:<id>" where
+// id is the SHA-256 of the cookie token (session.TokenID). It is sealed
+// with a key derived from the cookie token, which the store never sees: a
+// dump of the store yields neither cookies nor the users' tokens.
+type record struct {
+	Identity     Identity  `json:"identity"`
+	IDToken      string    `json:"id_token,omitempty"`
+	AccessToken  string    `json:"access_token,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	AccessExpiry time.Time `json:"access_expiry,omitzero"`
+	CreatedAt    time.Time `json:"created_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+func recordKey(id string) string { return "proxy-session:" + id }
+
+func sealKey(token string) []byte {
+	k := sha256.Sum256([]byte("aero2 proxy session record\x00" + token))
+	return k[:]
+}
+
+func seal(token string, rec *record) ([]byte, error) {
+	plain, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := aes.NewCipher(sealKey(token))
+	gcm, _ := cipher.NewGCM(block)
+	nonce := make([]byte, gcm.NonceSize())
+	rand.Read(nonce)
+	return gcm.Seal(nonce, nonce, plain, nil), nil
+}
+
+func unseal(token string, sealed []byte) (*record, error) {
+	block, _ := aes.NewCipher(sealKey(token))
+	gcm, _ := cipher.NewGCM(block)
+	if len(sealed) < gcm.NonceSize() {
+		return nil, errors.New("proxy session record too short")
+	}
+	plain, err := gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil)
+	if err != nil {
+		return nil, fmt.Errorf("proxy session record: %w", err)
+	}
+	rec := new(record)
+	if err := json.Unmarshal(plain, rec); err != nil {
+		return nil, fmt.Errorf("proxy session record: %w", err)
+	}
+	return rec, nil
+}
+
+// ProviderSessions tells whether a provider session (the `sid` of the ID
+// token) is still alive. It is how a sign-out at the provider, or a
+// session ended on the account page, reaches every proxy session.
+type ProviderSessions interface {
+	Alive(ctx context.Context, sid string) (bool, error)
+}
+
+// StoreSessions checks provider sessions in Aero2's store: Aero2's
+// provider puts store.Session.ID in the ID token's `sid`. A live session
+// that the proxy keeps using is touched (at most once per touch gap, as
+// session.Manager does), so a user who only uses proxied applications is
+// not signed out by the provider's idle timeout.
+type StoreSessions struct {
+	Store       store.Sessions
+	App         string
+	IdleTimeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Alive implements ProviderSessions.
+func (s StoreSessions) Alive(ctx context.Context, sid string) (bool, error) {
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
+	ps, err := s.Store.GetSession(ctx, s.App, sid)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !now.Before(ps.ExpiresAt) || (s.IdleTimeout > 0 && now.Sub(ps.LastSeen) >= s.IdleTimeout) {
+		return false, nil
+	}
+	if gap := min(s.IdleTimeout/10, 5*time.Minute); s.IdleTimeout > 0 && now.Sub(ps.LastSeen) >= gap {
+		ps.LastSeen = now.UTC()
+		if err := s.Store.TouchSession(ctx, ps, min(s.IdleTimeout, ps.ExpiresAt.Sub(now))); errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// live is a validated session in the in-process cache.
+type live struct {
+	id      string
+	rec     *record
+	checked time.Time
+
+	mu         sync.Mutex
+	assertions map[string]cachedAssertion
+}
+
+// sessions keeps one application's proxy sessions: the store, and a small
+// in-process cache of sessions validated in the last cacheTTL, so that a
+// request costs no store round trip (docs/proxy.md, "Speed"). Concurrent
+// requests of one browser share one validation and one refresh
+// (singleflight), so they never race each other into the store.
+type sessions struct {
+	app      string
+	records  store.Records
+	alive    ProviderSessions // nil: no provider-session check
+	provider Provider
+	ttl      time.Duration // cache
+	lifetime time.Duration // absolute
+	now      func() time.Time
+
+	mu    sync.RWMutex
+	cache map[string]*live
+	group singleflight.Group
+}
+
+// maxCachedSessions bounds the cache; expired entries are swept past it.
+const maxCachedSessions = 100000
+
+func (s *sessions) cached(id string, now time.Time) *live {
+	s.mu.RLock()
+	l := s.cache[id]
+	s.mu.RUnlock()
+	if l != nil && now.Sub(l.checked) < s.ttl && now.Before(l.rec.ExpiresAt) {
+		return l
+	}
+	return nil
+}
+
+func (s *sessions) remember(l *live) {
+	if s.ttl <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cache) >= maxCachedSessions {
+		now := s.now()
+		for k, v := range s.cache {
+			if now.Sub(v.checked) >= s.ttl {
+				delete(s.cache, k)
+			}
+		}
+		if len(s.cache) >= maxCachedSessions {
+			clear(s.cache)
+		}
+	}
+	s.cache[l.id] = l
+}
+
+func (s *sessions) forget(id string) {
+	s.mu.Lock()
+	delete(s.cache, id)
+	s.mu.Unlock()
+}
+
+// load returns the live session for a cookie token, or errNoSession.
+func (s *sessions) load(ctx context.Context, token string) (*live, error) {
+	id, ok := session.TokenID(token)
+	if !ok {
+		return nil, errNoSession
+	}
+	if l := s.cached(id, s.now()); l != nil {
+		return l, nil
+	}
+	v, err, _ := s.group.Do(id, func() (any, error) {
+		if l := s.cached(id, s.now()); l != nil {
+			return l, nil // validated while this call waited
+		}
+		// One browser's requests share this call: it must not fail
+		// because the request that started it went away.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return s.validate(ctx, id, token)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*live), nil
+}
+
+func (s *sessions) validate(ctx context.Context, id, token string) (*live, error) {
+	raw, err := s.records.Get(ctx, s.app, recordKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		s.forget(id)
+		return nil, errNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec, err := unseal(token, raw)
+	if err != nil {
+		return nil, errNoSession // not ours, or tampered with
+	}
+	now := s.now()
+	if !now.Before(rec.ExpiresAt) {
+		_ = s.records.Delete(ctx, s.app, recordKey(id))
+		return nil, errNoSession
+	}
+	if s.alive != nil && rec.Identity.SessionID != "" {
+		ok, err := s.alive.Alive(ctx, rec.Identity.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			// The provider session ended: so does this one.
+			_ = s.records.Delete(ctx, s.app, recordKey(id))
+			s.forget(id)
+			return nil, errNoSession
+		}
+	}
+	l := &live{id: id, rec: rec, checked: now}
+	s.remember(l)
+	return l, nil
+}
+
+// create stores a new session for the tokens and returns its cookie token.
+func (s *sessions) create(ctx context.Context, t *Tokens) (string, *live, error) {
+	now := s.now().UTC()
+	rec := &record{
+		Identity: t.Identity, IDToken: t.IDToken, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken,
+		AccessExpiry: t.AccessExpiry, CreatedAt: now, ExpiresAt: now.Add(s.lifetime),
+	}
+	for attempt := 0; ; attempt++ {
+		b := make([]byte, 32)
+		rand.Read(b)
+		token := base64.RawURLEncoding.EncodeToString(b)
+		id, _ := session.TokenID(token)
+		sealed, err := seal(token, rec)
+		if err != nil {
+			return "", nil, err
+		}
+		err = s.records.Create(ctx, s.app, recordKey(id), sealed, s.lifetime)
+		if errors.Is(err, store.ErrExists) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		l := &live{id: id, rec: rec, checked: s.now()}
+		s.remember(l)
+		return token, l, nil
+	}
+}
+
+// end deletes the session of a cookie token.
+func (s *sessions) end(ctx context.Context, token string) (*record, error) {
+	id, ok := session.TokenID(token)
+	if !ok {
+		return nil, nil
+	}
+	var rec *record
+	if raw, err := s.records.Get(ctx, s.app, recordKey(id)); err == nil {
+		rec, _ = unseal(token, raw)
+	}
+	s.forget(id)
+	return rec, s.records.Delete(ctx, s.app, recordKey(id))
+}
+
+// refreshMargin renews an access token this long before it expires, so
+// that the upstream never receives one about to lapse.
+const refreshMargin = 30 * time.Second
+
+// accessToken returns a current access token for the session, refreshing
+// it (once, for all concurrent requests) when it is about to expire.
+func (s *sessions) accessToken(ctx context.Context, token string, l *live) (string, error) {
+	now := s.now()
+	if l.rec.AccessExpiry.IsZero() || now.Add(refreshMargin).Before(l.rec.AccessExpiry) {
+		return l.rec.AccessToken, nil
+	}
+	if l.rec.RefreshToken == "" {
+		return "", errNoSession
+	}
+	v, err, _ := s.group.Do("refresh:"+l.id, func() (any, error) {
+		if cur := s.cached(l.id, s.now()); cur != nil && s.now().Add(refreshMargin).Before(cur.rec.AccessExpiry) {
+			return cur.rec.AccessToken, nil // refreshed while this call waited
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		t, err := s.provider.Refresh(ctx, l.rec.RefreshToken)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errNoSession, err)
+		}
+		rec := *l.rec
+		rec.AccessToken, rec.AccessExpiry = t.AccessToken, t.AccessExpiry
+		if t.RefreshToken != "" {
+			rec.RefreshToken = t.RefreshToken // rotated (DESIGN: refresh tokens rotate)
+		}
+		if t.IDToken != "" {
+			if t.Identity.Subject != rec.Identity.Subject {
+				return nil, fmt.Errorf("%w: refreshed tokens are about another user", errNoSession)
+			}
+			rec.IDToken, rec.Identity = t.IDToken, t.Identity
+		}
+		sealed, err := seal(token, &rec)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.records.Put(ctx, s.app, recordKey(l.id), sealed, rec.ExpiresAt.Sub(s.now())); err != nil {
+			return nil, err
+		}
+		s.remember(&live{id: l.id, rec: &rec, checked: s.now()})
+		return rec.AccessToken, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}

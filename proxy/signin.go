@@ -1,0 +1,224 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aero2/aero2/store"
+)
+
+// Reserved endpoints, under config.ReservedPrefix on every host.
+const (
+	callbackPath   = "/.aero2/callback"
+	startPath      = "/.aero2/start"
+	signOutPath    = "/.aero2/sign_out"
+	signedOutPath  = "/.aero2/signed_out"
+	forwardAuthPfx = "/.aero2/forward-auth"
+)
+
+// stateTTL is how long a sign-in may take.
+const stateTTL = 10 * time.Minute
+
+// signInState is kept under "proxy-state:<state>" until the callback takes
+// it (atomically: a replayed callback finds nothing).
+type signInState struct {
+	RedirectURI string `json:"redirect_uri"`
+	ReturnTo    string `json:"return_to"`
+	Binding     string `json:"binding"` // SHA-256 of the binding cookie
+	Nonce       string `json:"nonce"`
+	Verifier    string `json:"verifier"`
+}
+
+func stateKey(state string) string { return "proxy-state:" + state }
+
+func random32() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// origin is scheme://host of the request, as the client used it.
+func (h *Handler) origin(r *http.Request) string {
+	return h.scheme(r) + "://" + r.Host
+}
+
+// startSignIn sends a browser to the provider. returnTo is a path on this
+// host (checked by the caller).
+func (h *Handler) startSignIn(w http.ResponseWriter, r *http.Request, ap *appProxy, returnTo string) {
+	secure := h.secure(r)
+	bindName := cookieName(ap.loginCookie, secure)
+	// One binding per browser serves every sign-in under way, so two tabs
+	// do not overwrite each other's.
+	binding := ""
+	if c, err := r.Cookie(bindName); err == nil && len(c.Value) == 43 {
+		binding = c.Value
+	} else {
+		binding = random32()
+	}
+	// The application's name leads the state, so the callback (one URL
+	// for every application on the host) knows whose it is.
+	state := ap.name + "." + random32()
+	st := signInState{
+		RedirectURI: h.origin(r) + callbackPath, ReturnTo: returnTo, Binding: hash(binding),
+		Nonce: random32(), Verifier: random32() + random32()[:21], // 64 characters (RFC 7636 §4.1: 43-128)
+	}
+	target, err := ap.provider.AuthCodeURL(r.Context(), AuthRequest{RedirectURI: st.RedirectURI, State: state, Nonce: st.Nonce, Verifier: st.Verifier})
+	if err != nil {
+		h.log.Error("sign-in provider unusable", "app", ap.name, "err", err)
+		h.page(w, r, http.StatusBadGateway, "Sign-in unavailable", "Aero2 cannot reach its sign-in service right now. Please try again shortly.")
+		return
+	}
+	val, _ := json.Marshal(st)
+	if err := ap.sessions.records.Create(r.Context(), ap.name, stateKey(state), val, stateTTL); err != nil {
+		h.unavailable(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: bindName, Value: binding, Path: "/", MaxAge: int(stateTTL.Seconds()),
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
+	})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// safeReturn accepts a same-origin path to come back to after sign-in, as
+// the proxy itself recorded it or a forward-auth `rd` gave it. Anything
+// that a browser could read as another origin is refused: "//evil",
+// "/\evil", tabs and newlines (dropped by browsers), schemes.
+func safeReturn(rd string) bool {
+	if rd == "" || len(rd) > 4096 || !strings.HasPrefix(rd, "/") || strings.HasPrefix(rd, "//") {
+		return false
+	}
+	for i := 0; i < len(rd); i++ {
+		if c := rd[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	u, err := url.Parse(rd)
+	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil && u.Opaque == ""
+}
+
+// start is GET /.aero2/start?rd=/path: sign in, then go to rd on this
+// host. Forward-auth sends browsers here.
+func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
+	rd := r.URL.Query().Get("rd")
+	if rd == "" {
+		rd = "/"
+	}
+	if !safeReturn(rd) {
+		h.page(w, r, http.StatusBadRequest, "Sign-in refused", "The page asked to return to an address this site does not allow.")
+		return
+	}
+	u, _ := url.Parse(rd)
+	probe := &http.Request{Method: http.MethodGet, URL: u, RequestURI: rd, Host: r.Host}
+	if v, _ := canonicalPath(probe); v != pathOK {
+		h.page(w, r, http.StatusBadRequest, "Sign-in refused", "The page asked to return to an address this site does not allow.")
+		return
+	}
+	rt := h.table.match(normalizeHost(r.Host), u.Path)
+	if rt == nil {
+		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
+		return
+	}
+	h.startSignIn(w, r, rt.app, u.RequestURI())
+}
+
+// callback is GET /.aero2/callback?code&state: the provider's answer.
+func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	appName, _, _ := strings.Cut(state, ".")
+	ap, ok := h.apps[appName]
+	if !ok || len(state) > 256 {
+		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started here, or took too long. Please try again.")
+		return
+	}
+	c, cerr := r.Cookie(cookieName(ap.loginCookie, h.secure(r)))
+	if cerr != nil {
+		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started in this browser, or took too long. Please try again.")
+		return
+	}
+	ctx := r.Context()
+	raw, err := ap.sessions.records.Take(ctx, ap.name, stateKey(state))
+	if errors.Is(err, store.ErrNotFound) {
+		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in link was already used or has expired. Please try again.")
+		return
+	}
+	if err != nil {
+		h.unavailable(w, r, err)
+		return
+	}
+	var st signInState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		h.unavailable(w, r, err)
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(hash(c.Value)), []byte(st.Binding)) != 1 {
+		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started in this browser. Please try again.")
+		return
+	}
+	// RFC 9207: when the provider names itself, it must be ours (mix-up).
+	if iss := q.Get("iss"); q.Has("iss") && iss != ap.issuer {
+		h.log.Warn("callback from another issuer", "app", ap.name, "iss", iss)
+		h.signInFailed(w, r, http.StatusBadRequest, "The answer came from another sign-in service than the one this sign-in started with.")
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		h.log.Info("provider refused sign-in", "app", ap.name, "error", e)
+		h.signInFailed(w, r, http.StatusForbidden, "The sign-in was cancelled or refused.")
+		return
+	}
+	tokens, err := ap.provider.Exchange(ctx, AuthRequest{RedirectURI: st.RedirectURI, State: state, Nonce: st.Nonce, Verifier: st.Verifier}, q.Get("code"))
+	if err != nil {
+		h.log.Warn("sign-in failed", "app", ap.name, "err", err)
+		h.signInFailed(w, r, http.StatusBadGateway, "Aero2 could not complete the sign-in. Please try again.")
+		return
+	}
+	if tokens.Identity.Subject == "" {
+		h.signInFailed(w, r, http.StatusBadGateway, "The sign-in service did not say who you are.")
+		return
+	}
+	secure := h.secure(r)
+	name := cookieName(ap.cookie, secure)
+	// A new sign-in always gets a new session (no fixation); the old one
+	// ends.
+	if old, err := r.Cookie(name); err == nil {
+		if _, err := ap.sessions.end(ctx, old.Value); err != nil {
+			h.unavailable(w, r, err)
+			return
+		}
+	}
+	token, l, err := ap.sessions.create(ctx, tokens)
+	if err != nil {
+		h.unavailable(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: token, Path: "/", Expires: l.rec.ExpiresAt,
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
+	})
+	h.log.Info("proxy sign-in", "app", ap.name, "sub", tokens.Identity.Subject)
+	target := st.ReturnTo
+	if !safeReturn(target) {
+		target = "/"
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+func (h *Handler) signInFailed(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	h.page(w, r, status, "Sign-in failed", msg)
+}

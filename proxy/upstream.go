@@ -1,0 +1,226 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aero2/aero2/config"
+)
+
+// maxIdlePerHost sizes the idle pool to an upstream. Go's default of 2
+// idle connections per host makes every burst past 2 concurrent requests
+// open (and then close) new connections, which halves throughput under
+// load (bench/proxy measures it).
+const maxIdlePerHost = 512
+
+// newTransport builds the route's connection pool.
+func newTransport(rc config.Route) (*http.Transport, error) {
+	dial := or(rc.Timeouts.Dial, config.DefaultUpstreamDial)
+	t := &http.Transport{
+		// Upstreams are reached directly: an HTTP_PROXY in Aero2's
+		// environment must not see every user's identity headers.
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          0, // no global limit; per host below
+		MaxIdleConnsPerHost:   maxIdlePerHost,
+		IdleConnTimeout:       or(rc.Timeouts.Idle, config.DefaultUpstreamIdle),
+		ResponseHeaderTimeout: or(rc.Timeouts.ResponseHeader, config.DefaultUpstreamHeader),
+		TLSHandshakeTimeout:   dial,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	if rc.TLS.CAFile != "" || rc.TLS.ServerName != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: rc.TLS.ServerName}
+		if rc.TLS.CAFile != "" {
+			pem, err := os.ReadFile(rc.TLS.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("reading the CA file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("no PEM certificate in %s", rc.TLS.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		t.TLSClientConfig = tc
+	}
+	return t, nil
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// forwarding is what Rewrite needs to know about one request.
+type forwarding struct {
+	route       *Route
+	res         *authResult
+	scheme      string
+	accessToken string
+	assertion   string
+}
+
+type forwardingKey struct{}
+
+func (h *Handler) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		// Rewrite, not Director: the outbound request starts with the
+		// hop-by-hop headers and X-Forwarded-* already removed.
+		Rewrite:      h.rewrite,
+		Transport:    t,
+		ErrorHandler: h.upstreamError,
+		// Streaming responses (SSE, unknown length) are flushed at once by
+		// ReverseProxy itself; others every 100ms at most.
+		FlushInterval: 100 * time.Millisecond,
+	}
+}
+
+// forward sends an admitted request upstream.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *Route, res *authResult) {
+	f := &forwarding{route: rt, res: res, scheme: h.scheme(r)}
+	if res.id != nil {
+		var err error
+		if f.accessToken, f.assertion, err = h.credentials(r, rt, res); err != nil {
+			if errors.Is(err, errNoSession) {
+				h.challenge(w, r, rt, r.URL.RequestURI(), false)
+				return
+			}
+			h.unavailable(w, r, err)
+			return
+		}
+	}
+	rt.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardingKey{}, f)))
+}
+
+// credentials returns the access token and assertion the route sends.
+func (h *Handler) credentials(r *http.Request, rt *Route, res *authResult) (string, string, error) {
+	var at, as string
+	if len(rt.headers.accessToken) > 0 {
+		if res.bearer {
+			at, _ = bearerToken(r)
+		} else {
+			var err error
+			if at, err = rt.app.sessions.accessToken(r.Context(), res.token, res.live); err != nil {
+				return "", "", err
+			}
+		}
+	}
+	if rt.headers.assertion != "" {
+		var err error
+		if as, err = h.assertion(r, rt, res); err != nil {
+			return "", "", err
+		}
+	}
+	return at, as, nil
+}
+
+// assertion signs (or reuses, for half its life) the route's assertion.
+// Its audience is the route: the origin the client used and the route's
+// path prefix, e.g. "https://app.example.com/admin".
+func (h *Handler) assertion(r *http.Request, rt *Route, res *authResult) (string, error) {
+	aud := h.scheme(r) + "://" + normalizeHost(r.Host) + rt.prefix
+	now := h.now()
+	if res.live != nil {
+		res.live.mu.Lock()
+		c, ok := res.live.assertions[aud]
+		res.live.mu.Unlock()
+		if ok && now.Before(c.fresh) {
+			return c.jwt, nil
+		}
+	}
+	jwt, err := rt.app.signer.SignAssertion(r.Context(), assertionClaims(res.id, aud, now))
+	if err != nil {
+		return "", fmt.Errorf("signing the assertion: %w", err)
+	}
+	if res.live != nil {
+		res.live.mu.Lock()
+		if res.live.assertions == nil {
+			res.live.assertions = map[string]cachedAssertion{}
+		}
+		res.live.assertions[aud] = cachedAssertion{jwt: jwt, fresh: now.Add(AssertionLifetime / 2)}
+		res.live.mu.Unlock()
+	}
+	return jwt, nil
+}
+
+// rewrite prepares the outbound request.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	f := pr.In.Context().Value(forwardingKey{}).(*forwarding)
+	rt, out := f.route, pr.Out
+	if rt.stripPrefix && rt.prefix != "" {
+		out.URL.Path = "/" + strings.TrimPrefix(out.URL.Path[len(rt.prefix):], "/")
+		if raw := out.URL.RawPath; raw != "" {
+			if len(raw) >= len(rt.prefix) && strings.EqualFold(raw[:len(rt.prefix)], rt.prefix) {
+				out.URL.RawPath = "/" + strings.TrimPrefix(raw[len(rt.prefix):], "/")
+			} else {
+				out.URL.RawPath = ""
+			}
+		}
+	}
+	pr.SetURL(rt.upstream)
+	if !rt.rewriteHost {
+		out.Host = pr.In.Host
+	}
+	// X-Forwarded-*: ReverseProxy has removed what the client sent. The
+	// client address is the one the server resolved (behind trusted
+	// proxies only); nothing the client wrote survives.
+	if ap, err := netip.ParseAddrPort(pr.In.RemoteAddr); err == nil {
+		out.Header["X-Forwarded-For"] = []string{ap.Addr().Unmap().String()}
+	}
+	out.Header["X-Forwarded-Host"] = []string{pr.In.Host}
+	out.Header["X-Forwarded-Proto"] = []string{f.scheme}
+
+	h.strip.strip(out.Header)
+	stripCookies(out.Header, h.cookies)
+	if f.res.bearer {
+		delete(out.Header, "Authorization") // Aero2's token, not the upstream's
+	}
+	if id := f.res.id; id != nil {
+		rt.headers.set(out.Header, id)
+		if f.accessToken != "" {
+			for _, n := range rt.headers.accessToken {
+				if n == "Authorization" {
+					out.Header[n] = []string{"Bearer " + f.accessToken}
+				} else {
+					out.Header[n] = []string{f.accessToken}
+				}
+			}
+		}
+		if f.assertion != "" {
+			out.Header[rt.headers.assertion] = []string{f.assertion}
+		}
+	}
+}
+
+// upstreamError answers when the upstream cannot be reached. The page
+// names neither the upstream nor the error.
+func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	f, _ := r.Context().Value(forwardingKey{}).(*forwarding)
+	name := ""
+	if f != nil {
+		name = f.route.name
+	}
+	h.log.Warn("upstream failed", "route", name, "err", err)
+	status := http.StatusBadGateway
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		status = http.StatusGatewayTimeout
+	}
+	h.page(w, r, status, "Application unavailable", "The application at this address is not answering. Please try again shortly.")
+}

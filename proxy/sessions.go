@@ -295,49 +295,110 @@ func (s *sessions) end(ctx context.Context, token string) (*record, error) {
 // that the upstream never receives one about to lapse.
 const refreshMargin = 30 * time.Second
 
+// Refresh tokens rotate, and presenting a rotated one revokes the whole
+// family (DESIGN): two refreshes with the same token would sign the user
+// out. Within a process, singleflight makes one browser's concurrent
+// requests share one refresh; across replicas, a lock record in the store
+// (created atomically) elects one refresher, and the others wait for the
+// session record it writes.
+const (
+	refreshLockTTL = 15 * time.Second
+	refreshWait    = 10 * time.Second
+	refreshPoll    = 25 * time.Millisecond
+)
+
+func refreshLockKey(id string) string { return "proxy-refresh-lock:" + id }
+
+// fresh reports whether a record's access token needs no refresh yet.
+func (s *sessions) fresh(rec *record) bool {
+	return rec.AccessExpiry.IsZero() || s.now().Add(refreshMargin).Before(rec.AccessExpiry)
+}
+
 // accessToken returns a current access token for the session, refreshing
-// it (once, for all concurrent requests) when it is about to expire.
+// it (once, for all concurrent requests of every replica) when it is
+// about to expire.
 func (s *sessions) accessToken(ctx context.Context, token string, l *live) (string, error) {
-	now := s.now()
-	if l.rec.AccessExpiry.IsZero() || now.Add(refreshMargin).Before(l.rec.AccessExpiry) {
+	if s.fresh(l.rec) {
 		return l.rec.AccessToken, nil
 	}
 	if l.rec.RefreshToken == "" {
 		return "", errNoSession
 	}
 	v, err, _ := s.group.Do("refresh:"+l.id, func() (any, error) {
-		if cur := s.cached(l.id, s.now()); cur != nil && s.now().Add(refreshMargin).Before(cur.rec.AccessExpiry) {
-			return cur.rec.AccessToken, nil // refreshed while this call waited
-		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshWait+5*time.Second)
 		defer cancel()
-		t, err := s.provider.Refresh(ctx, l.rec.RefreshToken)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errNoSession, err)
-		}
-		rec := *l.rec
-		rec.AccessToken, rec.AccessExpiry = t.AccessToken, t.AccessExpiry
-		if t.RefreshToken != "" {
-			rec.RefreshToken = t.RefreshToken // rotated (DESIGN: refresh tokens rotate)
-		}
-		if t.IDToken != "" {
-			if t.Identity.Subject != rec.Identity.Subject {
-				return nil, fmt.Errorf("%w: refreshed tokens are about another user", errNoSession)
-			}
-			rec.IDToken, rec.Identity = t.IDToken, t.Identity
-		}
-		sealed, err := seal(token, &rec)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.records.Put(ctx, s.app, recordKey(l.id), sealed, rec.ExpiresAt.Sub(s.now())); err != nil {
-			return nil, err
-		}
-		s.remember(&live{id: l.id, rec: &rec, checked: s.now()})
-		return rec.AccessToken, nil
+		return s.refreshOnce(ctx, token, l.id)
 	})
 	if err != nil {
 		return "", err
 	}
 	return v.(string), nil
+}
+
+// refreshOnce refreshes the session's tokens unless another request or
+// replica has done so, and returns the current access token.
+func (s *sessions) refreshOnce(ctx context.Context, token, id string) (string, error) {
+	deadline := s.now().Add(refreshWait)
+	for {
+		// Re-read: another replica may have refreshed already.
+		raw, err := s.records.Get(ctx, s.app, recordKey(id))
+		if errors.Is(err, store.ErrNotFound) {
+			return "", errNoSession
+		}
+		if err != nil {
+			return "", err
+		}
+		cur, err := unseal(token, raw)
+		if err != nil {
+			return "", errNoSession
+		}
+		if s.fresh(cur) {
+			s.remember(&live{id: id, rec: cur, checked: s.now()})
+			return cur.AccessToken, nil
+		}
+		err = s.records.Create(ctx, s.app, refreshLockKey(id), []byte{1}, refreshLockTTL)
+		if err == nil {
+			defer s.records.Delete(context.WithoutCancel(ctx), s.app, refreshLockKey(id))
+			return s.refresh(ctx, token, id, cur)
+		}
+		if !errors.Is(err, store.ErrExists) {
+			return "", err
+		}
+		if s.now().After(deadline) {
+			return "", fmt.Errorf("%w: another replica's token refresh did not finish", errNoSession)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(refreshPoll):
+		}
+	}
+}
+
+// refresh redeems the refresh token, holding the session's refresh lock.
+func (s *sessions) refresh(ctx context.Context, token, id string, cur *record) (string, error) {
+	t, err := s.provider.Refresh(ctx, cur.RefreshToken)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errNoSession, err)
+	}
+	rec := *cur
+	rec.AccessToken, rec.AccessExpiry = t.AccessToken, t.AccessExpiry
+	if t.RefreshToken != "" {
+		rec.RefreshToken = t.RefreshToken // rotated (DESIGN: refresh tokens rotate)
+	}
+	if t.IDToken != "" {
+		if t.Identity.Subject != rec.Identity.Subject {
+			return "", fmt.Errorf("%w: refreshed tokens are about another user", errNoSession)
+		}
+		rec.IDToken, rec.Identity = t.IDToken, t.Identity
+	}
+	sealed, err := seal(token, &rec)
+	if err != nil {
+		return "", err
+	}
+	if err := s.records.Put(ctx, s.app, recordKey(id), sealed, rec.ExpiresAt.Sub(s.now())); err != nil {
+		return "", err
+	}
+	s.remember(&live{id: id, rec: &rec, checked: s.now()})
+	return rec.AccessToken, nil
 }

@@ -157,6 +157,7 @@ type connector struct {
 // are refetched by go-oidc when a token names an unknown key ID.
 type discovered struct {
 	provider    *gooidc.Provider
+	endpoint    oauth2.Endpoint
 	verifier    *gooidc.IDTokenVerifier
 	issRequired bool
 }
@@ -184,23 +185,33 @@ func (c *connector) discover(ctx context.Context) (*discovered, error) {
 		return nil, fmt.Errorf("oidc %s: discovery: %w", c.id, err)
 	}
 	var meta struct {
-		IssParam bool `json:"authorization_response_iss_parameter_supported"`
+		IssParam    bool     `json:"authorization_response_iss_parameter_supported"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	}
 	_ = p.Claims(&meta)
+	// Authenticate the way the provider says it accepts: x/oauth2's
+	// auto-detection would otherwise try a second time on any failure,
+	// doubling the wait on a provider that does not answer.
+	style := oauth2.AuthStyleInHeader // client_secret_basic, the default of OIDC Discovery §3
+	if len(meta.AuthMethods) > 0 && !slices.Contains(meta.AuthMethods, "client_secret_basic") && slices.Contains(meta.AuthMethods, "client_secret_post") {
+		style = oauth2.AuthStyleInParams
+	}
 	// The key set lives as long as the connector: its fetches use the
 	// connector's client (with its timeout), not a request's context.
 	v := p.VerifierContext(gooidc.ClientContext(context.Background(), c.client), &gooidc.Config{
 		ClientID:        c.clientID,
 		SkipIssuerCheck: c.checkIssuer != nil,
 	})
-	c.disc = &discovered{provider: p, verifier: v, issRequired: meta.IssParam}
+	endpoint := p.Endpoint()
+	endpoint.AuthStyle = style
+	c.disc = &discovered{provider: p, endpoint: endpoint, verifier: v, issRequired: meta.IssParam}
 	return c.disc, nil
 }
 
 func (c *connector) oauth2(d *discovered, callback string) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID: c.clientID, ClientSecret: c.clientSecret,
-		Endpoint: d.provider.Endpoint(), RedirectURL: callback, Scopes: c.scopes,
+		Endpoint: d.endpoint, RedirectURL: callback, Scopes: c.scopes,
 	}
 }
 

@@ -171,6 +171,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 // accessToken redeems a code. Like GitHub, it answers errors with HTTP 200
 // and an `error` field, form-encoded unless JSON is asked for.
 func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
+	// The form is read before any delay: only then does the server notice
+	// a client that gives up, and end the wait.
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
 	s.mu.Lock()
 	delay := s.tokenDelay
 	s.mu.Unlock()
@@ -180,10 +186,6 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
-	}
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "bad form", http.StatusBadRequest)
-		return
 	}
 	f := r.PostForm
 	reply := func(v url.Values) {

@@ -21,6 +21,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -154,8 +155,8 @@ func Start(t testing.TB) *Provider {
 	p.op = o
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", p.login)
-	mux.Handle("/", p.tamper(o))
-	srv.Config.Handler = mux
+	mux.Handle("/", o)
+	srv.Config.Handler = p.tamper(mux)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	p.AddUser(User{
@@ -247,7 +248,7 @@ func (p *Provider) tamper(next http.Handler) http.Handler {
 				rec.Header().Del("Content-Length")
 			}
 			replay(w, rec)
-		case strings.HasPrefix(r.URL.Path, "/authorize") && k.Iss != "":
+		case (strings.HasPrefix(r.URL.Path, "/authorize") || r.URL.Path == "/login") && k.Iss != "":
 			rec := record(next, r)
 			if loc, err := url.Parse(rec.Header().Get("Location")); err == nil && rec.Code == http.StatusFound {
 				q := loc.Query()
@@ -258,6 +259,10 @@ func (p *Provider) tamper(next http.Handler) http.Handler {
 			replay(w, rec)
 		case r.URL.Path == "/oauth/token":
 			if k.TokenDelay > 0 {
+				// Read the body first: only then does the server notice
+				// a client that gives up, and end the wait.
+				body, _ := io.ReadAll(r.Body)
+				r.Body = io.NopCloser(bytes.NewReader(body))
 				select {
 				case <-time.After(k.TokenDelay):
 				case <-r.Context().Done():

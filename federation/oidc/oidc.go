@@ -99,7 +99,7 @@ func (c *Config) build(env federation.Env, issuerKey string) (*connector, config
 		scopes = append([]string{gooidc.ScopeOpenID}, scopes...)
 	}
 	conn := &connector{
-		id:            env.ID,
+		id: env.ID,
 		// Exactly as configured: the discovery document's issuer must
 		// equal it, character for character (OIDC Discovery §4.3).
 		issuer:        c.Issuer,

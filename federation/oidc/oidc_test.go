@@ -112,6 +112,7 @@ func TestBadIDTokens(t *testing.T) {
 		{"wrong nonce", oidctest.Reissue{Nonce: "nonce-of-another-sign-in"}, false},
 		{"expired", oidctest.Reissue{Validity: -time.Minute}, false},
 		{"unknown key", oidctest.Reissue{Key: oidctest.NewKey()}, false},
+		{"at_hash of another access token", oidctest.Reissue{AccessToken: "another-access-token"}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			re := c.re

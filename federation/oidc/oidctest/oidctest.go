@@ -60,6 +60,9 @@ type Reissue struct {
 	Validity time.Duration
 	// Key signs the token instead of the published key (an unknown key).
 	Key *rsa.PrivateKey
+	// AccessToken is hashed into at_hash instead of the access token the
+	// response carries.
+	AccessToken string
 }
 
 // Knobs make the provider misbehave. The zero value is an honest provider.
@@ -320,6 +323,9 @@ func (p *Provider) reissue(ctx context.Context, rec *httptest.ResponseRecorder, 
 		st = otherKey{p.st, re.Key}
 	}
 	at, _ := res["access_token"].(string)
+	if re.AccessToken != "" {
+		at = re.AccessToken
+	}
 	idt, err := op.CreateIDToken(ctx, issuer, &req, validity, at, "", st, &client{p: p})
 	if err != nil {
 		panic("oidctest: reissue: " + err.Error())

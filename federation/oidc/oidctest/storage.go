@@ -59,21 +59,21 @@ type authRequest struct {
 	done          bool
 }
 
-func (a *authRequest) GetID() string                        { return a.id }
-func (a *authRequest) GetACR() string                       { return "" }
-func (a *authRequest) GetAMR() []string                     { return []string{"pwd"} }
-func (a *authRequest) GetAudience() []string                { return a.audience }
-func (a *authRequest) GetAuthTime() time.Time               { return a.authTime }
-func (a *authRequest) GetClientID() string                  { return a.clientID }
+func (a *authRequest) GetID() string                         { return a.id }
+func (a *authRequest) GetACR() string                        { return "" }
+func (a *authRequest) GetAMR() []string                      { return []string{"pwd"} }
+func (a *authRequest) GetAudience() []string                 { return a.audience }
+func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
+func (a *authRequest) GetClientID() string                   { return a.clientID }
 func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge { return a.codeChallenge }
-func (a *authRequest) GetNonce() string                     { return a.nonce }
-func (a *authRequest) GetRedirectURI() string               { return a.redirectURI }
-func (a *authRequest) GetResponseType() oidc.ResponseType   { return a.responseType }
-func (a *authRequest) GetResponseMode() oidc.ResponseMode   { return a.responseMode }
-func (a *authRequest) GetScopes() []string                  { return a.scopes }
-func (a *authRequest) GetState() string                     { return a.state }
-func (a *authRequest) GetSubject() string                   { return a.subject }
-func (a *authRequest) Done() bool                           { return a.done }
+func (a *authRequest) GetNonce() string                      { return a.nonce }
+func (a *authRequest) GetRedirectURI() string                { return a.redirectURI }
+func (a *authRequest) GetResponseType() oidc.ResponseType    { return a.responseType }
+func (a *authRequest) GetResponseMode() oidc.ResponseMode    { return a.responseMode }
+func (a *authRequest) GetScopes() []string                   { return a.scopes }
+func (a *authRequest) GetState() string                      { return a.state }
+func (a *authRequest) GetSubject() string                    { return a.subject }
+func (a *authRequest) Done() bool                            { return a.done }
 
 var errNotFound = errors.New("not found")
 
@@ -272,12 +272,14 @@ func (k publicKey) Key() any                           { return k.key }
 // client is the one registered client: Aero2.
 type client struct{ p *Provider }
 
-func (c *client) GetID() string                        { return c.p.ClientID }
-func (c *client) RedirectURIs() []string               { return c.p.knobs().RedirectURIs }
-func (c *client) PostLogoutRedirectURIs() []string     { return nil }
-func (c *client) ApplicationType() op.ApplicationType  { return op.ApplicationTypeWeb }
-func (c *client) AuthMethod() oidc.AuthMethod          { return oidc.AuthMethodBasic }
-func (c *client) ResponseTypes() []oidc.ResponseType   { return []oidc.ResponseType{oidc.ResponseTypeCode} }
+func (c *client) GetID() string                       { return c.p.ClientID }
+func (c *client) RedirectURIs() []string              { return c.p.knobs().RedirectURIs }
+func (c *client) PostLogoutRedirectURIs() []string    { return nil }
+func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
+func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
 func (c *client) GrantTypes() []oidc.GrantType         { return []oidc.GrantType{oidc.GrantTypeCode} }
 func (c *client) LoginURL(id string) string            { return c.p.URL + "/login?id=" + id }
 func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }

@@ -14,7 +14,7 @@ import (
 )
 
 // config is an Aero2 with one `oidc` provider, "corp", at op.
-func config(op *oidctest.Provider, extra string) string {
+func aero2Config(op *oidctest.Provider, extra string) string {
 	return fmt.Sprintf(`
 insecure_dev: true
 server:
@@ -39,7 +39,7 @@ identity_providers:
 func start(t *testing.T, st store.Store, extra string) (*oidctest.Provider, *servertest.Instance) {
 	t.Helper()
 	op := oidctest.Start(t)
-	in := servertest.Start(t, config(op, extra), st)
+	in := servertest.Start(t, aero2Config(op, extra), st)
 	op.Update(func(k *oidctest.Knobs) { k.RedirectURIs = []string{in.URL + "/rp/callback/corp"} })
 	return op, in
 }
@@ -205,7 +205,7 @@ func TestTokenEndpointSlowOrDown(t *testing.T) {
 }
 
 func TestDiscoveryUnreachable(t *testing.T) {
-	cfg := config(&oidctest.Provider{URL: "http://127.0.0.1:1", ClientID: "x", ClientSecret: "y"}, "")
+	cfg := aero2Config(&oidctest.Provider{URL: "http://127.0.0.1:1", ClientID: "x", ClientSecret: "y"}, "")
 	in := servertest.Start(t, cfg, nil)
 	p := servertest.NewBrowser(t).Get(in.URL + authorize)
 	if p.Status != 502 || !strings.Contains(p.Body, "could not reach Corp SSO") {
@@ -239,7 +239,7 @@ func TestResponseIssuer(t *testing.T) {
 			// promise as configured for this case.
 			in := in
 			if c.advertise {
-				in = servertest.Start(t, config(op, ""), nil)
+				in = servertest.Start(t, aero2Config(op, ""), nil)
 				op.Update(func(k *oidctest.Knobs) { k.RedirectURIs = append(k.RedirectURIs, in.URL+"/rp/callback/corp") })
 			}
 			p := servertest.NewBrowser(t).Get(in.URL + authorize)

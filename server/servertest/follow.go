@@ -41,4 +41,3 @@ func (b *Browser) Redirect(u string) (int, string) {
 	read(b.t, res)
 	return res.StatusCode, res.Header.Get("Location")
 }
-

@@ -13,6 +13,7 @@ package federation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -147,7 +148,11 @@ func (e Env) Problem(key, format string, args ...any) config.Problem {
 }
 
 // Client returns the HTTP client for the connector's outbound calls, with
-// timeout (0: DefaultTimeout) on each whole call, body included.
+// timeout (0: DefaultTimeout) on each whole call, body included. It does
+// not follow redirects: a token request redirected with 307 or 308 would
+// carry the client secret, the code and the PKCE verifier to wherever the
+// redirect points, and a redirected API call its bearer token. Provider
+// endpoints are configured or discovered, never reached by redirect.
 func (e Env) Client(timeout time.Duration) *http.Client {
 	c := &http.Client{}
 	if e.HTTPClient != nil {
@@ -157,6 +162,9 @@ func (e Env) Client(timeout time.Duration) *http.Client {
 		timeout = DefaultTimeout
 	}
 	c.Timeout = timeout
+	c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		return fmt.Errorf("identity provider redirected to %s: not followed", req.URL.Redacted())
+	}
 	return c
 }
 

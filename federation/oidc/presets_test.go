@@ -70,3 +70,60 @@ func TestGitLabPreset(t *testing.T) {
 		}
 	}
 }
+
+const (
+	tenant1 = "11111111-1111-1111-1111-111111111111"
+	tenant2 = "22222222-2222-2222-2222-222222222222"
+)
+
+func TestMicrosoftSingleTenant(t *testing.T) {
+	op := oidctest.StartAt(t, "/"+tenant1+"/v2.0")
+	op.AddUser(oidctest.User{Subject: "ms-1", Name: "Mia", PreferredUsername: "mia@corp.example", Email: "mia@corp.example", EmailVerified: false,
+		Claims: map[string]any{"tid": tenant1}})
+	op.SignInAs("ms-1")
+	in := preset(t, op, "microsoft", fmt.Sprintf("      authority: %q\n      tenant: %s\n", op.Host, tenant1))
+	p := servertest.NewBrowser(t).Get(in.URL + "/rp/authorize?idp=idp")
+	// Entra ID's email is not verified unless the token says so.
+	if p.Status != 200 || !strings.Contains(p.Body, `mia@corp.example <span class="warn">unverified</span>`) {
+		t.Fatalf("%d:\n%s", p.Status, p.Body)
+	}
+	op.AddUser(oidctest.User{Subject: "ms-1", Name: "Mia", Email: "mia@corp.example", Claims: map[string]any{"tid": tenant1, "xms_edov": true}})
+	p = servertest.NewBrowser(t).Get(in.URL + "/rp/authorize?idp=idp")
+	if p.Status != 200 || !strings.Contains(p.Body, `mia@corp.example <span class="ok">verified</span>`) {
+		t.Fatalf("with xms_edov: %d\n%s", p.Status, p.Body)
+	}
+	// A token of another issuer (tenant) is refused by the standard check.
+	op.Update(func(k *oidctest.Knobs) { k.Reissue = &oidctest.Reissue{Issuer: op.Host + "/" + tenant2 + "/v2.0"} })
+	if p := servertest.NewBrowser(t).Get(in.URL + "/rp/authorize?idp=idp"); p.Status != 502 {
+		t.Fatalf("token of another tenant: %d\n%s", p.Status, p.Body)
+	}
+}
+
+// TestMicrosoftMultiTenant stands in for login.microsoftonline.com's
+// "organizations" endpoint: its discovery document names the issuer
+// template, and each token's iss is its own tenant's.
+func TestMicrosoftMultiTenant(t *testing.T) {
+	op := oidctest.StartAt(t, "/organizations/v2.0")
+	in := preset(t, op, "microsoft", fmt.Sprintf("      authority: %q\n      tenant: organizations\n      allowed_tenants: [%s]\n", op.Host, tenant1))
+	issuerOf := func(tid string) string { return op.Host + "/" + tid + "/v2.0" }
+	for _, c := range []struct {
+		name   string
+		tid    string
+		iss    string
+		status int
+	}{
+		{"allowed tenant", tenant1, issuerOf(tenant1), 200},
+		{"other tenant", tenant2, issuerOf(tenant2), 403},
+		{"iss of another tenant than tid", tenant1, issuerOf(tenant2), 502},
+		{"iss of the template's host only", tenant1, op.Host + "/organizations/v2.0", 502},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			op.AddUser(oidctest.User{Subject: "u-" + c.name, Name: "User", Claims: map[string]any{"tid": c.tid}})
+			op.SignInAs("u-" + c.name)
+			op.Update(func(k *oidctest.Knobs) { k.Reissue = &oidctest.Reissue{Issuer: c.iss} })
+			if p := servertest.NewBrowser(t).Get(in.URL + "/rp/authorize?idp=idp"); p.Status != c.status {
+				t.Fatalf("status %d, want %d:\n%s", p.Status, c.status, p.Body)
+			}
+		})
+	}
+}

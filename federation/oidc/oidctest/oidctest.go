@@ -93,11 +93,14 @@ type Knobs struct {
 
 // Provider is a running OpenID Connect provider.
 type Provider struct {
-	// URL is the issuer, http://127.0.0.1:<port>.
+	// URL is the issuer, http://127.0.0.1:<port>[path]; Host is
+	// http://127.0.0.1:<port>.
 	URL          string
+	Host         string
 	ClientID     string
 	ClientSecret string
 
+	path  string
 	op    *op.Provider
 	st    *storage
 	key   *rsa.PrivateKey
@@ -133,16 +136,23 @@ func NewKey() *rsa.PrivateKey {
 
 // Start runs a provider with one user (subject "alice-sub") who signs in
 // by default, and stops it when the test ends.
-func Start(t testing.TB) *Provider {
+func Start(t testing.TB) *Provider { t.Helper(); return StartAt(t, "") }
+
+// StartAt runs a provider whose issuer has a path (such as
+// "/<tenant>/v2.0", as Microsoft's): the issuer is
+// http://127.0.0.1:<port><path>.
+func StartAt(t testing.TB, path string) *Provider {
 	t.Helper()
 	p := &Provider{
+		path: path,
 		ClientID: "aero2", ClientSecret: "client-secret-" + rand.Text(),
 		key: Key(), keyID: "key-1",
 		users: map[string]User{},
 	}
 	p.st = newStorage(p)
 	srv := httptest.NewUnstartedServer(nil)
-	p.URL = "http://" + srv.Listener.Addr().String()
+	p.Host = "http://" + srv.Listener.Addr().String()
+	p.URL = p.Host + path
 	var crypto [32]byte
 	rand.Read(crypto[:])
 	o, err := op.NewProvider(&op.Config{
@@ -157,8 +167,12 @@ func Start(t testing.TB) *Provider {
 	}
 	p.op = o
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /login", p.login)
-	mux.Handle("/", o)
+	mux.HandleFunc("GET "+path+"/login", p.login)
+	if path == "" {
+		mux.Handle("/", o)
+	} else {
+		mux.Handle(path+"/", http.StripPrefix(path, o))
+	}
 	srv.Config.Handler = p.tamper(mux)
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -240,8 +254,9 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) tamper(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		k := p.knobs()
+		path := strings.TrimPrefix(r.URL.Path, p.path)
 		switch {
-		case r.URL.Path == "/.well-known/openid-configuration" && k.AdvertiseIss:
+		case path == "/.well-known/openid-configuration" && k.AdvertiseIss:
 			rec := record(next, r)
 			var doc map[string]any
 			if json.Unmarshal(rec.Body.Bytes(), &doc) == nil {
@@ -251,7 +266,7 @@ func (p *Provider) tamper(next http.Handler) http.Handler {
 				rec.Header().Del("Content-Length")
 			}
 			replay(w, rec)
-		case (strings.HasPrefix(r.URL.Path, "/authorize") || r.URL.Path == "/login") && k.Iss != "":
+		case (strings.HasPrefix(path, "/authorize") || path == "/login") && k.Iss != "":
 			rec := record(next, r)
 			if loc, err := url.Parse(rec.Header().Get("Location")); err == nil && rec.Code == http.StatusFound {
 				q := loc.Query()
@@ -260,7 +275,7 @@ func (p *Provider) tamper(next http.Handler) http.Handler {
 				rec.Header().Set("Location", loc.String())
 			}
 			replay(w, rec)
-		case r.URL.Path == "/oauth/token":
+		case path == "/oauth/token":
 			if k.TokenDelay > 0 {
 				// Read the body first: only then does the server notice
 				// a client that gives up, and end the wait.

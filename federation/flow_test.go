@@ -211,3 +211,24 @@ func githubConfig(gh *githubfake.Server, link bool) string {
       base_url: "%s"
 `, servertest.DevConfig, link, gh.ClientID, gh.ClientSecret, gh.URL)
 }
+
+// TestCodeOfAnotherSignIn delivers GitHub's code for one sign-in with the
+// state of another sign-in in the same browser: both states are live and
+// bound to the browser, and GitHub does not bind codes to states, so it is
+// the PKCE verifier stored with the state that refuses the code.
+func TestCodeOfAnotherSignIn(t *testing.T) {
+	gh := githubfake.Start(t, githubfake.User{ID: 1, Login: "alice"})
+	in := servertest.Start(t, githubConfig(gh, false), nil)
+	b := servertest.NewBrowser(t)
+	start := in.URL + "/rp/authorize?idp=github&redirect_uri=/account"
+	a := b.FollowUntil(start, in.URL+"/rp/callback/")
+	other, _ := url.Parse(b.FollowUntil(start, in.URL+"/rp/callback/"))
+	p := b.Get(withParam(t, a, "state", other.Query().Get("state")))
+	if p.Status != 502 {
+		t.Fatalf("code of another sign-in: %d %s", p.Status, describe(p))
+	}
+	// The attempt consumed the other sign-in's state.
+	if p := b.Get(other.String()); !expired(p) {
+		t.Fatalf("the other sign-in's callback after its state was used: %s", describe(p))
+	}
+}

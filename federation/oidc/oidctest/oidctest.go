@@ -144,7 +144,7 @@ func Start(t testing.TB) *Provider { t.Helper(); return StartAt(t, "") }
 func StartAt(t testing.TB, path string) *Provider {
 	t.Helper()
 	p := &Provider{
-		path: path,
+		path:     path,
 		ClientID: "aero2", ClientSecret: "client-secret-" + rand.Text(),
 		key: Key(), keyID: "key-1",
 		users: map[string]User{},

@@ -202,6 +202,33 @@ func TestDeniedSlowAndBroken(t *testing.T) {
 	}
 }
 
+func TestMalformedAndOversizedAnswers(t *testing.T) {
+	gh := githubfake.Start(t, octo)
+	in := servertest.Start(t, aero2Config(gh, ""), nil)
+	for _, c := range []struct {
+		name string
+		raw  string
+		pad  int
+	}{
+		{"not JSON", "<html>Service Unavailable</html>", 0},
+		{"wrong types", `{"id": "583231", "login": 7}`, 0},
+		{"no id", `{"login": "octocat"}`, 0},
+		{"negative id", `{"id": -1, "login": "octocat"}`, 0},
+		{"larger than 1 MiB", "", 2 << 20},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			gh.UserAnswer(c.raw, c.pad)
+			if p := servertest.NewBrowser(t).Get(in.URL + authorize); p.Status != 502 {
+				t.Fatalf("%d:\n%s", p.Status, p.Body)
+			}
+		})
+	}
+	gh.UserAnswer("", 1000) // a large but sane answer is fine
+	if p := servertest.NewBrowser(t).Get(in.URL + authorize); p.Status != 200 {
+		t.Fatalf("%d:\n%s", p.Status, p.Body)
+	}
+}
+
 func TestBadConfig(t *testing.T) {
 	gh := githubfake.Start(t, octo)
 	cfg := strings.Replace(aero2Config(gh, "      orgs: [{name: \"a/b\"}, {name: x, teams: [\"\"]}]\n      api_url: \"ftp://x\"\n"), "insecure_dev: true", "", 1)

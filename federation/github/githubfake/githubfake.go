@@ -75,6 +75,10 @@ type Server struct {
 	// nextLink, when set, replaces the rel="next" link of paginated
 	// answers (a hostile API answer).
 	nextLink string
+	// userPad pads /user's answer with a bio of this many bytes.
+	userPad int
+	// userRaw, when set, is /user's whole answer (malformed JSON, …).
+	userRaw string
 }
 
 type grant struct {
@@ -122,6 +126,14 @@ func (s *Server) TokenDelay(d time.Duration) { s.mu.Lock(); s.tokenDelay = d; s.
 
 // TeamsPageSize sets how many teams one /user/teams page holds.
 func (s *Server) TeamsPageSize(n int) { s.mu.Lock(); s.teamsPage = n; s.mu.Unlock() }
+
+// UserAnswer makes /user answer raw, or (raw empty) pad its answer with
+// pad bytes: malformed and oversized answers.
+func (s *Server) UserAnswer(raw string, pad int) {
+	s.mu.Lock()
+	s.userRaw, s.userPad = raw, pad
+	s.mu.Unlock()
+}
 
 // NextLink makes paginated answers point their next page at u.
 func (s *Server) NextLink(u string) { s.mu.Lock(); s.nextLink = u; s.mu.Unlock() }
@@ -257,6 +269,13 @@ func (s *Server) api(fn func(w http.ResponseWriter, r *http.Request, u *User)) h
 }
 
 func (s *Server) user(w http.ResponseWriter, _ *http.Request, u *User) {
+	s.mu.Lock()
+	raw, pad := s.userRaw, s.userPad
+	s.mu.Unlock()
+	if raw != "" {
+		w.Write([]byte(raw))
+		return
+	}
 	var email any
 	if u.PublicEmail != "" {
 		email = u.PublicEmail
@@ -265,6 +284,7 @@ func (s *Server) user(w http.ResponseWriter, _ *http.Request, u *User) {
 		"login": u.Login, "id": u.ID, "node_id": "U_" + strconv.FormatInt(u.ID, 36), "avatar_url": u.AvatarURL,
 		"type": "User", "site_admin": false, "name": u.Name, "email": email,
 		"html_url": s.URL + "/" + u.Login, "created_at": "2015-01-01T00:00:00Z",
+		"bio": strings.Repeat("x", pad),
 	})
 }
 

@@ -95,7 +95,7 @@ func (c *Config) Open(_ context.Context, env federation.Env) (federation.Connect
 		api = base + "/api/v3"
 	}
 	if c.Timeout < 0 || c.Timeout > 2*time.Minute {
-		ps = append(ps, env.Problem("timeout", "expected a duration between 1s and 2m, got %s", c.Timeout))
+		ps = append(ps, env.Problem("timeout", "expected a positive duration of at most 2m, got %s", c.Timeout))
 	}
 	orgs := make([]Org, 0, len(c.Orgs))
 	seen := map[string]bool{}

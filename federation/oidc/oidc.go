@@ -84,7 +84,7 @@ func (c *Config) build(env federation.Env, issuerKey string) (*connector, config
 		ps = append(ps, env.Problem("client_secret", "required (give it through the environment: client_secret: \"${…}\")"))
 	}
 	if c.Timeout < 0 || c.Timeout > 2*time.Minute {
-		ps = append(ps, env.Problem("timeout", "expected a duration between 1s and 2m, got %s", c.Timeout))
+		ps = append(ps, env.Problem("timeout", "expected a positive duration of at most 2m, got %s", c.Timeout))
 	}
 	for k := range c.AuthParams {
 		if slices.Contains(reservedParams, strings.ToLower(k)) {

@@ -177,6 +177,13 @@ type IdentityProvider struct {
 	Type string `yaml:"type"`
 	// Name is shown on the login page. Defaults to ID.
 	Name string `yaml:"name"`
+	// LinkByEmail lets an account at this provider join an existing user
+	// whose email is the same. Both emails must be verified, and the
+	// existing user's must have been vouched for by a provider that also
+	// has LinkByEmail: a provider that hands out unverified or
+	// self-asserted emails must never have it, or anyone could take over
+	// an account by claiming its address. Default false.
+	LinkByEmail bool `yaml:"link_by_email"`
 	// Config is the connector's own settings, decoded strictly by the
 	// connector type (see Decode).
 	Config yaml.Node `yaml:"config"`

@@ -14,10 +14,19 @@ import (
 // csrfPurpose names the account page's forms in their CSRF tokens.
 const csrfPurpose = "account"
 
+// identityRow is a linked identity with its provider's display name.
+type identityRow struct {
+	*store.Identity
+	Provider string
+}
+
 type sessionRow struct {
+	// Handle is the session's store ID (a hash of its cookie token): it
+	// names the session in the form without being usable as a cookie.
 	Handle    string
 	Started   time.Time
 	LastSeen  time.Time
+	IDP       string
 	IP        string
 	UserAgent string
 	Current   bool
@@ -41,6 +50,14 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sort.Slice(idents, func(i, j int) bool { return idents[i].LinkedAt.Before(idents[j].LinkedAt) })
+	identRows := make([]identityRow, 0, len(idents))
+	for _, x := range idents {
+		name := x.IDP
+		if p, ok := h.providers[x.IDP]; ok && p.Name != "" {
+			name = p.Name
+		}
+		identRows = append(identRows, identityRow{Identity: x, Provider: name})
+	}
 	sessions, err := h.opts.Store.UserSessions(ctx, h.opts.App, u.ID)
 	if err != nil {
 		h.storeFailure(w, r, err)
@@ -48,18 +65,23 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := make([]sessionRow, 0, len(sessions))
 	for _, x := range sessions {
-		rows = append(rows, sessionRow{Handle: x.ID, Started: x.CreatedAt, LastSeen: x.LastSeen, IP: x.IP, UserAgent: x.UserAgent, Current: x.ID == s.ID})
+		rows = append(rows, sessionRow{Handle: x.ID, Started: x.CreatedAt, LastSeen: x.LastSeen, IDP: x.IDP, IP: x.IP, UserAgent: x.UserAgent, Current: x.ID == s.ID})
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].LastSeen.After(rows[j].LastSeen) })
+	notice := ""
+	if r.URL.Query().Get("ended") == "1" {
+		notice = "The session was signed out."
+	}
 	web.Render(w, http.StatusOK, "account", web.Page{Title: "Your account", AppName: h.appName, Data: struct {
 		User          *store.User
 		Session       *store.Session
-		Identities    []*store.Identity
+		Identities    []identityRow
 		Sessions      []sessionRow
 		CSRF          string
 		LogoutURL     string
 		EndSessionURL string
-	}{u, s, idents, rows, h.opts.Sessions.CSRFToken(s, csrfPurpose), h.URL("/logout"), h.URL("/account/sessions/end")}})
+		Notice        string
+	}{u, s, identRows, rows, h.opts.Sessions.CSRFToken(s, csrfPurpose), h.URL("/logout"), h.URL("/account/sessions/end"), notice}})
 }
 
 // formSession parses a bounded form and returns the session after checking
@@ -113,15 +135,28 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	target := r.PostForm.Get("session")
+	if target == "" || len(target) > 128 {
+		h.fail(w, http.StatusBadRequest, "Bad request", "No session was chosen.", "invalid_request", false)
+		return
+	}
+	if target == s.ID {
+		// This browser's own session: the sign-out button ends it with
+		// its cookie; here it would leave a dead cookie behind.
+		http.Redirect(w, r, h.URL("/account"), http.StatusSeeOther)
+		return
+	}
 	other, err := h.opts.Store.GetSession(r.Context(), h.opts.App, target)
 	// Only the user's own sessions: a handle of someone else's session
-	// must not end it.
+	// must not end it, nor reveal whether it exists.
 	if err == nil && other.UserID == s.UserID {
 		err = h.opts.Store.DeleteSession(r.Context(), h.opts.App, target)
+		if err == nil {
+			h.log.Info("session ended from the account page", "user", s.UserID)
+		}
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		h.storeFailure(w, r, err)
 		return
 	}
-	http.Redirect(w, r, h.URL("/account"), http.StatusSeeOther)
+	http.Redirect(w, r, h.URL("/account?ended=1"), http.StatusSeeOther)
 }

@@ -13,8 +13,11 @@ package federation
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/store"
@@ -57,6 +60,23 @@ type Connector interface {
 	// `error` parameter. Errors wrapping ErrDenied are the user's or the
 	// provider's refusal (shown as such); others are failures.
 	HandleCallback(ctx context.Context, f Flow, r *http.Request) (Identity, error)
+}
+
+// IssuerConnector is a connector whose provider has an OAuth issuer
+// identifier. The flow uses it for RFC 9207: an authorization response that
+// carries `iss` must carry this provider's, which stops a mix-up attack
+// (RFC 9700 §4.4) where an honest provider's response is delivered to the
+// callback of another.
+type IssuerConnector interface {
+	Connector
+	// ResponseIssuer returns the issuer identifier the provider puts in the
+	// `iss` parameter of its authorization responses, and whether it has
+	// promised to always send it (authorization_response_iss_parameter_
+	// supported in its metadata, RFC 9207 §3). An empty issuer means the
+	// connector cannot know it (a multi-tenant endpoint): `iss` is then not
+	// checked here and the connector checks the ID token's issuer itself.
+	// It may fetch the provider's metadata.
+	ResponseIssuer(ctx context.Context) (issuer string, required bool, err error)
 }
 
 // HTTPConnector is a connector that serves pages of its own (the dev
@@ -112,4 +132,62 @@ type Provider struct {
 	Name      string
 	Type      string
 	Connector Connector
+	// LinkByEmail is the provider's link_by_email: see linkable.
+	LinkByEmail bool
+}
+
+// DefaultTimeout bounds each outbound call to a provider when its config
+// sets no timeout: a provider that hangs must not hold a browser (and a
+// goroutine) for ever.
+const DefaultTimeout = 10 * time.Second
+
+// Problem reports a problem with the connector's config key (a path below
+// `config`, such as "client_id" or "orgs[1].name").
+func (e Env) Problem(key, format string, args ...any) config.Problem {
+	return e.Config.Problem(e.Path+".config."+key, format, args...)
+}
+
+// Client returns the HTTP client for the connector's outbound calls, with
+// timeout (0: DefaultTimeout) on each whole call, body included. It does
+// not follow redirects: a token request redirected with 307 or 308 would
+// carry the client secret, the code and the PKCE verifier to wherever the
+// redirect points, and a redirected API call its bearer token. Provider
+// endpoints are configured or discovered, never reached by redirect.
+func (e Env) Client(timeout time.Duration) *http.Client {
+	c := &http.Client{}
+	if e.HTTPClient != nil {
+		*c = *e.HTTPClient
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	c.Timeout = timeout
+	c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		return fmt.Errorf("identity provider redirected to %s: not followed", req.URL.Redacted())
+	}
+	return c
+}
+
+// CheckURL accepts an absolute https URL for the provider endpoint at key,
+// or plain http on a loopback host when insecure_dev is set (a provider
+// started on this machine for development). Client secrets, codes and
+// tokens travel to these URLs.
+func (e Env) CheckURL(key, raw string) *config.Problem {
+	u, err := url.Parse(raw)
+	var p config.Problem
+	switch {
+	case raw == "":
+		p = e.Problem(key, "required")
+	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		p = e.Problem(key, "expected an absolute URL such as https://idp.example.com, got %q", raw)
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && e.InsecureDev && config.IsLoopbackHost(u.Hostname()):
+		return nil
+	case u.Scheme == "http":
+		p = e.Problem(key, "plain http is allowed only for a loopback host with insecure_dev: true; use https")
+	default:
+		p = e.Problem(key, "expected an https URL, got %q", raw)
+	}
+	return &p
 }

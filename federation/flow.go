@@ -130,6 +130,11 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusBadRequest, "Sign-in refused", "The answer came from another identity provider than the one this sign-in started with.", "invalid_state", true)
 		return
 	}
+	// RFC 9207 §2.4: the issuer in the response is checked before
+	// anything else in it, error responses included.
+	if ok := h.checkResponseIssuer(w, r, p); !ok {
+		return
+	}
 	if e := q.Get("error"); e != "" {
 		h.log.Info("identity provider refused sign-in", "idp", idp, "error", e)
 		h.fail(w, http.StatusForbidden, "Sign-in cancelled", providerErrorMessage(p.Name, e), "", true)
@@ -151,12 +156,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, http.StatusBadGateway, "Sign-in failed", "Aero2 could not complete the sign-in with "+p.Name+". Please try again.", "server_error", true)
 		return
 	}
-	if ident.Subject == "" {
-		h.log.Error("connector returned an identity without subject", "idp", idp)
+	if ident.Subject == "" || len(ident.Subject) > maxSubject {
+		h.log.Error("connector returned an identity without a usable subject", "idp", idp, "len", len(ident.Subject))
 		h.fail(w, http.StatusBadGateway, "Sign-in failed", p.Name+" did not say who you are.", "server_error", true)
 		return
 	}
-	u, err := h.upsertUser(r, p.ID, ident)
+	ident = h.cleanIdentity(p.ID, ident)
+	u, err := h.upsertUser(r, p, ident)
 	if err != nil {
 		h.storeFailure(w, r, err)
 		return
@@ -188,4 +194,50 @@ func providerErrorMessage(name, code string) string {
 		return name + " needs you to sign in there first."
 	}
 	return name + " could not complete the sign-in."
+}
+
+// maxSubject bounds a provider's subject: OIDC Core §2 allows 255 ASCII
+// characters.
+const maxSubject = 255
+
+// checkResponseIssuer applies RFC 9207 to the callback: an `iss` parameter
+// must be the provider's issuer, and a provider that promised to send it
+// must have. It has answered the request when it returns false.
+func (h *Handler) checkResponseIssuer(w http.ResponseWriter, r *http.Request, p Provider) bool {
+	got, present := r.URL.Query()["iss"]
+	ic, ok := p.Connector.(IssuerConnector)
+	if !ok {
+		// A plain OAuth 2.0 provider (GitHub) has no issuer identifier to
+		// compare with; the state's provider, checked above, is the
+		// mix-up defence there.
+		return true
+	}
+	want, required, err := ic.ResponseIssuer(r.Context())
+	if err != nil {
+		h.log.Warn("identity provider metadata unavailable", "idp", p.ID, "err", err)
+		h.fail(w, http.StatusBadGateway, "Identity provider unavailable", "Aero2 could not reach "+p.Name+". Please try again shortly.", "temporarily_unavailable", true)
+		return false
+	}
+	if want == "" {
+		return true
+	}
+	switch {
+	case present && (len(got) != 1 || got[0] != want):
+		// Simple string comparison, as RFC 9207 §2.4 requires: no
+		// normalisation that an attacker could play with.
+		h.log.Warn("authorization response from another issuer (mix-up?)", "idp", p.ID, "iss", truncate(got[0], 200), "want", want)
+	case !present && required:
+		h.log.Warn("authorization response without the iss its provider promised", "idp", p.ID)
+	default:
+		return true
+	}
+	h.fail(w, http.StatusBadRequest, "Sign-in refused", "The answer did not come from "+p.Name+" as expected. Please sign in again.", "invalid_request", true)
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

@@ -1,27 +1,72 @@
 package federation
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
+	"github.com/aero2/aero2/email"
 	"github.com/aero2/aero2/store"
+)
+
+// Bounds on what a provider may make us store for one sign-in: an IdP
+// answer is untrusted input like any other.
+const (
+	maxProfileField = 512
+	maxGroups       = 256
+	maxGroupName    = 256
 )
 
 // newUserID returns a random, opaque user ID (128 bits, base32). It becomes
 // the `sub` of the application's tokens, so it must reveal nothing.
 func newUserID() string { return strings.ToLower(rand.Text()) }
 
+// cleanIdentity bounds what a provider said and parses its email strictly.
+// An address that is not one plain addr-spec ("a@evil.com@corp.com",
+// "Eve <e@corp.com>") is dropped, verified or not: every later decision
+// (linking, allowed_domains) may then trust Email to be one mailbox.
+func (h *Handler) cleanIdentity(idp string, id Identity) Identity {
+	id.PreferredUsername = truncate(id.PreferredUsername, maxProfileField)
+	id.Name = truncate(id.Name, maxProfileField)
+	// A picture is shown on pages (and passed on in tokens): only an https
+	// URL, never javascript:, data: or a tracking pixel over plain http.
+	if u, err := url.Parse(id.Picture); err != nil || u.Scheme != "https" || u.Host == "" || len(id.Picture) > 2048 {
+		id.Picture = ""
+	}
+	if id.Email != "" {
+		a, err := email.Parse(id.Email)
+		if err != nil {
+			h.log.Warn("identity provider sent an email that is not a plain address; ignoring it", "idp", idp, "len", len(id.Email))
+			id.Email, id.EmailVerified = "", false
+		} else {
+			id.Email = a.String() // the domain lower-cased
+		}
+	} else {
+		id.EmailVerified = false
+	}
+	groups := make([]string, 0, min(len(id.Groups), maxGroups))
+	for _, g := range id.Groups {
+		if g != "" && len(g) <= maxGroupName && !slices.Contains(groups, g) && len(groups) < maxGroups {
+			groups = append(groups, g)
+		}
+	}
+	id.Groups = groups
+	return id
+}
+
 // upsertUser finds the user linked to (idp, subject) and refreshes their
-// profile from the identity, or creates a new user. Users are found by the
-// provider's subject, never by email.
-func (h *Handler) upsertUser(r *http.Request, idp string, id Identity) (*store.User, error) {
+// profile from the identity, or links the identity to an existing user
+// (see linkTarget), or creates a new user. Users are found by the
+// provider's subject, never by email alone.
+func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.User, error) {
 	ctx := r.Context()
 	now := h.now().UTC()
 	for attempt := 0; attempt < 3; attempt++ {
-		u, link, err := h.opts.Store.UserByIdentity(ctx, h.opts.App, idp, id.Subject)
+		u, link, err := h.opts.Store.UserByIdentity(ctx, h.opts.App, p.ID, id.Subject)
 		switch {
 		case err == nil:
 			applyProfile(u, id)
@@ -37,13 +82,37 @@ func (h *Handler) upsertUser(r *http.Request, idp string, id Identity) (*store.U
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, err
 		}
-		u = &store.User{ID: newUserID(), App: h.opts.App, CreatedAt: now, LastLogin: now}
-		applyProfile(u, id)
 		link = &store.Identity{
-			App: h.opts.App, IDP: idp, Subject: id.Subject, UserID: u.ID,
+			App: h.opts.App, IDP: p.ID, Subject: id.Subject,
 			Username: id.PreferredUsername, Email: id.Email, EmailVerified: id.EmailVerified,
 			LinkedAt: now, LastLogin: now,
 		}
+
+		target, err := h.linkTarget(ctx, p, id)
+		if err != nil {
+			return nil, err
+		}
+		if target != nil {
+			link.UserID = target.ID
+			err := h.opts.Store.LinkIdentity(ctx, link)
+			if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrNotFound) {
+				continue // a concurrent sign-in linked it, or the user went
+			}
+			if err != nil {
+				return nil, err
+			}
+			applyProfile(target, id)
+			target.LastLogin = now
+			if err := h.opts.Store.UpdateUser(ctx, target); err != nil {
+				return nil, err
+			}
+			h.log.Info("identity linked to an existing user by verified email", "idp", p.ID, "user", target.ID)
+			return target, nil
+		}
+
+		u = &store.User{ID: newUserID(), App: h.opts.App, CreatedAt: now, LastLogin: now}
+		applyProfile(u, id)
+		link.UserID = u.ID
 		err = h.opts.Store.CreateUser(ctx, u, link)
 		if errors.Is(err, store.ErrExists) {
 			continue // a concurrent first sign-in of the same account won
@@ -51,10 +120,52 @@ func (h *Handler) upsertUser(r *http.Request, idp string, id Identity) (*store.U
 		if err != nil {
 			return nil, err
 		}
-		h.log.Info("user created", "idp", idp, "user", u.ID)
+		h.log.Info("user created", "idp", p.ID, "user", u.ID)
 		return u, nil
 	}
 	return nil, errors.New("could not create or find the user after concurrent sign-ins")
+}
+
+// linkTarget returns the existing user a new identity joins, or nil for a
+// new user. Linking by email happens only when
+//   - this provider has link_by_email,
+//   - its email is verified (an unverified one never links: anyone can
+//     type any address at a provider that does not check it), and
+//   - exactly one user has an identity, from a provider that also has
+//     link_by_email, whose verified email is the same mailbox.
+//
+// The last condition stops pre-account-takeover: an attacker who signs up
+// first through a provider that is not trusted for linking, claiming the
+// victim's address, must not receive the victim's later sign-ins.
+// Ambiguity (two such users) links nothing rather than guessing.
+func (h *Handler) linkTarget(ctx context.Context, p Provider, id Identity) (*store.User, error) {
+	if !p.LinkByEmail || !id.EmailVerified || id.Email == "" {
+		return nil, nil
+	}
+	candidates, err := h.opts.Store.UsersByVerifiedEmail(ctx, h.opts.App, id.Email)
+	if err != nil {
+		return nil, err
+	}
+	var found *store.User
+	for _, u := range candidates {
+		idents, err := h.opts.Store.Identities(ctx, h.opts.App, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		vouched := slices.ContainsFunc(idents, func(x *store.Identity) bool {
+			other, ok := h.providers[x.IDP]
+			return ok && other.LinkByEmail && x.EmailVerified && email.Equal(x.Email, id.Email)
+		})
+		if !vouched {
+			continue
+		}
+		if found != nil {
+			h.log.Warn("several users share a verified email; not linking", "idp", p.ID)
+			return nil, nil
+		}
+		found = u
+	}
+	return found, nil
 }
 
 // applyProfile copies what the provider says now onto the user.

@@ -20,6 +20,8 @@ import (
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/federation"
 	"github.com/aero2/aero2/federation/dev"
+	"github.com/aero2/aero2/federation/github"
+	"github.com/aero2/aero2/federation/oidc"
 	"github.com/aero2/aero2/proxy"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
@@ -32,7 +34,12 @@ import (
 // not belong here: tests point real connector types at fakes.
 func Connectors() federation.Registry {
 	return federation.Registry{
-		"dev": func() federation.ConnectorConfig { return new(dev.Config) },
+		"dev":       func() federation.ConnectorConfig { return new(dev.Config) },
+		"oidc":      func() federation.ConnectorConfig { return new(oidc.Config) },
+		"google":    func() federation.ConnectorConfig { return new(oidc.GoogleConfig) },
+		"gitlab":    func() federation.ConnectorConfig { return new(oidc.GitLabConfig) },
+		"microsoft": func() federation.ConnectorConfig { return new(oidc.MicrosoftConfig) },
+		"github":    func() federation.ConnectorConfig { return new(github.Config) },
 	}
 }
 
@@ -189,7 +196,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 			problems = append(problems, asProblems(s.cfg, idp.Path, err)...)
 			continue
 		}
-		providers = append(providers, federation.Provider{ID: idp.ID, Name: idp.Name, Type: idp.Type, Connector: conn})
+		providers = append(providers, federation.Provider{ID: idp.ID, Name: idp.Name, Type: idp.Type, Connector: conn, LinkByEmail: idp.LinkByEmail})
 	}
 	if len(problems) > 0 {
 		return nil, problems

@@ -388,7 +388,7 @@ func TestCheckReportsConnectorProblems(t *testing.T) {
 	}
 	for _, want := range []string{
 		"x.yaml:10:5: identity_providers[0].type: the dev identity provider signs anyone in without a password: it needs insecure_dev: true",
-		`identity_providers[1].type: unknown identity provider type "gitlub" (known: dev)`,
+		`identity_providers[1].type: unknown identity provider type "gitlub" (known: dev, github, gitlab, google, microsoft, oidc)`,
 		`identity_providers[2].config.bogus: unknown key "bogus"`,
 	} {
 		if !strings.Contains(err.Error(), want) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -148,9 +149,14 @@ func TestAssertionHeaderVerifiesAgainstTheJWKS(t *testing.T) {
 	op := proxytest.StartOP(t)
 	up, _ := proxytest.StartUpstream(t)
 	signer, jwksURL := keySigner(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
 	src := `
 insecure_dev: true
-server: {public_url: "http://127.0.0.1:1"}
+server: {public_url: "` + base + `"}
 secrets: {cookie_keys: ["` + servertest.CookieKey + `"], storage_key: "` + servertest.StorageKey + `"}
 identity_providers: [{id: dev, type: dev}]
 proxy: {provider: "` + op.Issuer + `", client_secret: ` + proxytest.ClientSecret + `}
@@ -166,9 +172,12 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
 	defer srv.Close()
-	op.AllowRedirect(srv.URL + "/.aero2/callback")
+	op.AllowRedirect(base + "/.aero2/callback")
 	b := servertest.NewBrowser(t)
 	if p := b.Get(srv.URL + "/app/x"); p.Status != 200 {
 		t.Fatalf("sign-in: %d %s", p.Status, p.Body)

@@ -87,7 +87,12 @@ type appProxy struct {
 	sessions    *sessions
 	cookie      string // base name
 	loginCookie string // base name of the sign-in binding cookie
-	signer      AssertionSigner
+	// callbackURL and signedOutURL are on the application's own origin,
+	// whatever host a route is on: the provider knows one exact redirect
+	// URI per application, and wildcard-host routes can sign in too.
+	callbackURL  string
+	signedOutURL string
+	signer       AssertionSigner
 }
 
 // Route is a compiled route.
@@ -150,8 +155,14 @@ func New(opts Options) (*Handler, error) {
 		if alive == nil {
 			alive = StoreSessions{Store: opts.Store, App: ac.Name, IdleTimeout: ac.Session.IdleTimeout, Now: opts.Now}
 		}
+		home, err := originOf(ac.Issuer)
+		if err != nil {
+			problems = append(problems, opts.Config.Problem(a.Path+"issuer", "%v", err))
+			continue
+		}
 		ap := &appProxy{
 			name: ac.Name, issuer: p.Provider, provider: provider, signer: a.Signer,
+			callbackURL: home + callbackPath, signedOutURL: home + signedOutPath,
 			cookie: p.CookieName, loginCookie: p.CookieName + "_login",
 			sessions: &sessions{
 				app: ac.Name, records: opts.Store, alive: alive, provider: provider,

@@ -145,14 +145,13 @@ func TestOpenRedirectsThroughThePostLoginURL(t *testing.T) {
 	}
 }
 
-func TestCallbackReplayAndForgery(t *testing.T) {
-	s := start(t, nil, routesYAML, nil)
-	b := servertest.NewBrowser(t)
+// flowTo walks a sign-in by hand, without following redirects, until the
+// browser is sent to a URL with the given path prefix, and returns it.
+func flowTo(t *testing.T, b *servertest.Browser, start, prefix string) string {
+	t.Helper()
 	nb := b.NoRedirects()
-	// Walk the flow by hand up to the callback.
-	loc := s.in.URL + "/app"
-	var callback string
-	for i := 0; i < 10 && callback == ""; i++ {
+	loc := start
+	for i := 0; i < 10; i++ {
 		res, err := nb.Client.Get(loc)
 		if err != nil {
 			t.Fatal(err)
@@ -160,16 +159,34 @@ func TestCallbackReplayAndForgery(t *testing.T) {
 		res.Body.Close()
 		next, _ := res.Request.URL.Parse(res.Header.Get("Location"))
 		loc = next.String()
-		if strings.HasPrefix(loc, s.in.URL+"/.aero2/callback") {
-			callback = loc
+		if strings.HasPrefix(loc, prefix) {
+			return loc
 		}
 	}
-	if callback == "" {
-		t.Fatal("never reached the callback")
+	t.Fatalf("never reached %s", prefix)
+	return ""
+}
+
+func TestCallbackReplayAndForgery(t *testing.T) {
+	s := start(t, nil, routesYAML, nil)
+	b := servertest.NewBrowser(t)
+
+	// A callback URL opened in another browser redeems nothing for it:
+	// the handoff needs the binding cookie of the browser that started.
+	callback := flowTo(t, b, s.in.URL+"/app", s.in.URL+"/.aero2/callback")
+	other := servertest.NewBrowser(t)
+	if p := other.Get(callback); p.Status != 400 || !strings.Contains(p.URL.Path, "/.aero2/handoff") {
+		t.Errorf("callback in another browser: %d at %s", p.Status, p.URL)
 	}
-	if p := servertest.NewBrowser(t).Get(callback); p.Status != 400 {
-		t.Errorf("callback in another browser: %d", p.Status)
+	if p := other.NoRedirects().Get(s.in.URL + "/app"); p.Status != 302 {
+		t.Errorf("the other browser got a session: %d", p.Status)
 	}
+	// The state is spent: the starting browser must start again.
+	if p := b.Get(callback); p.Status != 400 {
+		t.Errorf("callback after it was used elsewhere: %d", p.Status)
+	}
+
+	callback = flowTo(t, b, s.in.URL+"/app", s.in.URL+"/.aero2/callback")
 	if p := b.Get(callback); p.Status != 200 || p.URL.Path != "/app" {
 		t.Fatalf("callback: %d %s", p.Status, p.URL)
 	}
@@ -179,6 +196,56 @@ func TestCallbackReplayAndForgery(t *testing.T) {
 	for _, q := range []string{"state=default.forged&code=x", "state=nope.x&code=x", "code=x", "state=" + strings.Repeat("a", 300)} {
 		if p := b.Get(s.in.URL + "/.aero2/callback?" + q); p.Status != 400 {
 			t.Errorf("callback ?%.30s: %d", q, p.Status)
+		}
+	}
+}
+
+func TestHandoffIsSingleUseAndBound(t *testing.T) {
+	s := start(t, nil, routesYAML, nil)
+	b := servertest.NewBrowser(t)
+	handoff := flowTo(t, b, s.in.URL+"/app", s.in.URL+"/.aero2/handoff")
+
+	// Another browser (no binding cookie), and a browser with a binding
+	// cookie of its own, cannot redeem it.
+	if p := servertest.NewBrowser(t).Get(handoff); p.Status != 400 {
+		t.Errorf("handoff without binding: %d", p.Status)
+	}
+	mallory := servertest.NewBrowser(t)
+	flowTo(t, mallory, s.in.URL+"/app", s.in.URL+"/.aero2/callback") // gets a binding cookie
+	if p := mallory.Get(handoff); p.Status != 400 {
+		t.Errorf("handoff with another browser's binding: %d", p.Status)
+	}
+	// Those attempts spent it (it is taken before the checks).
+	if p := b.Get(handoff); p.Status != 400 {
+		t.Errorf("handoff after others tried it: %d", p.Status)
+	}
+
+	handoff = flowTo(t, b, s.in.URL+"/app", s.in.URL+"/.aero2/handoff")
+	// On another host of the same server, with the right binding cookie,
+	// it is still refused: it was issued for the host that started.
+	u, _ := url.Parse(handoff)
+	req, _ := http.NewRequest("GET", "http://localhost:"+u.Port()+u.RequestURI(), nil)
+	for _, c := range b.Jar.Cookies(u) {
+		req.AddCookie(c)
+	}
+	res, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 400 {
+		t.Errorf("handoff on another host: %d", res.StatusCode)
+	}
+	handoff = flowTo(t, b, s.in.URL+"/app", s.in.URL+"/.aero2/handoff")
+	if p := b.Get(handoff); p.Status != 200 || p.URL.Path != "/app" {
+		t.Fatalf("handoff: %d %s", p.Status, p.URL)
+	}
+	if p := b.Get(handoff); p.Status != 400 {
+		t.Errorf("replayed handoff: %d", p.Status)
+	}
+	for _, q := range []string{"", "code=default.x", "code=nope." + strings.Repeat("a", 43), "code=" + strings.Repeat("a", 500)} {
+		if p := b.Get(s.in.URL + "/.aero2/handoff?" + q); p.Status != 400 {
+			t.Errorf("handoff ?%.30s: %d", q, p.Status)
 		}
 	}
 }

@@ -39,36 +39,48 @@ type record struct {
 
 func recordKey(id string) string { return "proxy-session:" + id }
 
-func sealKey(token string) []byte {
-	k := sha256.Sum256([]byte("aero2 proxy session record\x00" + token))
+// Records that hold tokens are sealed (AES-GCM) with a key derived from
+// the secret that names them (the cookie token, the handoff code), which
+// the store never sees: a copy of the store yields no usable token.
+func sealKey(purpose, secret string) []byte {
+	k := sha256.Sum256([]byte("aero2 proxy " + purpose + "\x00" + secret))
 	return k[:]
 }
 
-func seal(token string, rec *record) ([]byte, error) {
-	plain, err := json.Marshal(rec)
+func sealJSON(purpose, secret string, v any) ([]byte, error) {
+	plain, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	block, _ := aes.NewCipher(sealKey(token))
+	block, _ := aes.NewCipher(sealKey(purpose, secret))
 	gcm, _ := cipher.NewGCM(block)
 	nonce := make([]byte, gcm.NonceSize())
 	rand.Read(nonce)
 	return gcm.Seal(nonce, nonce, plain, nil), nil
 }
 
-func unseal(token string, sealed []byte) (*record, error) {
-	block, _ := aes.NewCipher(sealKey(token))
+func unsealJSON(purpose, secret string, sealed []byte, v any) error {
+	block, _ := aes.NewCipher(sealKey(purpose, secret))
 	gcm, _ := cipher.NewGCM(block)
 	if len(sealed) < gcm.NonceSize() {
-		return nil, errors.New("proxy session record too short")
+		return fmt.Errorf("proxy %s: record too short", purpose)
 	}
 	plain, err := gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil)
 	if err != nil {
-		return nil, fmt.Errorf("proxy session record: %w", err)
+		return fmt.Errorf("proxy %s: %w", purpose, err)
 	}
+	if err := json.Unmarshal(plain, v); err != nil {
+		return fmt.Errorf("proxy %s: %w", purpose, err)
+	}
+	return nil
+}
+
+func seal(token string, rec *record) ([]byte, error) { return sealJSON("session record", token, rec) }
+
+func unseal(token string, sealed []byte) (*record, error) {
 	rec := new(record)
-	if err := json.Unmarshal(plain, rec); err != nil {
-		return nil, fmt.Errorf("proxy session record: %w", err)
+	if err := unsealJSON("session record", token, sealed, rec); err != nil {
+		return nil, err
 	}
 	return rec, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -18,26 +19,50 @@ import (
 // Reserved endpoints, under config.ReservedPrefix on every host.
 const (
 	callbackPath   = "/.aero2/callback"
+	handoffPath    = "/.aero2/handoff"
 	startPath      = "/.aero2/start"
 	signOutPath    = "/.aero2/sign_out"
 	signedOutPath  = "/.aero2/signed_out"
 	forwardAuthPfx = "/.aero2/forward-auth"
 )
 
-// stateTTL is how long a sign-in may take.
-const stateTTL = 10 * time.Minute
+// stateTTL is how long a sign-in may take; handoffTTL how long the
+// browser has to carry the result from the callback to the route's host.
+const (
+	stateTTL   = 10 * time.Minute
+	handoffTTL = time.Minute
+)
+
+// A sign-in crosses hosts. It starts on the route's host R, which sets a
+// binding cookie (host-only, on R). The provider answers at the
+// application's own origin (callbackURL), which exchanges the code and
+// keeps the tokens under a one-time handoff code. The browser carries that
+// code back to R, where the handoff takes it (atomically), checks it was
+// issued for R and for the browser holding R's binding cookie, and only
+// then creates the session and sets R's session cookie. A handoff link
+// sent to someone else is worthless: their browser lacks the binding.
 
 // signInState is kept under "proxy-state:<state>" until the callback takes
 // it (atomically: a replayed callback finds nothing).
 type signInState struct {
-	RedirectURI string `json:"redirect_uri"`
-	ReturnTo    string `json:"return_to"`
-	Binding     string `json:"binding"` // SHA-256 of the binding cookie
-	Nonce       string `json:"nonce"`
-	Verifier    string `json:"verifier"`
+	Origin   string `json:"origin"` // scheme://host of R
+	ReturnTo string `json:"return_to"`
+	Binding  string `json:"binding"` // SHA-256 of R's binding cookie
+	Nonce    string `json:"nonce"`
+	Verifier string `json:"verifier"`
 }
 
-func stateKey(state string) string { return "proxy-state:" + state }
+// handoffState is kept under "proxy-handoff:<code>" for handoffTTL, sealed
+// with the code (it carries tokens).
+type handoffState struct {
+	Origin   string  `json:"origin"`
+	ReturnTo string  `json:"return_to"`
+	Binding  string  `json:"binding"`
+	Tokens   *Tokens `json:"tokens"`
+}
+
+func stateKey(state string) string  { return "proxy-state:" + state }
+func handoffKey(code string) string { return "proxy-handoff:" + code }
 
 func random32() string {
 	b := make([]byte, 32)
@@ -72,10 +97,10 @@ func (h *Handler) startSignIn(w http.ResponseWriter, r *http.Request, ap *appPro
 	// for every application on the host) knows whose it is.
 	state := ap.name + "." + random32()
 	st := signInState{
-		RedirectURI: h.origin(r) + callbackPath, ReturnTo: returnTo, Binding: hash(binding),
+		Origin: h.origin(r), ReturnTo: returnTo, Binding: hash(binding),
 		Nonce: random32(), Verifier: random32() + random32()[:21], // 64 characters (RFC 7636 §4.1: 43-128)
 	}
-	target, err := ap.provider.AuthCodeURL(r.Context(), AuthRequest{RedirectURI: st.RedirectURI, State: state, Nonce: st.Nonce, Verifier: st.Verifier})
+	target, err := ap.provider.AuthCodeURL(r.Context(), AuthRequest{RedirectURI: ap.callbackURL, State: state, Nonce: st.Nonce, Verifier: st.Verifier})
 	if err != nil {
 		h.log.Error("sign-in provider unusable", "app", ap.name, "err", err)
 		h.page(w, r, http.StatusBadGateway, "Sign-in unavailable", "Aero2 cannot reach its sign-in service right now. Please try again shortly.")
@@ -136,7 +161,9 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 	h.startSignIn(w, r, rt.app, u.RequestURI())
 }
 
-// callback is GET /.aero2/callback?code&state: the provider's answer.
+// callback is GET /.aero2/callback?code&state on the application's own
+// origin: the provider's answer. It redeems the code and hands the tokens
+// to the route's host (see handoffState).
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state := q.Get("state")
@@ -144,11 +171,6 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	ap, ok := h.apps[appName]
 	if !ok || len(state) > 256 {
 		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started here, or took too long. Please try again.")
-		return
-	}
-	c, cerr := r.Cookie(cookieName(ap.loginCookie, h.secure(r)))
-	if cerr != nil {
-		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started in this browser, or took too long. Please try again.")
 		return
 	}
 	ctx := r.Context()
@@ -166,10 +188,6 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.unavailable(w, r, err)
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(hash(c.Value)), []byte(st.Binding)) != 1 {
-		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started in this browser. Please try again.")
-		return
-	}
 	// RFC 9207: when the provider names itself, it must be ours (mix-up).
 	if iss := q.Get("iss"); q.Has("iss") && iss != ap.issuer {
 		h.log.Warn("callback from another issuer", "app", ap.name, "iss", iss)
@@ -181,7 +199,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.signInFailed(w, r, http.StatusForbidden, "The sign-in was cancelled or refused.")
 		return
 	}
-	tokens, err := ap.provider.Exchange(ctx, AuthRequest{RedirectURI: st.RedirectURI, State: state, Nonce: st.Nonce, Verifier: st.Verifier}, q.Get("code"))
+	tokens, err := ap.provider.Exchange(ctx, AuthRequest{RedirectURI: ap.callbackURL, State: state, Nonce: st.Nonce, Verifier: st.Verifier}, q.Get("code"))
 	if err != nil {
 		h.log.Warn("sign-in failed", "app", ap.name, "err", err)
 		h.signInFailed(w, r, http.StatusBadGateway, "Aero2 could not complete the sign-in. Please try again.")
@@ -191,7 +209,59 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.signInFailed(w, r, http.StatusBadGateway, "The sign-in service did not say who you are.")
 		return
 	}
+	code := random32()
+	val, err := sealJSON("handoff", code, handoffState{Origin: st.Origin, ReturnTo: st.ReturnTo, Binding: st.Binding, Tokens: tokens})
+	if err != nil {
+		h.unavailable(w, r, err)
+		return
+	}
+	if err := ap.sessions.records.Create(ctx, ap.name, handoffKey(code), val, handoffTTL); err != nil {
+		h.unavailable(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	// The application's name leads the code, as it leads the state.
+	http.Redirect(w, r, st.Origin+handoffPath+"?"+url.Values{"code": {ap.name + "." + code}}.Encode(), http.StatusFound)
+}
+
+// handoff is GET /.aero2/handoff?code on the route's host: it turns the
+// tokens the callback kept into a session of this browser on this host.
+func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
+	appName, code, _ := strings.Cut(r.URL.Query().Get("code"), ".")
+	ap, ok := h.apps[appName]
+	if !ok || len(code) != 43 {
+		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in link is not valid. Please try again.")
+		return
+	}
 	secure := h.secure(r)
+	c, cerr := r.Cookie(cookieName(ap.loginCookie, secure))
+	if cerr != nil {
+		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started in this browser, or took too long. Please try again.")
+		return
+	}
+	ctx := r.Context()
+	raw, err := ap.sessions.records.Take(ctx, ap.name, handoffKey(code))
+	if errors.Is(err, store.ErrNotFound) {
+		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in link was already used or has expired. Please try again.")
+		return
+	}
+	if err != nil {
+		h.unavailable(w, r, err)
+		return
+	}
+	var hs handoffState
+	if err := unsealJSON("handoff", code, raw, &hs); err != nil || hs.Tokens == nil {
+		h.unavailable(w, r, fmt.Errorf("handoff record: %v", err))
+		return
+	}
+	if hs.Origin != h.origin(r) {
+		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was started on another site. Please try again.")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(hash(c.Value)), []byte(hs.Binding)) != 1 {
+		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started in this browser. Please try again.")
+		return
+	}
 	name := cookieName(ap.cookie, secure)
 	// A new sign-in always gets a new session (no fixation); the old one
 	// ends.
@@ -201,7 +271,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	token, l, err := ap.sessions.create(ctx, tokens)
+	token, l, err := ap.sessions.create(ctx, hs.Tokens)
 	if err != nil {
 		h.unavailable(w, r, err)
 		return
@@ -210,8 +280,8 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		Name: name, Value: token, Path: "/", Expires: l.rec.ExpiresAt,
 		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
 	})
-	h.log.Info("proxy sign-in", "app", ap.name, "sub", tokens.Identity.Subject)
-	target := st.ReturnTo
+	h.log.Info("proxy sign-in", "app", ap.name, "sub", hs.Tokens.Identity.Subject)
+	target := hs.ReturnTo
 	if !safeReturn(target) {
 		target = "/"
 	}
@@ -221,4 +291,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) signInFailed(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	h.page(w, r, status, "Sign-in failed", msg)
+}
+
+// originOf is scheme://host of an absolute URL.
+func originOf(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("not an absolute URL: %q", raw)
+	}
+	return u.Scheme + "://" + u.Host, nil
 }

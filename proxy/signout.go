@@ -17,6 +17,8 @@ func (h *Handler) serveReserved(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == callbackPath && r.Method == http.MethodGet:
 		h.callback(w, r)
+	case p == handoffPath && r.Method == http.MethodGet:
+		h.handoff(w, r)
 	case p == startPath && r.Method == http.MethodGet:
 		h.start(w, r)
 	case p == signOutPath && r.Method == http.MethodGet:
@@ -98,7 +100,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 		}
 		http.SetCookie(w, &http.Cookie{Name: cookieName(ap.cookie, secure), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 		if rec != nil && logout == "" {
-			u, err := ap.provider.LogoutURL(r.Context(), rec.IDToken, h.origin(r)+signedOutPath)
+			u, err := ap.provider.LogoutURL(r.Context(), rec.IDToken, ap.signedOutURL)
 			if err != nil {
 				h.log.Warn("provider logout unavailable", "app", ap.name, "err", err)
 			}

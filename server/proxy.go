@@ -40,7 +40,7 @@ func (s *Server) buildProxy(opts Options) error {
 		Config: s.cfg, Apps: apps, Store: s.store,
 		TrustedProxy: s.trusted.contains, StripCookies: cookies,
 		CSRFKey:    deriveKeys(s.cfg.Secrets.CookieKeys, "aero2 proxy csrf")[0],
-		HTTPClient: &http.Client{Timeout: 10 * time.Second},
+		HTTPClient: s.localClient(),
 		Logger:     s.log.With("part", "proxy"), Now: opts.Now,
 	})
 	if err != nil {
@@ -48,6 +48,17 @@ func (s *Server) buildProxy(opts Options) error {
 	}
 	s.proxy = h
 	return nil
+}
+
+// localClient calls this server's own applications in process, and
+// anything else over the network, with a timeout.
+func (s *Server) localClient() *http.Client {
+	var issuers []string
+	for _, a := range s.cfg.Apps() {
+		issuers = append(issuers, a.Issuer)
+	}
+	next := http.DefaultTransport.(*http.Transport).Clone()
+	return &http.Client{Timeout: 10 * time.Second, Transport: newLocalTransport(issuers, func() http.Handler { return s.handler }, next)}
 }
 
 // ProxyClientSecret is the default secret of an application's proxy at its

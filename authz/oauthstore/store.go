@@ -141,14 +141,12 @@ func encode(req fosite.Requester, accessHash string) ([]byte, error) {
 	})
 }
 
-func (s *Store) decode(ctx context.Context, data []byte, into fosite.Session) (*fosite.Request, *entry, error) {
-	sess, ok := into.(*Session)
-	if !ok || sess == nil {
-		sess = NewSession()
-	} else {
-		*sess = Session{}
-	}
-	e := entry{Session: sess}
+// decode rebuilds a stored request, always with a session of its own:
+// fosite passes in the session of the request being handled, which may
+// already carry the new token's expiry, and must not be overwritten (fosite
+// takes the returned request's session where it wants the stored one).
+func (s *Store) decode(ctx context.Context, data []byte, _ fosite.Session) (*fosite.Request, *entry, error) {
+	e := entry{Session: NewSession()}
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, nil, fmt.Errorf("oauthstore: corrupt record: %w", err)
 	}

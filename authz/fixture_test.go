@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -238,4 +239,42 @@ func oauthError(t *testing.T, err error) string {
 		t.Fatalf("want an OAuth error response, got %v", err)
 	}
 	return re.ErrorCode
+}
+
+// fetchJWKS returns the published kids.
+func fetchJWKS(t *testing.T, e *env) map[string]bool {
+	t.Helper()
+	res, err := http.Get(e.in.URL + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var set struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+			Alg string `json:"alg"`
+			Use string `json:"use"`
+			D   string `json:"d"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&set); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, k := range set.Keys {
+		if k.D != "" || k.Alg != "RS256" || k.Use != "sig" {
+			t.Fatalf("JWKS key %+v: want a public RS256 signing key", k)
+		}
+		out[k.Kid] = true
+	}
+	return out
+}
+
+func decodeSegment(t *testing.T, seg string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -27,7 +27,14 @@ var (
 	_ fosite.Client                         = (*Client)(nil)
 	_ fosite.OpenIDConnectClient            = (*Client)(nil)
 	_ fosite.ClientWithCustomTokenLifespans = (*Client)(nil)
+	_ fosite.ResponseModeClient             = (*Client)(nil)
 )
+
+// GetResponseModes: every client may have its response by query, fragment
+// or form_post (OAuth 2.0 Form Post Response Mode); all carry iss.
+func (c *Client) GetResponseModes() []fosite.ResponseModeType {
+	return []fosite.ResponseModeType{fosite.ResponseModeDefault, fosite.ResponseModeQuery, fosite.ResponseModeFragment, fosite.ResponseModeFormPost}
+}
 
 // GetEffectiveLifespan is the client's lifetime for a token type, whatever
 // the grant (the configuration's lifetimes already inherit from the

@@ -278,3 +278,10 @@ func decodeSegment(t *testing.T, seg string) string {
 	}
 	return string(b)
 }
+
+func oidcProvider(e *env) (*oidc.Provider, error) {
+	e.ctx = oidc.ClientContext(e.ctx, http.DefaultClient)
+	return oidc.NewProvider(e.ctx, e.in.URL)
+}
+
+func oidcConfig(clientID string) *oidc.Config { return &oidc.Config{ClientID: clientID} }

@@ -13,6 +13,13 @@ import (
 // client credentials grants. Responses carry Cache-Control: no-store.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case "authorization_code", "refresh_token", "client_credentials", "":
+	default:
+		// Implicit and password do not exist here (RFC 9700 §2.1.2, §2.4).
+		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "Supported grant types: authorization_code, refresh_token, client_credentials.")
+		return
+	}
 	ar, err := p.oauth.NewAccessRequest(ctx, r, oauthstore.NewSession())
 	if err != nil {
 		p.tokenError(w, r, ar, err)

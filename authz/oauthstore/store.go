@@ -141,12 +141,17 @@ func encode(req fosite.Requester, accessHash string) ([]byte, error) {
 	})
 }
 
-// decode rebuilds a stored request, always with a session of its own:
-// fosite passes in the session of the request being handled, which may
-// already carry the new token's expiry, and must not be overwritten (fosite
-// takes the returned request's session where it wants the stored one).
-func (s *Store) decode(ctx context.Context, data []byte, _ fosite.Session) (*fosite.Request, *entry, error) {
-	e := entry{Session: NewSession()}
+// decode rebuilds a stored request. fosite's contract is that the session
+// passed in is hydrated: it checks a code's expiry on the request whose
+// session it passed (flow_authorize_code_token.go). The stored fields are
+// laid over the session, not in place of it, because fosite also passes a
+// session that already carries the new tokens' expiry times.
+func (s *Store) decode(ctx context.Context, data []byte, into fosite.Session) (*fosite.Request, *entry, error) {
+	sess, ok := into.(*Session)
+	if !ok || sess == nil {
+		sess = NewSession()
+	}
+	e := entry{Session: sess}
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, nil, fmt.Errorf("oauthstore: corrupt record: %w", err)
 	}

@@ -69,9 +69,16 @@ func TestAuthorizeCodeContract(t *testing.T) {
 		if err := s.CreateAuthorizeCodeSession(ctx, "sig1", request("grant-1", "")); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.GetAuthorizeCodeSession(ctx, "sig1", oauthstore.NewSession())
+		// fosite checks a code's expiry on the session it passes in: that
+		// session must come back hydrated, keeping what was already set.
+		into := oauthstore.NewSession()
+		into.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Minute))
+		got, err := s.GetAuthorizeCodeSession(ctx, "sig1", into)
 		if err != nil || got.GetID() != "grant-1" || got.GetSession().GetSubject() != "alice" || got.GetRequestForm().Get("redirect_uri") == "" {
 			t.Fatalf("fresh code: %v %+v", err, got)
+		}
+		if into.Subject != "alice" || into.GetExpiresAt(fosite.AuthorizeCode).IsZero() || into.GetExpiresAt(fosite.AccessToken).IsZero() {
+			t.Fatalf("session passed in not hydrated (or its own fields lost): %+v", into)
 		}
 		if err := s.InvalidateAuthorizeCodeSession(ctx, "sig1"); err != nil {
 			t.Fatal(err)

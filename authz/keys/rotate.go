@@ -61,7 +61,11 @@ func (m *Manager) rotate(ctx context.Context, onlyIfOlder time.Duration) (*Set, 
 	defer m.mu.Unlock()
 	ss, err := m.readStored(ctx)
 	if errors.Is(err, store.ErrNotFound) {
-		ss, err = m.generateStored()
+		// Nothing to rotate yet: the first keys are the fresh ones.
+		if ss, err = m.generateStored(); err != nil {
+			return nil, err
+		}
+		return m.storeSet(ctx, ss)
 	}
 	if err != nil {
 		return nil, err
@@ -84,6 +88,11 @@ func (m *Manager) rotate(ctx context.Context, onlyIfOlder time.Duration) (*Set, 
 	}
 	ns := &storedSet{Version: 1, Current: ss.Next, Next: next, Previous: prev}
 	ns.Current.ActivatedAt = now
+	return m.storeSet(ctx, ns)
+}
+
+// storeSet writes ns and makes it the cached set; m.mu is held.
+func (m *Manager) storeSet(ctx context.Context, ns *storedSet) (*Set, error) {
 	sealed, err := m.sealer.seal(ns)
 	if err != nil {
 		return nil, err

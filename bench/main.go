@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -34,8 +35,29 @@ func main() {
 	stores := flag.String("stores", "memory,redis", "stores to benchmark: memory, redis")
 	workers := flag.Int("workers", 4*runtime.GOMAXPROCS(0), "concurrent clients")
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address for -stores redis")
+	only := flag.String("only", "", "run only the scenarios whose name contains this")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *only != "" {
+		var keep []Scenario
+		for _, sc := range Scenarios {
+			if strings.Contains(sc.Name, *only) {
+				keep = append(keep, sc)
+			}
+		}
+		Scenarios = keep
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*dur, strings.Split(*stores, ","), *workers, *redisAddr); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

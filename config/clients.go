@@ -188,6 +188,9 @@ func (c *Config) validateClients(ps *problems, a *Application, prefix string) {
 			}
 		}
 		validateLifetimes(ps, cl.Tokens, path+".tokens")
+		if cl.Tokens.AuthorizationCode != 0 {
+			ps.at(path+".tokens.authorization_code", "the code lifetime is set per application (tokens.authorization_code), not per client")
+		}
 	}
 }
 

@@ -60,7 +60,7 @@ clients:
       - relative/cb
     post_logout_redirect_uris: [http://evil.example/]
     scopes: ["a b", "ok"]
-    tokens: {access_token: -1s}
+    tokens: {access_token: -1s, authorization_code: 1m}
   - id: web
     secret: "` + clientSecret + `"
   - id: spa
@@ -88,6 +88,7 @@ clients:
 		`clients[2].post_logout_redirect_uris[0]: plain http is allowed only on a loopback host`,
 		`clients[2].scopes[0]: expected a scope token`,
 		`clients[2].tokens.access_token: must not be negative`,
+		`clients[2].tokens.authorization_code: the code lifetime is set per application`,
 		`clients[3].id: client "web" is defined twice`,
 		`clients[3].redirect_uris: required for the authorization_code grant`,
 		`clients[4].secret: required for client_secret_post`,

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,6 +199,22 @@ func TestBadTokenRequests(t *testing.T) {
 		}
 		if _, err := refresh(e, f.cfg, tok.RefreshToken); err == nil {
 			t.Fatal("refresh token of a reused code still works")
+		}
+
+		// Concurrent redemptions of one code: exactly one gets tokens.
+		f, res = next()
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if _, err := e.exchange(f, res); err == nil {
+					wins.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d of 8 concurrent redemptions of one code succeeded", wins.Load())
 		}
 
 		// Grants that do not exist here, and bodies that are not forms.

@@ -104,6 +104,14 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := p.oauth.NewRevocationRequest(r.Context(), r)
+	if err == nil {
+		// fosite revoked the token's grant (and checked the token is this
+		// client's); a client-credentials token has no grant index, so
+		// delete the presented access token itself too.
+		if sig := p.strategy.AccessTokenSignature(r.Context(), r.PostForm.Get("token")); sig != "" {
+			err = p.tokens.DeleteAccessTokenSession(r.Context(), sig)
+		}
+	}
 	switch {
 	case err == nil:
 		noStore(w)

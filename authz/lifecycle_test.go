@@ -148,6 +148,11 @@ func TestLogout(t *testing.T) {
 		if in := e.introspect(tok.AccessToken); in["active"] != true {
 			t.Fatal("a refused logout revoked tokens")
 		}
+		// An access token is not an ID token hint, even though Aero2
+		// signed it.
+		if p := b.Get(logout + url.Values{"id_token_hint": {tok.AccessToken}, "post_logout_redirect_uri": {webLogout}}.Encode()); p.Status != 400 {
+			t.Fatalf("access token as id_token_hint: %d", p.Status)
+		}
 		// A forged hint is refused too.
 		if p := b.Get(logout + url.Values{"id_token_hint": {idToken[:len(idToken)-4] + "AAAA"}, "post_logout_redirect_uri": {webLogout}}.Encode()); p.Status != 400 {
 			t.Fatalf("forged id_token_hint: %d", p.Status)
@@ -250,6 +255,20 @@ func TestClientCredentials(t *testing.T) {
 		status, _, m := e.post("/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"spa"}}, "", "")
 		if status < 400 || m["error"] == nil {
 			t.Errorf("public client with client_credentials: %d %v", status, m)
+		}
+		// Revocation: another client's attempt leaves the token alive; the
+		// owner's kills it.
+		if status, _, _ := e.post("/oauth2/revoke", url.Values{"token": {tok.AccessToken}}, "web", webSecret); status != 400 {
+			t.Fatalf("revocation of a service token by another client: %d", status)
+		}
+		if in := e.introspect(tok.AccessToken); in["active"] != true {
+			t.Fatal("service token revoked by another client")
+		}
+		if status, _, _ := e.post("/oauth2/revoke", url.Values{"token": {tok.AccessToken}}, "service", serviceSecret); status != 200 {
+			t.Fatalf("revocation of a service token: %d", status)
+		}
+		if in := e.introspect(tok.AccessToken); in["active"] != false {
+			t.Fatal("revoked service token still active")
 		}
 	})
 }

@@ -74,8 +74,10 @@ type Provider struct {
 	clients *clientRegistry
 	tokens  *oauthstore.Store
 	signer  *keys.JWTSigner
-	csrf    *http.CrossOriginProtection
-	log     *slog.Logger
+	// strategy issues and names the tokens.
+	strategy *tokenStrategy
+	csrf     *http.CrossOriginProtection
+	log      *slog.Logger
 	// corsOrigins may call the back-channel endpoints from browsers.
 	corsOrigins map[string]bool
 }
@@ -159,6 +161,7 @@ func New(opts Options) (*Provider, error) {
 		issuer: opts.Issuer,
 		now:    opts.Now,
 	}
+	p.strategy = strategy
 	p.oauth = compose.Compose(p.fcfg, p.tokens, &compose.CommonStrategy{
 		CoreStrategy:               strategy,
 		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: p.signer, Config: p.fcfg},

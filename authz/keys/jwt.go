@@ -68,6 +68,40 @@ func (j *JWTSigner) Decode(ctx context.Context, token string) (*fjwt.Token, erro
 	})
 }
 
+// Verify checks a compact JWS: one signature, RS256, by the published key
+// its kid names. It returns the protected header and the payload without
+// decoding the payload's claims: for a token found in the store, the
+// stored record, not the payload, is what Aero2 trusts, and decoding the
+// claims twice (as Decode does) is most of the cost of introspection.
+func (j *JWTSigner) Verify(ctx context.Context, token string) (jose.Header, []byte, error) {
+	if strings.Count(token, ".") != 2 {
+		return jose.Header{}, nil, errors.New("not a compact JWS")
+	}
+	jws, err := jose.ParseSigned(token)
+	if err != nil {
+		return jose.Header{}, nil, err
+	}
+	if len(jws.Signatures) != 1 {
+		return jose.Header{}, nil, errors.New("want exactly one signature")
+	}
+	h := jws.Signatures[0].Protected
+	if h.Algorithm != string(Alg) {
+		return jose.Header{}, nil, fmt.Errorf("unexpected signing algorithm %q", h.Algorithm)
+	}
+	if h.KeyID == "" {
+		return jose.Header{}, nil, errors.New("token has no kid")
+	}
+	k, err := j.Keys.lookup(ctx, h.KeyID)
+	if err != nil {
+		return jose.Header{}, nil, err
+	}
+	payload, err := jws.Verify(k.Public)
+	if err != nil {
+		return jose.Header{}, nil, err
+	}
+	return h, payload, nil
+}
+
 // Validate decodes the token and returns its signature part.
 func (j *JWTSigner) Validate(ctx context.Context, token string) (string, error) {
 	if _, err := j.Decode(ctx, token); err != nil {

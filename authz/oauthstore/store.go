@@ -133,6 +133,10 @@ func encode(req fosite.Requester, accessHash string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("oauthstore: session is %T, want *oauthstore.Session", req.GetSession())
 	}
+	return encodeWith(req, sess, accessHash)
+}
+
+func encodeWith(req fosite.Requester, sess *Session, accessHash string) ([]byte, error) {
 	return json.Marshal(entry{
 		ID: req.GetID(), RequestedAt: req.GetRequestedAt(), ClientID: req.GetClient().GetID(),
 		Scopes: req.GetRequestedScopes(), Granted: req.GetGrantedScopes(),
@@ -332,15 +336,31 @@ func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) err
 
 // Access tokens.
 
+// CreateAccessTokenSession stores an access token. Its record leaves out
+// the ID token claims: nothing read through an access token needs them
+// (introspection and userinfo use the session's subject, sid and times),
+// and every introspection decodes the record.
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
-	data, err := encode(req, "")
+	sess, ok := req.GetSession().(*Session)
+	if !ok {
+		return fmt.Errorf("oauthstore: session is %T, want *oauthstore.Session", req.GetSession())
+	}
+	lite := *sess
+	lite.Claims, lite.Headers = nil, nil
+	data, err := encodeWith(req, &lite, "")
 	if err != nil {
 		return err
 	}
 	h := hash(signature)
-	ttl := s.ttl(req.GetSession().GetExpiresAt(fosite.AccessToken), s.opts.GrantTTL)
+	ttl := s.ttl(sess.GetExpiresAt(fosite.AccessToken), s.opts.GrantTTL)
 	if err := s.opts.Backend.Put(ctx, s.opts.App, accessKey(h), data, ttl); err != nil {
 		return err
+	}
+	if req.GetRequestForm().Get("grant_type") == "client_credentials" {
+		// A client-credentials grant is this one token: nothing revokes it
+		// by grant (no code, no refresh token, no browser session), so it
+		// needs no index. Revocation deletes it by itself.
+		return nil
 	}
 	return s.opts.Backend.SetAdd(ctx, s.opts.App, grantAccess(req.GetID()), ttl, h)
 }

@@ -38,15 +38,26 @@ const (
 	redirectURI   = "http://localhost/cb"
 )
 
-// RSACeiling measures how many RS256 signatures per second Go's crypto/rsa
+// Ceiling measures how many RS256 signatures per second Go's crypto/rsa
 // makes on all cores: GOMAXPROCS goroutines signing SHA-256 digests with a
-// 2048-bit key for d. It is the ceiling for any endpoint that signs.
-func RSACeiling(d time.Duration) (float64, error) {
+// 2048-bit key. It is the ceiling for any endpoint that signs.
+type Ceiling struct {
+	key    *rsa.PrivateKey
+	digest [32]byte
+}
+
+// NewCeiling generates the key.
+func NewCeiling() (*Ceiling, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	digest := sha256.Sum256([]byte("aero2 benchmark payload"))
+	return &Ceiling{key: key, digest: sha256.Sum256([]byte("aero2 benchmark payload"))}, nil
+}
+
+// Measure signs for d on every core and returns the signatures made and
+// the time taken.
+func (c *Ceiling) Measure(d time.Duration) (int64, time.Duration) {
 	var n atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -54,14 +65,24 @@ func RSACeiling(d time.Duration) (float64, error) {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
-				if _, err := key.Sign(rand.Reader, digest[:], crypto.SHA256); err == nil {
+				if _, err := c.key.Sign(rand.Reader, c.digest[:], crypto.SHA256); err == nil {
 					n.Add(1)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return float64(n.Load()) / time.Since(start).Seconds(), nil
+	return n.Load(), time.Since(start)
+}
+
+// RSACeiling is one measurement of d, in signatures per second.
+func RSACeiling(d time.Duration) (float64, error) {
+	c, err := NewCeiling()
+	if err != nil {
+		return 0, err
+	}
+	n, el := c.Measure(d)
+	return float64(n) / el.Seconds(), nil
 }
 
 // Target is a running Aero2 and an HTTP client for it.
@@ -315,8 +336,10 @@ type Result struct {
 	Requests int
 	Errors   int
 	FirstErr error
+	Elapsed  time.Duration
 	Rate     float64 // requests per second
 	P50, P99 time.Duration
+	lat      []time.Duration
 }
 
 // Run drives the operations, one goroutine each, for d.
@@ -343,22 +366,37 @@ func Run(ops []func() error, d time.Duration) Result {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	var all []time.Duration
-	r := Result{}
+	r := Result{Elapsed: time.Since(start)}
 	for i := range ops {
-		all = append(all, lat[i]...)
+		r.lat = append(r.lat, lat[i]...)
 		r.Errors += errs[i]
 		if r.FirstErr == nil {
 			r.FirstErr = firsts[i]
 		}
 	}
-	slices.Sort(all)
-	r.Requests = len(all)
-	r.Rate = float64(len(all)) / elapsed.Seconds()
-	if len(all) > 0 {
-		r.P50 = all[len(all)/2]
-		r.P99 = all[min(len(all)-1, len(all)*99/100)]
+	return r.finish()
+}
+
+// Add merges another run of the same scenario into r.
+func (r Result) Add(o Result) Result {
+	r.lat = append(r.lat, o.lat...)
+	r.Errors += o.Errors
+	if r.FirstErr == nil {
+		r.FirstErr = o.FirstErr
+	}
+	r.Elapsed += o.Elapsed
+	return r.finish()
+}
+
+func (r Result) finish() Result {
+	slices.Sort(r.lat)
+	r.Requests = len(r.lat)
+	if r.Elapsed > 0 {
+		r.Rate = float64(len(r.lat)) / r.Elapsed.Seconds()
+	}
+	if len(r.lat) > 0 {
+		r.P50 = r.lat[len(r.lat)/2]
+		r.P99 = r.lat[min(len(r.lat)-1, len(r.lat)*99/100)]
 	}
 	return r
 }

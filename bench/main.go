@@ -33,8 +33,9 @@ import (
 func main() {
 	dur := flag.Duration("duration", 5*time.Second, "how long each scenario (and each ceiling measurement) runs")
 	stores := flag.String("stores", "memory,redis", "stores to benchmark: memory, redis")
-	workers := flag.Int("workers", 4*runtime.GOMAXPROCS(0), "concurrent clients")
+	workers := flag.Int("workers", 8*runtime.GOMAXPROCS(0), "concurrent clients")
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address for -stores redis")
+	slices := flag.Int("slices", 10, "each scenario's time is cut into this many slices, each next to a ceiling slice of the same length")
 	only := flag.String("only", "", "run only the scenarios whose name contains this")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
@@ -56,19 +57,26 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*dur, strings.Split(*stores, ","), *workers, *redisAddr); err != nil {
+	if err := run(*dur, *slices, strings.Split(*stores, ","), *workers, *redisAddr); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dur time.Duration, stores []string, workers int, redisAddr string) error {
+func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr string) error {
 	fmt.Printf("Aero2 provider benchmark: %d cores (GOMAXPROCS), %d concurrent clients, %s per scenario, %s\n",
 		runtime.GOMAXPROCS(0), workers, dur, runtime.Version())
-	// The ceiling is measured right before and right after every scenario
-	// and averaged: on a shared machine, a ceiling measured once at the
-	// start would compare each scenario with a moment that has passed.
+	ceil, err := NewCeiling()
+	if err != nil {
+		return err
+	}
+	// The ceiling is measured in the same run, interleaved with the load:
+	// each scenario's time is cut into slices, each next to a ceiling
+	// slice of the same length, so both see the same machine (on a shared
+	// machine, a ceiling measured once would compare every scenario with a
+	// moment that has passed).
+	slice := dur / time.Duration(nslices)
 	fmt.Printf("%-7s %-20s %9s %9s %9s %5s %9s %10s\n", "store", "endpoint", "req/s", "p50", "p99", "sigs", "ceiling", "of ceiling")
 	for _, st := range stores {
 		st = strings.TrimSpace(st)
@@ -83,20 +91,26 @@ func run(dur time.Duration, stores []string, workers int, redisAddr string) erro
 				t.Close()
 				return fmt.Errorf("%s %s setup: %w", st, sc.Name, err)
 			}
-			before, err := RSACeiling(dur / 2)
-			if err != nil {
-				return err
-			}
-			r := Run(ops, dur)
-			after, err := RSACeiling(dur / 2)
-			if err != nil {
-				return err
+			Run(ops, slice) // warm-up: connections, caches
+			var r Result
+			var sigs int64
+			var sigTime time.Duration
+			for i := range nslices {
+				if i%2 == 0 {
+					n, el := ceil.Measure(slice)
+					sigs, sigTime = sigs+n, sigTime+el
+				}
+				r = r.Add(Run(ops, slice))
+				if i%2 == 1 {
+					n, el := ceil.Measure(slice)
+					sigs, sigTime = sigs+n, sigTime+el
+				}
 			}
 			if r.Errors > 0 {
 				t.Close()
 				return fmt.Errorf("%s %s: %d of %d requests failed; first: %v", st, sc.Name, r.Errors, r.Errors+r.Requests, r.FirstErr)
 			}
-			ceiling := (before + after) / 2
+			ceiling := float64(sigs) / sigTime.Seconds()
 			frac := "-"
 			if sc.Sigs > 0 {
 				frac = fmt.Sprintf("%.0f%%", 100*r.Rate*float64(sc.Sigs)/ceiling)
@@ -109,7 +123,7 @@ func run(dur time.Duration, stores []string, workers int, redisAddr string) erro
 			cleanRedis(redisAddr, prefix)
 		}
 	}
-	fmt.Println("\nceiling: crypto/rsa RS256 signatures/s on all cores (2048-bit key), measured before and after each row.")
+	fmt.Println("\nceiling: crypto/rsa RS256 signatures/s on all cores (2048-bit key), measured in slices interleaved with each row's load.")
 	fmt.Println("of ceiling: req/s x signatures per request / ceiling.")
 	fmt.Println("Targets: client_credentials and refresh_token >= 80% of the ceiling on redis; introspection >= 5,000 req/s.")
 	return nil

@@ -58,6 +58,7 @@ type ClientGetter interface {
 type Backend interface {
 	store.Records
 	store.Sets
+	store.Batches
 }
 
 // Options configure a Store.
@@ -201,6 +202,22 @@ func (s *Store) get(ctx context.Context, key string, into fosite.Session) (*fosi
 	return s.decode(ctx, data, into)
 }
 
+// getMarked reads a record and its "used" marker in one round trip.
+func (s *Store) getMarked(ctx context.Context, key, marker string, into fosite.Session) (*fosite.Request, *entry, bool, error) {
+	vals, err := s.opts.Backend.GetMany(ctx, s.opts.App, key, marker)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if vals[0] == nil {
+		return nil, nil, false, fosite.ErrNotFound
+	}
+	req, e, err := s.decode(ctx, vals[0], into)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return req, e, vals[1] != nil, nil
+}
+
 // exists reports whether a marker record is present.
 func (s *Store) exists(ctx context.Context, key string) (bool, error) {
 	_, err := s.opts.Backend.Get(ctx, s.opts.App, key)
@@ -259,11 +276,7 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string
 // request and fosite.ErrInvalidatedAuthorizeCode.
 func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
 	h := hash(signature)
-	req, _, err := s.get(ctx, codeKey(h), sess)
-	if err != nil {
-		return nil, err
-	}
-	used, err := s.exists(ctx, codeUsedKey(h))
+	req, _, used, err := s.getMarked(ctx, codeKey(h), codeUsedKey(h), sess)
 	if err != nil {
 		return nil, err
 	}
@@ -353,16 +366,17 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 	}
 	h := hash(signature)
 	ttl := s.ttl(sess.GetExpiresAt(fosite.AccessToken), s.opts.GrantTTL)
-	if err := s.opts.Backend.Put(ctx, s.opts.App, accessKey(h), data, ttl); err != nil {
-		return err
-	}
+	put := store.Op{Kind: store.OpPut, Key: accessKey(h), Value: data, TTL: ttl}
 	if req.GetRequestForm().Get("grant_type") == "client_credentials" {
 		// A client-credentials grant is this one token: nothing revokes it
 		// by grant (no code, no refresh token, no browser session), so it
 		// needs no index. Revocation deletes it by itself.
-		return nil
+		return s.opts.Backend.Apply(ctx, s.opts.App, put)
 	}
-	return s.opts.Backend.SetAdd(ctx, s.opts.App, grantAccess(req.GetID()), ttl, h)
+	// The token and its index entry in one step: a token revocation by
+	// grant could not find is never stored.
+	return s.opts.Backend.Apply(ctx, s.opts.App, put,
+		store.Op{Kind: store.OpSetAdd, Key: grantAccess(req.GetID()), TTL: ttl, Members: []string{h}})
 }
 
 func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
@@ -390,21 +404,16 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 	}
 	h := hash(signature)
 	ttl := s.ttl(req.GetSession().GetExpiresAt(fosite.RefreshToken), s.opts.GrantTTL)
-	if err := s.opts.Backend.Put(ctx, s.opts.App, refreshKey(h), data, ttl); err != nil {
-		return err
-	}
-	return s.opts.Backend.SetAdd(ctx, s.opts.App, grantRefr(req.GetID()), ttl, h)
+	return s.opts.Backend.Apply(ctx, s.opts.App,
+		store.Op{Kind: store.OpPut, Key: refreshKey(h), Value: data, TTL: ttl},
+		store.Op{Kind: store.OpSetAdd, Key: grantRefr(req.GetID()), TTL: ttl, Members: []string{h}})
 }
 
 // GetRefreshTokenSession returns the token's request; for a rotated token,
 // the request and fosite.ErrInactiveToken.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
 	h := hash(signature)
-	req, _, err := s.get(ctx, refreshKey(h), sess)
-	if err != nil {
-		return nil, err
-	}
-	used, err := s.exists(ctx, refreshUsed(h))
+	req, _, used, err := s.getMarked(ctx, refreshKey(h), refreshUsed(h), sess)
 	if err != nil {
 		return nil, err
 	}
@@ -436,10 +445,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 		return err
 	}
 	if e.AccessHash != "" {
-		if err := s.opts.Backend.Delete(ctx, s.opts.App, accessKey(e.AccessHash)); err != nil {
-			return err
-		}
-		return s.opts.Backend.SetRemove(ctx, s.opts.App, grantAccess(requestID), e.AccessHash)
+		return s.opts.Backend.Apply(ctx, s.opts.App,
+			store.Op{Kind: store.OpDelete, Key: accessKey(e.AccessHash)},
+			store.Op{Kind: store.OpSetRemove, Key: grantAccess(requestID), Members: []string{e.AccessHash}})
 	}
 	return nil
 }

@@ -20,6 +20,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "Supported grant types: authorization_code, refresh_token, client_credentials.")
 		return
 	}
+	// The request's token writes are held and committed together once
+	// fosite has issued everything: a failed request stores nothing.
+	ctx, held := oauthstore.WithRequest(ctx)
 	ar, err := p.oauth.NewAccessRequest(ctx, r, oauthstore.NewSession())
 	if err != nil {
 		p.tokenError(w, r, ar, err)
@@ -38,6 +41,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
+	if err == nil {
+		err = p.tokens.Commit(ctx, held)
+	}
 	if err != nil {
 		p.tokenError(w, r, ar, err)
 		return

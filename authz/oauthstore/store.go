@@ -204,7 +204,7 @@ func (s *Store) get(ctx context.Context, key string, into fosite.Session) (*fosi
 
 // getMarked reads a record and its "used" marker in one round trip.
 func (s *Store) getMarked(ctx context.Context, key, marker string, into fosite.Session) (*fosite.Request, *entry, bool, error) {
-	vals, err := s.opts.Backend.GetMany(ctx, s.opts.App, key, marker)
+	vals, err := s.getMany(ctx, key, marker)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -371,11 +371,11 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 		// A client-credentials grant is this one token: nothing revokes it
 		// by grant (no code, no refresh token, no browser session), so it
 		// needs no index. Revocation deletes it by itself.
-		return s.opts.Backend.Apply(ctx, s.opts.App, put)
+		return s.apply(ctx, put)
 	}
 	// The token and its index entry in one step: a token revocation by
 	// grant could not find is never stored.
-	return s.opts.Backend.Apply(ctx, s.opts.App, put,
+	return s.apply(ctx, put,
 		store.Op{Kind: store.OpSetAdd, Key: grantAccess(req.GetID()), TTL: ttl, Members: []string{h}})
 }
 
@@ -404,7 +404,7 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 	}
 	h := hash(signature)
 	ttl := s.ttl(req.GetSession().GetExpiresAt(fosite.RefreshToken), s.opts.GrantTTL)
-	return s.opts.Backend.Apply(ctx, s.opts.App,
+	return s.apply(ctx,
 		store.Op{Kind: store.OpPut, Key: refreshKey(h), Value: data, TTL: ttl},
 		store.Op{Kind: store.OpSetAdd, Key: grantRefr(req.GetID()), TTL: ttl, Members: []string{h}})
 }
@@ -433,7 +433,7 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // Exactly one of concurrent rotations succeeds.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	h := hash(signature)
-	_, e, err := s.get(ctx, refreshKey(h), nil)
+	_, e, _, err := s.getMarked(ctx, refreshKey(h), refreshUsed(h), nil)
 	if err != nil {
 		return err
 	}
@@ -445,7 +445,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 		return err
 	}
 	if e.AccessHash != "" {
-		return s.opts.Backend.Apply(ctx, s.opts.App,
+		return s.apply(ctx,
 			store.Op{Kind: store.OpDelete, Key: accessKey(e.AccessHash)},
 			store.Op{Kind: store.OpSetRemove, Key: grantAccess(requestID), Members: []string{e.AccessHash}})
 	}

@@ -218,3 +218,36 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestHeldWrites: inside a Request, token writes wait for Commit (a token
+// request that fails half-way stores nothing), records are read once, and
+// the single-use guards are never held.
+func TestHeldWrites(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+		req := request("grant-h", "")
+		must(t, s.CreateRefreshTokenSession(t.Context(), "rt-h", "", req))
+		ctx, held := oauthstore.WithRequest(t.Context())
+		must(t, s.CreateAccessTokenSession(ctx, "at-h", req))
+		if _, err := s.GetAccessTokenSession(t.Context(), "at-h", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("held write visible before commit: %v", err)
+		}
+		// The guard is not held: a concurrent rotation loses at once.
+		if _, err := s.GetRefreshTokenSession(ctx, "rt-h", nil); err != nil {
+			t.Fatal(err)
+		}
+		must(t, s.RotateRefreshToken(ctx, "grant-h", "rt-h"))
+		if err := s.RotateRefreshToken(t.Context(), "grant-h", "rt-h"); !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Fatalf("rotation guard held back: %v", err)
+		}
+		must(t, s.Commit(ctx, held))
+		if _, err := s.GetAccessTokenSession(t.Context(), "at-h", nil); err != nil {
+			t.Fatalf("committed write: %v", err)
+		}
+		// Never committed: gone with the request.
+		ctx2, _ := oauthstore.WithRequest(t.Context())
+		must(t, s.CreateAccessTokenSession(ctx2, "at-lost", req))
+		if _, err := s.GetAccessTokenSession(t.Context(), "at-lost", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("uncommitted write stored: %v", err)
+		}
+	})
+}

@@ -24,6 +24,10 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 			return fmt.Errorf("redis: unknown batch op %d", op.Kind)
 		}
 	}
+	if len(ops) == 1 && ops[0].Kind == store.OpPut {
+		// One command is atomic by itself: no MULTI/EXEC around it.
+		return s.Put(ctx, app, ops[0].Key, ops[0].Value, ops[0].TTL)
+	}
 	cmds, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, op := range ops {
 			switch op.Kind {

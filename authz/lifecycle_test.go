@@ -222,6 +222,11 @@ func TestClientCredentials(t *testing.T) {
 		if tok.RefreshToken != "" || time.Until(tok.Expiry) > 11*time.Minute {
 			t.Fatalf("client credentials: refresh token %t, expiry %s (client lifetime is 10m)", tok.RefreshToken != "", time.Until(tok.Expiry))
 		}
+		// Token responses must not be cached (RFC 6749 §5.1).
+		status, h, body := e.post("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, "service", serviceSecret)
+		if status != 200 || h.Get("Cache-Control") != "no-store" || h.Get("Pragma") != "no-cache" || body["access_token"] == nil {
+			t.Fatalf("token response: %d Cache-Control %q", status, h.Get("Cache-Control"))
+		}
 		in := e.introspect(tok.AccessToken)
 		if in["active"] != true || in["sub"] != "service" || in["client_id"] != "service" || in["scope"] != "api:read" {
 			t.Fatalf("introspection: %v", in)

@@ -39,6 +39,19 @@ func TestLoginResumesWithEveryParameter(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.verifyIDToken(f2, tok)
+	// response_mode=fragment carries iss too.
+	f3 := newFlow(e.web(), oauth2.SetAuthURLParam("response_mode", "fragment"))
+	p = b.Get(f3.authURL)
+	frag, _ := url.ParseQuery(strings.SplitN(p.Header.Get("Location"), "#", 2)[1])
+	if p.Status != http.StatusSeeOther || frag.Get("code") == "" || frag.Get("iss") != e.in.URL || frag.Get("state") != f3.state {
+		t.Fatalf("fragment response: %d %q", p.Status, p.Header.Get("Location"))
+	}
+	// The authorization endpoint takes POST as well as GET (OIDC Core
+	// §3.1.2.1).
+	f4 := newFlow(e.web())
+	u, _ := url.Parse(f4.authURL)
+	res = e.response(b.PostForm(e.in.URL+"/oauth2/authorize", u.Query()))
+	e.checkAuthResponse(f4, res)
 	// A resume handle is single-use: the completed request is gone.
 	if p := b.Get(e.in.URL + "/oauth2/authorize?resume=" + strings.Repeat("A", 43)); p.Status != 400 {
 		t.Fatalf("unknown resume handle: %d", p.Status)

@@ -81,13 +81,9 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 
 func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, params url.Values, started time.Time, resumeID string) {
 	ctx := r.Context()
-	ar, unsupported, err := p.parseAuthorize(r, params)
+	ar, err := p.parseAuthorize(r, params)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
-		return
-	}
-	if unsupported != nil {
-		p.authorizeError(w, r, ar, unsupported)
 		return
 	}
 	sess, user, err := p.opts.Sessions.CurrentUser(r)
@@ -135,9 +131,9 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, param
 
 // parseAuthorize validates an authorization request with fosite, then
 // checks what Aero2 demands before sending anyone to a sign-in page. The
-// second error is a request-object parameter, refused once the redirect
-// URI is known to be the client's.
-func (p *Provider) parseAuthorize(r *http.Request, params url.Values) (fosite.AuthorizeRequester, error, error) {
+// request is returned with the error, so the error can go to the client
+// when fosite verified its redirect URI.
+func (p *Provider) parseAuthorize(r *http.Request, params url.Values) (fosite.AuthorizeRequester, error) {
 	params = cloneValues(params)
 	var unsupported error
 	// fosite would fetch request_uri over the network and parse request
@@ -151,12 +147,14 @@ func (p *Provider) parseAuthorize(r *http.Request, params url.Values) (fosite.Au
 	params.Del("request_uri")
 	ar, err := p.oauth.NewAuthorizeRequest(r.Context(), syntheticRequest(r, params))
 	if err != nil {
-		return ar, nil, err
+		return ar, err
 	}
 	if unsupported != nil {
-		return ar, unsupported, nil
+		// Refused only now, so that the error can go to the verified
+		// redirect URI.
+		return ar, unsupported
 	}
-	return ar, nil, p.checkAuthorize(ar, params)
+	return ar, p.checkAuthorize(ar, params)
 }
 
 // checkAuthorize enforces Aero2's rules on a request fosite accepted.

@@ -104,10 +104,7 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		p.pageFailure(w, r, err)
 		return
 	}
-	ar, unsupported, err := p.parseAuthorize(r, pr.Params)
-	if err == nil {
-		err = unsupported
-	}
+	ar, err := p.parseAuthorize(r, pr.Params)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return

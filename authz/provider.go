@@ -150,7 +150,6 @@ func New(opts Options) (*Provider, error) {
 		AllowedPromptValues: []string{"none", "login", "consent", "select_account"},
 		GlobalSecret:        opts.TokenSecret,
 		ClientSecretsHasher: hasher,
-		JWTScopeClaimKey:    0,
 		// Error responses carry the description, never fosite's debug
 		// text (which can name internals).
 		SendDebugMessagesToClients: false,

@@ -202,6 +202,10 @@ func TestBadTokenRequests(t *testing.T) {
 		}
 
 		// Concurrent redemptions of one code: exactly one gets tokens.
+		// Concurrent redemptions of one code: exactly one gets tokens. (The
+		// others may fail at any of fosite's steps — the PKCE record is
+		// spent by the first reader — so this asserts the single winner,
+		// not a revocation.)
 		f, res = next()
 		var wins atomic.Int32
 		var wg sync.WaitGroup

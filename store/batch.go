@@ -18,6 +18,11 @@ const (
 	OpSetAdd
 	// OpSetRemove removes Members from the set Key, like Sets.SetRemove.
 	OpSetRemove
+	// OpCreate stores Value under Key for TTL only if no live record has
+	// Key, like Records.Create: a guard. If any OpCreate of a batch finds
+	// its key taken, Apply returns ErrExists and writes nothing at all. Of
+	// concurrent batches guarded by one key, exactly one is applied.
+	OpCreate
 )
 
 // Op is one write of a batch.
@@ -35,8 +40,9 @@ type Op struct {
 // its storage cost on Redis.
 type Batches interface {
 	// Apply runs the writes in order, all or none: a reader sees either
-	// none or all of them (MULTI/EXEC on Redis). Each op means what the
-	// single-record method of the same name means.
+	// none or all of them (one script on Redis). Each op means what the
+	// single-record method of the same name means; OpCreate guards the
+	// whole batch.
 	Apply(ctx context.Context, app string, ops ...Op) error
 	// GetMany returns the values of keys, in order; an absent or expired
 	// record is nil (not an error).

@@ -2,7 +2,9 @@ package oauthstore
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"time"
 
 	"github.com/aero2/aero2/store"
 )
@@ -13,12 +15,15 @@ import (
 // records read once are not read again in the same request (fosite reads
 // the code and the refresh token in both of its phases).
 //
-// The single-use guards (the "used" markers written with Create) are never
-// held: they must win or lose at once.
+// The single-use guard (the code's or refresh token's "used" marker) goes
+// into the same batch as a create-if-absent: of two requests redeeming one
+// credential at once, both may compute tokens, but exactly one commit is
+// applied and the other writes nothing and fails with guardErr.
 type Request struct {
-	mu    sync.Mutex
-	ops   []store.Op
-	cache map[string][]byte
+	mu       sync.Mutex
+	ops      []store.Op
+	cache    map[string][]byte
+	guardErr error
 }
 
 type requestKey struct{}
@@ -34,13 +39,37 @@ func requestFrom(ctx context.Context) *Request {
 	return r
 }
 
-// Commit sends the held writes.
+// Commit sends the held writes. If the guard was taken meanwhile, nothing
+// is written and the error is the guard's (ErrConcurrentUse wrapping
+// fosite's error for a reused credential).
 func (s *Store) Commit(ctx context.Context, r *Request) error {
 	r.mu.Lock()
-	ops := r.ops
+	ops, guardErr := r.ops, r.guardErr
 	r.ops = nil
 	r.mu.Unlock()
-	return s.opts.Backend.Apply(ctx, s.opts.App, ops...)
+	err := s.opts.Backend.Apply(ctx, s.opts.App, ops...)
+	if errors.Is(err, store.ErrExists) && guardErr != nil {
+		return guardErr
+	}
+	return err
+}
+
+// guard applies a single-use guard: now, or as part of the Request's
+// commit. failed is the error when the guard is taken.
+func (s *Store) guard(ctx context.Context, key string, ttl time.Duration, failed error) error {
+	op := store.Op{Kind: store.OpCreate, Key: key, Value: []byte("1"), TTL: ttl}
+	if r := requestFrom(ctx); r != nil {
+		r.mu.Lock()
+		r.ops = append(r.ops, op)
+		r.guardErr = failed
+		r.mu.Unlock()
+		return nil
+	}
+	err := s.opts.Backend.Create(ctx, s.opts.App, key, op.Value, ttl)
+	if errors.Is(err, store.ErrExists) {
+		return failed
+	}
+	return err
 }
 
 // apply writes ops now, or holds them for Commit inside a Request.

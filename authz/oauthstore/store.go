@@ -287,13 +287,10 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 }
 
 // InvalidateAuthorizeCodeSession marks the code used. Exactly one caller
-// succeeds; the others get ErrConcurrentUse.
+// succeeds; the others get ErrConcurrentUse (inside a Request, at Commit).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	err := s.opts.Backend.Create(ctx, s.opts.App, codeUsedKey(hash(signature)), []byte("1"), s.opts.CodeTTL+expirySlack)
-	if errors.Is(err, store.ErrExists) {
-		return fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInvalidatedAuthorizeCode)
-	}
-	return err
+	return s.guard(ctx, codeUsedKey(hash(signature)), s.opts.CodeTTL+expirySlack,
+		fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInvalidatedAuthorizeCode))
 }
 
 // PKCE.
@@ -430,7 +427,8 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 
 // RotateRefreshToken marks the presented refresh token used (kept, so a
 // later reuse is recognised) and revokes the access token issued with it.
-// Exactly one of concurrent rotations succeeds.
+// Exactly one of concurrent rotations succeeds (inside a Request, at
+// Commit).
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	h := hash(signature)
 	_, e, _, err := s.getMarked(ctx, refreshKey(h), refreshUsed(h), nil)
@@ -438,10 +436,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 		return err
 	}
 	ttl := s.ttl(e.Session.GetExpiresAt(fosite.RefreshToken), s.opts.GrantTTL)
-	if err := s.opts.Backend.Create(ctx, s.opts.App, refreshUsed(h), []byte("1"), ttl); err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInactiveToken)
-		}
+	if err := s.guard(ctx, refreshUsed(h), ttl, fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInactiveToken)); err != nil {
 		return err
 	}
 	if e.AccessHash != "" {

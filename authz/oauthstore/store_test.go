@@ -231,17 +231,30 @@ func TestHeldWrites(t *testing.T) {
 		if _, err := s.GetAccessTokenSession(t.Context(), "at-h", nil); !errors.Is(err, fosite.ErrNotFound) {
 			t.Fatalf("held write visible before commit: %v", err)
 		}
-		// The guard is not held: a concurrent rotation loses at once.
+		// The rotation guard commits with the writes: a rotation that won
+		// meanwhile makes the whole commit fail, and nothing is written.
 		if _, err := s.GetRefreshTokenSession(ctx, "rt-h", nil); err != nil {
 			t.Fatal(err)
 		}
 		must(t, s.RotateRefreshToken(ctx, "grant-h", "rt-h"))
-		if err := s.RotateRefreshToken(t.Context(), "grant-h", "rt-h"); !errors.Is(err, fosite.ErrInactiveToken) {
-			t.Fatalf("rotation guard held back: %v", err)
+		must(t, s.RotateRefreshToken(t.Context(), "grant-h", "rt-h")) // the other request
+		if err := s.Commit(ctx, held); !errors.Is(err, oauthstore.ErrConcurrentUse) || !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Fatalf("commit after losing the rotation: %v", err)
 		}
+		if _, err := s.GetAccessTokenSession(t.Context(), "at-h", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("loser's access token stored: %v", err)
+		}
+		// A winning commit stores everything.
+		must(t, s.CreateRefreshTokenSession(t.Context(), "rt-w", "", req))
+		ctx, held = oauthstore.WithRequest(t.Context())
+		must(t, s.RotateRefreshToken(ctx, "grant-h", "rt-w"))
+		must(t, s.CreateAccessTokenSession(ctx, "at-w", req))
 		must(t, s.Commit(ctx, held))
-		if _, err := s.GetAccessTokenSession(t.Context(), "at-h", nil); err != nil {
+		if _, err := s.GetAccessTokenSession(t.Context(), "at-w", nil); err != nil {
 			t.Fatalf("committed write: %v", err)
+		}
+		if _, err := s.GetRefreshTokenSession(t.Context(), "rt-w", nil); !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Fatalf("committed rotation: %v", err)
 		}
 		// Never committed: gone with the request.
 		ctx2, _ := oauthstore.WithRequest(t.Context())

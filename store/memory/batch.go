@@ -8,18 +8,24 @@ import (
 	"github.com/aero2/aero2/store"
 )
 
-// Apply runs the ops under the store's lock: no reader sees half of them.
+// Apply runs the ops under the store's lock: no reader sees half of them,
+// and the guards are checked before anything is written.
 func (s *Store) Apply(_ context.Context, app string, ops ...store.Op) error {
 	for _, op := range ops {
-		if op.Kind < store.OpPut || op.Kind > store.OpSetRemove {
+		if op.Kind < store.OpPut || op.Kind > store.OpCreate {
 			return fmt.Errorf("memory: unknown batch op %d", op.Kind)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, op := range ops {
+		if r, ok := s.records[k(app, op.Key)]; op.Kind == store.OpCreate && ok && s.live(r.exp) {
+			return store.ErrExists
+		}
+	}
+	for _, op := range ops {
 		switch op.Kind {
-		case store.OpPut:
+		case store.OpPut, store.OpCreate:
 			s.records[k(app, op.Key)] = record{bytes.Clone(op.Value), s.expiry(op.TTL)}
 		case store.OpDelete:
 			delete(s.records, k(app, op.Key))

@@ -1,6 +1,9 @@
 package storetest
 
 import (
+	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ func runBatchTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}{
 		{"BatchApply", testBatchApply},
 		{"BatchGetMany", testBatchGetMany},
+		{"BatchGuard", testBatchGuard},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -84,4 +88,59 @@ func testBatchGetMany(t *testing.T, s store.Store) {
 func waitFor(t *testing.T) {
 	t.Helper()
 	time.Sleep(waitOut)
+}
+
+// testBatchGuard: an OpCreate whose key is taken fails the whole batch,
+// and of concurrent batches guarded by one key exactly one is applied.
+func testBatchGuard(t *testing.T, s store.Store) {
+	app := App(t)
+	mustNil(t, s.Put(ctx(t), app, "used", []byte("1"), longTTL), "put guard")
+	err := s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpPut, Key: "token", Value: []byte("t"), TTL: longTTL},
+		store.Op{Kind: store.OpSetAdd, Key: "idx", TTL: longTTL, Members: []string{"token"}},
+		store.Op{Kind: store.OpCreate, Key: "used", Value: []byte("2"), TTL: longTTL})
+	mustIs(t, err, store.ErrExists, "batch with a taken guard")
+	_, err = s.Get(ctx(t), app, "token")
+	mustIs(t, err, store.ErrNotFound, "write of a refused batch")
+	if m, _ := s.SetMembers(ctx(t), app, "idx"); len(m) != 0 {
+		t.Fatalf("set write of a refused batch: %v", m)
+	}
+	v, _ := s.Get(ctx(t), app, "used")
+	if string(v) != "1" {
+		t.Fatalf("guard overwritten: %q", v)
+	}
+	// A free guard: the batch applies and the guard is set.
+	mustNil(t, s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpCreate, Key: "fresh", Value: []byte("g"), TTL: shortTTL},
+		store.Op{Kind: store.OpPut, Key: "token", Value: []byte("t"), TTL: longTTL}), "guarded batch")
+	_, err = s.Get(ctx(t), app, "token")
+	mustNil(t, err, "guarded write")
+	_, err = s.Get(ctx(t), app, "fresh")
+	mustNil(t, err, "guard record")
+	waitFor(t)
+	_, err = s.Get(ctx(t), app, "fresh")
+	mustIs(t, err, store.ErrNotFound, "guard TTL")
+
+	for round := range 5 {
+		guard := "race-" + string(rune('a'+round))
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range takers {
+			wg.Go(func() {
+				err := s.Apply(ctx(t), app,
+					store.Op{Kind: store.OpCreate, Key: guard, Value: []byte("x"), TTL: longTTL},
+					store.Op{Kind: store.OpSetAdd, Key: guard + "-winners", TTL: longTTL, Members: []string{string(rune('A' + i%26))}})
+				if err == nil {
+					wins.Add(1)
+				} else if !errors.Is(err, store.ErrExists) {
+					t.Errorf("guarded apply: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		m, _ := s.SetMembers(ctx(t), app, guard+"-winners")
+		if wins.Load() != 1 || len(m) != 1 {
+			t.Fatalf("round %d: %d batches applied (%d set members), want exactly 1", round, wins.Load(), len(m))
+		}
+	}
 }

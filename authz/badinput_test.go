@@ -368,3 +368,38 @@ func TestIntrospectionAuth(t *testing.T) {
 		t.Errorf("bearer instead of client credentials: %d %v", status, m)
 	}
 }
+
+// TestRefusedTokenRequestsStoreNothing: token requests refused for their
+// client, grant or body leave the store as it was (the code stays usable
+// by its rightful client).
+func TestRefusedTokenRequestsStoreNothing(t *testing.T) {
+	st := memory.New()
+	e := start(t, providerConfig, st)
+	f := newFlow(e.web())
+	res := e.login(e.browser(), f, "alice")
+	code := res.Query.Get("code")
+	before := st.Len()
+	refused := []struct {
+		form       url.Values
+		user, pass string
+	}{
+		{url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect}, "code_verifier": {f.verifier}}, "web", "wrong-secret"},
+		{url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect}, "code_verifier": {f.verifier}}, "nobody", webSecret},
+		{url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect}, "code_verifier": {f.verifier}, "client_id": {"third"}, "client_secret": {thirdSecret}}, "", ""},
+		{url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect + "x"}, "code_verifier": {f.verifier}}, "web", webSecret},
+		{url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"x"}}, "web", webSecret},
+		{url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"forged.token"}}, "web", webSecret},
+		{url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}}, "service", serviceSecret},
+	}
+	for i, c := range refused {
+		if status, _, m := e.post("/oauth2/token", c.form, c.user, c.pass); status < 400 || m["error"] == nil {
+			t.Fatalf("request %d accepted: %d %v", i, status, m)
+		}
+	}
+	if after := st.Len(); after != before {
+		t.Fatalf("refused token requests changed the store: %d entries before, %d after", before, after)
+	}
+	if _, err := e.exchange(f, res); err != nil {
+		t.Fatalf("the code's own client, after the refusals: %v", err)
+	}
+}

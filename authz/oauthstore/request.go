@@ -23,6 +23,7 @@ type Request struct {
 	mu       sync.Mutex
 	ops      []store.Op
 	cache    map[string][]byte
+	decoded  map[string]*entry
 	guardErr error
 }
 
@@ -30,7 +31,7 @@ type requestKey struct{}
 
 // WithRequest returns a context carrying a new Request.
 func WithRequest(ctx context.Context) (context.Context, *Request) {
-	r := &Request{cache: map[string][]byte{}}
+	r := &Request{cache: map[string][]byte{}, decoded: map[string]*entry{}}
 	return context.WithValue(ctx, requestKey{}, r), r
 }
 
@@ -110,4 +111,24 @@ func (s *Store) getMany(ctx context.Context, keys ...string) ([][]byte, error) {
 	}
 	r.mu.Unlock()
 	return vals, nil
+}
+
+// remember keeps a decoded record for the rest of the request.
+func (r *Request) remember(key string, e *entry) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.decoded[key] = e
+	r.mu.Unlock()
+}
+
+// recall returns a record decoded earlier in the request, or nil.
+func (r *Request) recall(key string) *entry {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.decoded[key]
 }

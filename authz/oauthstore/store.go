@@ -215,6 +215,7 @@ func (s *Store) getMarked(ctx context.Context, key, marker string, into fosite.S
 	if err != nil {
 		return nil, nil, false, err
 	}
+	requestFrom(ctx).remember(key, e)
 	return req, e, vals[1] != nil, nil
 }
 
@@ -431,9 +432,12 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // Commit).
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	h := hash(signature)
-	_, e, _, err := s.getMarked(ctx, refreshKey(h), refreshUsed(h), nil)
-	if err != nil {
-		return err
+	e := requestFrom(ctx).recall(refreshKey(h)) // fosite read it moments ago
+	if e == nil {
+		var err error
+		if _, e, _, err = s.getMarked(ctx, refreshKey(h), refreshUsed(h), nil); err != nil {
+			return err
+		}
 	}
 	ttl := s.ttl(e.Session.GetExpiresAt(fosite.RefreshToken), s.opts.GrantTTL)
 	if err := s.guard(ctx, refreshUsed(h), ttl, fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInactiveToken)); err != nil {

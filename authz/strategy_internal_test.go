@@ -62,3 +62,33 @@ func TestValidateAccessTokenChecks(t *testing.T) {
 		t.Fatal("store name ignores part of the token")
 	}
 }
+
+func TestSignAssertion(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	km, _ := keys.NewManager(keys.Options{App: "a", Store: st, EncryptionKey: bytes.Repeat([]byte{1}, 32)})
+	if err := km.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p := &Provider{issuer: "https://issuer.example", signer: &keys.JWTSigner{Keys: km}}
+	tok, err := p.SignAssertion(t.Context(), map[string]any{"sub": "alice", "iss": "forged", "exp": time.Now().Add(time.Minute).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := p.signer.Decode(t.Context(), tok)
+	if err != nil {
+		t.Fatalf("assertion does not verify with the published keys: %v", err)
+	}
+	if parsed.Claims["iss"] != "https://issuer.example" || parsed.Claims["sub"] != "alice" || parsed.Header["typ"] != AssertionType {
+		t.Fatalf("assertion: header %v claims %v", parsed.Header, parsed.Claims)
+	}
+	// Not an access token, though signed by the same key.
+	s := &tokenStrategy{signer: p.signer, issuer: p.issuer, now: time.Now}
+	req := fosite.NewRequest()
+	sess := oauthstore.NewSession()
+	sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
+	req.Session = sess
+	if err := s.ValidateAccessToken(t.Context(), req, tok); err == nil {
+		t.Fatal("assertion accepted as an access token")
+	}
+}

@@ -63,3 +63,15 @@ func RotateKeys(ctx context.Context, cfg *config.Config, app string, out io.Writ
 	}
 	return nil
 }
+
+// Provider returns the named application's OpenID Connect provider (nil
+// for an unknown name): what the proxy's assertion signer and in-process
+// calls need.
+func (s *Server) Provider(app string) *authz.Provider {
+	for _, a := range s.apps {
+		if a.name == app {
+			return a.provider
+		}
+	}
+	return nil
+}

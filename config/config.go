@@ -147,6 +147,8 @@ type Application struct {
 	Clients []Client `yaml:"clients"`
 	// Tokens sets default token lifetimes; clients may override them.
 	Tokens TokenLifetimes `yaml:"tokens"`
+	// SigningKeys configures the rotation of the provider's signing keys.
+	SigningKeys SigningKeys `yaml:"signing_keys"`
 	// Upstream is the sidecar shorthand: one upstream for every path.
 	Upstream string `yaml:"upstream"`
 	// Routes map hosts and paths to upstreams, each with a policy.

@@ -92,6 +92,7 @@ func (a *Application) applyDefaults() {
 			a.IdentityProviders[i].Name = a.IdentityProviders[i].ID
 		}
 	}
+	a.applyClientDefaults()
 }
 
 func setDuration(d *time.Duration, def time.Duration) {
@@ -255,16 +256,7 @@ func (c *Config) validateApp(ps *problems, a *Application, prefix string) {
 			ps.at(indexPath(prefix+"redirect_allow_list", i), "%v", err)
 		}
 	}
-	clientIDs := map[string]bool{}
-	for i, cl := range a.Clients {
-		path := indexPath(prefix+"clients", i)
-		if cl.ID == "" {
-			ps.at(path+".id", "required")
-		} else if clientIDs[cl.ID] {
-			ps.at(path+".id", "client %q is defined twice", cl.ID)
-		}
-		clientIDs[cl.ID] = true
-	}
+	c.validateClients(ps, a, prefix)
 }
 
 // checkBaseURL accepts an absolute https URL without query or fragment, or

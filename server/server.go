@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aero2/aero2/authz"
+	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/federation"
 	"github.com/aero2/aero2/federation/dev"
@@ -67,6 +69,8 @@ type Server struct {
 	handler http.Handler
 	trusted *trustedProxies
 	proxy   *proxy.Handler // nil without routes
+	// stop ends background work (scheduled key rotation).
+	stop context.CancelFunc
 }
 
 // New builds the server. Configuration problems come back as
@@ -90,6 +94,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		}
 	}
 	s, err := build(ctx, cfg, st, opts)
+	if err == nil {
+		err = s.start(ctx)
+	}
 	if err != nil {
 		if opts.Store == nil {
 			st.Close()
@@ -97,6 +104,22 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Server, error)
 		return nil, err
 	}
 	return s, nil
+}
+
+// start loads (on first start: generates) every application's signing
+// keys and starts their scheduled rotation. Check does not call it: it
+// must not write keys into a store.
+func (s *Server) start(ctx context.Context) error {
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = cancel
+	for _, a := range s.apps {
+		if err := a.keys.Load(ctx); err != nil {
+			cancel()
+			return fmt.Errorf("application %s: signing keys: %w", a.name, err)
+		}
+		a.keys.Schedule(bg, a.keyRotation)
+	}
+	return nil
 }
 
 // Check builds everything a server would (connectors included) against a
@@ -158,6 +181,11 @@ type application struct {
 	basePath string // "" or "/path" of the issuer
 	handler  http.Handler
 	mux      *http.ServeMux
+	// provider is the application's OpenID Connect provider, keys its
+	// signing keys, rotated every keyRotation (0: only on command).
+	provider    *authz.Provider
+	keys        *keys.Manager
+	keyRotation time.Duration
 }
 
 func (s *Server) buildApp(ctx context.Context, a config.Application, opts Options) (*application, config.Problems) {
@@ -213,14 +241,39 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
 		Logger: log, Now: opts.Now,
 	})
+	km, err := authz.NewKeys(&a, s.store, appKey(s.cfg, "aero2 signing keys", a.Name), log, opts.Now)
+	if err != nil {
+		return nil, config.Problems{{File: s.cfg.File, Msg: fmt.Sprintf("application %s: %v", a.Name, err)}}
+	}
+	prov, err := authz.New(authz.Options{
+		App: a.Name, Issuer: a.Issuer, Config: &a, Store: s.store, Sessions: sessions, Keys: km,
+		LoginURL:        fed.LoginURL,
+		TokenSecret:     appKey(s.cfg, "aero2 token hmac", a.Name),
+		ClientSecretKey: appKey(s.cfg, "aero2 client secrets", a.Name),
+		Logger:          log, Now: opts.Now,
+	})
+	if err != nil {
+		return nil, config.Problems{{File: s.cfg.File, Msg: fmt.Sprintf("application %s: %v", a.Name, err)}}
+	}
 	mux := http.NewServeMux()
 	fed.Register(mux)
+	prov.Register(mux)
 
 	var h http.Handler = mux
 	if basePath != "" {
 		h = http.StripPrefix(basePath, mux)
 	}
-	return &application{name: a.Name, host: normalizeHost(iss.Host), basePath: basePath, handler: h, mux: mux}, nil
+	return &application{
+		name: a.Name, host: normalizeHost(iss.Host), basePath: basePath, handler: h, mux: mux,
+		provider: prov, keys: km, keyRotation: a.SigningKeys.RotationPeriod,
+	}, nil
+}
+
+// appKey derives a 32-byte key for one purpose of one application from
+// secrets.storage_key, so that no two applications (and no two uses)
+// share a key: a token signed for one application is worthless at another.
+func appKey(cfg *config.Config, purpose, app string) []byte {
+	return deriveKeys([]string{cfg.Secrets.StorageKey}, purpose+" "+app)[0]
 }
 
 func registryTypes(r federation.Registry) []string {
@@ -262,8 +315,13 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Store is the server's store.
 func (s *Server) Store() store.Store { return s.store }
 
-// Close releases the store.
-func (s *Server) Close() error { return s.store.Close() }
+// Close stops background work and releases the store.
+func (s *Server) Close() error {
+	if s.stop != nil {
+		s.stop()
+	}
+	return s.store.Close()
+}
 
 // route sends a request to the health endpoints, the static assets, or the
 // application whose issuer matches its host and path.

@@ -27,6 +27,7 @@ var (
 type Store interface {
 	Records
 	Sets
+	Batches
 	Sessions
 	Users
 

@@ -3,6 +3,8 @@
 //
 //	aero2 serve --config aero2.yaml   run the server
 //	aero2 check --config aero2.yaml   validate a configuration
+//	aero2 keys rotate --config aero2.yaml [--app NAME]
+//	                                  rotate token signing keys
 //	aero2 version                     print the version
 //
 // --config defaults to $AERO2_CONFIG.
@@ -36,6 +38,9 @@ const usage = `Aero2: OpenID Connect provider, federation broker and identity-aw
 Usage:
   aero2 serve   [--config FILE]   run the server
   aero2 check   [--config FILE]   validate a configuration and exit
+  aero2 keys rotate [--config FILE] [--app NAME]
+                                  rotate the token signing keys (all
+                                  applications, or NAME) in the shared store
   aero2 version                   print the version
 
 --config defaults to $AERO2_CONFIG.
@@ -55,6 +60,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "serve", "check":
+	case "keys":
+		if len(rest) == 0 || rest[0] != "rotate" {
+			fmt.Fprintf(stderr, "aero2: usage: aero2 keys rotate [--config FILE] [--app NAME]\n")
+			return 2
+		}
+		cmd, rest = "keys rotate", rest[1:]
 	default:
 		fmt.Fprintf(stderr, "aero2: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -63,6 +74,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("aero2 "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", os.Getenv("AERO2_CONFIG"), "configuration file (default $AERO2_CONFIG)")
+	var app *string
+	if cmd == "keys rotate" {
+		app = fs.String("app", "", "rotate only this application's keys")
+	}
 	if err := fs.Parse(rest); err != nil {
 		return 2
 	}
@@ -79,6 +94,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch cmd {
+	case "keys rotate":
+		if err := server.RotateKeys(ctx, cfg, *app, stdout); err != nil {
+			printErr(stderr, err)
+			return 1
+		}
+		return 0
 	case "check":
 		if err := server.Check(ctx, cfg, nil); err != nil {
 			printErr(stderr, err)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aero2/aero2/store/redis/redistest"
 )
 
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -118,5 +120,31 @@ func TestServeUnreachableRedisExitsNonZero(t *testing.T) {
 	last := lines[len(lines)-1]
 	if code != 1 || !strings.Contains(last, "aero2: redis at 127.0.0.1:1:") {
 		t.Errorf("exit %d, last line %q", code, last)
+	}
+}
+
+func TestKeysRotate(t *testing.T) {
+	if code, _, errs := runCmd(t, "keys"); code != 2 || !strings.Contains(errs, "keys rotate") {
+		t.Errorf("keys without rotate: %d %q", code, errs)
+	}
+	// The memory store lives in one server process: rotating it from the
+	// command line would change nothing, so the command says so.
+	p := writeConfig(t, good)
+	if code, _, errs := runCmd(t, "keys", "rotate", "--config", p); code != 1 || !strings.Contains(errs, "store.type: redis") {
+		t.Errorf("keys rotate on memory: %d %q", code, errs)
+	}
+	cfg := good + "store: {type: redis, redis: {addrs: [\"" + redistest.Addr() + "\"], key_prefix: " + redistest.Config(t).KeyPrefix + "}}\n"
+	p = writeConfig(t, cfg)
+	code, out, errs := runCmd(t, "keys", "rotate", "--config", p)
+	if code != 0 || !strings.Contains(out, "default: rotated; current kid ") || !strings.Contains(out, "0 previous") {
+		t.Fatalf("keys rotate: %d %q %q", code, out, errs)
+	}
+	first := out
+	code, out, _ = runCmd(t, "keys", "rotate", "--config", p, "--app", "default")
+	if code != 0 || out == first || !strings.Contains(out, "1 previous key(s)") {
+		t.Fatalf("second rotation: %d %q", code, out)
+	}
+	if code, _, errs := runCmd(t, "keys", "rotate", "--config", p, "--app", "nope"); code != 1 || !strings.Contains(errs, `no application named "nope"`) {
+		t.Errorf("unknown app: %d %q", code, errs)
 	}
 }

@@ -192,6 +192,12 @@ func (s *Store) Delete(_ context.Context, app string, keys ...string) error {
 func (s *Store) SetAdd(_ context.Context, app, key string, ttl time.Duration, members ...string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.setAddLocked(app, key, ttl, members)
+	return nil
+}
+
+// setAddLocked is SetAdd with s.mu held.
+func (s *Store) setAddLocked(app, key string, ttl time.Duration, members []string) {
 	st, ok := s.sets[k(app, key)]
 	if !ok || !s.live(st.exp) {
 		st = set{members: map[string]struct{}{}, exp: s.expiry(ttl)}
@@ -204,7 +210,6 @@ func (s *Store) SetAdd(_ context.Context, app, key string, ttl time.Duration, me
 		st.members[m] = struct{}{}
 	}
 	s.sets[k(app, key)] = st
-	return nil
 }
 
 func (s *Store) SetMembers(_ context.Context, app, key string) ([]string, error) {
@@ -220,6 +225,12 @@ func (s *Store) SetMembers(_ context.Context, app, key string) ([]string, error)
 func (s *Store) SetRemove(_ context.Context, app, key string, members ...string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.setRemoveLocked(app, key, members)
+	return nil
+}
+
+// setRemoveLocked is SetRemove with s.mu held.
+func (s *Store) setRemoveLocked(app, key string, members []string) {
 	if st, ok := s.sets[k(app, key)]; ok {
 		for _, m := range members {
 			delete(st.members, m)
@@ -228,7 +239,6 @@ func (s *Store) SetRemove(_ context.Context, app, key string, members ...string)
 			delete(s.sets, k(app, key))
 		}
 	}
-	return nil
 }
 
 // Sessions.

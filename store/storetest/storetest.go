@@ -63,6 +63,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			tc.fn(t, s)
 		})
 	}
+	runBatchTests(t, newStore)
 	t.Run("Concurrency", func(t *testing.T) {
 		s := newStore(t)
 		t.Cleanup(func() { s.Close() })

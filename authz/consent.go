@@ -1,0 +1,123 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/aero2/aero2/session"
+	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/web"
+)
+
+// consentTTL is how long a remembered consent lasts.
+const consentTTL = 365 * 24 * time.Hour
+
+// consentKey names the set of scopes a user granted a client. The user ID's
+// length is in the key, so no user/client pair can spell another's.
+func consentKey(userID, clientID string) string {
+	return fmt.Sprintf("authz:consent:%d:%s:%s", len(userID), userID, clientID)
+}
+
+func consentPurpose(pendingID string) string { return "consent " + pendingID }
+
+// hasConsent reports whether the user granted the client every scope asked.
+func (p *Provider) hasConsent(ctx context.Context, userID, clientID string, scopes []string) (bool, error) {
+	granted, err := p.opts.Store.SetMembers(ctx, p.opts.App, consentKey(userID, clientID))
+	if err != nil {
+		return false, err
+	}
+	have := map[string]bool{}
+	for _, s := range granted {
+		have[s] = true
+	}
+	for _, s := range scopes {
+		if !have[s] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+type scopeLine struct{ Name, Description string }
+
+var scopeDescriptions = map[string]string{
+	"openid":         "Sign you in with your account",
+	"profile":        "Your name, username and picture",
+	"email":          "Your email address",
+	"groups":         "The groups you belong to",
+	"offline_access": "Stay connected when you are not using it",
+}
+
+func (p *Provider) renderConsent(w http.ResponseWriter, sess *store.Session, user *store.User, c *Client, scopes []string, pendingID string) {
+	var lines []scopeLine
+	for _, s := range scopes {
+		d, ok := scopeDescriptions[s]
+		if !ok {
+			d = "Permission “" + s + "”"
+		}
+		lines = append(lines, scopeLine{s, d})
+	}
+	web.Render(w, http.StatusOK, "consent", web.Page{Title: "Allow access?", AppName: p.opts.App, Data: struct {
+		Client  string
+		User    *store.User
+		Scopes  []scopeLine
+		Action  string
+		Request string
+		CSRF    string
+	}{c.Name, user, lines, p.url("/oauth2/consent"), pendingID, p.opts.Sessions.CSRFToken(sess, consentPurpose(pendingID))}})
+}
+
+// consent receives the consent page's decision. The CSRF token is bound to
+// the browser session and to this one parked request, so a forged or
+// replayed form cannot grant anything.
+func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		p.page(w, http.StatusBadRequest, "Bad request", "The form could not be read.", "invalid_request")
+		return
+	}
+	sess, user, err := p.opts.Sessions.CurrentUser(r)
+	if errors.Is(err, session.ErrNoSession) {
+		p.page(w, http.StatusBadRequest, "Signed out", "You are no longer signed in. Go back to the application and start again.", "login_required")
+		return
+	}
+	if err != nil {
+		p.pageFailure(w, r, err)
+		return
+	}
+	id := r.PostForm.Get("request")
+	if !p.opts.Sessions.VerifyCSRF(sess, consentPurpose(id), r.PostForm.Get("csrf")) {
+		p.page(w, http.StatusForbidden, "Request refused", "The form was not sent by this page. Go back to the application and start again.", "invalid_request")
+		return
+	}
+	pr, err := p.loadPending(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		p.page(w, http.StatusBadRequest, "Sign-in expired", "This request took too long or was already completed. Go back to the application and start again.", "invalid_request")
+		return
+	}
+	if err != nil {
+		p.pageFailure(w, r, err)
+		return
+	}
+	ar, err := p.parseAuthorize(r, pr.Params)
+	if err != nil {
+		p.authorizeError(w, r, ar, err)
+		return
+	}
+	if r.PostForm.Get("decision") != "allow" {
+		_ = p.opts.Store.Delete(r.Context(), p.opts.App, pendingKey(id))
+		p.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The user declined."))
+		return
+	}
+	client := ar.GetClient().(*Client)
+	if err := p.opts.Store.SetAdd(r.Context(), p.opts.App, consentKey(user.ID, client.GetID()), consentTTL, ar.GetRequestedScopes()...); err != nil {
+		p.pageFailure(w, r, err)
+		return
+	}
+	p.finishAuthorize(w, r, ar, sess, user, pr.Started, id)
+}

@@ -1,0 +1,94 @@
+package authz
+
+import (
+	"net/http"
+)
+
+// Scopes Aero2 gives meaning to. Clients may be allowed others (API scopes
+// for client credentials), which are granted as asked and mean what the
+// resource server says.
+var supportedScopes = []string{"openid", "profile", "email", "groups", "offline_access"}
+
+// Metadata is the discovery document (OpenID Connect Discovery 1.0 §3,
+// RFC 8414 §2).
+type Metadata struct {
+	Issuer                                     string   `json:"issuer"`
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
+	TokenEndpoint                              string   `json:"token_endpoint"`
+	UserinfoEndpoint                           string   `json:"userinfo_endpoint"`
+	JWKSURI                                    string   `json:"jwks_uri"`
+	EndSessionEndpoint                         string   `json:"end_session_endpoint"`
+	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
+	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	ScopesSupported                            []string `json:"scopes_supported"`
+	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	ResponseModesSupported                     []string `json:"response_modes_supported"`
+	GrantTypesSupported                        []string `json:"grant_types_supported"`
+	SubjectTypesSupported                      []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	ClaimsSupported                            []string `json:"claims_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	PromptValuesSupported                      []string `json:"prompt_values_supported"`
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
+	ClaimsParameterSupported                   bool     `json:"claims_parameter_supported"`
+}
+
+// Metadata returns the provider's discovery document.
+func (p *Provider) Metadata() Metadata {
+	secretMethods := []string{"client_secret_basic", "client_secret_post"}
+	return Metadata{
+		Issuer:                                    p.issuer,
+		AuthorizationEndpoint:                     p.url("/oauth2/authorize"),
+		TokenEndpoint:                             p.url("/oauth2/token"),
+		UserinfoEndpoint:                          p.url("/oauth2/userinfo"),
+		JWKSURI:                                   p.url("/.well-known/jwks.json"),
+		EndSessionEndpoint:                        p.url("/oauth2/logout"),
+		IntrospectionEndpoint:                     p.url("/oauth2/introspect"),
+		RevocationEndpoint:                        p.url("/oauth2/revoke"),
+		ScopesSupported:                           supportedScopes,
+		ResponseTypesSupported:                    []string{"code"},
+		ResponseModesSupported:                    []string{"query", "fragment", "form_post"},
+		GrantTypesSupported:                       []string{"authorization_code", "refresh_token", "client_credentials"},
+		SubjectTypesSupported:                     []string{"public"},
+		IDTokenSigningAlgValuesSupported:          []string{"RS256"},
+		TokenEndpointAuthMethodsSupported:         append(secretMethods, "none"),
+		IntrospectionEndpointAuthMethodsSupported: secretMethods,
+		RevocationEndpointAuthMethodsSupported:    append(secretMethods, "none"),
+		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
+			"name", "preferred_username", "picture", "email", "email_verified", "groups"},
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		PromptValuesSupported:                      []string{"none", "login", "consent", "select_account"},
+		AuthorizationResponseIssParameterSupported: true,
+	}
+}
+
+func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Access-Control-Allow-Origin", "*") // public metadata
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	writeBody(w, p.Metadata())
+}
+
+// jwks publishes the next, current and previous public keys. Clients cache
+// it for a few minutes: the next key is in it long before it signs.
+func (p *Provider) jwks(w http.ResponseWriter, r *http.Request) {
+	set, err := p.opts.Keys.JWKS(r.Context())
+	if err != nil {
+		if isUnavailable(err) {
+			p.unavailable(w, r, err)
+			return
+		}
+		p.log.Error("jwks", "err", err)
+		writeJSONError(w, http.StatusInternalServerError, "server_error", "")
+		return
+	}
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeBody(w, set)
+}

@@ -1,0 +1,134 @@
+package authz
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/aero2/aero2/authz/oauthstore"
+)
+
+// authenticateClient authenticates a confidential client by
+// client_secret_basic or client_secret_post. Public clients cannot
+// authenticate, so they cannot introspect.
+func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request) (fosite.Client, bool) {
+	if r.PostForm.Get("client_assertion_type") != "" || r.PostForm.Get("client_assertion") != "" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`"`)
+		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client assertions are not supported; use client_secret_basic or client_secret_post.")
+		return nil, false
+	}
+	c, err := p.oauth.AuthenticateClient(r.Context(), r, r.PostForm)
+	if err == nil && c.IsPublic() {
+		err = errors.New("public client")
+	}
+	if err != nil {
+		if isUnavailable(err) {
+			p.unavailable(w, r, err)
+			return nil, false
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`"`)
+		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed.")
+		return nil, false
+	}
+	return c, true
+}
+
+// introspect is RFC 7662 token introspection. Only authenticated
+// confidential clients may ask; an unknown, expired, revoked or forged
+// token is {"active": false} and nothing more (§2.2).
+func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
+	if _, ok := p.authenticateClient(w, r); !ok {
+		return
+	}
+	tok := r.PostForm.Get("token")
+	if tok == "" {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")
+		return
+	}
+	hint := fosite.TokenUse(r.PostForm.Get("token_type_hint"))
+	tu, ar, err := p.oauth.IntrospectToken(r.Context(), tok, hint, oauthstore.NewSession())
+	if isUnavailable(err) {
+		p.unavailable(w, r, err)
+		return
+	}
+	if err != nil {
+		writeJSON(w, map[string]any{"active": false})
+		return
+	}
+	sess := ar.GetSession().(*oauthstore.Session)
+	out := map[string]any{
+		"active":    true,
+		"iss":       p.issuer,
+		"client_id": ar.GetClient().GetID(),
+		"sub":       sess.Subject,
+		"iat":       ar.GetRequestedAt().Unix(),
+		"token_use": string(tu),
+	}
+	if sc := ar.GetGrantedScopes(); len(sc) > 0 {
+		out["scope"] = strings.Join(sc, " ")
+	}
+	if sess.Username != "" {
+		out["username"] = sess.Username
+	}
+	switch tu {
+	case fosite.AccessToken:
+		out["token_type"] = "Bearer"
+		out["exp"] = sess.GetExpiresAt(fosite.AccessToken).Unix()
+		aud := []string(ar.GetGrantedAudience())
+		if len(aud) == 0 {
+			aud = []string{p.issuer}
+		}
+		out["aud"] = aud
+	case fosite.RefreshToken:
+		if exp := sess.GetExpiresAt(fosite.RefreshToken); !exp.IsZero() {
+			out["exp"] = exp.Unix()
+		}
+	}
+	if !sess.AuthTime.IsZero() {
+		out["auth_time"] = sess.AuthTime.Unix()
+	}
+	if sess.SID != "" {
+		out["sid"] = sess.SID
+	}
+	writeJSON(w, out)
+}
+
+// revoke is RFC 7009 token revocation: revoking either token of a grant
+// revokes the grant's access and refresh tokens. Unknown tokens are a
+// success (§2.2): the client's goal, a dead token, is reached.
+func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
+	if r.PostForm.Get("token") == "" {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")
+		return
+	}
+	err := p.oauth.NewRevocationRequest(r.Context(), r)
+	if err == nil {
+		// fosite revoked the token's grant (and checked the token is this
+		// client's); a client-credentials token has no grant index, so
+		// delete the presented access token itself too.
+		if sig := p.strategy.AccessTokenSignature(r.Context(), r.PostForm.Get("token")); sig != "" {
+			err = p.tokens.DeleteAccessTokenSession(r.Context(), sig)
+		}
+	}
+	switch {
+	case err == nil:
+		noStore(w)
+		w.WriteHeader(http.StatusOK)
+	case isUnavailable(err):
+		p.unavailable(w, r, err)
+	case errors.Is(err, fosite.ErrInvalidClient):
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`"`)
+		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed.")
+	case errors.Is(err, fosite.ErrUnauthorizedClient):
+		// The token belongs to another client: refused, and not revoked
+		// (§2.1).
+		writeJSONError(w, http.StatusBadRequest, "unauthorized_client", "The token was not issued to this client.")
+	case errors.Is(err, fosite.ErrInvalidRequest):
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", fosite.ErrorToRFC6749Error(err).GetDescription())
+	default:
+		p.log.Error("revocation", "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "")
+	}
+}

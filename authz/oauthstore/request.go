@@ -1,0 +1,134 @@
+package oauthstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/aero2/aero2/store"
+)
+
+// Request gathers one token request's storage work: the writes that record
+// the new tokens are held and sent together by Commit — one round trip, all
+// or none, and nothing at all when the request fails half-way — and
+// records read once are not read again in the same request (fosite reads
+// the code and the refresh token in both of its phases).
+//
+// The single-use guard (the code's or refresh token's "used" marker) goes
+// into the same batch as a create-if-absent: of two requests redeeming one
+// credential at once, both may compute tokens, but exactly one commit is
+// applied and the other writes nothing and fails with guardErr.
+type Request struct {
+	mu       sync.Mutex
+	ops      []store.Op
+	cache    map[string][]byte
+	decoded  map[string]*entry
+	guardErr error
+}
+
+type requestKey struct{}
+
+// WithRequest returns a context carrying a new Request.
+func WithRequest(ctx context.Context) (context.Context, *Request) {
+	r := &Request{cache: map[string][]byte{}, decoded: map[string]*entry{}}
+	return context.WithValue(ctx, requestKey{}, r), r
+}
+
+func requestFrom(ctx context.Context) *Request {
+	r, _ := ctx.Value(requestKey{}).(*Request)
+	return r
+}
+
+// Commit sends the held writes. If the guard was taken meanwhile, nothing
+// is written and the error is the guard's (ErrConcurrentUse wrapping
+// fosite's error for a reused credential).
+func (s *Store) Commit(ctx context.Context, r *Request) error {
+	r.mu.Lock()
+	ops, guardErr := r.ops, r.guardErr
+	r.ops = nil
+	r.mu.Unlock()
+	err := s.opts.Backend.Apply(ctx, s.opts.App, ops...)
+	if errors.Is(err, store.ErrExists) && guardErr != nil {
+		return guardErr
+	}
+	return err
+}
+
+// guard applies a single-use guard: now, or as part of the Request's
+// commit. failed is the error when the guard is taken.
+func (s *Store) guard(ctx context.Context, key string, ttl time.Duration, failed error) error {
+	op := store.Op{Kind: store.OpCreate, Key: key, Value: []byte("1"), TTL: ttl}
+	if r := requestFrom(ctx); r != nil {
+		r.mu.Lock()
+		r.ops = append(r.ops, op)
+		r.guardErr = failed
+		r.mu.Unlock()
+		return nil
+	}
+	err := s.opts.Backend.Create(ctx, s.opts.App, key, op.Value, ttl)
+	if errors.Is(err, store.ErrExists) {
+		return failed
+	}
+	return err
+}
+
+// apply writes ops now, or holds them for Commit inside a Request.
+func (s *Store) apply(ctx context.Context, ops ...store.Op) error {
+	if r := requestFrom(ctx); r != nil {
+		r.mu.Lock()
+		r.ops = append(r.ops, ops...)
+		r.mu.Unlock()
+		return nil
+	}
+	return s.opts.Backend.Apply(ctx, s.opts.App, ops...)
+}
+
+// getMany reads keys, from the request's cache when it has them all.
+func (s *Store) getMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	r := requestFrom(ctx)
+	if r != nil {
+		r.mu.Lock()
+		out := make([][]byte, len(keys))
+		hit := true
+		for i, k := range keys {
+			v, ok := r.cache[k]
+			hit = hit && ok
+			out[i] = v
+		}
+		r.mu.Unlock()
+		if hit {
+			return out, nil
+		}
+	}
+	vals, err := s.opts.Backend.GetMany(ctx, s.opts.App, keys...)
+	if err != nil || r == nil {
+		return vals, err
+	}
+	r.mu.Lock()
+	for i, k := range keys {
+		r.cache[k] = vals[i]
+	}
+	r.mu.Unlock()
+	return vals, nil
+}
+
+// remember keeps a decoded record for the rest of the request.
+func (r *Request) remember(key string, e *entry) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.decoded[key] = e
+	r.mu.Unlock()
+}
+
+// recall returns a record decoded earlier in the request, or nil.
+func (r *Request) recall(key string) *entry {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.decoded[key]
+}

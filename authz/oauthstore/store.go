@@ -1,0 +1,509 @@
+// Package oauthstore is fosite's storage on Aero2's store: authorization
+// codes, PKCE challenges, OpenID Connect sessions, access and refresh
+// tokens, each scoped to one application.
+//
+// fosite's replay defences depend on this package keeping its contracts:
+//
+//   - a used authorization code stays readable and GetAuthorizeCodeSession
+//     returns it together with fosite.ErrInvalidatedAuthorizeCode, so that
+//     fosite can revoke what the first use issued (RFC 6749 §4.1.2);
+//   - a rotated refresh token stays readable and GetRefreshTokenSession
+//     returns it together with fosite.ErrInactiveToken, so that fosite can
+//     revoke the whole family (RFC 6819 §5.2.2.3, RFC 9700 §4.14.2).
+//
+// "Used" is a marker record written with Create, which has exactly one
+// winner: of two concurrent redemptions of one code or refresh token, one
+// gets ErrConcurrentUse and issues nothing.
+//
+// Tokens are found by the SHA-256 of their signature, so the store never
+// holds anything that could be replayed as a token.
+package oauthstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+
+	"github.com/aero2/aero2/store"
+)
+
+var (
+	_ fosite.Storage                     = (*Store)(nil)
+	_ oauth2.CoreStorage                 = (*Store)(nil)
+	_ oauth2.TokenRevocationStorage      = (*Store)(nil)
+	_ pkce.PKCERequestStorage            = (*Store)(nil)
+	_ openid.OpenIDConnectRequestStorage = (*Store)(nil)
+)
+
+// ErrConcurrentUse: a code or refresh token was redeemed by two requests at
+// once and this one lost. It wraps the fosite error of a reused credential.
+var ErrConcurrentUse = errors.New("oauthstore: credential used concurrently")
+
+// ClientGetter finds the application's clients by ID.
+type ClientGetter interface {
+	GetClient(ctx context.Context, id string) (fosite.Client, error)
+}
+
+// Backend is what the package needs from the store.
+type Backend interface {
+	store.Records
+	store.Sets
+	store.Batches
+}
+
+// Options configure a Store.
+type Options struct {
+	App     string
+	Backend Backend
+	Clients ClientGetter
+	// GrantTTL is how long grant indexes (a grant's tokens, a browser
+	// session's grants) live: the longest refresh token lifetime.
+	GrantTTL time.Duration
+	// CodeTTL is the longest authorization code lifetime; used-code markers
+	// live this long.
+	CodeTTL time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store implements fosite's storage interfaces for one application.
+type Store struct {
+	opts Options
+}
+
+// New returns the application's fosite storage.
+func New(opts Options) *Store {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{opts: opts}
+}
+
+// expirySlack keeps records a little past their token's expiry, so that a
+// late use is told "expired" by fosite's checks rather than "unknown".
+const expirySlack = time.Minute
+
+// Record keys. A prefix per kind keeps kinds apart.
+func codeKey(h string) string      { return "oauth:code:" + h }
+func codeUsedKey(h string) string  { return "oauth:code-used:" + h }
+func pkceKey(h string) string      { return "oauth:pkce:" + h }
+func oidcKey(h string) string      { return "oauth:oidc:" + h }
+func accessKey(h string) string    { return "oauth:at:" + h }
+func refreshKey(h string) string   { return "oauth:rt:" + h }
+func refreshUsed(h string) string  { return "oauth:rt-used:" + h }
+func grantAccess(id string) string { return "oauth:grant-at:" + id }
+func grantRefr(id string) string   { return "oauth:grant-rt:" + id }
+func sidGrants(sid string) string  { return "oauth:sid:" + sid }
+func jtiKey(jti string) string     { return "oauth:jti:" + hash(jti) }
+
+// hash names a token by the SHA-256 of its signature (or of the code).
+func hash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// entry is a stored fosite request. The client is stored by ID and looked
+// up on read, so a client removed from the configuration makes its tokens
+// worthless at once.
+type entry struct {
+	ID              string     `json:"id"`
+	RequestedAt     time.Time  `json:"rat"`
+	ClientID        string     `json:"client_id"`
+	Scopes          []string   `json:"scopes,omitempty"`
+	Granted         []string   `json:"granted,omitempty"`
+	Audience        []string   `json:"aud,omitempty"`
+	GrantedAudience []string   `json:"granted_aud,omitempty"`
+	Form            url.Values `json:"form,omitempty"`
+	Session         *Session   `json:"session"`
+	// AccessHash is the access token issued with a refresh token.
+	AccessHash string `json:"at,omitempty"`
+}
+
+func encode(req fosite.Requester, accessHash string) ([]byte, error) {
+	sess, ok := req.GetSession().(*Session)
+	if !ok {
+		return nil, fmt.Errorf("oauthstore: session is %T, want *oauthstore.Session", req.GetSession())
+	}
+	return encodeWith(req, sess, accessHash)
+}
+
+func encodeWith(req fosite.Requester, sess *Session, accessHash string) ([]byte, error) {
+	return json.Marshal(entry{
+		ID: req.GetID(), RequestedAt: req.GetRequestedAt(), ClientID: req.GetClient().GetID(),
+		Scopes: req.GetRequestedScopes(), Granted: req.GetGrantedScopes(),
+		Audience: req.GetRequestedAudience(), GrantedAudience: req.GetGrantedAudience(),
+		Form: req.GetRequestForm(), Session: sess, AccessHash: accessHash,
+	})
+}
+
+// decode rebuilds a stored request. fosite's contract is that the session
+// passed in is hydrated: it checks a code's expiry on the request whose
+// session it passed (flow_authorize_code_token.go). The stored fields are
+// laid over the session, not in place of it, because fosite also passes a
+// session that already carries the new tokens' expiry times.
+func (s *Store) decode(ctx context.Context, data []byte, into fosite.Session) (*fosite.Request, *entry, error) {
+	sess, ok := into.(*Session)
+	if !ok || sess == nil {
+		sess = NewSession()
+	}
+	e := entry{Session: sess}
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, nil, fmt.Errorf("oauthstore: corrupt record: %w", err)
+	}
+	client, err := s.opts.Clients.GetClient(ctx, e.ClientID)
+	if err != nil {
+		return nil, nil, fosite.ErrNotFound
+	}
+	if e.Form == nil {
+		e.Form = url.Values{}
+	}
+	return &fosite.Request{
+		ID: e.ID, RequestedAt: e.RequestedAt, Client: client,
+		RequestedScope: e.Scopes, GrantedScope: e.Granted,
+		RequestedAudience: e.Audience, GrantedAudience: e.GrantedAudience,
+		Form: e.Form, Session: e.Session,
+	}, &e, nil
+}
+
+// notFound turns the store's ErrNotFound into fosite's.
+func notFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fosite.ErrNotFound
+	}
+	return err
+}
+
+// ttl is how long a record for a token expiring at exp is kept.
+func (s *Store) ttl(exp time.Time, fallback time.Duration) time.Duration {
+	if exp.IsZero() {
+		return fallback
+	}
+	if d := exp.Sub(s.opts.Now()) + expirySlack; d > expirySlack/2 {
+		return d
+	}
+	return expirySlack / 2
+}
+
+func (s *Store) get(ctx context.Context, key string, into fosite.Session) (*fosite.Request, *entry, error) {
+	data, err := s.opts.Backend.Get(ctx, s.opts.App, key)
+	if err != nil {
+		return nil, nil, notFound(err)
+	}
+	return s.decode(ctx, data, into)
+}
+
+// getMarked reads a record and its "used" marker in one round trip.
+func (s *Store) getMarked(ctx context.Context, key, marker string, into fosite.Session) (*fosite.Request, *entry, bool, error) {
+	vals, err := s.getMany(ctx, key, marker)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if vals[0] == nil {
+		return nil, nil, false, fosite.ErrNotFound
+	}
+	req, e, err := s.decode(ctx, vals[0], into)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	requestFrom(ctx).remember(key, e)
+	return req, e, vals[1] != nil, nil
+}
+
+// exists reports whether a marker record is present.
+func (s *Store) exists(ctx context.Context, key string) (bool, error) {
+	_, err := s.opts.Backend.Get(ctx, s.opts.App, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// GetClient finds a client of the application.
+func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	return s.opts.Clients.GetClient(ctx, id)
+}
+
+// ClientAssertionJWTValid reports fosite.ErrJTIKnown for a JTI seen before.
+// (Aero2's clients do not use private_key_jwt; fosite's interface needs it.)
+func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+	ok, err := s.exists(ctx, jtiKey(jti))
+	if err != nil {
+		return err
+	}
+	if ok {
+		return fosite.ErrJTIKnown
+	}
+	return nil
+}
+
+// SetClientAssertionJWT remembers a JTI until exp.
+func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	err := s.opts.Backend.Create(ctx, s.opts.App, jtiKey(jti), []byte("1"), s.ttl(exp, time.Hour))
+	if errors.Is(err, store.ErrExists) {
+		return fosite.ErrJTIKnown
+	}
+	return err
+}
+
+// Authorization codes.
+
+func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string, req fosite.Requester) error {
+	data, err := encode(req, "")
+	if err != nil {
+		return err
+	}
+	exp := req.GetSession().GetExpiresAt(fosite.AuthorizeCode)
+	if err := s.opts.Backend.Create(ctx, s.opts.App, codeKey(hash(signature)), data, s.ttl(exp, s.opts.CodeTTL)); err != nil {
+		return err
+	}
+	// Index the grant under the browser session, for logout.
+	if sid := req.GetSession().(*Session).SID; sid != "" {
+		return s.opts.Backend.SetAdd(ctx, s.opts.App, sidGrants(sid), s.opts.GrantTTL, req.GetID())
+	}
+	return nil
+}
+
+// GetAuthorizeCodeSession returns the code's request; for a used code, the
+// request and fosite.ErrInvalidatedAuthorizeCode.
+func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	h := hash(signature)
+	req, _, used, err := s.getMarked(ctx, codeKey(h), codeUsedKey(h), sess)
+	if err != nil {
+		return nil, err
+	}
+	if used {
+		return req, fosite.ErrInvalidatedAuthorizeCode
+	}
+	return req, nil
+}
+
+// InvalidateAuthorizeCodeSession marks the code used. Exactly one caller
+// succeeds; the others get ErrConcurrentUse (inside a Request, at Commit).
+func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	return s.guard(ctx, codeUsedKey(hash(signature)), s.opts.CodeTTL+expirySlack,
+		fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInvalidatedAuthorizeCode))
+}
+
+// PKCE.
+
+func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, req fosite.Requester) error {
+	data, err := encode(req, "")
+	if err != nil {
+		return err
+	}
+	exp := req.GetSession().GetExpiresAt(fosite.AuthorizeCode)
+	return s.opts.Backend.Put(ctx, s.opts.App, pkceKey(hash(signature)), data, s.ttl(exp, s.opts.CodeTTL))
+}
+
+func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.get(ctx, pkceKey(hash(signature)), sess)
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	return s.opts.Backend.Delete(ctx, s.opts.App, pkceKey(hash(signature)))
+}
+
+// OpenID Connect sessions, keyed by the code itself (fosite passes the
+// code, not its signature): hashed like everything else.
+
+func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) error {
+	data, err := encode(req, "")
+	if err != nil {
+		return err
+	}
+	exp := req.GetSession().GetExpiresAt(fosite.AuthorizeCode)
+	return s.opts.Backend.Put(ctx, s.opts.App, oidcKey(hash(code)), data, s.ttl(exp, s.opts.CodeTTL))
+}
+
+func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) (fosite.Requester, error) {
+	var into fosite.Session
+	if req != nil {
+		into = req.GetSession()
+	}
+	r, _, err := s.get(ctx, oidcKey(hash(code)), into)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	return s.opts.Backend.Delete(ctx, s.opts.App, oidcKey(hash(code)))
+}
+
+// Access tokens.
+
+// CreateAccessTokenSession stores an access token. Its record leaves out
+// the ID token claims: nothing read through an access token needs them
+// (introspection and userinfo use the session's subject, sid and times),
+// and every introspection decodes the record.
+func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
+	sess, ok := req.GetSession().(*Session)
+	if !ok {
+		return fmt.Errorf("oauthstore: session is %T, want *oauthstore.Session", req.GetSession())
+	}
+	lite := *sess
+	lite.Claims, lite.Headers = nil, nil
+	data, err := encodeWith(req, &lite, "")
+	if err != nil {
+		return err
+	}
+	h := hash(signature)
+	ttl := s.ttl(sess.GetExpiresAt(fosite.AccessToken), s.opts.GrantTTL)
+	put := store.Op{Kind: store.OpPut, Key: accessKey(h), Value: data, TTL: ttl}
+	if req.GetRequestForm().Get("grant_type") == "client_credentials" {
+		// A client-credentials grant is this one token: nothing revokes it
+		// by grant (no code, no refresh token, no browser session), so it
+		// needs no index. Revocation deletes it by itself.
+		return s.apply(ctx, put)
+	}
+	// The token and its index entry in one step: a token revocation by
+	// grant could not find is never stored.
+	return s.apply(ctx, put,
+		store.Op{Kind: store.OpSetAdd, Key: grantAccess(req.GetID()), TTL: ttl, Members: []string{h}})
+}
+
+func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.get(ctx, accessKey(hash(signature)), sess)
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return s.opts.Backend.Delete(ctx, s.opts.App, accessKey(hash(signature)))
+}
+
+// Refresh tokens.
+
+func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
+	accessHash := ""
+	if accessSignature != "" {
+		accessHash = hash(accessSignature)
+	}
+	data, err := encode(req, accessHash)
+	if err != nil {
+		return err
+	}
+	h := hash(signature)
+	ttl := s.ttl(req.GetSession().GetExpiresAt(fosite.RefreshToken), s.opts.GrantTTL)
+	return s.apply(ctx,
+		store.Op{Kind: store.OpPut, Key: refreshKey(h), Value: data, TTL: ttl},
+		store.Op{Kind: store.OpSetAdd, Key: grantRefr(req.GetID()), TTL: ttl, Members: []string{h}})
+}
+
+// GetRefreshTokenSession returns the token's request; for a rotated token,
+// the request and fosite.ErrInactiveToken.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	h := hash(signature)
+	req, _, used, err := s.getMarked(ctx, refreshKey(h), refreshUsed(h), sess)
+	if err != nil {
+		return nil, err
+	}
+	if used {
+		return req, fosite.ErrInactiveToken
+	}
+	return req, nil
+}
+
+func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	h := hash(signature)
+	return s.opts.Backend.Delete(ctx, s.opts.App, refreshKey(h), refreshUsed(h))
+}
+
+// RotateRefreshToken marks the presented refresh token used (kept, so a
+// later reuse is recognised) and revokes the access token issued with it.
+// Exactly one of concurrent rotations succeeds (inside a Request, at
+// Commit).
+func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	h := hash(signature)
+	e := requestFrom(ctx).recall(refreshKey(h)) // fosite read it moments ago
+	if e == nil {
+		var err error
+		if _, e, _, err = s.getMarked(ctx, refreshKey(h), refreshUsed(h), nil); err != nil {
+			return err
+		}
+	}
+	ttl := s.ttl(e.Session.GetExpiresAt(fosite.RefreshToken), s.opts.GrantTTL)
+	if err := s.guard(ctx, refreshUsed(h), ttl, fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInactiveToken)); err != nil {
+		return err
+	}
+	if e.AccessHash != "" {
+		return s.apply(ctx,
+			store.Op{Kind: store.OpDelete, Key: accessKey(e.AccessHash)},
+			store.Op{Kind: store.OpSetRemove, Key: grantAccess(requestID), Members: []string{e.AccessHash}})
+	}
+	return nil
+}
+
+// RevokeRefreshToken deletes every refresh token of the grant (the
+// family), used ones included.
+func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	members, err := s.opts.Backend.SetMembers(ctx, s.opts.App, grantRefr(requestID))
+	if err != nil || len(members) == 0 {
+		return err
+	}
+	keys := make([]string, 0, 2*len(members))
+	for _, h := range members {
+		keys = append(keys, refreshKey(h), refreshUsed(h))
+	}
+	if err := s.opts.Backend.Delete(ctx, s.opts.App, keys...); err != nil {
+		return err
+	}
+	return s.opts.Backend.SetRemove(ctx, s.opts.App, grantRefr(requestID), members...)
+}
+
+// RevokeAccessToken deletes every access token of the grant.
+func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
+	members, err := s.opts.Backend.SetMembers(ctx, s.opts.App, grantAccess(requestID))
+	if err != nil || len(members) == 0 {
+		return err
+	}
+	keys := make([]string, len(members))
+	for i, h := range members {
+		keys[i] = accessKey(h)
+	}
+	if err := s.opts.Backend.Delete(ctx, s.opts.App, keys...); err != nil {
+		return err
+	}
+	return s.opts.Backend.SetRemove(ctx, s.opts.App, grantAccess(requestID), members...)
+}
+
+// RevokeGrant revokes every token of a grant.
+func (s *Store) RevokeGrant(ctx context.Context, requestID string) error {
+	return errors.Join(s.RevokeRefreshToken(ctx, requestID), s.RevokeAccessToken(ctx, requestID))
+}
+
+// RevokeSession revokes every grant made in the browser session sid: what
+// RP-initiated logout does, so that the session's access tokens turn
+// inactive at introspection and userinfo.
+func (s *Store) RevokeSession(ctx context.Context, sid string) error {
+	grants, err := s.opts.Backend.SetMembers(ctx, s.opts.App, sidGrants(sid))
+	if err != nil {
+		return err
+	}
+	for _, id := range grants {
+		if err := s.RevokeGrant(ctx, id); err != nil {
+			return err
+		}
+	}
+	if len(grants) > 0 {
+		return s.opts.Backend.SetRemove(ctx, s.opts.App, sidGrants(sid), grants...)
+	}
+	return nil
+}

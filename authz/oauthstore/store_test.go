@@ -1,0 +1,266 @@
+package oauthstore_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/aero2/aero2/authz/oauthstore"
+	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/store/memory"
+	"github.com/aero2/aero2/store/redis/redistest"
+	"github.com/aero2/aero2/store/storetest"
+)
+
+// The contract tests run on both backends: fosite's reuse detection
+// depends on them, and a backend that breaks it breaks silently.
+func backends(t *testing.T, fn func(t *testing.T, s *oauthstore.Store, be oauthstore.Backend, app string)) {
+	run := func(t *testing.T, be store.Store) {
+		app := storetest.App(t)
+		fn(t, newStore(app, be), be, app)
+	}
+	t.Run("memory", func(t *testing.T) {
+		st := memory.New()
+		t.Cleanup(func() { st.Close() })
+		run(t, st)
+	})
+	t.Run("redis", func(t *testing.T) { run(t, redistest.New(t)) })
+}
+
+type clients map[string]fosite.Client
+
+func (c clients) GetClient(_ context.Context, id string) (fosite.Client, error) {
+	if cl, ok := c[id]; ok {
+		return cl, nil
+	}
+	return nil, fosite.ErrNotFound
+}
+
+var testClients = clients{"web": &fosite.DefaultClient{ID: "web"}}
+
+func newStore(app string, be oauthstore.Backend) *oauthstore.Store {
+	return oauthstore.New(oauthstore.Options{App: app, Backend: be, Clients: testClients, GrantTTL: time.Hour, CodeTTL: 5 * time.Minute})
+}
+
+func request(id, sid string) *fosite.Request {
+	s := oauthstore.NewSession()
+	s.Subject, s.SID = "alice", sid
+	s.Claims.Extra = map[string]any{"email": "alice@example.com"}
+	s.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
+	s.SetExpiresAt(fosite.RefreshToken, time.Now().Add(time.Hour))
+	s.SetExpiresAt(fosite.AuthorizeCode, time.Now().Add(time.Minute))
+	r := fosite.NewRequest()
+	r.ID = id
+	r.Client = testClients["web"]
+	r.Session = s
+	r.GrantedScope = fosite.Arguments{"openid", "email"}
+	r.Form.Set("redirect_uri", "https://app.example.com/cb")
+	return r
+}
+
+func TestAuthorizeCodeContract(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+		ctx := t.Context()
+		if err := s.CreateAuthorizeCodeSession(ctx, "sig1", request("grant-1", "")); err != nil {
+			t.Fatal(err)
+		}
+		// fosite checks a code's expiry on the session it passes in: that
+		// session must come back hydrated, keeping what was already set.
+		into := oauthstore.NewSession()
+		into.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Minute))
+		got, err := s.GetAuthorizeCodeSession(ctx, "sig1", into)
+		if err != nil || got.GetID() != "grant-1" || got.GetSession().GetSubject() != "alice" || got.GetRequestForm().Get("redirect_uri") == "" {
+			t.Fatalf("fresh code: %v %+v", err, got)
+		}
+		if into.Subject != "alice" || into.GetExpiresAt(fosite.AuthorizeCode).IsZero() || into.GetExpiresAt(fosite.AccessToken).IsZero() {
+			t.Fatalf("session passed in not hydrated (or its own fields lost): %+v", into)
+		}
+		if err := s.InvalidateAuthorizeCodeSession(ctx, "sig1"); err != nil {
+			t.Fatal(err)
+		}
+		// fosite revokes what the first use issued only if it gets the
+		// request back together with ErrInvalidatedAuthorizeCode.
+		got, err = s.GetAuthorizeCodeSession(ctx, "sig1", oauthstore.NewSession())
+		if !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) || got == nil || got.GetID() != "grant-1" {
+			t.Fatalf("used code: err %v, request %v; want ErrInvalidatedAuthorizeCode with the request", err, got)
+		}
+		err = s.InvalidateAuthorizeCodeSession(ctx, "sig1")
+		if !errors.Is(err, oauthstore.ErrConcurrentUse) || !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			t.Fatalf("second invalidation: %v", err)
+		}
+		if _, err := s.GetAuthorizeCodeSession(ctx, "unknown", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("unknown code: %v", err)
+		}
+		// Creating the same code twice is refused (a collision must not
+		// overwrite someone's grant).
+		if err := s.CreateAuthorizeCodeSession(ctx, "sig1", request("grant-2", "")); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("duplicate code: %v", err)
+		}
+	})
+}
+
+func TestConcurrentRedemptionHasOneWinner(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+		ctx := t.Context()
+		for round := range 10 {
+			sig := "race-" + string(rune('a'+round))
+			if err := s.CreateAuthorizeCodeSession(ctx, sig, request("g", "")); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CreateRefreshTokenSession(ctx, sig, "", request("g", "")); err != nil {
+				t.Fatal(err)
+			}
+			var codeWins, refreshWins atomic.Int32
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Go(func() {
+					if s.InvalidateAuthorizeCodeSession(ctx, sig) == nil {
+						codeWins.Add(1)
+					}
+					if s.RotateRefreshToken(ctx, "g", sig) == nil {
+						refreshWins.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			if codeWins.Load() != 1 || refreshWins.Load() != 1 {
+				t.Fatalf("round %d: %d code and %d refresh winners, want 1 each", round, codeWins.Load(), refreshWins.Load())
+			}
+		}
+	})
+}
+
+func TestRefreshTokenContract(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+		ctx := t.Context()
+		req := request("grant-r", "")
+		must(t, s.CreateAccessTokenSession(ctx, "at1", req))
+		must(t, s.CreateRefreshTokenSession(ctx, "rt1", "at1", req))
+		if got, err := s.GetRefreshTokenSession(ctx, "rt1", nil); err != nil || got.GetID() != "grant-r" {
+			t.Fatalf("fresh refresh token: %v", err)
+		}
+		must(t, s.RotateRefreshToken(ctx, "grant-r", "rt1"))
+		// fosite revokes the family only if it gets the request back
+		// together with ErrInactiveToken.
+		got, err := s.GetRefreshTokenSession(ctx, "rt1", oauthstore.NewSession())
+		if !errors.Is(err, fosite.ErrInactiveToken) || got == nil || got.GetID() != "grant-r" {
+			t.Fatalf("rotated refresh token: err %v, request %v; want ErrInactiveToken with the request", err, got)
+		}
+		// Rotation revoked the access token issued with the old refresh
+		// token.
+		if _, err := s.GetAccessTokenSession(ctx, "at1", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("access token of a rotated refresh token: %v", err)
+		}
+		if err := s.RotateRefreshToken(ctx, "grant-r", "rt1"); !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Fatalf("second rotation: %v", err)
+		}
+
+		// The family: the new pair, then revocation of the whole grant.
+		must(t, s.CreateAccessTokenSession(ctx, "at2", req))
+		must(t, s.CreateRefreshTokenSession(ctx, "rt2", "at2", req))
+		must(t, s.RevokeRefreshToken(ctx, "grant-r"))
+		must(t, s.RevokeAccessToken(ctx, "grant-r"))
+		for _, sig := range []string{"rt1", "rt2"} {
+			if _, err := s.GetRefreshTokenSession(ctx, sig, nil); !errors.Is(err, fosite.ErrNotFound) {
+				t.Fatalf("refresh token %s after family revocation: %v", sig, err)
+			}
+		}
+		if _, err := s.GetAccessTokenSession(ctx, "at2", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("access token after revocation: %v", err)
+		}
+	})
+}
+
+func TestSessionRevocationAndScoping(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, be oauthstore.Backend, app string) {
+		ctx := t.Context()
+		mine, other := request("grant-a", "sid-1"), request("grant-b", "sid-2")
+		for _, r := range []*fosite.Request{mine, other} {
+			must(t, s.CreateAuthorizeCodeSession(ctx, "code-"+r.ID, r))
+			must(t, s.CreateAccessTokenSession(ctx, "at-"+r.ID, r))
+			must(t, s.CreateRefreshTokenSession(ctx, "rt-"+r.ID, "at-"+r.ID, r))
+		}
+		must(t, s.RevokeSession(ctx, "sid-1"))
+		if _, err := s.GetAccessTokenSession(ctx, "at-grant-a", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("access token of the ended session: %v", err)
+		}
+		if _, err := s.GetRefreshTokenSession(ctx, "rt-grant-a", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("refresh token of the ended session: %v", err)
+		}
+		if _, err := s.GetAccessTokenSession(ctx, "at-grant-b", nil); err != nil {
+			t.Fatalf("another session's token was revoked: %v", err)
+		}
+
+		// Another application's store sees nothing of this one.
+		elsewhere := newStore(storetest.App(t), be)
+		if _, err := elsewhere.GetAccessTokenSession(ctx, "at-grant-b", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("token visible in another application: %v", err)
+		}
+
+		// A token whose client has left the configuration is worthless.
+		r := request("grant-c", "")
+		r.Client = &fosite.DefaultClient{ID: "removed"}
+		must(t, s.CreateAccessTokenSession(ctx, "at-removed", r))
+		if _, err := s.GetAccessTokenSession(ctx, "at-removed", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("token of a removed client: %v", err)
+		}
+	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHeldWrites: inside a Request, token writes wait for Commit (a token
+// request that fails half-way stores nothing), records are read once, and
+// the single-use guards are never held.
+func TestHeldWrites(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+		req := request("grant-h", "")
+		must(t, s.CreateRefreshTokenSession(t.Context(), "rt-h", "", req))
+		ctx, held := oauthstore.WithRequest(t.Context())
+		must(t, s.CreateAccessTokenSession(ctx, "at-h", req))
+		if _, err := s.GetAccessTokenSession(t.Context(), "at-h", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("held write visible before commit: %v", err)
+		}
+		// The rotation guard commits with the writes: a rotation that won
+		// meanwhile makes the whole commit fail, and nothing is written.
+		if _, err := s.GetRefreshTokenSession(ctx, "rt-h", nil); err != nil {
+			t.Fatal(err)
+		}
+		must(t, s.RotateRefreshToken(ctx, "grant-h", "rt-h"))
+		must(t, s.RotateRefreshToken(t.Context(), "grant-h", "rt-h")) // the other request
+		if err := s.Commit(ctx, held); !errors.Is(err, oauthstore.ErrConcurrentUse) || !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Fatalf("commit after losing the rotation: %v", err)
+		}
+		if _, err := s.GetAccessTokenSession(t.Context(), "at-h", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("loser's access token stored: %v", err)
+		}
+		// A winning commit stores everything.
+		must(t, s.CreateRefreshTokenSession(t.Context(), "rt-w", "", req))
+		ctx, held = oauthstore.WithRequest(t.Context())
+		must(t, s.RotateRefreshToken(ctx, "grant-h", "rt-w"))
+		must(t, s.CreateAccessTokenSession(ctx, "at-w", req))
+		must(t, s.Commit(ctx, held))
+		if _, err := s.GetAccessTokenSession(t.Context(), "at-w", nil); err != nil {
+			t.Fatalf("committed write: %v", err)
+		}
+		if _, err := s.GetRefreshTokenSession(t.Context(), "rt-w", nil); !errors.Is(err, fosite.ErrInactiveToken) {
+			t.Fatalf("committed rotation: %v", err)
+		}
+		// Never committed: gone with the request.
+		ctx2, _ := oauthstore.WithRequest(t.Context())
+		must(t, s.CreateAccessTokenSession(ctx2, "at-lost", req))
+		if _, err := s.GetAccessTokenSession(t.Context(), "at-lost", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("uncommitted write stored: %v", err)
+		}
+	})
+}

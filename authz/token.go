@@ -1,0 +1,76 @@
+package authz
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/ory/fosite"
+
+	"github.com/aero2/aero2/authz/oauthstore"
+)
+
+// token is the token endpoint (RFC 6749 §3.2): the code, refresh and
+// client credentials grants. Responses carry Cache-Control: no-store.
+func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case "authorization_code", "refresh_token", "client_credentials", "":
+	default:
+		// Implicit and password do not exist here (RFC 9700 §2.1.2, §2.4).
+		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "Supported grant types: authorization_code, refresh_token, client_credentials.")
+		return
+	}
+	// The request's token writes are held and committed together once
+	// fosite has issued everything: a failed request stores nothing.
+	ctx, held := oauthstore.WithRequest(ctx)
+	ar, err := p.oauth.NewAccessRequest(ctx, r, oauthstore.NewSession())
+	if err != nil {
+		p.tokenError(w, r, ar, err)
+		return
+	}
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		// fosite checks the scopes and audiences a service client asks for
+		// against what it may have, but grants nothing: the token is for
+		// the client itself (RFC 9068 §2.2: sub is the client).
+		ar.GetSession().(*oauthstore.Session).Subject = ar.GetClient().GetID()
+		for _, s := range ar.GetRequestedScopes() {
+			ar.GrantScope(s)
+		}
+		for _, a := range ar.GetRequestedAudience() {
+			ar.GrantAudience(a)
+		}
+	}
+	resp, err := p.oauth.NewAccessResponse(ctx, ar)
+	if err == nil {
+		err = p.tokens.Commit(ctx, held)
+	}
+	if err != nil {
+		p.tokenError(w, r, ar, err)
+		return
+	}
+	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
+	switch {
+	case isUnavailable(err):
+		p.unavailable(w, r, err)
+		return
+	case errors.Is(err, oauthstore.ErrConcurrentUse) && errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
+		// Two redemptions of one code at once: the other request got the
+		// tokens. A code used twice is treated as stolen (RFC 6749
+		// §4.1.2): revoke what it issued.
+		if ar != nil && ar.GetID() != "" {
+			if rerr := p.tokens.RevokeGrant(r.Context(), ar.GetID()); rerr != nil {
+				p.log.Warn("revoking the grant of a reused code", "err", rerr)
+			}
+		}
+		err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+	case errors.Is(err, oauthstore.ErrConcurrentUse):
+		err = fosite.ErrInvalidGrant.WithHint("The refresh token has already been used.")
+	}
+	if rfc := fosite.ErrorToRFC6749Error(err); rfc.CodeField >= 500 {
+		p.log.Error("token endpoint", "err", err, "debug", rfc.Debug())
+	}
+	p.oauth.WriteAccessError(r.Context(), w, ar, err)
+}

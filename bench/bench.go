@@ -1,0 +1,421 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
+
+	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/server"
+)
+
+const (
+	serviceSecret = "bench-service-secret-0123456789abcdef"
+	webSecret     = "bench-web-secret-0123456789abcdef-012"
+	redirectURI   = "http://localhost/cb"
+)
+
+// Ceiling measures how many RS256 signatures per second Go's crypto/rsa
+// makes on all cores: GOMAXPROCS goroutines signing SHA-256 digests with a
+// 2048-bit key. It is the ceiling for any endpoint that signs.
+type Ceiling struct {
+	key    *rsa.PrivateKey
+	digest [32]byte
+}
+
+// NewCeiling generates the key.
+func NewCeiling() (*Ceiling, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	return &Ceiling{key: key, digest: sha256.Sum256([]byte("aero2 benchmark payload"))}, nil
+}
+
+// Measure signs for d on every core and returns the signatures made and
+// the time taken.
+func (c *Ceiling) Measure(d time.Duration) (int64, time.Duration) {
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				if _, err := c.key.Sign(rand.Reader, c.digest[:], crypto.SHA256); err == nil {
+					n.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return n.Load(), time.Since(start)
+}
+
+// RSACeiling is one measurement of d, in signatures per second.
+func RSACeiling(d time.Duration) (float64, error) {
+	c, err := NewCeiling()
+	if err != nil {
+		return 0, err
+	}
+	n, el := c.Measure(d)
+	return float64(n) / el.Seconds(), nil
+}
+
+// Target is a running Aero2 and an HTTP client for it.
+type Target struct {
+	URL    string
+	Client *http.Client
+	stop   func()
+}
+
+// Close stops the server.
+func (t *Target) Close() { t.stop() }
+
+// StoreConfig is the YAML `store:` value: "{type: memory}" or Redis.
+func StoreConfig(kind, redisAddr, prefix string) string {
+	if kind == "redis" {
+		return fmt.Sprintf("{type: redis, redis: {addrs: [%q], key_prefix: %q}}", redisAddr, prefix)
+	}
+	return "{type: memory}"
+}
+
+// Start runs Aero2 on a loopback port with the benchmark's clients.
+func Start(ctx context.Context, store string, workers int) (*Target, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	base := "http://" + ln.Addr().String()
+	yaml := `
+insecure_dev: true
+server: {public_url: "` + base + `"}
+log: {level: error}
+store: ` + store + `
+secrets:
+  cookie_keys: ["bench-cookie-key-0123456789abcdef-0123"]
+  storage_key: "bench-storage-key-0123456789abcdef-012"
+identity_providers:
+  - {id: dev, type: dev, config: {users: [{username: alice, name: Alice, email: alice@example.com}]}}
+clients:
+  - {id: service, secret: "` + serviceSecret + `", grant_types: [client_credentials], scopes: [api]}
+  - {id: web, secret: "` + webSecret + `", redirect_uris: ["` + redirectURI + `"], first_party: true}
+`
+	cfg, err := config.Parse("bench.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv, err := server.New(ctx, cfg, server.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	tr := &http.Transport{MaxIdleConns: 4 * workers, MaxIdleConnsPerHost: 4 * workers, IdleConnTimeout: time.Minute}
+	return &Target{
+		URL:    base,
+		Client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		stop: func() {
+			hs.Close()
+			tr.CloseIdleConnections()
+			srv.Close()
+		},
+	}, nil
+}
+
+// postForm posts a form and decodes a JSON answer into out.
+func (t *Target) postForm(client *http.Client, path string, form url.Values, user, pass string, out any) error {
+	req, _ := http.NewRequest(http.MethodPost, t.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %d %s", path, res.StatusCode, bytes.TrimSpace(body))
+	}
+	if out != nil {
+		return json.Unmarshal(body, out)
+	}
+	return nil
+}
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
+}
+
+// Scenario is one endpoint under load.
+type Scenario struct {
+	Name string
+	// Sigs is the RS256 signatures one request makes.
+	Sigs int
+	// Setup prepares one operation per worker.
+	Setup func(t *Target, workers int) ([]func() error, error)
+}
+
+// Scenarios are the measured endpoints.
+var Scenarios = []Scenario{
+	{"client_credentials", 1, setupClientCredentials},
+	{"refresh_token", 2, setupRefresh},
+	{"introspection (JWT)", 0, setupIntrospection},
+	{"authorize->token", 2, setupRoundTrip},
+}
+
+func clientCredentials(t *Target, c *http.Client) (*tokenResponse, error) {
+	var tr tokenResponse
+	err := t.postForm(c, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}}, "service", serviceSecret, &tr)
+	if err == nil && tr.AccessToken == "" {
+		err = errors.New("no access token")
+	}
+	return &tr, err
+}
+
+func setupClientCredentials(t *Target, workers int) ([]func() error, error) {
+	ops := make([]func() error, workers)
+	for i := range ops {
+		ops[i] = func() error { _, err := clientCredentials(t, t.Client); return err }
+	}
+	return ops, nil
+}
+
+func setupIntrospection(t *Target, workers int) ([]func() error, error) {
+	ops := make([]func() error, workers)
+	for i := range ops {
+		tok, err := clientCredentials(t, t.Client)
+		if err != nil {
+			return nil, err
+		}
+		form := url.Values{"token": {tok.AccessToken}, "token_type_hint": {"access_token"}}
+		ops[i] = func() error {
+			var out struct {
+				Active bool `json:"active"`
+			}
+			if err := t.postForm(t.Client, "/oauth2/introspect", form, "service", serviceSecret, &out); err != nil {
+				return err
+			}
+			if !out.Active {
+				return errors.New("token inactive")
+			}
+			return nil
+		}
+	}
+	return ops, nil
+}
+
+// browser is a signed-in browser (cookie jar) that stops at redirects.
+func (t *Target) browser() (*http.Client, error) {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Transport: t.Client.Transport, Timeout: 30 * time.Second}
+	res, err := c.Get(t.URL + "/rp/authorize?idp=dev&redirect_uri=/account")
+	if err != nil {
+		return nil, err
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := regexp.MustCompile(`action="([^"]+)">\s*<input type="hidden" name="state" value="([^"]+)">`).FindStringSubmatch(string(body))
+	if m == nil {
+		return nil, fmt.Errorf("dev sign-in page not found (%d at %s)", res.StatusCode, res.Request.URL)
+	}
+	action, _ := res.Request.URL.Parse(html.UnescapeString(m[1]))
+	res, err = c.PostForm(action.String(), url.Values{"state": {html.UnescapeString(m[2])}, "user": {"alice"}})
+	if err != nil {
+		return nil, err
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("sign-in ended with %d", res.StatusCode)
+	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c, nil
+}
+
+// roundTrip runs authorize (signed in, first-party: straight to the code)
+// and the code exchange with PKCE.
+func roundTrip(t *Target, b *http.Client) (*tokenResponse, error) {
+	verifier := oauth2.GenerateVerifier()
+	state := oauth2.GenerateVerifier()[:16]
+	q := url.Values{"client_id": {"web"}, "redirect_uri": {redirectURI}, "response_type": {"code"}, "scope": {"openid profile email"},
+		"state": {state}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+	res, err := b.Get(t.URL + "/oauth2/authorize?" + q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	loc, err := url.Parse(res.Header.Get("Location"))
+	if err != nil || res.StatusCode != http.StatusSeeOther || loc.Query().Get("code") == "" || loc.Query().Get("state") != state {
+		return nil, fmt.Errorf("authorize: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	var tr tokenResponse
+	err = t.postForm(t.Client, "/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+		"redirect_uri": {redirectURI}, "code_verifier": {verifier}}, "web", webSecret, &tr)
+	if err == nil && (tr.IDToken == "" || tr.RefreshToken == "") {
+		err = errors.New("token response lacks an ID or refresh token")
+	}
+	return &tr, err
+}
+
+func setupRoundTrip(t *Target, workers int) ([]func() error, error) {
+	ops := make([]func() error, workers)
+	for i := range ops {
+		b, err := t.browser()
+		if err != nil {
+			return nil, err
+		}
+		ops[i] = func() error { _, err := roundTrip(t, b); return err }
+	}
+	return ops, nil
+}
+
+// setupRefresh gives each worker its own refresh token chain: every
+// refresh rotates the token and the worker uses the new one next.
+func setupRefresh(t *Target, workers int) ([]func() error, error) {
+	b, err := t.browser()
+	if err != nil {
+		return nil, err
+	}
+	ops := make([]func() error, workers)
+	for i := range ops {
+		tr, err := roundTrip(t, b)
+		if err != nil {
+			return nil, err
+		}
+		rt := tr.RefreshToken
+		ops[i] = func() error {
+			var next tokenResponse
+			if err := t.postForm(t.Client, "/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web", webSecret, &next); err != nil {
+				return err
+			}
+			if next.RefreshToken == "" || next.IDToken == "" {
+				return errors.New("refresh response lacks a refresh or ID token")
+			}
+			rt = next.RefreshToken
+			return nil
+		}
+	}
+	return ops, nil
+}
+
+// Result of one scenario.
+type Result struct {
+	Requests int
+	Errors   int
+	FirstErr error
+	Elapsed  time.Duration
+	Rate     float64 // requests per second
+	P50, P99 time.Duration
+	lat      []time.Duration
+}
+
+// Run drives the operations, one goroutine each, for d.
+func Run(ops []func() error, d time.Duration) Result {
+	lat := make([][]time.Duration, len(ops))
+	errs := make([]int, len(ops))
+	firsts := make([]error, len(ops))
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for i, op := range ops {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				if err := op(); err != nil {
+					errs[i]++
+					if firsts[i] == nil {
+						firsts[i] = err
+					}
+					continue
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	r := Result{Elapsed: time.Since(start)}
+	for i := range ops {
+		r.lat = append(r.lat, lat[i]...)
+		r.Errors += errs[i]
+		if r.FirstErr == nil {
+			r.FirstErr = firsts[i]
+		}
+	}
+	return r.finish()
+}
+
+// Add merges another run of the same scenario into r.
+func (r Result) Add(o Result) Result {
+	r.lat = append(r.lat, o.lat...)
+	r.Errors += o.Errors
+	if r.FirstErr == nil {
+		r.FirstErr = o.FirstErr
+	}
+	r.Elapsed += o.Elapsed
+	return r.finish()
+}
+
+func (r Result) finish() Result {
+	slices.Sort(r.lat)
+	r.Requests = len(r.lat)
+	if r.Elapsed > 0 {
+		r.Rate = float64(len(r.lat)) / r.Elapsed.Seconds()
+	}
+	if len(r.lat) > 0 {
+		r.P50 = r.lat[len(r.lat)/2]
+		r.P99 = r.lat[min(len(r.lat)-1, len(r.lat)*99/100)]
+	}
+	return r
+}
+
+// cleanRedis deletes the benchmark's keys.
+func cleanRedis(addr, prefix string) {
+	c := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer c.Close()
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+		if len(keys) == 1000 {
+			c.Del(ctx, keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		c.Del(ctx, keys...)
+	}
+}

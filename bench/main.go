@@ -1,0 +1,130 @@
+// Command bench is the load benchmark of Aero2's OpenID Connect provider:
+// real HTTP on loopback against an in-process Aero2, on the memory store
+// and on Redis, for client-credentials issuance, the refresh grant, JWT
+// introspection and full authorize→token round trips.
+//
+// Every issued token costs RSA signatures, so the same run first measures
+// the ceiling — RS256 signatures per second from Go's crypto/rsa on all
+// cores — and reports each endpoint's rate as a fraction of it, counting
+// the signatures one request makes (an access token, plus an ID token for
+// refresh and the code exchange). The load generator shares the machine's
+// cores with the server, as a real deployment's proxies and clients would
+// not: the fractions are a lower bound.
+//
+//	go run ./bench                         # 5 s per scenario, memory and redis
+//	go run ./bench -duration 10s -stores redis
+//
+// This is a benchmark, not a test: it asserts nothing about speed, it
+// reports. It fails only when a request fails.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"time"
+)
+
+func main() {
+	dur := flag.Duration("duration", 5*time.Second, "how long each scenario (and each ceiling measurement) runs")
+	stores := flag.String("stores", "memory,redis", "stores to benchmark: memory, redis")
+	workers := flag.Int("workers", 8*runtime.GOMAXPROCS(0), "concurrent clients")
+	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address for -stores redis")
+	slices := flag.Int("slices", 10, "each scenario's time is cut into this many slices, each next to a ceiling slice of the same length")
+	only := flag.String("only", "", "run only the scenarios whose name contains this")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.Parse()
+	if *only != "" {
+		var keep []Scenario
+		for _, sc := range Scenarios {
+			if strings.Contains(sc.Name, *only) {
+				keep = append(keep, sc)
+			}
+		}
+		Scenarios = keep
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*dur, *slices, strings.Split(*stores, ","), *workers, *redisAddr); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr string) error {
+	fmt.Printf("Aero2 provider benchmark: %d cores (GOMAXPROCS), %d concurrent clients, %s per scenario, %s\n",
+		runtime.GOMAXPROCS(0), workers, dur, runtime.Version())
+	ceil, err := NewCeiling()
+	if err != nil {
+		return err
+	}
+	// The ceiling is measured in the same run, interleaved with the load:
+	// each scenario's time is cut into slices, each next to a ceiling
+	// slice of the same length, so both see the same machine (on a shared
+	// machine, a ceiling measured once would compare every scenario with a
+	// moment that has passed).
+	slice := dur / time.Duration(nslices)
+	fmt.Printf("%-7s %-20s %9s %9s %9s %5s %9s %10s\n", "store", "endpoint", "req/s", "p50", "p99", "sigs", "ceiling", "of ceiling")
+	for _, st := range stores {
+		st = strings.TrimSpace(st)
+		prefix := "aero2bench-" + rand.Text()[:10]
+		t, err := Start(context.Background(), StoreConfig(st, redisAddr, prefix), workers)
+		if err != nil {
+			return fmt.Errorf("%s: %w", st, err)
+		}
+		for _, sc := range Scenarios {
+			ops, err := sc.Setup(t, workers)
+			if err != nil {
+				t.Close()
+				return fmt.Errorf("%s %s setup: %w", st, sc.Name, err)
+			}
+			Run(ops, slice) // warm-up: connections, caches
+			var r Result
+			var sigs int64
+			var sigTime time.Duration
+			for i := range nslices {
+				if i%2 == 0 {
+					n, el := ceil.Measure(slice)
+					sigs, sigTime = sigs+n, sigTime+el
+				}
+				r = r.Add(Run(ops, slice))
+				if i%2 == 1 {
+					n, el := ceil.Measure(slice)
+					sigs, sigTime = sigs+n, sigTime+el
+				}
+			}
+			if r.Errors > 0 {
+				t.Close()
+				return fmt.Errorf("%s %s: %d of %d requests failed; first: %v", st, sc.Name, r.Errors, r.Errors+r.Requests, r.FirstErr)
+			}
+			ceiling := float64(sigs) / sigTime.Seconds()
+			frac := "-"
+			if sc.Sigs > 0 {
+				frac = fmt.Sprintf("%.0f%%", 100*r.Rate*float64(sc.Sigs)/ceiling)
+			}
+			fmt.Printf("%-7s %-20s %9.0f %9s %9s %5d %9.0f %10s\n", st, sc.Name, r.Rate,
+				r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), sc.Sigs, ceiling, frac)
+		}
+		t.Close()
+		if st == "redis" {
+			cleanRedis(redisAddr, prefix)
+		}
+	}
+	fmt.Println("\nceiling: crypto/rsa RS256 signatures/s on all cores (2048-bit key), measured in slices interleaved with each row's load.")
+	fmt.Println("of ceiling: req/s x signatures per request / ceiling.")
+	fmt.Println("Targets: client_credentials and refresh_token >= 80% of the ceiling on redis; introspection >= 5,000 req/s.")
+	return nil
+}

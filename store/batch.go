@@ -1,0 +1,50 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// OpKind is what one operation of a batch does.
+type OpKind int
+
+const (
+	// OpPut stores Value under Key for TTL, like Records.Put.
+	OpPut OpKind = iota + 1
+	// OpDelete removes the record Key, like Records.Delete.
+	OpDelete
+	// OpSetAdd adds Members to the set Key for at least TTL, like
+	// Sets.SetAdd.
+	OpSetAdd
+	// OpSetRemove removes Members from the set Key, like Sets.SetRemove.
+	OpSetRemove
+	// OpCreate stores Value under Key for TTL only if no live record has
+	// Key, like Records.Create: a guard. If any OpCreate of a batch finds
+	// its key taken, Apply returns ErrExists and writes nothing at all. Of
+	// concurrent batches guarded by one key, exactly one is applied.
+	OpCreate
+)
+
+// Op is one write of a batch.
+type Op struct {
+	Kind    OpKind
+	Key     string
+	Value   []byte
+	TTL     time.Duration
+	Members []string
+}
+
+// Batches write and read several records of one application in one step:
+// the token endpoint stores a token and indexes it, and reads a token with
+// its "used" marker, on every request, and a round trip each was most of
+// its storage cost on Redis.
+type Batches interface {
+	// Apply runs the writes in order, all or none: a reader sees either
+	// none or all of them (one script on Redis). Each op means what the
+	// single-record method of the same name means; OpCreate guards the
+	// whole batch.
+	Apply(ctx context.Context, app string, ops ...Op) error
+	// GetMany returns the values of keys, in order; an absent or expired
+	// record is nil (not an error).
+	GetMany(ctx context.Context, app string, keys ...string) ([][]byte, error)
+}

@@ -1,0 +1,52 @@
+package memory
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/aero2/aero2/store"
+)
+
+// Apply runs the ops under the store's lock: no reader sees half of them,
+// and the guards are checked before anything is written.
+func (s *Store) Apply(_ context.Context, app string, ops ...store.Op) error {
+	for _, op := range ops {
+		if op.Kind < store.OpPut || op.Kind > store.OpCreate {
+			return fmt.Errorf("memory: unknown batch op %d", op.Kind)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, op := range ops {
+		if r, ok := s.records[k(app, op.Key)]; op.Kind == store.OpCreate && ok && s.live(r.exp) {
+			return store.ErrExists
+		}
+	}
+	for _, op := range ops {
+		switch op.Kind {
+		case store.OpPut, store.OpCreate:
+			s.records[k(app, op.Key)] = record{bytes.Clone(op.Value), s.expiry(op.TTL)}
+		case store.OpDelete:
+			delete(s.records, k(app, op.Key))
+		case store.OpSetAdd:
+			s.setAddLocked(app, op.Key, op.TTL, op.Members)
+		case store.OpSetRemove:
+			s.setRemoveLocked(app, op.Key, op.Members)
+		}
+	}
+	return nil
+}
+
+// GetMany reads the records in one locked step.
+func (s *Store) GetMany(_ context.Context, app string, keys ...string) ([][]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([][]byte, len(keys))
+	for i, key := range keys {
+		if r, ok := s.records[k(app, key)]; ok && s.live(r.exp) {
+			out[i] = bytes.Clone(r.val)
+		}
+	}
+	return out, nil
+}

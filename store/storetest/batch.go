@@ -1,0 +1,146 @@
+package storetest
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aero2/aero2/store"
+)
+
+// runBatchTests covers store.Batches.
+func runBatchTests(t *testing.T, newStore func(t *testing.T) store.Store) {
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"BatchApply", testBatchApply},
+		{"BatchGetMany", testBatchGetMany},
+		{"BatchGuard", testBatchGuard},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() { s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+func testBatchApply(t *testing.T, s store.Store) {
+	app := App(t)
+	mustNil(t, s.Put(ctx(t), app, "old", []byte("x"), longTTL), "put")
+	mustNil(t, s.SetAdd(ctx(t), app, "idx", longTTL, "old"), "set add")
+	mustNil(t, s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpPut, Key: "new", Value: []byte{0, 1, 2}, TTL: longTTL},
+		store.Op{Kind: store.OpSetAdd, Key: "idx", TTL: longTTL, Members: []string{"new", "other"}},
+		store.Op{Kind: store.OpDelete, Key: "old"},
+		store.Op{Kind: store.OpSetRemove, Key: "idx", Members: []string{"old"}},
+		store.Op{Kind: store.OpPut, Key: "short", Value: []byte("s"), TTL: shortTTL},
+	), "apply")
+	v, err := s.Get(ctx(t), app, "new")
+	mustNil(t, err, "get new")
+	if string(v) != "\x00\x01\x02" {
+		t.Fatalf("new = %x", v)
+	}
+	_, err = s.Get(ctx(t), app, "old")
+	mustIs(t, err, store.ErrNotFound, "get deleted")
+	m, err := s.SetMembers(ctx(t), app, "idx")
+	mustNil(t, err, "members")
+	if got := sorted(m); len(got) != 2 || got[0] != "new" || got[1] != "other" {
+		t.Fatalf("set after batch = %v", got)
+	}
+	// TTLs in a batch mean what they mean alone.
+	waitFor(t)
+	_, err = s.Get(ctx(t), app, "short")
+	mustIs(t, err, store.ErrNotFound, "expired batch put")
+	// Nothing, and scoped by application.
+	mustNil(t, s.Apply(ctx(t), app), "empty batch")
+	_, err = s.Get(ctx(t), App(t), "new")
+	mustIs(t, err, store.ErrNotFound, "batch record in another application")
+	// An unknown op is refused before anything is written.
+	if err := s.Apply(ctx(t), app, store.Op{Kind: store.OpPut, Key: "p", Value: []byte("p")}, store.Op{Kind: 99, Key: "x"}); err == nil {
+		t.Fatal("unknown op accepted")
+	}
+	_, err = s.Get(ctx(t), app, "p")
+	mustIs(t, err, store.ErrNotFound, "write of a refused batch")
+}
+
+func testBatchGetMany(t *testing.T, s store.Store) {
+	app := App(t)
+	mustNil(t, s.Put(ctx(t), app, "a", []byte("1"), longTTL), "put a")
+	mustNil(t, s.Put(ctx(t), app, "c", []byte("3"), longTTL), "put c")
+	mustNil(t, s.Put(ctx(t), app, "gone", []byte("x"), shortTTL), "put short")
+	waitFor(t)
+	got, err := s.GetMany(ctx(t), app, "a", "b", "c", "gone")
+	mustNil(t, err, "get many")
+	if len(got) != 4 || string(got[0]) != "1" || got[1] != nil || string(got[2]) != "3" || got[3] != nil {
+		t.Fatalf("GetMany = %q", got)
+	}
+	got, err = s.GetMany(ctx(t), App(t), "a")
+	mustNil(t, err, "get many elsewhere")
+	if got[0] != nil {
+		t.Fatal("GetMany reads another application's record")
+	}
+}
+
+func waitFor(t *testing.T) {
+	t.Helper()
+	time.Sleep(waitOut)
+}
+
+// testBatchGuard: an OpCreate whose key is taken fails the whole batch,
+// and of concurrent batches guarded by one key exactly one is applied.
+func testBatchGuard(t *testing.T, s store.Store) {
+	app := App(t)
+	mustNil(t, s.Put(ctx(t), app, "used", []byte("1"), longTTL), "put guard")
+	err := s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpPut, Key: "token", Value: []byte("t"), TTL: longTTL},
+		store.Op{Kind: store.OpSetAdd, Key: "idx", TTL: longTTL, Members: []string{"token"}},
+		store.Op{Kind: store.OpCreate, Key: "used", Value: []byte("2"), TTL: longTTL})
+	mustIs(t, err, store.ErrExists, "batch with a taken guard")
+	_, err = s.Get(ctx(t), app, "token")
+	mustIs(t, err, store.ErrNotFound, "write of a refused batch")
+	if m, _ := s.SetMembers(ctx(t), app, "idx"); len(m) != 0 {
+		t.Fatalf("set write of a refused batch: %v", m)
+	}
+	v, _ := s.Get(ctx(t), app, "used")
+	if string(v) != "1" {
+		t.Fatalf("guard overwritten: %q", v)
+	}
+	// A free guard: the batch applies and the guard is set.
+	mustNil(t, s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpCreate, Key: "fresh", Value: []byte("g"), TTL: shortTTL},
+		store.Op{Kind: store.OpPut, Key: "token", Value: []byte("t"), TTL: longTTL}), "guarded batch")
+	_, err = s.Get(ctx(t), app, "token")
+	mustNil(t, err, "guarded write")
+	_, err = s.Get(ctx(t), app, "fresh")
+	mustNil(t, err, "guard record")
+	waitFor(t)
+	_, err = s.Get(ctx(t), app, "fresh")
+	mustIs(t, err, store.ErrNotFound, "guard TTL")
+
+	for round := range 5 {
+		guard := "race-" + string(rune('a'+round))
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range takers {
+			wg.Go(func() {
+				err := s.Apply(ctx(t), app,
+					store.Op{Kind: store.OpCreate, Key: guard, Value: []byte("x"), TTL: longTTL},
+					store.Op{Kind: store.OpSetAdd, Key: guard + "-winners", TTL: longTTL, Members: []string{string(rune('A' + i%26))}})
+				if err == nil {
+					wins.Add(1)
+				} else if !errors.Is(err, store.ErrExists) {
+					t.Errorf("guarded apply: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		m, _ := s.SetMembers(ctx(t), app, guard+"-winners")
+		if wins.Load() != 1 || len(m) != 1 {
+			t.Fatalf("round %d: %d batches applied (%d set members), want exactly 1", round, wins.Load(), len(m))
+		}
+	}
+}

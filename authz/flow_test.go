@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -75,6 +76,11 @@ func TestCodeFlowHappyPath(t *testing.T) {
 		if aud, _ := atc["aud"].([]any); slices.Contains(aud, any("web")) {
 			t.Error("access token audience is the client ID: it could pass as an ID token")
 		}
+		// Identity claims ride along (RFC 9068 §2.2.3.1), for resource
+		// servers' policies.
+		if atc["email"] != "alice@example.com" || atc["email_verified"] != true || fmt.Sprint(atc["groups"]) != "[admins engineering]" {
+			t.Errorf("access token identity claims: %v", atc)
+		}
 
 		// Userinfo, GET and POST.
 		status, _, ui := e.userinfo(tok.AccessToken)
@@ -105,4 +111,48 @@ func TestCodeFlowHappyPath(t *testing.T) {
 		res2 := e.response(b.Get(f2.authURL))
 		e.checkAuthResponse(f2, res2)
 	})
+}
+
+// TestAccessTokenIdentityClaimsFollowScopes: an access token carries only
+// the identity claims of the granted scopes, after a refresh too.
+func TestAccessTokenIdentityClaimsFollowScopes(t *testing.T) {
+	e := start(t, providerConfig, nil)
+	claimsOf := func(tok string) map[string]any {
+		t.Helper()
+		at, err := josejwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c map[string]any
+		at.UnsafeClaimsWithoutVerification(&c)
+		return c
+	}
+	f := newFlow(e.web("openid", "offline_access"))
+	tok, err := e.exchange(f, e.login(e.browser(), f, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"email", "email_verified", "groups", "preferred_username"} {
+		if _, ok := claimsOf(tok.AccessToken)[k]; ok {
+			t.Errorf("access token has %s without the scope that grants it", k)
+		}
+	}
+
+	f = newFlow(e.web("openid", "email", "groups", "offline_access"))
+	tok, err = e.exchange(f, e.login(e.browser(), f, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok.Expiry = time.Now().Add(-time.Minute) // make the token source refresh
+	fresh, err := f.cfg.TokenSource(e.ctx, tok).Token()
+	if err != nil || fresh.AccessToken == tok.AccessToken {
+		t.Fatalf("refresh: %v", err)
+	}
+	c := claimsOf(fresh.AccessToken)
+	if c["email"] != "alice@example.com" || fmt.Sprint(c["groups"]) != "[admins engineering]" {
+		t.Errorf("refreshed access token claims: %v", c)
+	}
+	if _, ok := c["name"]; ok {
+		t.Error("access token has name without the profile scope")
+	}
 }

@@ -46,6 +46,10 @@ func (s *tokenStrategy) AccessTokenSignature(_ context.Context, token string) st
 	return token
 }
 
+// accessTokenIdentityClaims are copied from the ID token's claims into
+// access tokens.
+var accessTokenIdentityClaims = []string{"preferred_username", "email", "email_verified", "groups"}
+
 // GenerateAccessToken signs an access token for the request:
 // iss, sub, aud, client_id, scope, jti, iat, exp (RFC 9068 §2.2), plus
 // auth_time when a user signed in.
@@ -80,6 +84,17 @@ func (s *tokenStrategy) GenerateAccessToken(ctx context.Context, req fosite.Requ
 	}
 	if !sess.AuthTime.IsZero() {
 		claims["auth_time"] = sess.AuthTime.Unix()
+	}
+	// RFC 9068 §2.2.3.1: identity claims may ride in the access token. The
+	// proxy and other resource servers decide policy (allowed emails,
+	// domains, groups) on them without a userinfo call. They are the ID
+	// token's, so they were already limited to the granted scopes.
+	if sess.Claims != nil {
+		for _, k := range accessTokenIdentityClaims {
+			if v, ok := sess.Claims.Extra[k]; ok {
+				claims[k] = v
+			}
+		}
 	}
 	tok, _, err := s.signer.Generate(ctx, claims, &fjwt.Headers{Extra: map[string]any{"typ": AccessTokenType}})
 	return tok, tok, err

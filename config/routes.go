@@ -29,8 +29,10 @@ const (
 // it, so no upstream can shadow them.
 const ReservedPrefix = "/.aero2/"
 
-// DefaultProxyScopes are asked for when proxy.scopes is not set.
-var DefaultProxyScopes = []string{"openid", "profile", "email"}
+// DefaultProxyScopes are asked for when proxy.scopes is not set: groups
+// for policies on groups, offline_access for a refresh token that keeps a
+// forwarded access token fresh.
+var DefaultProxyScopes = []string{"openid", "profile", "email", "groups", "offline_access"}
 
 // forbiddenIdentityHeaders cannot carry identity: the proxy or the HTTP
 // layer owns them (RFC 9110 §7.6.1 for the hop-by-hop ones).

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -114,7 +115,19 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	ended := []string{s.ID}
 	if r.PostForm.Get("everywhere") == "1" {
+		// The IDs first: the provider revokes by session.
+		all, err := h.opts.Store.UserSessions(r.Context(), h.opts.App, s.UserID)
+		if err != nil {
+			h.storeFailure(w, r, err)
+			return
+		}
+		for _, x := range all {
+			if x.ID != s.ID {
+				ended = append(ended, x.ID)
+			}
+		}
 		if _, err := h.opts.Store.DeleteUserSessions(r.Context(), h.opts.App, s.UserID); err != nil {
 			h.storeFailure(w, r, err)
 			return
@@ -124,7 +137,8 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		h.storeFailure(w, r, err)
 		return
 	}
-	h.log.Info("signed out", "user", s.UserID)
+	h.sessionsEnded(r.Context(), ended...)
+	h.log.Info("signed out", "user", s.UserID, "sessions", len(ended))
 	http.Redirect(w, r, h.URL("/login?signed_out=1"), http.StatusSeeOther)
 }
 
@@ -151,6 +165,7 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 	if err == nil && other.UserID == s.UserID {
 		err = h.opts.Store.DeleteSession(r.Context(), h.opts.App, target)
 		if err == nil {
+			h.sessionsEnded(r.Context(), target)
 			h.log.Info("session ended from the account page", "user", s.UserID)
 		}
 	}
@@ -159,4 +174,14 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, h.URL("/account?ended=1"), http.StatusSeeOther)
+}
+
+// sessionsEnded passes ended session IDs on (Options.SessionsEnded).
+func (h *Handler) sessionsEnded(ctx context.Context, ids ...string) {
+	if h.opts.SessionsEnded == nil || len(ids) == 0 {
+		return
+	}
+	if err := h.opts.SessionsEnded(ctx, ids...); err != nil {
+		h.log.Warn("revoking what ended sessions were issued", "sessions", len(ids), "err", err)
+	}
 }

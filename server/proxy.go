@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"time"
 
 	"github.com/aero2/aero2/config"
@@ -28,8 +30,13 @@ func (s *Server) buildProxy(opts Options) error {
 			path = fmt.Sprintf("applications[%d].", i)
 		}
 		pa := proxy.App{Config: a, Path: path, ClientSecret: ProxyClientSecret(s.cfg, a.Name)}
-		if opts.AssertionSigner != nil {
+		switch {
+		case opts.AssertionSigner != nil:
 			pa.Signer = opts.AssertionSigner(a.Name)
+		case s.app(a.Name) != nil:
+			// Assertions are signed with the application's own keys, so
+			// upstreams verify them against its JWKS.
+			pa.Signer = s.app(a.Name).provider
 		}
 		apps = append(apps, pa)
 	}
@@ -47,6 +54,51 @@ func (s *Server) buildProxy(opts Options) error {
 		return err
 	}
 	s.proxy = h
+	return nil
+}
+
+// proxyClient is the client the proxy signs in with at its application's
+// own provider: first-party (no consent page), confidential, with the one
+// exact callback and post-logout URIs the proxy uses whatever host a route
+// is on (both on the issuer's origin). It is not registered when the proxy
+// signs in elsewhere (proxy.provider), or when the configuration defines a
+// client with the proxy's client_id itself.
+func proxyClient(cfg *config.Config, a config.Application) (config.Client, bool) {
+	if len(a.ProxyRoutes()) == 0 || a.Proxy.Provider != a.Issuer {
+		return config.Client{}, false
+	}
+	for _, c := range a.Clients {
+		if c.ID == a.Proxy.ClientID {
+			return config.Client{}, false
+		}
+	}
+	u, err := url.Parse(a.Issuer)
+	if err != nil {
+		return config.Client{}, false
+	}
+	origin := u.Scheme + "://" + u.Host
+	secret := a.Proxy.ClientSecret
+	if secret == "" {
+		secret = ProxyClientSecret(cfg, a.Name)
+	}
+	return config.Client{
+		ID: a.Proxy.ClientID, Name: "Aero2 proxy", Secret: secret,
+		TokenEndpointAuthMethod: config.AuthClientSecretBasic,
+		RedirectURIs:            []string{origin + "/.aero2/callback"},
+		PostLogoutRedirectURIs:  []string{origin + "/.aero2/signed_out"},
+		Scopes:                  slices.Clone(a.Proxy.Scopes),
+		GrantTypes:              []string{config.GrantAuthorizationCode, config.GrantRefreshToken},
+		FirstParty:              true,
+	}, true
+}
+
+// app returns the named application.
+func (s *Server) app(name string) *application {
+	for _, a := range s.apps {
+		if a.name == name {
+			return a
+		}
+	}
 	return nil
 }
 

@@ -54,3 +54,20 @@ func TestNormalizeHost(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalHostFastPath: whenever the fast path keeps a host as it is,
+// the full normalisation agrees.
+func TestNormalHostFastPath(t *testing.T) {
+	for _, h := range []string{
+		"auth.example.com", "auth.example.com:8443", "127.0.0.1:8080", "localhost", "app.localhost:3000",
+		"Auth.example.com", "auth.example.com.", "auth.example.com.:8443", "auth.example.com:443", "x:80",
+		"[::1]", "[::1]:8080", "::1", "[2001:db8::1]:443", "", ":", "a:", "a.:1", "A", "[::1]:80",
+	} {
+		if isNormalHost(h) && normalizeHostSlow(h) != h {
+			t.Errorf("fast path keeps %q, full normalisation gives %q", h, normalizeHostSlow(h))
+		}
+		if got, want := normalizeHost(h), normalizeHostSlow(h); got != want {
+			t.Errorf("normalizeHost(%q) = %q, want %q", h, got, want)
+		}
+	}
+}

@@ -378,6 +378,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 // endpoints win, except its home page ("/" redirects to /account), which
 // a route for "/" takes: a sidecar's application keeps its front page.
 func (a *application) owns(r *http.Request) bool {
+	if a.basePath == "" {
+		// The common case, on the hot path of every proxied request on
+		// the issuer's host: no copy of the request is needed.
+		_, pattern := a.mux.Handler(r)
+		return pattern != "" && pattern != "GET /{$}"
+	}
 	u := *r.URL
 	u.Path = strings.TrimPrefix(u.Path, a.basePath)
 	if u.Path == "" {
@@ -407,6 +413,13 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // normalizeHost lower-cases a host, drops a trailing dot and a default
 // port, so "Auth.Example.com.:443" and "auth.example.com" are one host.
 func normalizeHost(h string) string {
+	if isNormalHost(h) {
+		return h // every request pays for this: no allocation when nothing changes
+	}
+	return normalizeHostSlow(h)
+}
+
+func normalizeHostSlow(h string) string {
 	h = strings.ToLower(h)
 	host, port, err := net.SplitHostPort(h)
 	if err != nil {
@@ -420,4 +433,22 @@ func normalizeHost(h string) string {
 		return host
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// isNormalHost reports whether normalizeHost would return h unchanged:
+// lower-case, no trailing dot before the port, no default port.
+func isNormalHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	host, port, hasPort := h, "", false
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		host, port, hasPort = h[:i], h[i+1:], true
+	}
+	if strings.HasSuffix(host, ".") || hasPort && (port == "" || port == "80" || port == "443") || strings.HasPrefix(host, "[") && !hasPort {
+		return false
+	}
+	return !strings.Contains(host, ":") // a bare IPv6 address gets its brackets
 }

@@ -1,17 +1,26 @@
 // Command proxy is a load benchmark of Aero2's proxy. In one run, against
-// one upstream, it measures: the upstream directly; a bare
-// httputil.ReverseProxy with an idle pool sized for the load (the
-// ceiling); and Aero2's proxy with a valid session on the Redis store
-// (127.0.0.1:6379, or $AERO2_TEST_REDIS_ADDR). It prints requests/s, p50
-// and p99 for each, Aero2's throughput as a fraction of the bare proxy's,
-// and the p99 latency Aero2 adds at moderate load.
+// one upstream, it measures three targets:
 //
-//	go run ./bench/proxy [-c 32] [-d 5s] [-moderate 4]
+//   - the upstream directly;
+//   - a bare httputil.ReverseProxy (Rewrite, X-Forwarded-*) with an idle
+//     pool sized for the load: the ceiling for any Go reverse proxy;
+//   - a whole Aero2 server (routing, access log, session check, header
+//     stripping and injection, upstream pool) on the Redis store at
+//     127.0.0.1:6379 ($AERO2_TEST_REDIS_ADDR), with a browser session
+//     signed in for real: through Aero2's provider, login page and the dev
+//     identity provider.
 //
-// Only the sign-in is not real here: the provider is a stand-in that
-// hands out tokens for a provider session kept in the real store, so the
-// measured request path (route, session cache, Redis, provider-session
-// liveness, headers, upstream) is exactly production's.
+// The machine is shared and noisy, so the targets are not measured one
+// after the other: the run is cut into rounds, and each round gives every
+// target a slice in a fresh random order. Latencies and request counts are
+// pooled per target across rounds. It prints requests/s, p50 and p99 for
+// each target at full load (-c clients) and at moderate load (-moderate
+// clients), Aero2's throughput as a fraction of the bare proxy's, and the
+// p99 latency Aero2 adds at moderate load.
+//
+//	go run ./bench/proxy [-c 32] [-moderate 4] [-d 20s] [-rounds 10] [-cpuprofile f]
+//
+// It asserts nothing about speed; it fails only when a request fails.
 package main
 
 import (
@@ -19,34 +28,104 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aero2/aero2/config"
-	"github.com/aero2/aero2/proxy"
-	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/store/redis"
 )
 
 func main() {
 	conc := flag.Int("c", 32, "concurrent clients at full load")
-	moderate := flag.Int("moderate", 4, "concurrent clients at moderate load (for added p99)")
-	dur := flag.Duration("d", 5*time.Second, "duration of each measurement")
+	moderate := flag.Int("moderate", 4, "concurrent clients at moderate load")
+	dur := flag.Duration("d", 20*time.Second, "total measuring time per target and load")
+	rounds := flag.Int("rounds", 10, "rounds the time is cut into (targets alternate within each)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
-	if err := run(*conc, *moderate, *dur); err != nil {
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*conc, *moderate, *dur, *rounds); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+type target struct {
+	name   string
+	url    string
+	cookie string // the session cookie, for Aero2
+}
+
+func run(conc, moderate int, dur time.Duration, rounds int) error {
+	body := strings.Repeat("x", 1024)
+	upURL, stopUp := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, body)
+	}))
+	defer stopUp()
+	up, _ := url.Parse(upURL)
+
+	bare := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(up); pr.SetXForwarded() },
+		// Sized for the load: Go's default keeps 2 idle connections per
+		// host, which alone halves throughput here.
+		Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second},
+	}
+	bareURL, stopBare := serve(bare)
+	defer stopBare()
+
+	aeroURL, cookie, stopAero, err := aero2(upURL)
+	if err != nil {
+		return err
+	}
+	defer stopAero()
+
+	targets := []target{
+		{"upstream direct", upURL + "/app/x", ""},
+		{"bare ReverseProxy", bareURL + "/app/x", ""},
+		{"Aero2 (Redis session)", aeroURL + "/app/x", cookie},
+	}
+	fmt.Printf("Aero2 proxy benchmark: GOMAXPROCS=%d, 1 KiB responses, %d rounds, targets alternating in random order\n", runtime.GOMAXPROCS(0), rounds)
+	for _, load := range []int{conc, moderate} {
+		res := measure(targets, load, dur, rounds)
+		fmt.Printf("\n%d concurrent clients, %s per target:\n", load, dur)
+		for _, t := range targets {
+			r := res[t.name]
+			fmt.Printf("  %-24s %9.0f req/s   p50 %8s   p99 %8s   errors %d\n", t.name, r.rps, r.p50, r.p99, r.errors)
+			if r.errors > 0 {
+				return fmt.Errorf("%s: %d failed requests", t.name, r.errors)
+			}
+		}
+		a, b := res["Aero2 (Redis session)"], res["bare ReverseProxy"]
+		fmt.Printf("  Aero2 / bare ReverseProxy throughput: %.2f\n", a.rps/b.rps)
+		fmt.Printf("  latency Aero2 adds over the bare proxy: p50 %s, p99 %s\n", a.p50-b.p50, a.p99-b.p99)
+	}
+	return nil
 }
 
 func serve(h http.Handler) (string, func()) {
@@ -54,56 +133,10 @@ func serve(h http.Handler) (string, func()) {
 	if err != nil {
 		panic(err)
 	}
-	srv := &http.Server{Handler: h}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return "http://" + ln.Addr().String(), func() { srv.Close() }
 }
-
-func run(conc, moderate int, dur time.Duration) error {
-	body := strings.Repeat("x", 1024)
-	upURL, stop := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, body)
-	}))
-	defer stop()
-	target, _ := url.Parse(upURL)
-
-	bare := &httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
-		Transport: &http.Transport{MaxIdleConnsPerHost: 512, ForceAttemptHTTP2: true},
-	}
-	bareURL, stopBare := serve(bare)
-	defer stopBare()
-
-	aeroURL, client, cleanup, err := aero2(upURL)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-
-	fmt.Printf("Aero2 proxy benchmark: %d concurrent clients, %s each, 1 KiB responses, GOMAXPROCS=%d\n\n", conc, dur, runtimeProcs())
-	full := map[string]result{}
-	for _, t := range []struct{ name, url string }{{"upstream direct", upURL + "/app/x"}, {"bare ReverseProxy", bareURL + "/app/x"}, {"Aero2 (Redis session)", aeroURL + "/app/x"}} {
-		c := client
-		if !strings.HasPrefix(t.url, aeroURL) {
-			c = newClient(nil, conc)
-		}
-		r := load(c, t.url, conc, dur)
-		full[t.name] = r
-		fmt.Printf("%-24s %9.0f req/s   p50 %7s   p99 %7s   errors %d\n", t.name, r.rps, r.p50, r.p99, r.errors)
-	}
-	fmt.Printf("\nAero2 / bare ReverseProxy throughput: %.2f\n", full["Aero2 (Redis session)"].rps/full["bare ReverseProxy"].rps)
-
-	fmt.Printf("\nModerate load: %d concurrent clients\n", moderate)
-	b := load(newClient(nil, moderate), bareURL+"/app/x", moderate, dur)
-	a := load(client, aeroURL+"/app/x", moderate, dur)
-	fmt.Printf("%-24s %9.0f req/s   p50 %7s   p99 %7s\n", "bare ReverseProxy", b.rps, b.p50, b.p99)
-	fmt.Printf("%-24s %9.0f req/s   p50 %7s   p99 %7s\n", "Aero2 (Redis session)", a.rps, a.p50, a.p99)
-	fmt.Printf("p99 added by Aero2 at moderate load: %s\n", a.p99-b.p99)
-	return nil
-}
-
-func runtimeProcs() int { return int(maxprocs()) }
 
 type result struct {
 	rps      float64
@@ -111,130 +144,202 @@ type result struct {
 	errors   int
 }
 
-func newClient(jar http.CookieJar, conc int) *http.Client {
-	return &http.Client{Jar: jar, Transport: &http.Transport{MaxIdleConnsPerHost: conc * 2, DisableCompression: true}}
-}
-
-// load runs conc clients against u for d and measures every request.
-func load(c *http.Client, u string, conc int, d time.Duration) result {
-	// Warm up the connection pools.
-	for i := 0; i < conc*4; i++ {
-		if res, err := c.Get(u); err == nil {
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
+// measure gives each target dur in total, in rounds slices, alternating.
+func measure(targets []target, conc int, dur time.Duration, rounds int) map[string]result {
+	slice := dur / time.Duration(rounds)
+	clients := map[string]*http.Client{}
+	lat := map[string][]time.Duration{}
+	errs := map[string]int{}
+	for _, t := range targets {
+		clients[t.name] = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc * 2, DisableCompression: true}}
+		warm(clients[t.name], t, conc)
+	}
+	for range rounds {
+		order := slices.Clone(targets)
+		mrand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, t := range order {
+			l, e := load(clients[t.name], t, conc, slice)
+			lat[t.name] = append(lat[t.name], l...)
+			errs[t.name] += e
 		}
 	}
-	deadline := time.Now().Add(d)
-	var mu sync.Mutex
-	var all []time.Duration
-	errors := 0
+	out := map[string]result{}
+	for name, all := range lat {
+		slices.Sort(all)
+		r := result{errors: errs[name]}
+		if len(all) > 0 {
+			r.rps = float64(len(all)) / dur.Seconds()
+			r.p50 = all[len(all)/2].Round(time.Microsecond)
+			r.p99 = all[len(all)*99/100].Round(time.Microsecond)
+		}
+		out[name] = r
+	}
+	return out
+}
+
+func get(c *http.Client, t target) (int, error) {
+	req, _ := http.NewRequest(http.MethodGet, t.url, nil)
+	if t.cookie != "" {
+		req.Header.Set("Cookie", t.cookie)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// warm opens the connection pools before anything is measured.
+func warm(c *http.Client, t target, conc int) {
 	var wg sync.WaitGroup
-	for i := 0; i < conc; i++ {
+	for range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat := make([]time.Duration, 0, 1<<16)
-			errs := 0
+			for range 20 {
+				get(c, t)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// load runs conc clients against t for d and returns every latency.
+func load(c *http.Client, t target, conc int, d time.Duration) ([]time.Duration, int) {
+	deadline := time.Now().Add(d)
+	var mu sync.Mutex
+	var all []time.Duration
+	var errors atomic.Int64
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 1<<14)
 			for time.Now().Before(deadline) {
 				t0 := time.Now()
-				res, err := c.Get(u)
-				if err != nil {
-					errs++
-					continue
-				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 {
-					errs++
+				status, err := get(c, t)
+				if err != nil || status != http.StatusOK {
+					errors.Add(1)
 					continue
 				}
 				lat = append(lat, time.Since(t0))
 			}
 			mu.Lock()
 			all = append(all, lat...)
-			errors += errs
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	slices.Sort(all)
-	if len(all) == 0 {
-		return result{errors: errors}
-	}
-	return result{
-		rps: float64(len(all)) / d.Seconds(),
-		p50: all[len(all)/2].Round(time.Microsecond), p99: all[len(all)*99/100].Round(time.Microsecond),
-		errors: errors,
-	}
+	return all, int(errors.Load())
 }
 
-// aero2 starts Aero2's proxy on the Redis store and signs a client in.
-func aero2(upURL string) (string, *http.Client, func(), error) {
+// aero2 starts a whole Aero2 on the Redis store in front of upURL, signs a
+// browser in through its provider and the dev identity provider, and
+// returns the server's URL and the proxy session cookie.
+func aero2(upURL string) (string, string, func(), error) {
 	addr := os.Getenv("AERO2_TEST_REDIS_ADDR")
 	if addr == "" {
 		addr = "127.0.0.1:6379"
 	}
-	prefix := "aero2bench-" + rand.Text()[:10]
-	ctx := context.Background()
-	st, err := redis.Open(ctx, config.Redis{Addrs: []string{addr}, KeyPrefix: prefix, DialTimeout: 2 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, PoolSize: 64})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("the benchmark needs Redis (./scripts/test starts it): %w", err)
+		return "", "", nil, err
 	}
+	base := "http://" + ln.Addr().String()
+	prefix := "aero2bench-" + rand.Text()[:10]
 	src := `
-server: {public_url: "https://auth.example.com"}
-secrets: {cookie_keys: ["bench-cookie-key-0123456789abcdef0123"], storage_key: "bench-storage-key-0123456789abcdef012"}
 insecure_dev: true
-identity_providers: [{id: dev, type: dev}]
+server: {public_url: "` + base + `"}
+store: {type: redis, redis: {addrs: ["` + addr + `"], key_prefix: "` + prefix + `"}}
+secrets: {cookie_keys: ["bench-cookie-key-0123456789abcdef0123"], storage_key: "bench-storage-key-0123456789abcdef012"}
+identity_providers:
+  - {id: dev, type: dev, config: {users: [{username: alice, email: alice@example.com, groups: [bench]}]}}
 routes:
   - {path: /app, upstream: "` + upURL + `"}
 `
 	cfg, err := config.Parse("bench.yaml", []byte(src), func(string) (string, bool) { return "", false })
 	if err != nil {
-		return "", nil, nil, err
+		return "", "", nil, err
 	}
-	now := time.Now().UTC()
-	ps := &store.Session{ID: "bench-provider-session", App: "default", UserID: "u1", CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}
-	if err := st.CreateSession(ctx, ps, time.Hour); err != nil {
-		return "", nil, nil, err
-	}
-	h, err := proxy.New(proxy.Options{
-		Config: cfg, Store: st, Logger: slog.New(slog.DiscardHandler),
-		Apps: []proxy.App{{Config: cfg.Apps()[0], Provider: standIn{sid: ps.ID}}},
-	})
+	ctx := context.Background()
+	// Access logs are formatted as in production (JSON) and discarded.
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	srv, err := server.New(ctx, cfg, server.Options{Logger: log})
 	if err != nil {
-		return "", nil, nil, err
+		return "", "", nil, fmt.Errorf("the benchmark needs Redis at %s (./scripts/test starts it): %w", addr, err)
 	}
-	u, stop := serve(h)
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	cleanup := func() {
+		hs.Close()
+		srv.Close()
+		if st, err := redis.Open(ctx, cfg.Store.Redis); err == nil {
+			c := st.Client()
+			iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
+			st.Close()
+		}
+	}
+	cookie, err := signIn(base)
+	if err != nil {
+		cleanup()
+		return "", "", nil, fmt.Errorf("bench sign-in: %w", err)
+	}
+	return base, cookie, cleanup, nil
+}
+
+var (
+	providerLink = regexp.MustCompile(`href="([^"]*rp/authorize[^"]*)"`)
+	formAction   = regexp.MustCompile(`<form method="post" action="([^"]+)">`)
+	stateField   = regexp.MustCompile(`name="state" value="([^"]*)"`)
+)
+
+// signIn walks the sign-in as a browser would and returns the proxy
+// session cookie as a Cookie header value.
+func signIn(base string) (string, error) {
 	jar, _ := cookiejar.New(nil)
-	c := newClient(jar, 64)
-	res, err := c.Get(u + "/app/signin")
+	c := &http.Client{Jar: jar}
+	page := func(res *http.Response, err error) (string, *url.URL, error) {
+		if err != nil {
+			return "", nil, err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		return string(b), res.Request.URL, err
+	}
+	body, at, err := page(c.Get(base + "/app/"))
 	if err != nil {
-		return "", nil, nil, err
+		return "", err
 	}
-	res.Body.Close()
-	if res.StatusCode != 200 {
-		return "", nil, nil, fmt.Errorf("bench sign-in ended with %d", res.StatusCode)
+	m := providerLink.FindStringSubmatch(body)
+	if m == nil {
+		return "", fmt.Errorf("no login page at %s", at)
 	}
-	return u, c, func() { stop(); st.DeleteSession(ctx, "default", ps.ID); st.Close() }, nil
+	link, _ := at.Parse(html.UnescapeString(m[1]))
+	if body, at, err = page(c.Get(link.String())); err != nil {
+		return "", err
+	}
+	a, s := formAction.FindStringSubmatch(body), stateField.FindStringSubmatch(body)
+	if a == nil || s == nil {
+		return "", fmt.Errorf("no dev provider page at %s", at)
+	}
+	action, _ := at.Parse(html.UnescapeString(a[1]))
+	if _, at, err = page(c.PostForm(action.String(), url.Values{"state": {html.UnescapeString(s[1])}, "user": {"alice"}})); err != nil {
+		return "", err
+	}
+	if at.Path != "/app/" {
+		return "", fmt.Errorf("sign-in ended at %s", at)
+	}
+	u, _ := url.Parse(base)
+	for _, ck := range jar.Cookies(u) {
+		if ck.Name == "aero2_proxy" {
+			return ck.Name + "=" + ck.Value, nil
+		}
+	}
+	return "", fmt.Errorf("no proxy session cookie after sign-in")
 }
-
-// standIn is the benchmark's provider: it approves every sign-in at once.
-type standIn struct{ sid string }
-
-func (s standIn) AuthCodeURL(_ context.Context, a proxy.AuthRequest) (string, error) {
-	return a.RedirectURI + "?code=bench&state=" + url.QueryEscape(a.State), nil
-}
-
-func (s standIn) Exchange(context.Context, proxy.AuthRequest, string) (*proxy.Tokens, error) {
-	return &proxy.Tokens{Identity: proxy.Identity{Subject: "u1", Email: "bench@example.com", EmailVerified: true, Groups: []string{"bench"}, SessionID: s.sid}}, nil
-}
-
-func (standIn) Refresh(context.Context, string) (*proxy.Tokens, error) {
-	return nil, fmt.Errorf("no refresh in the benchmark")
-}
-
-func (standIn) VerifyAccessToken(context.Context, string) (*proxy.Identity, error) {
-	return nil, proxy.ErrInvalidToken
-}
-
-func (standIn) LogoutURL(context.Context, string, string) (string, error) { return "", nil }

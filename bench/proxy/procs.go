@@ -1,5 +1,0 @@
-package main
-
-import "runtime"
-
-func maxprocs() int { return runtime.GOMAXPROCS(0) }

@@ -245,6 +245,16 @@ func TestBadTokenRequests(t *testing.T) {
 				t.Errorf("%s: %d %v (Cache-Control %q), want %d %s", c.name, status, m, h.Get("Cache-Control"), c.status, c.want)
 			}
 		}
+		// No client authentication at all: invalid_client, 401, with a
+		// challenge (RFC 6749 §5.2), and nothing stored.
+		for _, body := range []string{"grant_type=client_credentials", "grant_type=authorization_code&code=x&code_verifier=y&redirect_uri=" + url.QueryEscape(webRedirect), "grant_type=refresh_token&refresh_token=x"} {
+			req, _ := http.NewRequest(http.MethodPost, e.in.URL+"/oauth2/token", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			status, h, m := e.do(req)
+			if status != 401 || m["error"] != "invalid_client" || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic") || h.Get("Cache-Control") != "no-store" {
+				t.Errorf("no client authentication (%.30s): %d %v %v", body, status, m, h)
+			}
+		}
 		if status, h, _ := e.do(mustRequest(http.MethodGet, e.in.URL+"/oauth2/token")); status != 405 || h.Get("Allow") == "" {
 			t.Errorf("GET /oauth2/token: %d", status)
 		}

@@ -20,6 +20,14 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "Supported grant types: authorization_code, refresh_token, client_credentials.")
 		return
 	}
+	// RFC 6749 §5.2: a request with no client authentication at all is
+	// invalid_client (401), not a malformed request. (fosite answers
+	// invalid_request.) A public client identifies itself with client_id.
+	if _, _, basic := r.BasicAuth(); !basic && r.Header.Get("Authorization") == "" && r.PostForm.Get("client_id") == "" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="aero2", charset="UTF-8"`)
+		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client authentication is required: HTTP Basic with the client ID and secret, or client_id (and client_secret) in the form.")
+		return
+	}
 	// The request's token writes are held and committed together once
 	// fosite has issued everything: a failed request stores nothing.
 	ctx, held := oauthstore.WithRequest(ctx)

@@ -55,6 +55,9 @@ type Tokens struct {
 	AccessToken  string
 	RefreshToken string
 	AccessExpiry time.Time
+	// AccessLifetime is the access token's whole lifetime (expires_in),
+	// or 0 when the provider did not say.
+	AccessLifetime time.Duration
 }
 
 // ErrInvalidToken: a bearer token that is malformed, not signed by the
@@ -205,7 +208,7 @@ func (p *OIDCProvider) Exchange(ctx context.Context, a AuthRequest, code string)
 	if err != nil {
 		return nil, err
 	}
-	return &Tokens{Identity: identityFromClaims(claims), IDToken: raw, AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, AccessExpiry: tok.Expiry}, nil
+	return &Tokens{Identity: identityFromClaims(claims), IDToken: raw, AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, AccessExpiry: tok.Expiry, AccessLifetime: lifetime(tok)}, nil
 }
 
 // protocolClaims are never taken from userinfo: they belong to the
@@ -252,7 +255,7 @@ func (p *OIDCProvider) Refresh(ctx context.Context, refreshToken string) (*Token
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
-	t := &Tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, AccessExpiry: tok.Expiry}
+	t := &Tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, AccessExpiry: tok.Expiry, AccessLifetime: lifetime(tok)}
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
 		idt, err := d.idVerifier.Verify(p.ctx(ctx), raw)
 		if err != nil {
@@ -265,6 +268,15 @@ func (p *OIDCProvider) Refresh(ctx context.Context, refreshToken string) (*Token
 		t.IDToken, t.Identity = raw, identityFromClaims(claims)
 	}
 	return t, nil
+}
+
+// lifetime is the access token's lifetime as the token response gave it
+// (expires_in, RFC 6749 §5.1), or 0.
+func lifetime(tok *oauth2.Token) time.Duration {
+	if tok.ExpiresIn <= 0 {
+		return 0
+	}
+	return time.Duration(tok.ExpiresIn) * time.Second
 }
 
 // VerifyAccessToken implements Provider.

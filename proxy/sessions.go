@@ -33,8 +33,11 @@ type record struct {
 	AccessToken  string    `json:"access_token,omitempty"`
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	AccessExpiry time.Time `json:"access_expiry,omitzero"`
-	CreatedAt    time.Time `json:"created_at"`
-	ExpiresAt    time.Time `json:"expires_at"`
+	// AccessLifetime is the access token's whole lifetime; 0 if unknown
+	// (and in records written before it existed).
+	AccessLifetime time.Duration `json:"access_lifetime,omitempty"`
+	CreatedAt      time.Time     `json:"created_at"`
+	ExpiresAt      time.Time     `json:"expires_at"`
 }
 
 func recordKey(id string) string { return "proxy-session:" + id }
@@ -265,7 +268,7 @@ func (s *sessions) create(ctx context.Context, t *Tokens) (string, *live, error)
 	now := s.now().UTC()
 	rec := &record{
 		Identity: t.Identity, IDToken: t.IDToken, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken,
-		AccessExpiry: t.AccessExpiry, CreatedAt: now, ExpiresAt: now.Add(s.lifetime),
+		AccessExpiry: t.AccessExpiry, AccessLifetime: t.AccessLifetime, CreatedAt: now, ExpiresAt: now.Add(s.lifetime),
 	}
 	for attempt := 0; ; attempt++ {
 		b := make([]byte, 32)
@@ -304,7 +307,9 @@ func (s *sessions) end(ctx context.Context, token string) (*record, error) {
 }
 
 // refreshMargin renews an access token this long before it expires, so
-// that the upstream never receives one about to lapse.
+// that the upstream never receives one about to lapse — or, for a token
+// that lives less than twice as long, half-way through its lifetime (see
+// fresh).
 const refreshMargin = 30 * time.Second
 
 // Refresh tokens rotate, and presenting a rotated one revokes the whole
@@ -322,8 +327,23 @@ const (
 func refreshLockKey(id string) string { return "proxy-refresh-lock:" + id }
 
 // fresh reports whether a record's access token needs no refresh yet.
+//
+// The margin is refreshMargin, or half the token's lifetime when that is
+// shorter. With the fixed margin alone, a token that lives less than
+// refreshMargin is due from the moment it is issued: every request
+// refreshed it (a provider round trip, a rotation and a turn at the
+// cross-replica lock each), and a replica that had waited for another's
+// refresh found the new token due as well and redeemed the refresh token
+// again (server/replicas_test.go, TestRefreshAcrossReplicasRedeemsOnce).
 func (s *sessions) fresh(rec *record) bool {
-	return rec.AccessExpiry.IsZero() || s.now().Add(refreshMargin).Before(rec.AccessExpiry)
+	if rec.AccessExpiry.IsZero() {
+		return true
+	}
+	margin := refreshMargin
+	if rec.AccessLifetime > 0 {
+		margin = min(margin, rec.AccessLifetime/2)
+	}
+	return s.now().Add(margin).Before(rec.AccessExpiry)
 }
 
 // accessToken returns a current access token for the session, refreshing
@@ -394,7 +414,7 @@ func (s *sessions) refresh(ctx context.Context, token, id string, cur *record) (
 		return "", fmt.Errorf("%w: %v", errNoSession, err)
 	}
 	rec := *cur
-	rec.AccessToken, rec.AccessExpiry = t.AccessToken, t.AccessExpiry
+	rec.AccessToken, rec.AccessExpiry, rec.AccessLifetime = t.AccessToken, t.AccessExpiry, t.AccessLifetime
 	if t.RefreshToken != "" {
 		rec.RefreshToken = t.RefreshToken // rotated (DESIGN: refresh tokens rotate)
 	}

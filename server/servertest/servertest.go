@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +30,10 @@ import (
 // Instance is a running Aero2.
 type Instance struct {
 	// URL is the public URL, http://127.0.0.1:<port>.
-	URL    string
+	URL string
+	// Addr is where this instance listens: URL, except for a replica
+	// started with Options.PublicURL.
+	Addr   string
 	Config *config.Config
 	Server *server.Server
 	HTTP   *httptest.Server
@@ -67,12 +71,38 @@ identity_providers:
 // test ends.
 func Start(t testing.TB, tmpl string, st store.Store) *Instance {
 	t.Helper()
+	return StartWith(t, tmpl, Options{Store: st})
+}
+
+// Options adjust StartWith.
+type Options struct {
+	// Store is the store; nil means the one the config names.
+	Store store.Store
+	// PublicURL, when set, is what {{.URL}}, {{.Host}} and {{.Port}} render
+	// instead of the listener's own address: the instance is a replica of
+	// another one, behind the same public URL (the same issuer), reached
+	// at its own Addr.
+	PublicURL string
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, tmpl string, opts Options) *Instance {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	vars := map[string]any{"URL": fmt.Sprintf("http://127.0.0.1:%d", port), "Host": "127.0.0.1", "Port": port}
+	addr := fmt.Sprintf("http://%s", ln.Addr())
+	public := addr
+	if opts.PublicURL != "" {
+		public = opts.PublicURL
+	}
+	u, err := url.Parse(public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	vars := map[string]any{"URL": public, "Host": u.Hostname(), "Port": port}
 	var buf bytes.Buffer
 	if err := template.Must(template.New("cfg").Parse(tmpl)).Execute(&buf, vars); err != nil {
 		t.Fatal(err)
@@ -81,7 +111,7 @@ func Start(t testing.TB, tmpl string, st store.Store) *Instance {
 	if err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: Logger(t), Store: st})
+	srv, err := server.New(context.Background(), cfg, server.Options{Logger: Logger(t), Store: opts.Store})
 	if err != nil {
 		t.Fatalf("server: %v", err)
 	}
@@ -93,7 +123,7 @@ func Start(t testing.TB, tmpl string, st store.Store) *Instance {
 		hs.Close()
 		srv.Close()
 	})
-	return &Instance{URL: vars["URL"].(string), Config: cfg, Server: srv, HTTP: hs}
+	return &Instance{URL: public, Addr: addr, Config: cfg, Server: srv, HTTP: hs}
 }
 
 // Logger writes the server's logs to the test log (shown on failure).

@@ -248,7 +248,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		App: a.Name, Issuer: a.Issuer, Store: s.store, Sessions: sessions, Providers: providers,
 		Redirects:   federation.NewRedirects(a.Issuer, a.RedirectAllowList),
 		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
-		Logger: log, Now: opts.Now,
+		Logger: s.log, Now: opts.Now, // federation adds "app" itself
 	})
 	km, err := authz.NewKeys(&a, s.store, appKey(s.cfg, "aero2 signing keys", a.Name), log, opts.Now)
 	if err != nil {
@@ -262,7 +262,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		LoginURL:        fed.LoginURL,
 		TokenSecret:     appKey(s.cfg, "aero2 token hmac", a.Name),
 		ClientSecretKey: appKey(s.cfg, "aero2 client secrets", a.Name),
-		Logger:          log, Now: opts.Now,
+		Logger:          s.log, Now: opts.Now, // authz adds "app" itself
 	})
 	if err != nil {
 		return nil, config.Problems{{File: s.cfg.File, Msg: fmt.Sprintf("application %s: %v", a.Name, err)}}

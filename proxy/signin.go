@@ -174,13 +174,8 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	raw, err := ap.sessions.records.Take(ctx, ap.name, stateKey(state))
-	if errors.Is(err, store.ErrNotFound) {
-		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in link was already used or has expired. Please try again.")
-		return
-	}
-	if err != nil {
-		h.unavailable(w, r, err)
+	raw, ok := h.takeOnce(w, r, ap, stateKey(state))
+	if !ok {
 		return
 	}
 	var st signInState
@@ -240,13 +235,8 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	raw, err := ap.sessions.records.Take(ctx, ap.name, handoffKey(code))
-	if errors.Is(err, store.ErrNotFound) {
-		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in link was already used or has expired. Please try again.")
-		return
-	}
-	if err != nil {
-		h.unavailable(w, r, err)
+	raw, ok := h.takeOnce(w, r, ap, handoffKey(code))
+	if !ok {
 		return
 	}
 	var hs handoffState
@@ -287,6 +277,22 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// takeOnce takes a single-use record (atomically: a replay, even one racing
+// the first use, finds nothing). It has answered the request when ok is
+// false.
+func (h *Handler) takeOnce(w http.ResponseWriter, r *http.Request, ap *appProxy, key string) ([]byte, bool) {
+	raw, err := ap.sessions.records.Take(r.Context(), ap.name, key)
+	if errors.Is(err, store.ErrNotFound) {
+		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in link was already used or has expired. Please try again.")
+		return nil, false
+	}
+	if err != nil {
+		h.unavailable(w, r, err)
+		return nil, false
+	}
+	return raw, true
 }
 
 func (h *Handler) signInFailed(w http.ResponseWriter, r *http.Request, status int, msg string) {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/aero2/aero2/config"
 )
 
 // envoyPrefix is the path_prefix of Envoy's ext_authz HTTP service: Envoy
@@ -55,7 +57,7 @@ func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		h.apiError(w, http.StatusBadRequest, "invalid_request", "This address is not valid.")
 		return
 	}
-	rt := h.table.match(normalizeHost(host), u.Path)
+	rt := h.table.match(config.NormalizeHost(host), u.Path)
 	if rt == nil {
 		h.apiError(w, http.StatusForbidden, "no_route", "No route covers this address.")
 		return

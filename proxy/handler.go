@@ -214,7 +214,7 @@ func (h *Handler) compileRoute(cfg *config.Config, ap *appProxy, rc config.Route
 				r.host, r.port = name, port
 			}
 		} else {
-			r.host = normalizeHost(r.host)
+			r.host = config.NormalizeHost(r.host)
 		}
 	}
 	pol, ps := compilePolicy(cfg, rc.Policy, field("policy"))
@@ -289,7 +289,7 @@ func (h *Handler) Match(r *http.Request) bool {
 	if len(h.table.any) > 0 {
 		return true // a route for every host: even a bad path is ours to refuse
 	}
-	return h.table.match(normalizeHost(r.Host), r.URL.Path) != nil
+	return h.table.match(config.NormalizeHost(r.Host), r.URL.Path) != nil
 }
 
 // ServeHTTP serves the reserved endpoints and the routes.
@@ -308,7 +308,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusPermanentRedirect)
 		return
 	}
-	host := normalizeHost(r.Host)
+	host := config.NormalizeHost(r.Host)
 	rt := h.table.match(host, r.URL.Path)
 	if rt == nil || rt.upstream == nil {
 		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")

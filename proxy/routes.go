@@ -107,28 +107,6 @@ func portOf(host string) string {
 	return ""
 }
 
-// normalizeHost lower-cases a Host header and drops a trailing dot and a
-// default port, so "App.Example.com.:443" is "app.example.com". It
-// returns "" for a Host that is not a plain host[:port].
-func normalizeHost(h string) string {
-	h = strings.ToLower(h)
-	host, port, err := net.SplitHostPort(h)
-	if err != nil {
-		host, port = h, ""
-	}
-	host = strings.TrimSuffix(host, ".")
-	if host == "" || strings.ContainsAny(host, "/\\@?#%") {
-		return ""
-	}
-	if port == "" || port == "80" || port == "443" {
-		if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
-			return "[" + host + "]"
-		}
-		return host
-	}
-	return net.JoinHostPort(strings.Trim(host, "[]"), port)
-}
-
 // pathVerdict is what canonicalPath decided.
 type pathVerdict int
 

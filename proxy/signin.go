@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/store"
 )
 
@@ -153,7 +154,7 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		h.page(w, r, http.StatusBadRequest, "Sign-in refused", "The page asked to return to an address this site does not allow.")
 		return
 	}
-	rt := h.table.match(normalizeHost(r.Host), u.Path)
+	rt := h.table.match(config.NormalizeHost(r.Host), u.Path)
 	if rt == nil {
 		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
 		return

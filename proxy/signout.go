@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/web"
 )
 
@@ -58,7 +59,7 @@ func (h *Handler) csrfToken(r *http.Request) string {
 	}
 	sort.Strings(ids)
 	m := hmac.New(sha256.New, h.csrfKey)
-	m.Write([]byte("aero2 proxy sign-out\x00" + normalizeHost(r.Host) + "\x00" + strings.Join(ids, ",")))
+	m.Write([]byte("aero2 proxy sign-out\x00" + config.NormalizeHost(r.Host) + "\x00" + strings.Join(ids, ",")))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 

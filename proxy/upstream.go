@@ -131,7 +131,7 @@ func (h *Handler) credentials(r *http.Request, rt *Route, res *authResult) (stri
 // Its audience is the route: the origin the client used and the route's
 // path prefix, e.g. "https://app.example.com/admin".
 func (h *Handler) assertion(r *http.Request, rt *Route, res *authResult) (string, error) {
-	aud := h.scheme(r) + "://" + normalizeHost(r.Host) + rt.prefix
+	aud := h.scheme(r) + "://" + config.NormalizeHost(r.Host) + rt.prefix
 	now := h.now()
 	if res.live != nil {
 		res.live.mu.Lock()

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/aero2/aero2/config"
 )
 
 // localTransport lets Aero2's parts call Aero2's own HTTP endpoints (the
@@ -26,7 +28,7 @@ func newLocalTransport(issuers []string, handler func() http.Handler, next http.
 	t := &localTransport{origins: map[string]bool{}, handler: handler, next: next}
 	for _, iss := range issuers {
 		if u, err := url.Parse(iss); err == nil && u.Host != "" {
-			t.origins[u.Scheme+"://"+normalizeHost(u.Host)] = true
+			t.origins[u.Scheme+"://"+config.NormalizeHost(u.Host)] = true
 		}
 	}
 	return t
@@ -34,7 +36,7 @@ func newLocalTransport(issuers []string, handler func() http.Handler, next http.
 
 func (t *localTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	h := t.handler()
-	if h == nil || !t.origins[req.URL.Scheme+"://"+normalizeHost(req.URL.Host)] {
+	if h == nil || !t.origins[req.URL.Scheme+"://"+config.NormalizeHost(req.URL.Host)] {
 		return t.next.RoundTrip(req)
 	}
 	// Build the request a server would see.

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -276,7 +275,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		h = http.StripPrefix(basePath, mux)
 	}
 	return &application{
-		name: a.Name, host: normalizeHost(iss.Host), basePath: basePath, handler: h, mux: mux,
+		name: a.Name, host: config.NormalizeHost(iss.Host), basePath: basePath, handler: h, mux: mux,
 		provider: prov, keys: km, keyRotation: a.SigningKeys.RotationPeriod,
 	}, nil
 }
@@ -350,7 +349,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		web.Static().ServeHTTP(w, r)
 		return
 	}
-	host := normalizeHost(r.Host)
+	host := config.NormalizeHost(r.Host)
 	var issuerApp *application
 	for _, a := range s.apps {
 		if a.host == host && (a.basePath == "" || r.URL.Path == a.basePath || strings.HasPrefix(r.URL.Path, a.basePath+"/")) {
@@ -408,47 +407,4 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write([]byte("ok\n"))
-}
-
-// normalizeHost lower-cases a host, drops a trailing dot and a default
-// port, so "Auth.Example.com.:443" and "auth.example.com" are one host.
-func normalizeHost(h string) string {
-	if isNormalHost(h) {
-		return h // every request pays for this: no allocation when nothing changes
-	}
-	return normalizeHostSlow(h)
-}
-
-func normalizeHostSlow(h string) string {
-	h = strings.ToLower(h)
-	host, port, err := net.SplitHostPort(h)
-	if err != nil {
-		host, port = strings.Trim(h, "[]"), ""
-	}
-	host = strings.TrimSuffix(host, ".")
-	if port == "" || port == "80" || port == "443" {
-		if strings.Contains(host, ":") {
-			return "[" + host + "]"
-		}
-		return host
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// isNormalHost reports whether normalizeHost would return h unchanged:
-// lower-case, no trailing dot before the port, no default port.
-func isNormalHost(h string) bool {
-	for i := 0; i < len(h); i++ {
-		if c := h[i]; 'A' <= c && c <= 'Z' {
-			return false
-		}
-	}
-	host, port, hasPort := h, "", false
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
-		host, port, hasPort = h[:i], h[i+1:], true
-	}
-	if strings.HasSuffix(host, ".") || hasPort && (port == "" || port == "80" || port == "443") || strings.HasPrefix(host, "[") && !hasPort {
-		return false
-	}
-	return !strings.Contains(host, ":") // a bare IPv6 address gets its brackets
 }

@@ -280,47 +280,49 @@ func (h *Handler) secure(r *http.Request) bool {
 	return h.scheme(r) == "https" || !h.insecureDev
 }
 
-// Match reports whether the proxy answers r: its reserved prefix, or a
-// route for its host and path. The server asks before dispatching.
-func (h *Handler) Match(r *http.Request) bool {
-	if strings.HasPrefix(r.URL.Path, config.ReservedPrefix) {
-		return true
-	}
-	if len(h.table.any) > 0 {
-		return true // a route for every host: even a bad path is ours to refuse
-	}
-	return h.table.match(config.NormalizeHost(r.Host), r.URL.Path) != nil
-}
-
-// ServeHTTP serves the reserved endpoints and the routes.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Serve serves r when it is the proxy's — a reserved /.aero2/ path, or a
+// host and path that a route covers — and reports whether it did. When it
+// reports false it has written nothing, and the server answers instead.
+// The route is looked up once per request.
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) bool {
 	if strings.HasPrefix(r.URL.Path, config.ReservedPrefix) {
 		h.serveReserved(w, r)
-		return
+		return true
 	}
+	rt := h.table.match(config.NormalizeHost(r.Host), r.URL.Path)
+	if rt == nil && len(h.table.any) == 0 {
+		return false
+	}
+	// With a route for every host, even a path no route covers, or a bad
+	// one, is the proxy's to refuse.
 	switch v, clean := canonicalPath(r); v {
 	case pathBad:
 		h.page(w, r, http.StatusBadRequest, "Bad request", "This address is not valid.")
-		return
+		return true
 	case pathRedirect:
 		// The clean path is matched again from the start.
 		w.Header().Set("Location", clean)
 		w.WriteHeader(http.StatusPermanentRedirect)
-		return
+		return true
 	}
-	host := config.NormalizeHost(r.Host)
-	rt := h.table.match(host, r.URL.Path)
+	// pathOK: the path is the one rt was matched on.
 	if rt == nil || rt.upstream == nil {
 		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
-		return
+		return true
 	}
 	if !rt.allowEncodedSlashes && hasEncodedSlash(r.URL.RawPath) {
 		h.page(w, r, http.StatusBadRequest, "Bad request", "Encoded slashes are not allowed in this address.")
-		return
+		return true
 	}
-	res, ok := h.authorize(w, r, rt, r.URL.RequestURI(), false)
-	if !ok {
-		return
+	if res, ok := h.authorize(w, r, rt, r.URL.RequestURI(), false); ok {
+		h.forward(w, r, rt, res)
 	}
-	h.forward(w, r, rt, res)
+	return true
+}
+
+// ServeHTTP is Serve as an http.Handler: what is not the proxy's is 404.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.Serve(w, r) {
+		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
+	}
 }

@@ -361,8 +361,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	if s.proxy != nil && s.proxy.Match(r) {
-		s.proxy.ServeHTTP(w, r)
+	if s.proxy != nil && s.proxy.Serve(w, r) {
 		return
 	}
 	if issuerApp != nil {

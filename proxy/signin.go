@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/safeurl"
 	"github.com/aero2/aero2/store"
 )
 
@@ -120,23 +121,6 @@ func (h *Handler) startSignIn(w http.ResponseWriter, r *http.Request, ap *appPro
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
-// safeReturn accepts a same-origin path to come back to after sign-in, as
-// the proxy itself recorded it or a forward-auth `rd` gave it. Anything
-// that a browser could read as another origin is refused: "//evil",
-// "/\evil", tabs and newlines (dropped by browsers), schemes.
-func safeReturn(rd string) bool {
-	if rd == "" || len(rd) > 4096 || !strings.HasPrefix(rd, "/") || strings.HasPrefix(rd, "//") {
-		return false
-	}
-	for i := 0; i < len(rd); i++ {
-		if c := rd[i]; c < 0x20 || c == 0x7f || c == '\\' {
-			return false
-		}
-	}
-	u, err := url.Parse(rd)
-	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil && u.Opaque == ""
-}
-
 // start is GET /.aero2/start?rd=/path: sign in, then go to rd on this
 // host. Forward-auth sends browsers here.
 func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
@@ -144,7 +128,7 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 	if rd == "" {
 		rd = "/"
 	}
-	if !safeReturn(rd) {
+	if !safeurl.LocalPath(rd) {
 		h.page(w, r, http.StatusBadRequest, "Sign-in refused", "The page asked to return to an address this site does not allow.")
 		return
 	}
@@ -273,7 +257,7 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 	})
 	h.log.Info("proxy sign-in", "app", ap.name, "sub", hs.Tokens.Identity.Subject)
 	target := hs.ReturnTo
-	if !safeReturn(target) {
+	if !safeurl.LocalPath(target) {
 		target = "/"
 	}
 	w.Header().Set("Cache-Control", "no-store")

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
+	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 )
 
@@ -51,7 +53,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *Route, t
 			}
 		}
 		res.id, res.bearer = id, true
-	} else if c, err := r.Cookie(cookieName(rt.app.cookie, h.secure(r))); err == nil {
+	} else if c, err := r.Cookie(session.CookieName(rt.app.cookie, h.secure(r), "/")); err == nil {
 		l, err := rt.app.sessions.load(ctx, c.Value)
 		switch {
 		case err == nil:
@@ -109,7 +111,7 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, rt *Route, t
 	if forwardAuth {
 		// The sign-in runs on the application's host, which the proxy in
 		// front routes /.aero2/ to Aero2 for.
-		http.Redirect(w, r, h.scheme(r)+"://"+r.Host+"/.aero2/start?rd="+urlQueryEscape(target), http.StatusFound)
+		http.Redirect(w, r, h.scheme(r)+"://"+r.Host+"/.aero2/start?rd="+url.QueryEscape(target), http.StatusFound)
 		return
 	}
 	h.startSignIn(w, r, rt.app, target)

@@ -3,23 +3,10 @@ package proxy
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/aero2/aero2/web"
 )
-
-// cookieName adds __Host- to a Secure cookie: host-only, path /, Secure
-// (RFC 6265bis §4.1.3.2), so neither a sibling subdomain nor plain http
-// can plant or overwrite it.
-func cookieName(base string, secure bool) string {
-	if secure {
-		return "__Host-" + base
-	}
-	return base
-}
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 // wantsHTML reports whether the client reads pages (a browser) rather
 // than JSON.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/safeurl"
+	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 )
 
@@ -86,7 +87,7 @@ func (h *Handler) origin(r *http.Request) string {
 // host (checked by the caller).
 func (h *Handler) startSignIn(w http.ResponseWriter, r *http.Request, ap *appProxy, returnTo string) {
 	secure := h.secure(r)
-	bindName := cookieName(ap.loginCookie, secure)
+	bindName := session.CookieName(ap.loginCookie, secure, "/")
 	// One binding per browser serves every sign-in under way, so two tabs
 	// do not overwrite each other's.
 	binding := ""
@@ -214,7 +215,7 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secure := h.secure(r)
-	c, cerr := r.Cookie(cookieName(ap.loginCookie, secure))
+	c, cerr := r.Cookie(session.CookieName(ap.loginCookie, secure, "/"))
 	if cerr != nil {
 		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started in this browser, or took too long. Please try again.")
 		return
@@ -237,7 +238,7 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started in this browser. Please try again.")
 		return
 	}
-	name := cookieName(ap.cookie, secure)
+	name := session.CookieName(ap.cookie, secure, "/")
 	// A new sign-in always gets a new session (no fixation); the old one
 	// ends.
 	if old, err := r.Cookie(name); err == nil {

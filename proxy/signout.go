@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/web"
 )
 
@@ -43,7 +44,7 @@ func (h *Handler) browserSessions(r *http.Request) map[*appProxy]string {
 	out := map[*appProxy]string{}
 	secure := h.secure(r)
 	for _, ap := range h.order {
-		if c, err := r.Cookie(cookieName(ap.cookie, secure)); err == nil {
+		if c, err := r.Cookie(session.CookieName(ap.cookie, secure, "/")); err == nil {
 			out[ap] = c.Value
 		}
 	}
@@ -99,7 +100,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 			h.unavailable(w, r, err)
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: cookieName(ap.cookie, secure), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+		http.SetCookie(w, &http.Cookie{Name: session.CookieName(ap.cookie, secure, "/"), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 		if rec != nil && logout == "" {
 			u, err := ap.provider.LogoutURL(r.Context(), rec.IDToken, ap.signedOutURL)
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/aero2/aero2/proxy/proxytest"
+	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/redis/redistest"
@@ -46,6 +47,12 @@ func start(t *testing.T, st store.Store, routes string, mount func(*proxytest.Up
 // startEdited is start with the configuration edited before use.
 func startEdited(t *testing.T, st store.Store, routes string, mount func(*proxytest.Upstream, *http.ServeMux), edit func(string) string) *setup {
 	t.Helper()
+	return startWith(t, st, routes, mount, edit, server.Options{})
+}
+
+// startWith is startEdited with server options.
+func startWith(t *testing.T, st store.Store, routes string, mount func(*proxytest.Upstream, *http.ServeMux), edit func(string) string, so server.Options) *setup {
+	t.Helper()
 	op := proxytest.StartOP(t)
 	up, mux := proxytest.StartUpstream(t)
 	if mount != nil {
@@ -57,7 +64,7 @@ proxy:
   client_id: ` + proxytest.ClientID + `
   client_secret: ` + proxytest.ClientSecret + `
 ` + strings.ReplaceAll(routes, "UP", up.URL)
-	in := servertest.Start(t, edit(cfg), st)
+	in := servertest.StartWith(t, edit(cfg), servertest.Options{Store: st, Server: so})
 	op.AllowRedirect(in.URL + "/.aero2/callback")
 	return &setup{in: in, op: op, up: up}
 }

@@ -33,8 +33,11 @@ type App struct {
 	// ClientSecret is the proxy's secret at the provider when
 	// Config.Proxy.ClientSecret is empty (the server derives one).
 	ClientSecret string
-	// Sessions checks the liveness of provider sessions; nil means
-	// StoreSessions over Options.Store.
+	// Sessions checks the liveness of provider sessions (the ID token's
+	// sid). The server sets it, to the application's session manager, when
+	// the proxy signs in at the application's own provider. nil means no
+	// check: another provider's sessions are not Aero2's to look up, and a
+	// sign-out there reaches the proxy only through its own sign-out.
 	Sessions ProviderSessions
 	// Signer signs identity assertions; routes that ask for an assertion
 	// need one.
@@ -152,9 +155,6 @@ func New(opts Options) (*Handler, error) {
 			})
 		}
 		alive := a.Sessions
-		if alive == nil {
-			alive = StoreSessions{Store: opts.Store, App: ac.Name, IdleTimeout: ac.Session.IdleTimeout, Now: opts.Now}
-		}
 		home, err := originOf(ac.Issuer)
 		if err != nil {
 			problems = append(problems, opts.Config.Problem(a.Path+"issuer", "%v", err))

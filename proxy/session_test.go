@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aero2/aero2/proxy"
+	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/server/servertest"
+	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/store/memory"
 )
 
 func TestForwardAuth(t *testing.T) {
@@ -109,13 +113,21 @@ func signedIn(t *testing.T, s *setup, st store.Store) (*servertest.Browser, *sto
 	return b, ps
 }
 
+// TestProviderLogoutStopsAdmittingWithinSeconds: with a provider-session
+// checker (the server wires the application's session manager when the
+// proxy signs in at Aero2's own provider; here the stand-in provider's sid
+// names a session in the store, and the checker is wired explicitly), the
+// end of the provider session stops the proxy.
 func TestProviderLogoutStopsAdmittingWithinSeconds(t *testing.T) {
 	stores(t, func(t *testing.T, st store.Store) {
-		s := start(t, st, routesYAML, nil)
-		b, ps := signedIn(t, s, st)
 		if st == nil {
-			st = s.in.Server.Store()
+			st = memory.New()
+			t.Cleanup(func() { st.Close() })
 		}
+		checker := session.New(st, session.Config{App: "default", CookieName: "unused", IdleTimeout: time.Hour, AbsoluteTimeout: time.Hour, Keys: [][]byte{[]byte(servertest.CookieKey)}})
+		s := startWith(t, st, routesYAML, nil, func(c string) string { return c },
+			server.Options{ProviderSessions: func(string) proxy.ProviderSessions { return checker }})
+		b, ps := signedIn(t, s, st)
 		// The provider ends its session (logout, or the account page).
 		if err := st.DeleteSession(context.Background(), "default", ps.ID); err != nil {
 			t.Fatal(err)

@@ -95,46 +95,6 @@ type ProviderSessions interface {
 	Alive(ctx context.Context, sid string) (bool, error)
 }
 
-// StoreSessions checks provider sessions in Aero2's store: Aero2's
-// provider puts store.Session.ID in the ID token's `sid`. A live session
-// that the proxy keeps using is touched (at most once per touch gap, as
-// session.Manager does), so a user who only uses proxied applications is
-// not signed out by the provider's idle timeout.
-type StoreSessions struct {
-	Store       store.Sessions
-	App         string
-	IdleTimeout time.Duration
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-}
-
-// Alive implements ProviderSessions.
-func (s StoreSessions) Alive(ctx context.Context, sid string) (bool, error) {
-	now := time.Now()
-	if s.Now != nil {
-		now = s.Now()
-	}
-	ps, err := s.Store.GetSession(ctx, s.App, sid)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if !now.Before(ps.ExpiresAt) || (s.IdleTimeout > 0 && now.Sub(ps.LastSeen) >= s.IdleTimeout) {
-		return false, nil
-	}
-	if gap := min(s.IdleTimeout/10, 5*time.Minute); s.IdleTimeout > 0 && now.Sub(ps.LastSeen) >= gap {
-		ps.LastSeen = now.UTC()
-		if err := s.Store.TouchSession(ctx, ps, min(s.IdleTimeout, ps.ExpiresAt.Sub(now))); errors.Is(err, store.ErrNotFound) {
-			return false, nil
-		} else if err != nil {
-			return false, err
-		}
-	}
-	return true, nil
-}
-
 // live is a validated session in the in-process cache.
 type live struct {
 	id      string

@@ -30,6 +30,14 @@ func (s *Server) buildProxy(opts Options) error {
 			path = fmt.Sprintf("applications[%d].", i)
 		}
 		pa := proxy.App{Config: a, Path: path, ClientSecret: ProxyClientSecret(s.cfg, a.Name)}
+		if opts.ProviderSessions != nil {
+			pa.Sessions = opts.ProviderSessions(a.Name)
+		} else if app := s.app(a.Name); app != nil && a.Proxy.Provider == a.Issuer {
+			// The proxy's sessions live as long as the provider session
+			// they came from (the ID token's sid): a sign-out at the
+			// provider, or on the account page, reaches every route.
+			pa.Sessions = app.sessions
+		}
 		switch {
 		case opts.AssertionSigner != nil:
 			pa.Signer = opts.AssertionSigner(a.Name)

@@ -58,6 +58,11 @@ type Options struct {
 	// assertions (the provider's key); nil, or a nil signer, means routes
 	// of that application cannot send assertions.
 	AssertionSigner func(app string) proxy.AssertionSigner
+	// ProviderSessions returns what checks the liveness of an
+	// application's provider sessions for its proxy; nil means the
+	// application's own session manager when the proxy signs in at the
+	// application's own provider, and no check otherwise.
+	ProviderSessions func(app string) proxy.ProviderSessions
 }
 
 // Server is a running Aero2: the store and one handler per application.
@@ -183,6 +188,9 @@ type application struct {
 	mux      *http.ServeMux
 	// provider is the application's OpenID Connect provider, keys its
 	// signing keys, rotated every keyRotation (0: only on command).
+	// sessions are the application's browser sessions; provider its
+	// OpenID Connect provider.
+	sessions    *session.Manager
 	provider    *authz.Provider
 	keys        *keys.Manager
 	keyRotation time.Duration
@@ -276,7 +284,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 	}
 	return &application{
 		name: a.Name, host: config.NormalizeHost(iss.Host), basePath: basePath, handler: h, mux: mux,
-		provider: prov, keys: km, keyRotation: a.SigningKeys.RotationPeriod,
+		sessions: sessions, provider: prov, keys: km, keyRotation: a.SigningKeys.RotationPeriod,
 	}, nil
 }
 

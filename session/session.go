@@ -136,15 +136,40 @@ func (m *Manager) Current(r *http.Request) (*store.Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	return m.check(r.Context(), s)
+}
+
+// Alive reports whether the session with store ID id (the `sid` the
+// provider puts in ID tokens) is live, by the same rules as Current, and
+// records its use the same way: a proxy session that depends on it keeps
+// it alive while the user is active. It answers false, not an error, for
+// an absent or ended session.
+func (m *Manager) Alive(ctx context.Context, id string) (bool, error) {
+	s, err := m.be.GetSession(ctx, m.cfg.App, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err == nil {
+		_, err = m.check(ctx, s)
+	}
+	if errors.Is(err, ErrNoSession) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// check applies the idle and absolute limits to a stored session and
+// records its use at most once per touch gap.
+func (m *Manager) check(ctx context.Context, s *store.Session) (*store.Session, error) {
 	now := m.cfg.Now()
 	if !now.Before(s.ExpiresAt) || now.Sub(s.LastSeen) >= m.cfg.IdleTimeout {
-		_ = m.be.DeleteSession(r.Context(), m.cfg.App, s.ID)
+		_ = m.be.DeleteSession(ctx, m.cfg.App, s.ID)
 		return nil, ErrNoSession
 	}
 	if now.Sub(s.LastSeen) >= m.touchGap {
 		s.LastSeen = now.UTC()
 		ttl := min(m.cfg.IdleTimeout, s.ExpiresAt.Sub(now))
-		if err := m.be.TouchSession(r.Context(), s, ttl); err != nil {
+		if err := m.be.TouchSession(ctx, s, ttl); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return nil, ErrNoSession
 			}

@@ -247,3 +247,44 @@ func TestCookieNamePrefixes(t *testing.T) {
 		}
 	}
 }
+
+// TestAliveByID: the provider-session check the proxy makes by sid follows
+// the same rules as Current, and records use so an active proxy user keeps
+// the provider session alive.
+func TestAliveByID(t *testing.T) {
+	backends(t, func(t *testing.T, be session.Backend) {
+		c := &clock{now: time.Now()}
+		m := newManager(be, storetest.App(t), c)
+		s, _ := signIn(t, m, nil)
+		ctx := t.Context()
+		if ok, err := m.Alive(ctx, s.ID); !ok || err != nil {
+			t.Fatalf("live session: %v %v", ok, err)
+		}
+		for _, id := range []string{"", "unknown", strings.Repeat("A", 43)} {
+			if ok, err := m.Alive(ctx, id); ok || err != nil {
+				t.Errorf("Alive(%q) = %v, %v", id, ok, err)
+			}
+		}
+		// Checked every 50 minutes, it outlives the idle timeout (1h)...
+		for range 3 {
+			c.Add(50 * time.Minute)
+			if ok, err := m.Alive(ctx, s.ID); !ok || err != nil {
+				t.Fatalf("used session ended at %v: %v", c.Now().Sub(s.CreatedAt), err)
+			}
+		}
+		// ...not without use,
+		c.Add(time.Hour + time.Second)
+		if ok, _ := m.Alive(ctx, s.ID); ok {
+			t.Error("alive after the idle timeout")
+		}
+		// and never past the absolute timeout (4h).
+		s2, _ := signIn(t, m, nil)
+		for range 5 {
+			c.Add(50 * time.Minute)
+			m.Alive(ctx, s2.ID)
+		}
+		if ok, _ := m.Alive(ctx, s2.ID); ok {
+			t.Error("alive after the absolute timeout")
+		}
+	})
+}

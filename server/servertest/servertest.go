@@ -83,6 +83,9 @@ type Options struct {
 	// another one, behind the same public URL (the same issuer), reached
 	// at its own Addr.
 	PublicURL string
+	// Server passes further options to server.New (its Store and Logger
+	// are set from the fields above).
+	Server server.Options
 }
 
 // StartWith is Start with options.
@@ -111,7 +114,9 @@ func StartWith(t testing.TB, tmpl string, opts Options) *Instance {
 	if err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	srv, err := server.New(context.Background(), cfg, server.Options{Logger: Logger(t), Store: opts.Store})
+	so := opts.Server
+	so.Logger, so.Store = Logger(t), opts.Store
+	srv, err := server.New(context.Background(), cfg, so)
 	if err != nil {
 		t.Fatalf("server: %v", err)
 	}

@@ -2,9 +2,7 @@ package proxy
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
-	"fmt"
+	"crypto/rand"
 	"log/slog"
 	"net"
 	"net/http"
@@ -56,7 +54,8 @@ type Options struct {
 	// StripCookies are further cookie names never sent upstream (the
 	// provider's session and sign-in cookies).
 	StripCookies []string
-	// CSRFKey authenticates the sign-out form.
+	// CSRFKey authenticates the sign-out form; replicas need the same key.
+	// nil means 32 random bytes of this process.
 	CSRFKey []byte
 	// HTTPClient calls the provider; nil means a client with a 10s
 	// timeout.
@@ -130,8 +129,12 @@ func New(opts Options) (*Handler, error) {
 		opts.TrustedProxy = func(a netip.Addr) bool { return a.Unmap().IsLoopback() }
 	}
 	if len(opts.CSRFKey) == 0 {
-		k, _ := hkdf.Key(sha256.New, []byte(fmt.Sprint(time.Now().UnixNano())), nil, "aero2 proxy csrf", 32)
-		opts.CSRFKey = k
+		// A key of this process alone, from crypto/rand: a clock-derived key
+		// could be guessed from the start time, and forged sign-out forms
+		// with it. Forms it signs verify on this replica only, so the server
+		// always passes one derived from the configured cookie keys.
+		opts.CSRFKey = make([]byte, 32)
+		rand.Read(opts.CSRFKey) // never fails (crypto/rand, Go 1.24+)
 	}
 	h := &Handler{
 		apps: map[string]*appProxy{}, trusted: opts.TrustedProxy, insecureDev: opts.Config.InsecureDev,

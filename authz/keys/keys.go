@@ -209,20 +209,7 @@ func (m *Manager) lookup(ctx context.Context, kid string) (*Key, error) {
 func (m *Manager) loadLocked(ctx context.Context, create bool) (*Set, error) {
 	ss, err := m.readStored(ctx)
 	if errors.Is(err, store.ErrNotFound) && create {
-		ss, err = m.generateStored()
-		if err != nil {
-			return nil, err
-		}
-		sealed, err := m.sealer.seal(ss)
-		if err != nil {
-			return nil, err
-		}
-		err = m.opts.Store.Create(ctx, m.opts.App, recordKey, sealed, 0)
-		if errors.Is(err, store.ErrExists) {
-			ss, err = m.readStored(ctx) // another replica won the race
-		} else if err == nil {
-			m.opts.Logger.Info("signing keys: generated the first keys", "app", m.opts.App, "current", ss.Current.ID, "next", ss.Next.ID)
-		}
+		ss, err = m.createStored(ctx)
 	}
 	if err != nil {
 		return nil, err
@@ -234,6 +221,35 @@ func (m *Manager) loadLocked(ctx context.Context, create bool) (*Set, error) {
 	m.set.Store(s)
 	m.loadedAt.Store(m.opts.Now().UnixNano())
 	return s, nil
+}
+
+// createStored generates a first set and stores it. When another replica
+// stored one first, that set is read back and used instead. Every failure is
+// returned: a replica must never sign with keys that are in no store (the
+// others could not verify its tokens), nor go on without any.
+func (m *Manager) createStored(ctx context.Context) (*storedSet, error) {
+	ss, err := m.generateStored()
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := m.sealer.seal(ss)
+	if err != nil {
+		return nil, err
+	}
+	err = m.opts.Store.Create(ctx, m.opts.App, recordKey, sealed, 0)
+	switch {
+	case err == nil:
+		m.opts.Logger.Info("signing keys: generated the first keys", "app", m.opts.App, "current", ss.Current.ID, "next", ss.Next.ID)
+		return ss, nil
+	case errors.Is(err, store.ErrExists):
+		won, err := m.readStored(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("signing keys: reading the keys another replica stored: %w", err)
+		}
+		return won, nil
+	default:
+		return nil, fmt.Errorf("signing keys: storing the first keys: %w", err)
+	}
 }
 
 func (m *Manager) readStored(ctx context.Context) (*storedSet, error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -269,4 +270,106 @@ func TestDecodeRefusesForgedTokens(t *testing.T) {
 	if _, err := signer.Decode(t.Context(), good); err != nil {
 		t.Fatalf("genuine token refused: %v", err)
 	}
+}
+
+// faulty is a store whose Create and Get can be made to fail, standing in
+// for a Redis that drops the connection at that very call.
+type faulty struct {
+	store.Store
+	create func(ctx context.Context, app, key string, value []byte, ttl time.Duration) error
+	get    func(ctx context.Context, app, key string) ([]byte, error)
+}
+
+func (f *faulty) Create(ctx context.Context, app, key string, value []byte, ttl time.Duration) error {
+	if f.create != nil {
+		return f.create(ctx, app, key, value, ttl)
+	}
+	return f.Store.Create(ctx, app, key, value, ttl)
+}
+
+func (f *faulty) Get(ctx context.Context, app, key string) ([]byte, error) {
+	if f.get != nil {
+		return f.get(ctx, app, key)
+	}
+	return f.Store.Get(ctx, app, key)
+}
+
+var errDown = fmt.Errorf("%w: connection reset", store.ErrUnavailable)
+
+// A first start whose write of the new keys fails must not sign with them:
+// no other replica could find them, so its tokens would verify nowhere else.
+func TestFirstStartFailedWriteIsAnError(t *testing.T) {
+	stores(t, func(t *testing.T, st store.Store) {
+		app := storetest.App(t)
+		c := &clock{now: time.Now()}
+		f := &faulty{Store: st, create: func(context.Context, string, string, []byte, time.Duration) error { return errDown }}
+		m, err := keys.NewManager(keys.Options{App: app, Store: f, EncryptionKey: encKey, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Load(t.Context()); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("Load with a failed write: %v, want ErrUnavailable", err)
+		}
+		if s, err := m.Set(t.Context()); err == nil {
+			t.Fatalf("Set after a failed first write gave keys %s that are in no store", s.Current.ID)
+		}
+		if _, err := st.Get(t.Context(), app, "signing-keys"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("store after a failed write: %v", err)
+		}
+
+		// Once the store answers again, the next load stores the keys it
+		// signs with.
+		f.create = nil
+		if err := m.Load(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.Set(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := newManager(t, st, app, c)
+		if os, _ := other.Set(t.Context()); os.Current.ID != s.Current.ID {
+			t.Fatalf("replica signs with %s, store holds %s", s.Current.ID, os.Current.ID)
+		}
+	})
+}
+
+// A replica that loses the first-start race re-reads the winner's keys;
+// when that re-read fails, Load returns the error (it used to panic on the
+// nil set).
+func TestLostFirstStartRaceFailedReadIsAnError(t *testing.T) {
+	stores(t, func(t *testing.T, st store.Store) {
+		app := storetest.App(t)
+		c := &clock{now: time.Now()}
+		var winner *keys.Manager
+		f := &faulty{Store: st}
+		f.create = func(ctx context.Context, a, key string, value []byte, ttl time.Duration) error {
+			// Another replica stores its keys between this one's read
+			// and its write, and then the store goes away.
+			winner = newManager(t, st, app, c)
+			f.get = func(context.Context, string, string) ([]byte, error) { return nil, errDown }
+			return st.Create(ctx, a, key, value, ttl)
+		}
+		m, err := keys.NewManager(keys.Options{App: app, Store: f, EncryptionKey: encKey, Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Load(t.Context()); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("Load after a lost race and a failed re-read: %v, want ErrUnavailable", err)
+		}
+		if _, err := m.Set(t.Context()); err == nil {
+			t.Fatal("Set gave keys after a failed load")
+		}
+
+		// With the store back, the loser uses the winner's keys.
+		f.create, f.get = nil, nil
+		if err := m.Load(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := m.Set(t.Context())
+		ws, _ := winner.Set(t.Context())
+		if s.Current.ID != ws.Current.ID {
+			t.Fatalf("loser signs with %s, winner with %s", s.Current.ID, ws.Current.ID)
+		}
+	})
 }

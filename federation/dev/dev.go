@@ -52,7 +52,6 @@ var _ federation.HTTPConnector = (*connector)(nil)
 
 type connector struct {
 	id      string
-	name    string
 	app     string
 	base    string // <issuer>/rp/idp/<id>
 	cb      string // <issuer>/rp/callback/<id>

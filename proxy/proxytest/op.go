@@ -78,7 +78,7 @@ func StartOP(t testing.TB, redirectURIs ...string) *OP {
 		GrantTypeRefreshToken:    true,
 		SupportedUILocales:       []language.Tag{language.English},
 	}
-	p, err := op.NewOpenIDProvider(issuer, cfg, st, op.WithAllowInsecure())
+	p, err := op.NewProvider(cfg, st, op.StaticIssuer(issuer), op.WithAllowInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}

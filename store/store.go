@@ -30,6 +30,7 @@ type Store interface {
 	Batches
 	Sessions
 	Users
+	RateLimits
 
 	// Ping reports whether the backend answers (for /readyz).
 	Ping(ctx context.Context) error
@@ -70,6 +71,48 @@ type Sets interface {
 	SetMembers(ctx context.Context, app, key string) ([]string, error)
 	// SetRemove removes members; absent members are not an error.
 	SetRemove(ctx context.Context, app, key string, members ...string) error
+}
+
+// Rate is a rate limit: Burst requests at once, then one more every
+// Period/Requests. It is GCRA (the generic cell rate algorithm): a token
+// bucket that keeps one timestamp per key, the time at which the bucket
+// is full again.
+type Rate struct {
+	Requests int
+	Period   time.Duration
+	Burst    int
+}
+
+// Interval is the time one request's token takes to come back (at least
+// 1µs, the resolution both backends count in).
+func (r Rate) Interval() time.Duration {
+	if r.Requests <= 0 {
+		return r.Period
+	}
+	return max(r.Period/time.Duration(r.Requests), time.Microsecond)
+}
+
+// RateResult is a rate limit's answer.
+type RateResult struct {
+	// Allowed: the requests were spent (or, when only looking, one more
+	// would be).
+	Allowed bool
+	// Remaining is how many requests the bucket allows now, after this
+	// spend.
+	Remaining int
+	// RetryAfter is, when not allowed, how long until the requests would
+	// be.
+	RetryAfter time.Duration
+}
+
+// RateLimits are rate-limit buckets shared by every replica.
+type RateLimits interface {
+	// RateLimit spends n requests from the bucket key of rate, in one
+	// atomic step: of many concurrent spends, no more succeed than the
+	// bucket holds. A refused spend changes nothing. n = 0 only looks:
+	// Allowed says whether one more request would be. The bucket expires
+	// once it is full again; it needs no cleaning up.
+	RateLimit(ctx context.Context, app, key string, rate Rate, n int) (RateResult, error)
 }
 
 // Session is a browser session. ID is the hash of the cookie's value, never

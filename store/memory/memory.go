@@ -45,6 +45,12 @@ type Store struct {
 	identities   map[string]*store.Identity     // app/idp/subject → identity
 	userIdents   map[string]map[string]struct{} // app/user → identity keys
 	emails       map[string]map[string]struct{} // app/email → user IDs
+
+	// rates are the rate-limit buckets (ratelimit.go), under a lock of
+	// their own: every limited request touches one, and none should wait
+	// for a sweep of the records.
+	rateMu sync.Mutex
+	rates  map[string]time.Time
 }
 
 type record struct {
@@ -76,6 +82,7 @@ func New(opts ...Option) *Store {
 		identities:   map[string]*store.Identity{},
 		userIdents:   map[string]map[string]struct{}{},
 		emails:       map[string]map[string]struct{}{},
+		rates:        map[string]time.Time{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -105,6 +112,7 @@ func (s *Store) sweeper() {
 			return
 		case <-t.C:
 			s.sweep()
+			s.sweepRates()
 		}
 	}
 }

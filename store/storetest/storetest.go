@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		})
 	}
 	runBatchTests(t, newStore)
+	runRateLimitTests(t, newStore)
 	t.Run("Concurrency", func(t *testing.T) {
 		s := newStore(t)
 		t.Cleanup(func() { s.Close() })

@@ -60,6 +60,17 @@ type Server struct {
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	// IdleTimeout closes idle keep-alive connections. Default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ReadBodyTimeout bounds how long a request to Aero2's own endpoints
+	// (token, introspection, revocation, forms) may take to send its
+	// body. Default 10s.
+	ReadBodyTimeout time.Duration `yaml:"read_body_timeout"`
+	// ProxyBodyIdleTimeout bounds how long a proxied request's body may
+	// send nothing; it may stream for as long as it keeps sending.
+	// Default 60s.
+	ProxyBodyIdleTimeout time.Duration `yaml:"proxy_body_idle_timeout"`
+	// RateLimits limit requests per client address and per account or
+	// client.
+	RateLimits RateLimits `yaml:"rate_limits"`
 	// TLS serves HTTPS directly when both files are set.
 	TLS TLSFiles `yaml:"tls"`
 }

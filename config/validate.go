@@ -18,6 +18,8 @@ const (
 	DefaultShutdownTimeout   = 15 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
+	DefaultReadBodyTimeout   = 10 * time.Second
+	DefaultProxyBodyIdle     = 60 * time.Second
 	DefaultSessionIdle       = 12 * time.Hour
 	DefaultSessionAbsolute   = 7 * 24 * time.Hour
 	DefaultRedisKeyPrefix    = "aero2"
@@ -44,6 +46,9 @@ func (c *Config) applyDefaults() {
 	setDuration(&s.ShutdownTimeout, DefaultShutdownTimeout)
 	setDuration(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDuration(&s.IdleTimeout, DefaultIdleTimeout)
+	setDuration(&s.ReadBodyTimeout, DefaultReadBodyTimeout)
+	setDuration(&s.ProxyBodyIdleTimeout, DefaultProxyBodyIdle)
+	s.RateLimits.applyDefaults()
 	s.PublicURL = strings.TrimSuffix(s.PublicURL, "/")
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -122,6 +127,15 @@ func (c *Config) validate(ps *problems) {
 	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
 		ps.at("server.tls", "cert_file and key_file go together")
 	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"read_header_timeout", s.ReadHeaderTimeout}, {"idle_timeout", s.IdleTimeout}, {"read_body_timeout", s.ReadBodyTimeout}, {"proxy_body_idle_timeout", s.ProxyBodyIdleTimeout}} {
+		if d.v < 0 {
+			ps.at("server."+d.key, "must not be negative")
+		}
+	}
+	s.RateLimits.validate(ps, "server.rate_limits.")
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		ps.at("log.level", "expected debug, info, warn or error, got %q", c.Log.Level)
 	}

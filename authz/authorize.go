@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/aero2/aero2/authz/oauthstore"
+	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 )
@@ -75,6 +77,9 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		params, started, resumeID = pr.Params, pr.Started, id
+	} else if params, err = knownParams(params); err != nil {
+		p.page(w, http.StatusBadRequest, "Authorization request refused", "The request could not be read: "+err.Error()+".", "invalid_request")
+		return
 	}
 	p.handleAuthorize(w, r, params, started, resumeID)
 }
@@ -91,11 +96,26 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, param
 		p.pageFailure(w, r, err)
 		return
 	}
+	if user != nil {
+		if d := p.opts.Limits.Allow(ctx, p.opts.App, ratelimit.Authorize, ratelimit.Account(user.ID)); !d.Allowed {
+			ratelimit.WritePage(w, p.opts.App, d)
+			return
+		}
+	}
 	prompt := fosite.RemoveEmpty(strings.Split(params.Get("prompt"), " "))
 	if p.needsLogin(sess, prompt, params.Get("max_age"), started, resumeID) {
 		if slices.Contains(prompt, "none") {
 			p.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The user is not signed in, and prompt=none forbids asking."))
 			return
+		}
+		// A request without a session parks a record in the store: how
+		// many one address may park is limited (server.rate_limits.
+		// anonymous_state), and what each holds (knownParams).
+		if sess == nil && resumeID == "" {
+			if d := p.opts.Limits.Allow(ctx, p.opts.App, ratelimit.AnonymousState, ratelimit.Address(r)); !d.Allowed {
+				ratelimit.WritePage(w, p.opts.App, d)
+				return
+			}
 		}
 		id, err := p.savePending(ctx, resumeID, params, started)
 		if err != nil {
@@ -318,6 +338,9 @@ func (p *Provider) savePending(ctx context.Context, id string, params url.Values
 	data, err := json.Marshal(pending{Params: params, Started: started.UTC()})
 	if err != nil {
 		return "", err
+	}
+	if len(data) > maxPendingBytes {
+		return "", fmt.Errorf("authorization request of %d bytes is too large to park", len(data))
 	}
 	return id, p.opts.Store.Put(ctx, p.opts.App, pendingKey(id), data, pendingTTL)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/aero2/aero2/authz/oauthstore"
+	"github.com/aero2/aero2/ratelimit"
 )
 
 // authenticateClient authenticates a confidential client by
@@ -39,7 +40,8 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request) (f
 // confidential clients may ask; an unknown, expired, revoked or forged
 // token is {"active": false} and nothing more (§2.2).
 func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
-	if _, ok := p.authenticateClient(w, r); !ok {
+	c, ok := p.authenticateClient(w, r)
+	if !ok || !p.limitClient(w, r, ratelimit.Introspect, c.GetID()) {
 		return
 	}
 	tok := r.PostForm.Get("token")
@@ -103,7 +105,15 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", "The token parameter is missing.")
 		return
 	}
-	err := p.oauth.NewRevocationRequest(r.Context(), r)
+	// The client is authenticated first, so that only it spends its
+	// limit; fosite authenticates it again (an HMAC) as it revokes.
+	c, err := p.oauth.AuthenticateClient(r.Context(), r, r.PostForm)
+	if err == nil && !p.limitClient(w, r, ratelimit.Revoke, c.GetID()) {
+		return
+	}
+	if err == nil {
+		err = p.oauth.NewRevocationRequest(r.Context(), r)
+	}
 	if err == nil {
 		// fosite revoked the token's grant (and checked the token is this
 		// client's); a client-credentials token has no grant index, so

@@ -33,6 +33,7 @@ import (
 	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/authz/oauthstore"
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 )
@@ -60,6 +61,8 @@ type Options struct {
 	TokenSecret     []byte
 	ClientSecretKey []byte
 	Logger          *slog.Logger
+	// Limits are the rate limits (server.rate_limits); nil limits nothing.
+	Limits *ratelimit.Limiter
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -234,13 +237,16 @@ func (q quiet) PopulateTokenEndpointResponse(ctx context.Context, r fosite.Acces
 func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
 	mux.HandleFunc("GET /.well-known/jwks.json", p.jwks)
-	mux.HandleFunc("GET /oauth2/authorize", p.authorize)
-	mux.HandleFunc("POST /oauth2/authorize", p.authorize)
+	authorize := p.limitAddress(ratelimit.Authorize, true, http.HandlerFunc(p.authorize))
+	mux.Handle("GET /oauth2/authorize", authorize)
+	mux.Handle("POST /oauth2/authorize", authorize)
 	mux.Handle("POST /oauth2/consent", p.csrf.Handler(http.HandlerFunc(p.consent)))
-	mux.Handle("/oauth2/token", p.api(http.MethodPost, p.token))
+	// Rate limits per address come first, before a body is read; failed
+	// client authentication is counted inside, once the form is parsed.
+	mux.Handle("/oauth2/token", p.limitAddress(ratelimit.Token, false, p.api(http.MethodPost, p.limitClientAuth(p.token))))
 	mux.Handle("/oauth2/userinfo", p.api("GET, POST", p.userinfo))
-	mux.Handle("/oauth2/introspect", p.api(http.MethodPost, p.introspect))
-	mux.Handle("/oauth2/revoke", p.api(http.MethodPost, p.revoke))
+	mux.Handle("/oauth2/introspect", p.limitAddress(ratelimit.Introspect, false, p.api(http.MethodPost, p.limitClientAuth(p.introspect))))
+	mux.Handle("/oauth2/revoke", p.limitAddress(ratelimit.Revoke, false, p.api(http.MethodPost, p.limitClientAuth(p.revoke))))
 	// Not behind CrossOriginProtection: RPs may POST logout from their
 	// own origin (OIDC RP-Initiated Logout §2). The confirmation form
 	// carries a CSRF token instead.

@@ -7,6 +7,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/aero2/aero2/authz/oauthstore"
+	"github.com/aero2/aero2/ratelimit"
 )
 
 // token is the token endpoint (RFC 6749 §3.2): the code, refresh and
@@ -34,6 +35,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ar, err := p.oauth.NewAccessRequest(ctx, r, oauthstore.NewSession())
 	if err != nil {
 		p.tokenError(w, r, ar, err)
+		return
+	}
+	if !p.limitClient(w, r, ratelimit.Token, ar.GetClient().GetID()) {
 		return
 	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {

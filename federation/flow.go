@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/store"
 )
 
@@ -51,6 +52,13 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if !h.opts.Redirects.Allowed(returnTo) {
 		h.fail(w, http.StatusBadRequest, "Sign-in refused", "The page asked to return to an address this application does not allow.", "invalid_redirect", false)
+		return
+	}
+
+	// Anyone can start a sign-in: how many states one address may keep
+	// is limited, and each is small (the return address is at most
+	// safeurl.MaxLen).
+	if !h.allow(w, r, ratelimit.AnonymousState, ratelimit.Address(r)) {
 		return
 	}
 
@@ -165,6 +173,9 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	u, err := h.upsertUser(r, p, ident)
 	if err != nil {
 		h.storeFailure(w, r, err)
+		return
+	}
+	if !h.allow(w, r, ratelimit.Callback, ratelimit.Account(u.ID)) {
 		return
 	}
 	if _, err := h.opts.Sessions.Start(w, r, u.ID, p.ID); err != nil {

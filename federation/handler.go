@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/web"
@@ -45,6 +46,8 @@ type Options struct {
 	// (the provider's tokens) is revoked too. Its error is logged: the
 	// sessions are gone either way.
 	SessionsEnded func(ctx context.Context, ids ...string) error
+	// Limits are the rate limits (server.rate_limits); nil limits nothing.
+	Limits *ratelimit.Limiter
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -95,15 +98,17 @@ func New(opts Options) *Handler {
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", h.home)
 	mux.HandleFunc("GET /login", h.login)
-	mux.HandleFunc("GET /rp/authorize", h.authorize)
-	mux.HandleFunc("GET /rp/callback/{idp}", h.callback)
+	mux.Handle("GET /rp/authorize", h.limitAddress(ratelimit.SignIn, http.HandlerFunc(h.authorize)))
+	mux.Handle("GET /rp/callback/{idp}", h.limitAddress(ratelimit.Callback, http.HandlerFunc(h.callback)))
 	mux.Handle("POST /logout", h.csrf.Handler(http.HandlerFunc(h.logout)))
 	mux.HandleFunc("GET /account", h.account)
 	mux.Handle("POST /account/sessions/end", h.csrf.Handler(http.HandlerFunc(h.endSession)))
 	for id, p := range h.providers {
 		if hc, ok := p.Connector.(HTTPConnector); ok {
 			prefix := "/rp/idp/" + id
-			mux.Handle(prefix+"/", http.StripPrefix(prefix, h.csrf.Handler(hc.Handler())))
+			// A provider's own pages (the dev login) start sign-ins with
+			// their POSTs.
+			mux.Handle(prefix+"/", http.StripPrefix(prefix, h.csrf.Handler(h.limitPosts(ratelimit.SignIn, hc.Handler()))))
 		}
 	}
 }
@@ -169,3 +174,36 @@ func (h *Handler) storeFailure(w http.ResponseWriter, r *http.Request, err error
 }
 
 func (h *Handler) now() time.Time { return h.opts.Now() }
+
+// limitAddress spends one request of limit per client address, and
+// answers 429 when the address is over it.
+func (h *Handler) limitAddress(name ratelimit.Name, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.allow(w, r, name, ratelimit.Address(r)) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitPosts is limitAddress for requests other than GET and HEAD.
+func (h *Handler) limitPosts(name ratelimit.Name, next http.Handler) http.Handler {
+	limited := h.limitAddress(name, next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		limited.ServeHTTP(w, r)
+	})
+}
+
+// allow spends one request of limit for each key; it has answered 429
+// when it returns false.
+func (h *Handler) allow(w http.ResponseWriter, r *http.Request, name ratelimit.Name, keys ...ratelimit.Key) bool {
+	d := h.opts.Limits.Allow(r.Context(), h.opts.App, name, keys...)
+	if !d.Allowed {
+		ratelimit.WritePage(w, h.appName, d)
+	}
+	return d.Allowed
+}

@@ -103,6 +103,7 @@ func wantsRedirect(r *http.Request) bool {
 
 // challenge answers an unauthenticated request.
 func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, rt *Route, target string, forwardAuth bool) {
+	target = returnPath(target)
 	if !wantsRedirect(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aero2"`)
 		h.apiError(w, http.StatusUnauthorized, "unauthorized", "Sign-in required.")

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/ratelimit"
 )
 
 // envoyPrefix is the path_prefix of Envoy's ext_authz HTTP service: Envoy
@@ -66,11 +68,20 @@ func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		h.apiError(w, http.StatusBadRequest, "invalid_request", "Encoded slashes are not allowed in this address.")
 		return
 	}
+	// An address that has used up its denials (server.rate_limits.
+	// forward_auth_denials) is refused before anything is checked: no
+	// session lookup, no token introspection.
+	addr := ratelimit.Address(r)
+	if d := h.limits.Look(r.Context(), rt.app.name, ratelimit.ForwardAuthDenials, addr); !d.Allowed {
+		ratelimit.WriteJSON(w, d)
+		return
+	}
 	// The "redirect=0" choice is the auth endpoint's own query.
 	orig.URL.RawQuery = u.RawQuery
 	fw := &forwardWriter{ResponseWriter: w, redirectOff: r.URL.Query().Get("redirect") == "0"}
 	res, ok := h.authorizeForward(fw, orig, rt, uri)
 	if !ok {
+		h.limits.Allow(context.WithoutCancel(r.Context()), rt.app.name, ratelimit.ForwardAuthDenials, addr)
 		return
 	}
 	if res.id != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/store"
 )
 
@@ -63,6 +64,8 @@ type Options struct {
 	Logger     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Limits are the rate limits (server.rate_limits); nil limits nothing.
+	Limits *ratelimit.Limiter
 }
 
 // Handler is the proxy for every application of a configuration. Build it
@@ -77,6 +80,7 @@ type Handler struct {
 	insecureDev bool
 	csrfKey     []byte
 	cop         *http.CrossOriginProtection
+	limits      *ratelimit.Limiter
 	log         *slog.Logger
 	now         func() time.Time
 }
@@ -138,7 +142,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{
 		apps: map[string]*appProxy{}, trusted: opts.TrustedProxy, insecureDev: opts.Config.InsecureDev,
-		csrfKey: opts.CSRFKey, cop: http.NewCrossOriginProtection(), log: opts.Logger, now: opts.Now,
+		csrfKey: opts.CSRFKey, cop: http.NewCrossOriginProtection(), limits: opts.Limits, log: opts.Logger, now: opts.Now,
 	}
 	var problems config.Problems
 	var routes []*Route

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/safeurl"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
@@ -109,6 +110,11 @@ func (h *Handler) startSignIn(w http.ResponseWriter, r *http.Request, ap *appPro
 		h.page(w, r, http.StatusBadGateway, "Sign-in unavailable", "Aero2 cannot reach its sign-in service right now. Please try again shortly.")
 		return
 	}
+	// Anyone can make the proxy keep a state: how many one address may is
+	// limited, and each is small (returnPath, and a bounded Host).
+	if !h.allow(w, r, ap.name, ratelimit.AnonymousState, ratelimit.Address(r)) {
+		return
+	}
 	val, _ := json.Marshal(st)
 	if err := ap.sessions.records.Create(r.Context(), ap.name, stateKey(state), val, stateTTL); err != nil {
 		h.unavailable(w, r, err)
@@ -157,6 +163,9 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	ap, ok := h.apps[appName]
 	if !ok || len(state) > 256 {
 		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started here, or took too long. Please try again.")
+		return
+	}
+	if !h.allow(w, r, ap.name, ratelimit.Callback, ratelimit.Address(r)) {
 		return
 	}
 	ctx := r.Context()

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/ratelimit"
 )
 
 // localTransport lets Aero2's parts call Aero2's own HTTP endpoints (the
@@ -40,7 +41,9 @@ func (t *localTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.next.RoundTrip(req)
 	}
 	// Build the request a server would see.
-	sr := req.Clone(req.Context())
+	// Limited where the request that caused it came in: its address is
+	// ours, and its client the proxy's, which every user shares.
+	sr := req.Clone(ratelimit.Exempt(req.Context()))
 	sr.RequestURI = req.URL.RequestURI()
 	sr.Host = req.URL.Host
 	sr.RemoteAddr = "127.0.0.1:0"

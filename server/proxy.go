@@ -56,6 +56,7 @@ func (s *Server) buildProxy(opts Options) error {
 		TrustedProxy: s.trusted.contains, StripCookies: cookies,
 		CSRFKey:    deriveKeys(s.cfg.Secrets.CookieKeys, "aero2 proxy csrf")[0],
 		HTTPClient: s.localClient(),
+		Limits:     s.limits,
 		Logger:     s.log.With("part", "proxy"), Now: opts.Now,
 	})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/aero2/aero2/federation/github"
 	"github.com/aero2/aero2/federation/oidc"
 	"github.com/aero2/aero2/proxy"
+	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
@@ -73,7 +74,8 @@ type Server struct {
 	apps    []*application
 	handler http.Handler
 	trusted *trustedProxies
-	proxy   *proxy.Handler // nil without routes
+	limits  *ratelimit.Limiter // nil with server.rate_limits.disabled
+	proxy   *proxy.Handler     // nil without routes
 	// stop ends background work (scheduled key rotation).
 	stop context.CancelFunc
 }
@@ -152,6 +154,7 @@ func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 
 func build(ctx context.Context, cfg *config.Config, st store.Store, opts Options) (*Server, error) {
 	s := &Server{cfg: cfg, store: st, log: opts.Logger}
+	s.limits = ratelimit.New(st, cfg.Server.RateLimits, opts.Logger.With("part", "ratelimit"))
 	var err error
 	if s.trusted, err = newTrustedProxies(cfg.Server.TrustedProxies); err != nil {
 		return nil, err
@@ -255,7 +258,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		App: a.Name, Issuer: a.Issuer, Store: s.store, Sessions: sessions, Providers: providers,
 		Redirects:   federation.NewRedirects(a.Issuer, a.RedirectAllowList),
 		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
-		Logger: s.log, Now: opts.Now, // federation adds "app" itself
+		Limits: s.limits, Logger: s.log, Now: opts.Now, // federation adds "app" itself
 	})
 	km, err := authz.NewKeys(&a, s.store, appKey(s.cfg, "aero2 signing keys", a.Name), log, opts.Now)
 	if err != nil {
@@ -269,6 +272,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		LoginURL:        fed.LoginURL,
 		TokenSecret:     appKey(s.cfg, "aero2 token hmac", a.Name),
 		ClientSecretKey: appKey(s.cfg, "aero2 client secrets", a.Name),
+		Limits:          s.limits,
 		Logger:          s.log, Now: opts.Now, // authz adds "app" itself
 	})
 	if err != nil {

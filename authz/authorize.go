@@ -118,6 +118,10 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, param
 			}
 		}
 		id, err := p.savePending(ctx, resumeID, params, started)
+		if errors.Is(err, errPendingTooLarge) {
+			p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("The authorization request is too large."))
+			return
+		}
 		if err != nil {
 			p.pageFailure(w, r, err)
 			return
@@ -138,6 +142,10 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, param
 				return
 			}
 			id, err := p.savePending(ctx, resumeID, params, started)
+			if errors.Is(err, errPendingTooLarge) {
+				p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("The authorization request is too large."))
+				return
+			}
 			if err != nil {
 				p.pageFailure(w, r, err)
 				return
@@ -340,7 +348,7 @@ func (p *Provider) savePending(ctx context.Context, id string, params url.Values
 		return "", err
 	}
 	if len(data) > maxPendingBytes {
-		return "", fmt.Errorf("authorization request of %d bytes is too large to park", len(data))
+		return "", fmt.Errorf("%w: %d bytes", errPendingTooLarge, len(data))
 	}
 	return id, p.opts.Store.Put(ctx, p.opts.App, pendingKey(id), data, pendingTTL)
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 )
@@ -39,9 +40,13 @@ var authorizeParams = map[string]int{
 	"request_uri": 2048,
 }
 
-// maxPendingBytes bounds a parked request as stored, whatever its
-// parameters: the limits above sum to well under it.
+// maxPendingBytes bounds a parked request as stored. The limits above
+// sum to well under it for text; characters that JSON escapes take up to
+// six bytes each, and a request that grows past it that way is refused
+// (errPendingTooLarge).
 const maxPendingBytes = 16 << 10
+
+var errPendingTooLarge = errors.New("authorization request too large to park")
 
 // knownParams keeps the parameters Aero2 reads, and refuses one whose
 // value is longer than its limit.

@@ -11,7 +11,12 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/proxy"
+	"github.com/aero2/aero2/web"
 )
+
+// maxHostBytes bounds the Host header: a DNS name is at most 253 bytes
+// (RFC 1035 §2.3.4), then a port.
+const maxHostBytes = 253 + len(":65535")
 
 // trustedProxies are the peers whose X-Forwarded-For is believed.
 type trustedProxies struct{ prefixes []netip.Prefix }
@@ -110,6 +115,12 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if len(r.Host) > maxHostBytes {
+			// Anything derived from Host (the origin a sign-in state
+			// keeps, redirects) stays small.
+			web.Error(w, http.StatusBadRequest, "", "Bad request", web.ErrorData{Message: "The Host header is too long."})
+			return
+		}
 		if s.proxy != nil {
 			// Forward-auth trusts X-Forwarded-Method/Host/Uri from the
 			// connection's peer, not from the client address resolved

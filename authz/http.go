@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/aero2/aero2/store"
@@ -45,6 +46,11 @@ func (p *Provider) api(methods string, h http.HandlerFunc) http.Handler {
 				var tooBig *http.MaxBytesError
 				if errors.As(err, &tooBig) {
 					writeJSONError(w, http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large.")
+					return
+				}
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					// server.read_body_timeout passed (a slow client).
+					writeJSONError(w, http.StatusRequestTimeout, "invalid_request", "The request body did not arrive in time.")
 					return
 				}
 				writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")

@@ -32,6 +32,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	for _, a := range cfg.Apps() {
 		log.Info("application", "name", a.Name, "issuer", a.Issuer, "identity_providers", len(a.IdentityProviders))
 	}
+	// No ReadTimeout or WriteTimeout: they would bound proxied uploads,
+	// downloads and streams (SSE, WebSockets) as a whole. Request bodies
+	// get their own deadlines instead (bodies.go): read_body_timeout for
+	// Aero2's endpoints, proxy_body_idle_timeout between reads when
+	// proxied.
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,

@@ -366,6 +366,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	for _, a := range s.apps {
 		if a.host == host && (a.basePath == "" || r.URL.Path == a.basePath || strings.HasPrefix(r.URL.Path, a.basePath+"/")) {
 			if s.proxy == nil || a.owns(r) {
+				s.ownBody(w, r)
 				a.handler.ServeHTTP(w, r)
 				return
 			}
@@ -373,14 +374,30 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	if s.proxy != nil && s.proxy.Serve(w, r) {
-		return
+	if s.proxy != nil {
+		// The proxy's reserved /.aero2/ endpoints are Aero2's own; the
+		// rest goes upstream, streaming (bodies.go).
+		var body *deadlineBody
+		if strings.HasPrefix(r.URL.Path, config.ReservedPrefix) {
+			body = s.ownBody(w, r)
+		} else {
+			body = limitBody(w, r, 0, s.cfg.Server.ProxyBodyIdleTimeout)
+		}
+		if s.proxy.Serve(w, r) {
+			answerLate(w, body)
+			return
+		}
 	}
 	if issuerApp != nil {
 		issuerApp.handler.ServeHTTP(w, r)
 		return
 	}
 	web.Error(w, http.StatusNotFound, "", "Not found", web.ErrorData{Message: "Nothing is served at this address."})
+}
+
+// ownBody bounds the body of a request to Aero2's own endpoints.
+func (s *Server) ownBody(w http.ResponseWriter, r *http.Request) *deadlineBody {
+	return limitBody(w, r, s.cfg.Server.ReadBodyTimeout, 0)
 }
 
 // owns reports whether the application has an endpoint for r's path.

@@ -8,18 +8,14 @@ import (
 	"github.com/aero2/aero2/ratelimit"
 )
 
-// limitAddress spends one request of limit per client address before the
-// endpoint reads anything, and answers 429 when the address is over it:
-// with a page on the authorization endpoint (its redirect URI is not
-// verified yet, so nothing may redirect), with JSON elsewhere.
-func (p *Provider) limitAddress(name ratelimit.Name, page bool, next http.Handler) http.Handler {
+// limitAuthorize spends one request of the authorization endpoint's
+// limit per client address before it reads anything, and answers 429 with
+// a page when the address is over it: the redirect URI is not verified
+// yet, so nothing may redirect.
+func (p *Provider) limitAuthorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d := p.opts.Limits.Allow(r.Context(), p.opts.App, name, ratelimit.Address(r)); !d.Allowed {
-			if page {
-				ratelimit.WritePage(w, p.opts.App, d)
-			} else {
-				ratelimit.WriteJSON(w, d)
-			}
+		if d := p.opts.Limits.Allow(r.Context(), p.opts.App, ratelimit.Authorize, ratelimit.Address(r)); !d.Allowed {
+			ratelimit.WritePage(w, p.opts.App, d)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -27,16 +23,18 @@ func (p *Provider) limitAddress(name ratelimit.Name, page bool, next http.Handle
 }
 
 // limitClientAuth wraps an endpoint that authenticates clients (token,
-// introspection, revocation; inside api, so the form is parsed). Failed
-// client authentications are counted apart, per address and per client
-// ID: once an address or a client has used up client_auth_failures, the
-// endpoint refuses it before any secret is checked, which is what stops
-// guessing a client's secret.
-func (p *Provider) limitClientAuth(next http.HandlerFunc) http.HandlerFunc {
+// introspection, revocation; inside api, so the form is parsed): it
+// spends one request of limit per address and, in the same round trip,
+// looks at the client_auth_failures of the address and of the client ID
+// the request claims. Failed client authentications are counted there,
+// apart: once an address or a client has used them up, the endpoint
+// refuses it before any secret is checked, which is what stops guessing a
+// client's secret.
+func (p *Provider) limitClientAuth(name ratelimit.Name, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		keys := []ratelimit.Key{ratelimit.Address(r), p.claimedClient(r)}
-		if d := p.opts.Limits.Look(ctx, p.opts.App, ratelimit.ClientAuthFailures, keys...); !d.Allowed {
+		addr, claimed := ratelimit.Address(r), p.claimedClient(r)
+		if d := p.opts.Limits.Check(ctx, p.opts.App, ratelimit.Spend(name, addr), ratelimit.Peek(ratelimit.ClientAuthFailures, addr, claimed)); !d.Allowed {
 			ratelimit.WriteJSON(w, d)
 			return
 		}
@@ -45,7 +43,7 @@ func (p *Provider) limitClientAuth(next http.HandlerFunc) http.HandlerFunc {
 		// Every 401 these endpoints answer is invalid_client (RFC 6749
 		// §5.2, RFC 7662 §2.3, RFC 7009 §2.2.1).
 		if sw.status == http.StatusUnauthorized {
-			p.opts.Limits.Allow(context.WithoutCancel(ctx), p.opts.App, ratelimit.ClientAuthFailures, keys...)
+			p.opts.Limits.Allow(context.WithoutCancel(ctx), p.opts.App, ratelimit.ClientAuthFailures, addr, claimed)
 		}
 	}
 }

@@ -237,16 +237,14 @@ func (q quiet) PopulateTokenEndpointResponse(ctx context.Context, r fosite.Acces
 func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
 	mux.HandleFunc("GET /.well-known/jwks.json", p.jwks)
-	authorize := p.limitAddress(ratelimit.Authorize, true, http.HandlerFunc(p.authorize))
+	authorize := p.limitAuthorize(http.HandlerFunc(p.authorize))
 	mux.Handle("GET /oauth2/authorize", authorize)
 	mux.Handle("POST /oauth2/authorize", authorize)
 	mux.Handle("POST /oauth2/consent", p.csrf.Handler(http.HandlerFunc(p.consent)))
-	// Rate limits per address come first, before a body is read; failed
-	// client authentication is counted inside, once the form is parsed.
-	mux.Handle("/oauth2/token", p.limitAddress(ratelimit.Token, false, p.api(http.MethodPost, p.limitClientAuth(p.token))))
+	mux.Handle("/oauth2/token", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Token, p.token)))
 	mux.Handle("/oauth2/userinfo", p.api("GET, POST", p.userinfo))
-	mux.Handle("/oauth2/introspect", p.limitAddress(ratelimit.Introspect, false, p.api(http.MethodPost, p.limitClientAuth(p.introspect))))
-	mux.Handle("/oauth2/revoke", p.limitAddress(ratelimit.Revoke, false, p.api(http.MethodPost, p.limitClientAuth(p.revoke))))
+	mux.Handle("/oauth2/introspect", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Introspect, p.introspect)))
+	mux.Handle("/oauth2/revoke", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Revoke, p.revoke)))
 	// Not behind CrossOriginProtection: RPs may POST logout from their
 	// own origin (OIDC RP-Initiated Logout §2). The confirmation form
 	// carries a CSRF token instead.

@@ -72,7 +72,7 @@ func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	// forward_auth_denials) is refused before anything is checked: no
 	// session lookup, no token introspection.
 	addr := ratelimit.Address(r)
-	if d := h.limits.Look(r.Context(), rt.app.name, ratelimit.ForwardAuthDenials, addr); !d.Allowed {
+	if d := h.limits.Check(r.Context(), rt.app.name, ratelimit.Peek(ratelimit.ForwardAuthDenials, addr)); !d.Allowed {
 		ratelimit.WriteJSON(w, d)
 		return
 	}

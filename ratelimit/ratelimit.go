@@ -3,11 +3,12 @@
 // (store.RateLimits: in process for the memory store, shared by every
 // replica through Redis).
 //
-// Each endpoint spends from its limit with Allow before doing its work.
-// Failure limits (failed client authentication, forward-auth denials) are
-// looked at with Look before the work and spent with Allow when it fails,
-// so that an address that has used them up is refused before any secret
-// is checked.
+// Each endpoint spends from its limit (Allow, or Check with Spend) before
+// doing its work. Failure limits (failed client authentication,
+// forward-auth denials) are looked at (Peek) before the work and spent
+// when it fails, so that an address that has used them up is refused
+// before any secret is checked. One Check is one store round trip, and
+// spends all it is asked to or nothing.
 //
 // A limit that cannot be asked (the store is down) allows: the limiter
 // protects the endpoints, whose own store calls then fail closed.
@@ -118,46 +119,57 @@ type Decision struct {
 
 var allowed = Decision{Allowed: true}
 
-// Allow spends one request of name's limit from each key's bucket and
-// says whether every one had room.
-func (l *Limiter) Allow(ctx context.Context, app string, name Name, keys ...Key) Decision {
-	return l.spend(ctx, app, name, 1, keys)
+// Take is what one limit spends (Spend) or looks at (Peek): its buckets
+// for the given keys.
+type Take struct {
+	name Name
+	n    int
+	keys []Key
 }
 
-// Look says whether each key's bucket of name has room for one more
+// Spend takes one request from name's bucket of each key.
+func Spend(name Name, keys ...Key) Take { return Take{name, 1, keys} }
+
+// Peek looks whether name's bucket of each key has room for one more
 // request, without spending.
-func (l *Limiter) Look(ctx context.Context, app string, name Name, keys ...Key) Decision {
-	return l.spend(ctx, app, name, 0, keys)
+func Peek(name Name, keys ...Key) Take { return Take{name, 0, keys} }
+
+// Allow is Check of one Spend.
+func (l *Limiter) Allow(ctx context.Context, app string, name Name, keys ...Key) Decision {
+	return l.Check(ctx, app, Spend(name, keys...))
 }
 
-func (l *Limiter) spend(ctx context.Context, app string, name Name, n int, keys []Key) Decision {
+// Check asks every bucket of takes at once (one store round trip): it
+// allows when each has room, and only then spends.
+func (l *Limiter) Check(ctx context.Context, app string, takes ...Take) Decision {
 	if l == nil || exempt(ctx) {
 		return allowed
 	}
-	ru, ok := l.rules[name]
-	if !ok {
-		panic("ratelimit: unknown limit " + string(name))
-	}
-	d := allowed
-	for _, k := range keys {
-		rate, kind := ru.address, "a"
-		if k.subject {
-			rate, kind = ru.subject, "s"
+	var buckets []store.RateBucket
+	for _, t := range takes {
+		ru, ok := l.rules[t.name]
+		if !ok {
+			panic("ratelimit: unknown limit " + string(t.name))
 		}
-		if rate == nil || k.id == "" {
-			continue
-		}
-		res, err := l.st.RateLimit(ctx, app, "rl:"+string(name)+":"+kind+":"+k.id, *rate, n)
-		if err != nil {
-			l.log.Warn("rate limit unavailable; allowing", "app", app, "limit", name, "err", err)
-			continue
-		}
-		if !res.Allowed {
-			d.Allowed = false
-			d.RetryAfter = max(d.RetryAfter, res.RetryAfter)
+		for _, k := range t.keys {
+			rate, kind := ru.address, "a"
+			if k.subject {
+				rate, kind = ru.subject, "s"
+			}
+			if rate != nil && k.id != "" {
+				buckets = append(buckets, store.RateBucket{Key: "rl:" + string(t.name) + ":" + kind + ":" + k.id, Rate: *rate, N: t.n})
+			}
 		}
 	}
-	return d
+	if len(buckets) == 0 {
+		return allowed
+	}
+	res, err := l.st.RateLimit(ctx, app, buckets...)
+	if err != nil {
+		l.log.Warn("rate limit unavailable; allowing", "app", app, "limit", takes[0].name, "err", err)
+		return allowed
+	}
+	return Decision{Allowed: res.Allowed, RetryAfter: res.RetryAfter}
 }
 
 type exemptKey struct{}

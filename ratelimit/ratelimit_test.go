@@ -69,12 +69,35 @@ func TestAllowCountsEachKeyApart(t *testing.T) {
 		if l.Allow(ctx, "app", ratelimit.Token, c).Allowed {
 			t.Fatal("client's third allowed")
 		}
-		// Look does not spend.
-		if !l.Look(ctx, "app", ratelimit.Token, b).Allowed || !l.Look(ctx, "app", ratelimit.Token, b).Allowed {
+		// Peek does not spend.
+		if !l.Check(ctx, "app", ratelimit.Peek(ratelimit.Token, b)).Allowed || !l.Check(ctx, "app", ratelimit.Peek(ratelimit.Token, b)).Allowed {
 			t.Fatal("b has room for one more")
 		}
-		if l.Look(ctx, "app", ratelimit.Token, a).Allowed {
+		if l.Check(ctx, "app", ratelimit.Peek(ratelimit.Token, a)).Allowed {
 			t.Fatal("look at a's empty bucket allowed")
+		}
+	})
+}
+
+// TestCheckSpendsAllOrNothing: a spend with a look at an empty failure
+// bucket is refused, and spends nothing.
+func TestCheckSpendsAllOrNothing(t *testing.T) {
+	backends(t, func(t *testing.T, st store.RateLimits) {
+		c := limits()
+		c.ClientAuthFailures.PerAddress = config.Rate{Requests: 1, Per: time.Hour, Burst: 1}
+		l := ratelimit.New(st, c, nil)
+		ctx, a := t.Context(), ratelimit.Address(from("192.0.2.9:1"))
+		l.Allow(ctx, "app", ratelimit.ClientAuthFailures, a) // one failure: used up
+		for range 5 {
+			if d := l.Check(ctx, "app", ratelimit.Spend(ratelimit.Token, a), ratelimit.Peek(ratelimit.ClientAuthFailures, a)); d.Allowed {
+				t.Fatal("allowed with the failures used up")
+			}
+		}
+		// The refused checks spent none of the 3 token requests.
+		for i := range 3 {
+			if !l.Allow(ctx, "app", ratelimit.Token, a).Allowed {
+				t.Fatalf("token request %d refused: a refused check spent it", i+1)
+			}
 		}
 	})
 }
@@ -130,7 +153,7 @@ func TestOffLimitsAllow(t *testing.T) {
 // down is a store that cannot be reached.
 type down struct{}
 
-func (down) RateLimit(context.Context, string, string, store.Rate, int) (store.RateResult, error) {
+func (down) RateLimit(context.Context, string, ...store.RateBucket) (store.RateResult, error) {
 	return store.RateResult{}, store.ErrUnavailable
 }
 

@@ -98,21 +98,32 @@ type RateResult struct {
 	// would be).
 	Allowed bool
 	// Remaining is how many requests the bucket allows now, after this
-	// spend.
+	// spend (of several buckets, the fewest).
 	Remaining int
 	// RetryAfter is, when not allowed, how long until the requests would
 	// be.
 	RetryAfter time.Duration
 }
 
+// RateBucket is one bucket of a RateLimit call: N requests (0: only
+// look) from the bucket Key of Rate.
+type RateBucket struct {
+	Key  string
+	Rate Rate
+	N    int
+}
+
 // RateLimits are rate-limit buckets shared by every replica.
 type RateLimits interface {
-	// RateLimit spends n requests from the bucket key of rate, in one
-	// atomic step: of many concurrent spends, no more succeed than the
-	// bucket holds. A refused spend changes nothing. n = 0 only looks:
-	// Allowed says whether one more request would be. The bucket expires
-	// once it is full again; it needs no cleaning up.
-	RateLimit(ctx context.Context, app, key string, rate Rate, n int) (RateResult, error)
+	// RateLimit spends from every bucket, or from none: in one atomic
+	// step (one round trip), it checks that each bucket has room for its
+	// N requests (for one more, where N is 0), and only if all have
+	// spends them. Of many concurrent spends, no more succeed than a
+	// bucket holds; a refused call changes nothing. The result is
+	// Allowed when all had room, the smallest Remaining, and the longest
+	// RetryAfter of those without. A bucket expires once it is full
+	// again; it needs no cleaning up.
+	RateLimit(ctx context.Context, app string, buckets ...RateBucket) (RateResult, error)
 }
 
 // Session is a browser session. ID is the hash of the cookie's value, never

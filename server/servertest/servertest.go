@@ -83,8 +83,8 @@ type Options struct {
 	// another one, behind the same public URL (the same issuer), reached
 	// at its own Addr.
 	PublicURL string
-	// Server passes further options to server.New (its Store and Logger
-	// are set from the fields above).
+	// Server passes further options to server.New (its Store is set from
+	// the field above; a nil Logger writes to the test log).
 	Server server.Options
 }
 
@@ -115,7 +115,10 @@ func StartWith(t testing.TB, tmpl string, opts Options) *Instance {
 		t.Fatalf("test config: %v", err)
 	}
 	so := opts.Server
-	so.Logger, so.Store = Logger(t), opts.Store
+	so.Store = opts.Store
+	if so.Logger == nil {
+		so.Logger = Logger(t)
+	}
 	srv, err := server.New(context.Background(), cfg, so)
 	if err != nil {
 		t.Fatalf("server: %v", err)

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/aero2/aero2/store"
@@ -12,32 +13,37 @@ import (
 // time"); spending a request moves that time one interval later, and a
 // spend is refused when it would move it more than Burst intervals ahead
 // of now.
-func (s *Store) RateLimit(_ context.Context, app, key string, rate store.Rate, n int) (store.RateResult, error) {
-	interval := rate.Interval()
-	limit := interval * time.Duration(rate.Burst)
-	id := k(app, key)
+func (s *Store) RateLimit(_ context.Context, app string, buckets ...store.RateBucket) (store.RateResult, error) {
 	s.rateMu.Lock()
 	defer s.rateMu.Unlock()
 	now := s.now()
-	tat, ok := s.rates[id]
-	if !ok || tat.Before(now) {
-		tat = now
+	res := store.RateResult{Allowed: true, Remaining: math.MaxInt}
+	next := make([]time.Time, len(buckets))
+	for i, b := range buckets {
+		interval := b.Rate.Interval()
+		limit := interval * time.Duration(b.Rate.Burst)
+		tat, ok := s.rates[k(app, b.Key)]
+		if !ok || tat.Before(now) {
+			tat = now
+		}
+		want := tat.Add(interval * time.Duration(max(b.N, 1)))
+		if over := want.Sub(now) - limit; over > 0 {
+			res.Allowed = false
+			res.RetryAfter = max(res.RetryAfter, over)
+		} else if b.N > 0 {
+			tat = want
+		}
+		next[i] = tat
+		res.Remaining = min(res.Remaining, int((limit-tat.Sub(now))/interval))
 	}
-	want := tat.Add(interval * time.Duration(max(n, 1)))
-	if over := want.Sub(now) - limit; over > 0 {
-		return store.RateResult{Remaining: remaining(limit, tat.Sub(now), interval), RetryAfter: over}, nil
+	if res.Allowed {
+		for i, b := range buckets {
+			if b.N > 0 {
+				s.rates[k(app, b.Key)] = next[i]
+			}
+		}
 	}
-	if n > 0 {
-		tat = want
-		s.rates[id] = tat
-	}
-	return store.RateResult{Allowed: true, Remaining: remaining(limit, tat.Sub(now), interval)}, nil
-}
-
-// remaining is how many intervals fit between the bucket's fill level and
-// its limit.
-func remaining(limit, used, interval time.Duration) int {
-	return int((limit - used) / interval)
+	return res, nil
 }
 
 // sweepRates drops full buckets: they mean what an absent one means.

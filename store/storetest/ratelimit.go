@@ -19,6 +19,7 @@ func runRateLimitTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RateLimitLookDoesNotSpend", testRateLimitLook},
 		{"RateLimitRefills", testRateLimitRefills},
 		{"RateLimitScoped", testRateLimitScoped},
+		{"RateLimitSeveralBucketsAllOrNothing", testRateLimitAllOrNothing},
 		{"RateLimitConcurrentSpendsNeverExceedBurst", testRateLimitConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -35,7 +36,7 @@ var hourly = store.Rate{Requests: 5, Period: time.Hour, Burst: 5}
 
 func spend(t *testing.T, s store.Store, app, key string, r store.Rate, n int) store.RateResult {
 	t.Helper()
-	res, err := s.RateLimit(ctx(t), app, key, r, n)
+	res, err := s.RateLimit(ctx(t), app, store.RateBucket{Key: key, Rate: r, N: n})
 	mustNil(t, err, "rate limit")
 	return res
 }
@@ -120,7 +121,7 @@ func testRateLimitConcurrent(t *testing.T, s store.Store) {
 	errs := make(chan error, takers)
 	for range takers {
 		wg.Go(func() {
-			res, err := s.RateLimit(ctx(t), app, "k", r, 1)
+			res, err := s.RateLimit(ctx(t), app, store.RateBucket{Key: "k", Rate: r, N: 1})
 			if err != nil {
 				errs <- err
 				return
@@ -137,5 +138,33 @@ func testRateLimitConcurrent(t *testing.T, s store.Store) {
 	}
 	if got := allowed.Load(); got != int32(r.Burst) {
 		t.Fatalf("%d of %d concurrent spends allowed, want exactly the burst (%d)", got, takers, r.Burst)
+	}
+}
+
+func testRateLimitAllOrNothing(t *testing.T, s store.Store) {
+	app := App(t)
+	one := store.Rate{Requests: 1, Period: time.Hour, Burst: 1}
+	call := func(buckets ...store.RateBucket) store.RateResult {
+		t.Helper()
+		res, err := s.RateLimit(ctx(t), app, buckets...)
+		mustNil(t, err, "rate limit")
+		return res
+	}
+	// Spending from a and b at once: both have room, both are spent.
+	res := call(store.RateBucket{Key: "a", Rate: hourly, N: 1}, store.RateBucket{Key: "b", Rate: one, N: 1})
+	if !res.Allowed || res.Remaining != 0 {
+		t.Fatalf("first spend of a and b = %+v, want allowed, fewest remaining 0 (b)", res)
+	}
+	// b is empty now: a spend of a and b is refused, and spends none of a.
+	res = call(store.RateBucket{Key: "a", Rate: hourly, N: 1}, store.RateBucket{Key: "b", Rate: one, N: 1})
+	if res.Allowed || res.RetryAfter <= 0 {
+		t.Fatalf("spend of a and an empty b = %+v, want refused", res)
+	}
+	if res := spend(t, s, app, "a", hourly, 0); res.Remaining != hourly.Burst-1 {
+		t.Fatalf("a has %d left, want %d: a refused call must spend nothing", res.Remaining, hourly.Burst-1)
+	}
+	// Spending a while only looking at b: refused too.
+	if res := call(store.RateBucket{Key: "a", Rate: hourly, N: 1}, store.RateBucket{Key: "b", Rate: one}); res.Allowed {
+		t.Fatalf("spend of a with a look at an empty b = %+v, want refused", res)
 	}
 }

@@ -70,8 +70,10 @@ func TestAllowCountsEachKeyApart(t *testing.T) {
 			t.Fatal("client's third allowed")
 		}
 		// Peek does not spend.
-		if !l.Check(ctx, "app", ratelimit.Peek(ratelimit.Token, b)).Allowed || !l.Check(ctx, "app", ratelimit.Peek(ratelimit.Token, b)).Allowed {
-			t.Fatal("b has room for one more")
+		for range 3 {
+			if !l.Check(ctx, "app", ratelimit.Peek(ratelimit.Token, b)).Allowed {
+				t.Fatal("b has room for one more")
+			}
 		}
 		if l.Check(ctx, "app", ratelimit.Peek(ratelimit.Token, a)).Allowed {
 			t.Fatal("look at a's empty bucket allowed")

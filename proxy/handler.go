@@ -105,8 +105,10 @@ type appProxy struct {
 type Route struct {
 	app                 *appProxy
 	name                string // the config path, for logs
+	pathField           string // the config path of its path, for problems
 	host, port          string
-	prefix              string // "" for "/", else without trailing slash
+	prefix              string   // "" for "/", else without trailing slash
+	segments, folded    []string // the path's segments, and as case-insensitive readers fold them
 	stripPrefix         bool
 	rewriteHost         bool
 	allowEncodedSlashes bool
@@ -191,6 +193,7 @@ func New(opts Options) (*Handler, error) {
 			}
 		}
 	}
+	problems = append(problems, foldedDuplicates(opts.Config, routes)...)
 	for _, c := range opts.StripCookies {
 		h.cookies = append(h.cookies, c, "__Host-"+c, "__Secure-"+c)
 	}
@@ -200,6 +203,27 @@ func New(opts Options) (*Handler, error) {
 	h.table = newTable(routes)
 	h.strip = newStripSet(plans)
 	return h, nil
+}
+
+// foldedDuplicates reports routes whose paths a case-insensitive server
+// takes for one ("/Straße" and "/strasse"; the configuration already
+// refuses paths equal ignoring ASCII case): requests for one of them
+// would always be read as both, and refused.
+func foldedDuplicates(cfg *config.Config, routes []*Route) config.Problems {
+	var ps config.Problems
+	seen := map[string]*Route{}
+	for _, r := range routes {
+		if r.folded == nil {
+			continue // its path has a problem of its own
+		}
+		key := r.host + " " + r.port + " " + strings.Join(r.folded, "/")
+		if prev, dup := seen[key]; dup {
+			ps = append(ps, cfg.Problem(r.pathField, "a case-insensitive server reads it as the path of %s (%q)", prev.name, "/"+strings.Join(prev.segments, "/")))
+			continue
+		}
+		seen[key] = r
+	}
+	return ps
 }
 
 func (h *Handler) compileRoute(cfg *config.Config, ap *appProxy, rc config.Route, path string) (*Route, config.Problems) {
@@ -226,6 +250,11 @@ func (h *Handler) compileRoute(cfg *config.Config, ap *appProxy, rc config.Route
 	}
 	pol, ps := compilePolicy(cfg, rc.Policy, field("policy"))
 	r.policy = pol
+	var err error
+	r.pathField = field("path")
+	if r.segments, r.folded, err = compilePath(rc.Path); err != nil {
+		ps = append(ps, cfg.Problem(r.pathField, "%q cannot be matched safely: %v", rc.Path, err))
+	}
 	if r.headers.assertion != "" && ap.signer == nil {
 		ps = append(ps, cfg.Problem(field("headers.assertion"), "no assertion signer is configured for this application"))
 	}
@@ -296,29 +325,39 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) bool {
 		h.serveReserved(w, r)
 		return true
 	}
-	rt := h.table.match(config.NormalizeHost(r.Host), r.URL.Path)
-	if rt == nil && len(h.table.any) == 0 {
+	host := config.NormalizeHost(r.Host)
+	d := h.table.choose(host, r.URL.EscapedPath())
+	if d.verdict == pathOK && d.route == nil && len(h.table.any) == 0 || d.verdict != pathOK && !h.table.serves(host) {
 		return false
 	}
-	// With a route for every host, even a path no route covers, or a bad
-	// one, is the proxy's to refuse.
-	switch v, clean := canonicalPath(r); v {
+	// With a route for every host, even a path no route covers is the
+	// proxy's to refuse.
+	switch d.verdict {
 	case pathBad:
-		h.page(w, r, http.StatusBadRequest, "Bad request", "This address is not valid.")
+		h.log.Info("path refused", "path", r.URL.EscapedPath(), "reason", d.reason)
+		msg := "This address is not valid."
+		if d.encodedSlash {
+			msg = "Encoded slashes are not allowed in this address."
+		}
+		h.page(w, r, http.StatusBadRequest, "Bad request", msg)
 		return true
 	case pathRedirect:
-		// The clean path is matched again from the start.
-		w.Header().Set("Location", clean)
+		if d.encodedSlash || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+			h.page(w, r, http.StatusBadRequest, "Bad request", "This address is not valid.")
+			return true
+		}
+		// The clean path is read and matched again from the start.
+		loc := d.clean
+		if r.URL.RawQuery != "" {
+			loc += "?" + r.URL.RawQuery
+		}
+		w.Header().Set("Location", loc)
 		w.WriteHeader(http.StatusPermanentRedirect)
 		return true
 	}
-	// pathOK: the path is the one rt was matched on.
+	rt := d.route
 	if rt == nil || rt.upstream == nil {
 		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
-		return true
-	}
-	if !rt.allowEncodedSlashes && hasEncodedSlash(r.URL.RawPath) {
-		h.page(w, r, http.StatusBadRequest, "Bad request", "Encoded slashes are not allowed in this address.")
 		return true
 	}
 	if res, ok := h.authorize(w, r, rt, r.URL.RequestURI(), false); ok {

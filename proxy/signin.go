@@ -140,12 +140,12 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, _ := url.Parse(rd)
-	probe := &http.Request{Method: http.MethodGet, URL: u, RequestURI: rd, Host: r.Host}
-	if v, _ := canonicalPath(probe); v != pathOK {
+	d := h.table.choose(config.NormalizeHost(r.Host), u.EscapedPath())
+	if d.verdict != pathOK {
 		h.page(w, r, http.StatusBadRequest, "Sign-in refused", "The page asked to return to an address this site does not allow.")
 		return
 	}
-	rt := h.table.match(config.NormalizeHost(r.Host), u.Path)
+	rt := d.route
 	if rt == nil {
 		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
 		return

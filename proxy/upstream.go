@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/aero2/aero2/config"
@@ -161,14 +161,14 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	f := pr.In.Context().Value(forwardingKey{}).(*forwarding)
 	rt, out := f.route, pr.Out
 	if rt.stripPrefix && rt.prefix != "" {
-		out.URL.Path = "/" + strings.TrimPrefix(out.URL.Path[len(rt.prefix):], "/")
-		if raw := out.URL.RawPath; raw != "" {
-			if len(raw) >= len(rt.prefix) && strings.EqualFold(raw[:len(rt.prefix)], rt.prefix) {
-				out.URL.RawPath = "/" + strings.TrimPrefix(raw[len(rt.prefix):], "/")
-			} else {
-				out.URL.RawPath = ""
-			}
+		// The path was read and matched on its escaped form; cut the
+		// route's segments off that same form, whatever their escaping.
+		rest := afterSegments(out.URL.EscapedPath(), len(rt.segments))
+		if rest == "" {
+			rest = "/"
 		}
+		out.URL.RawPath = rest
+		out.URL.Path, _ = url.PathUnescape(rest)
 	}
 	pr.SetURL(rt.upstream)
 	if !rt.rewriteHost {

@@ -82,6 +82,10 @@ func TestCheckBrokenConfigs(t *testing.T) {
 			[]string{`invalid YAML`}},
 		"dev without insecure_dev": {strings.Replace(good, "insecure_dev: true\n", "", 1),
 			[]string{`:1:10: server.public_url: plain http needs insecure_dev: true`}},
+		"route paths upstreams read differently": {good + "routes:\n  - {path: /admin;x, upstream: \"http://127.0.0.1:1\"}\n  - {path: /admin., upstream: \"http://127.0.0.1:1\"}\n  - {path: /stra\u00dfe, upstream: \"http://127.0.0.1:1\"}\n  - {path: /STRASSE, upstream: \"http://127.0.0.1:1\"}\n",
+			[]string{`:11:6: routes[0].path: "/admin;x" cannot be matched safely: a servlet container, ;params stripped reads it as "/admin"`,
+				`:12:6: routes[1].path: "/admin." cannot be matched safely: a case-insensitive file system reads it as "/admin"`,
+				`:14:6: routes[3].path: a case-insensitive server reads it as the path of routes[2] ("/straße")`}},
 		"connector config": {strings.Replace(good, "{username: alice}", "{username: alice, pasword: x}", 1),
 			[]string{`:9:40: identity_providers[0].config.users[0].pasword: unknown key "pasword"`}},
 	} {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,9 +21,10 @@ const envoyPrefix = forwardAuthPfx + "/envoy"
 // 403 when denied.
 //
 // The original request is described by X-Forwarded-Method/Host/Uri (or,
-// for Envoy, by the request itself). Those headers are believed only from
-// trusted proxies: anyone else who can reach the port could otherwise ask
-// about any URL with any headers, so they get 403 without an answer.
+// for Envoy, by the request itself: see readOriginal). Those headers are
+// believed only from trusted proxies: anyone else who can reach the port
+// could otherwise ask about any URL with any headers, so they get 403
+// without an answer.
 func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if !h.trusted(h.peer(r)) {
@@ -30,44 +32,38 @@ func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		h.apiError(w, http.StatusForbidden, "untrusted_peer", "Forward-auth answers trusted proxies only.")
 		return
 	}
-	method, host, uri := r.Header.Get("X-Forwarded-Method"), r.Header.Get("X-Forwarded-Host"), r.Header.Get("X-Forwarded-Uri")
-	if strings.HasPrefix(r.URL.Path, envoyPrefix+"/") || r.URL.Path == envoyPrefix {
-		method, host, uri = r.Method, r.Host, strings.TrimPrefix(r.URL.Path, envoyPrefix)
-		if uri == "" {
-			uri = "/"
-		}
-		if r.URL.RawQuery != "" {
-			uri += "?" + r.URL.RawQuery
-		}
-	}
-	if method == "" {
-		method = http.MethodGet
-	}
-	u, err := url.ParseRequestURI(uri)
-	if host == "" || err != nil {
-		h.apiError(w, http.StatusBadRequest, "invalid_request", "X-Forwarded-Host and X-Forwarded-Uri are required.")
+	o, err := readOriginal(r)
+	if err != nil {
+		h.apiError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
 	// The request as the client sent it: its headers (cookies,
 	// Authorization, Accept) and the original method, host and URI.
 	orig := r.Clone(r.Context())
-	orig.Method, orig.Host, orig.URL, orig.RequestURI = method, host, u, uri
+	orig.Method, orig.Host, orig.RequestURI = o.method, o.host, o.target
 	orig.Header.Del("X-Forwarded-Method")
 	orig.Header.Del("X-Forwarded-Uri")
 	orig.Header.Del("X-Forwarded-Host")
-	if v, _ := canonicalPath(orig); v != pathOK {
-		h.apiError(w, http.StatusBadRequest, "invalid_request", "This address is not valid.")
+	// The same decision as the built-in proxy's, on the path exactly as
+	// the front proxy will send it upstream. There is no redirect to a
+	// clean path: the front proxy would not follow it.
+	d := h.table.choose(config.NormalizeHost(o.host), o.path)
+	if d.verdict != pathOK {
+		h.log.Info("forward-auth path refused", "path", o.path, "reason", d.reason)
+		msg := "This address is not valid."
+		if d.encodedSlash {
+			msg = "Encoded slashes are not allowed in this address."
+		}
+		h.apiError(w, http.StatusBadRequest, "invalid_request", msg)
 		return
 	}
-	rt := h.table.match(config.NormalizeHost(host), u.Path)
+	rt := d.route
 	if rt == nil {
 		h.apiError(w, http.StatusForbidden, "no_route", "No route covers this address.")
 		return
 	}
-	if !rt.allowEncodedSlashes && hasEncodedSlash(u.RawPath) {
-		h.apiError(w, http.StatusBadRequest, "invalid_request", "Encoded slashes are not allowed in this address.")
-		return
-	}
+	decoded, _ := url.PathUnescape(o.path) // choose has checked every escape
+	orig.URL = &url.URL{Path: decoded, RawPath: o.path, RawQuery: o.query}
 	// An address that has used up its denials (server.rate_limits.
 	// forward_auth_denials) is refused before anything is checked: no
 	// session lookup, no token introspection.
@@ -76,10 +72,8 @@ func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		ratelimit.WriteJSON(w, d)
 		return
 	}
-	// The "redirect=0" choice is the auth endpoint's own query.
-	orig.URL.RawQuery = u.RawQuery
-	fw := &forwardWriter{ResponseWriter: w, redirectOff: r.URL.Query().Get("redirect") == "0"}
-	res, ok := h.authorizeForward(fw, orig, rt, uri)
+	fw := &forwardWriter{ResponseWriter: w, redirectOff: o.redirectOff}
+	res, ok := h.authorizeForward(fw, orig, rt, o.target)
 	if !ok {
 		h.limits.Allow(context.WithoutCancel(r.Context()), rt.app.name, ratelimit.ForwardAuthDenials, addr)
 		return
@@ -106,6 +100,104 @@ func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// original is the request a front proxy asks about.
+type original struct {
+	method, host string
+	// target is the original request target, still escaped, exactly as
+	// the client sent it; path and query are its two halves.
+	target, path, query string
+	// redirectOff: the auth endpoint's own query asked for 401s rather
+	// than redirects (?redirect=0, for nginx's auth_request).
+	redirectOff bool
+}
+
+// readOriginal reads the original request once, from the bytes the front
+// proxy sent, in the shape each one sends it:
+//
+//   - nginx auth_request, Traefik ForwardAuth and Caddy forward_auth:
+//     X-Forwarded-Method, X-Forwarded-Host and X-Forwarded-Uri, the last
+//     being the original request target, escaped ($request_uri in nginx,
+//     Go's URL.RequestURI() in Traefik and Caddy);
+//   - Envoy ext_authz: the original method and Host, and a request line of
+//     path_prefix followed by the original :path, escaped.
+//
+// The target is never decoded here: choose reads the escaped path, as the
+// built-in proxy does. (Decoding it and parsing the result again, as this
+// code once did for Envoy, made "/x%3F/../admin" the path "/x" with a
+// query, while the upstream serves /admin.)
+func readOriginal(r *http.Request) (original, error) {
+	var o original
+	if strings.HasPrefix(r.URL.Path, envoyPrefix+"/") || r.URL.Path == envoyPrefix {
+		raw := r.RequestURI
+		rest, ok := strings.CutPrefix(raw, envoyPrefix)
+		if !ok || rest != "" && rest[0] != '/' && rest[0] != '?' {
+			// "/.aero2/forward-auth/%65nvoy/…" or an absolute URI: not
+			// what Envoy sends.
+			return o, errors.New("The Envoy request must be path_prefix followed by the original path.")
+		}
+		if rest == "" || rest[0] == '?' {
+			rest = "/" + rest
+		}
+		o.method, o.host, o.target = r.Method, r.Host, rest
+	} else {
+		var err error
+		if o.method, err = single(r, "X-Forwarded-Method"); err != nil {
+			return o, err
+		}
+		if o.host, err = single(r, "X-Forwarded-Host"); err != nil {
+			return o, err
+		}
+		if o.target, err = single(r, "X-Forwarded-Uri"); err != nil {
+			return o, err
+		}
+		if o.host == "" || o.target == "" {
+			return o, errors.New("X-Forwarded-Host and X-Forwarded-Uri are required.")
+		}
+		// The endpoint's own query; Envoy's is the original request's.
+		o.redirectOff = r.URL.Query().Get("redirect") == "0"
+	}
+	if o.method == "" {
+		o.method = http.MethodGet
+	}
+	if !validMethod(o.method) {
+		return o, errors.New("X-Forwarded-Method is not a method.")
+	}
+	o.path, o.query, _ = strings.Cut(o.target, "?")
+	if !strings.HasPrefix(o.path, "/") {
+		return o, errors.New("X-Forwarded-Uri must be a path, as the client sent it.")
+	}
+	for i := 0; i < len(o.query); i++ {
+		if c := o.query[i]; c <= ' ' || c == 0x7f {
+			return o, errors.New("The query is not valid.")
+		}
+	}
+	return o, nil
+}
+
+// single returns the one value of a header: a second one would mean a
+// client's copy got through next to the front proxy's.
+func single(r *http.Request, name string) (string, error) {
+	vs := r.Header.Values(name)
+	if len(vs) > 1 {
+		return "", errors.New(name + " must be sent once.")
+	}
+	if len(vs) == 0 {
+		return "", nil
+	}
+	return vs[0], nil
+}
+
+// validMethod reports an RFC 9110 token.
+func validMethod(m string) bool {
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return m != ""
 }
 
 // authorizeForward is authorize for forward-auth: unauthenticated

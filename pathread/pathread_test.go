@@ -126,6 +126,7 @@ func TestRefused(t *testing.T) {
 		{"/%25C0%25AE%25C0%25AE/a", pathread.ErrInvalid}, // overlong, twice
 		{"/%E9t%E9", pathread.ErrInvalid},                // Latin-1, not UTF-8
 		{"/\xff", pathread.ErrInvalid},
+		{"/" + strings.Repeat("a", pathread.MaxLength), pathread.ErrInvalid},
 		// Dot segments only some readers see.
 		{"/public/..;/admin/secret", pathread.ErrDotSegment}, // issue 8, item 2
 		{"/public/..;jsessionid=x/admin", pathread.ErrDotSegment},

@@ -263,3 +263,63 @@ func TestForwardAuthReadsTheURIOnceInEveryMode(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardAuthRefusesAmbiguousRequests: what a front proxy sends must
+// describe one request.
+func TestForwardAuthRefusesAmbiguousRequests(t *testing.T) {
+	s := start(t, nil, routesYAML, nil)
+	host := strings.TrimPrefix(s.in.URL, "http://")
+	for name, tc := range map[string]struct {
+		target  string
+		headers []string
+		want    int
+	}{
+		"X-Forwarded-Uri twice":    {"/.aero2/forward-auth", []string{"X-Forwarded-Host: " + host, "X-Forwarded-Uri: /public/x", "X-Forwarded-Uri: /admin/x"}, 400},
+		"X-Forwarded-Host twice":   {"/.aero2/forward-auth", []string{"X-Forwarded-Host: " + host, "X-Forwarded-Host: other", "X-Forwarded-Uri: /public/x"}, 400},
+		"X-Forwarded-Method twice": {"/.aero2/forward-auth", []string{"X-Forwarded-Method: GET", "X-Forwarded-Method: POST", "X-Forwarded-Host: " + host, "X-Forwarded-Uri: /public/x"}, 400},
+		"not a method":             {"/.aero2/forward-auth", []string{"X-Forwarded-Method: GE(T", "X-Forwarded-Host: " + host, "X-Forwarded-Uri: /public/x"}, 400},
+		"absolute URI":             {"/.aero2/forward-auth", []string{"X-Forwarded-Host: " + host, "X-Forwarded-Uri: http://" + host + "/public/x"}, 400},
+		"no URI":                   {"/.aero2/forward-auth", []string{"X-Forwarded-Host: " + host}, 400},
+		"Envoy prefix encoded":     {"/.aero2/forward-auth/%65nvoy/public/x", nil, 400},
+		"Envoy prefix glued":       {"/.aero2/forward-auth/envoyx/public", []string{"X-Forwarded-Host: " + host, "X-Forwarded-Uri: /public/x"}, 200},
+		"a control character":      {"/.aero2/forward-auth", []string{"X-Forwarded-Host: " + host, "X-Forwarded-Uri: /public/x?a=\x01"}, 400},
+		"public, for control":      {"/.aero2/forward-auth", []string{"X-Forwarded-Host: " + host, "X-Forwarded-Uri: /public/x"}, 200},
+	} {
+		if a := send(t, host, "GET", tc.target, tc.headers...); a.status != tc.want {
+			t.Errorf("%s: %d, want %d: %s", name, a.status, tc.want, a.body)
+		}
+	}
+	// Envoy's query is the original request's, not the endpoint's own:
+	// ?redirect=0 there changes nothing.
+	a := send(t, host, "GET", "/.aero2/forward-auth/envoy/app/x?redirect=0", "Accept: text/html")
+	if a.status != 302 || !strings.Contains(a.header.Get("Location"), "/.aero2/start?rd="+url.QueryEscape("/app/x?redirect=0")) {
+		t.Errorf("Envoy with the original query redirect=0: %d %q", a.status, a.header.Get("Location"))
+	}
+}
+
+// TestStripPrefixCutsTheMatchedSegments: the route's segments are cut off
+// the escaped path they were matched on, whatever their escaping.
+func TestStripPrefixCutsTheMatchedSegments(t *testing.T) {
+	s := start(t, nil, routesYAML, nil)
+	b := servertest.NewBrowser(t)
+	b.Get(s.in.URL + "/app") // signs in
+	for target, want := range map[string]string{
+		"/str%69pped/a%20b/c": "/base/a%20b/c",
+		"/STRIPPED/x":         "",
+		"/stripped":           "/base/",
+		"/stripped/":          "/base/",
+	} {
+		p := b.Get(s.in.URL + target)
+		seen := s.up.Last(t)
+		got := (&url.URL{Path: seen.Path, RawPath: seen.RawPath}).EscapedPath()
+		if want == "" {
+			if p.Status != 400 {
+				t.Errorf("%s: %d", target, p.Status)
+			}
+			continue
+		}
+		if p.Status != 200 || got != want {
+			t.Errorf("%s: %d, upstream got %q (raw %q), want %q", target, p.Status, seen.Path, seen.RawPath, want)
+		}
+	}
+}

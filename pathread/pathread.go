@@ -385,12 +385,14 @@ func (rd Reader) read(segs []segment, resolve bool) ([]string, error) {
 }
 
 // Fold is the case folding of a case-insensitive reader, as broad as any of
-// them: compatibility forms are unified (NFKC: fullwidth letters,
-// ligatures, the Kelvin sign), then every rune is upper- then lower-cased
-// one by one (Java's equalsIgnoreCase: 'İ' and 'ı' are 'i', 'ſ' is 's'),
-// then Unicode full case folding ('ß' is "ss"). Two segments that some
-// case-insensitive server takes for the same name fold alike; folding more
-// than one server does only makes more paths ambiguous, never fewer.
+// them: compatibility forms are unified first (NFKC: fullwidth letters,
+// ligatures, the Kelvin sign, and 'ℍ', which has no lower case until it is
+// 'H'), then every rune is upper- then lower-cased one by one (Java's
+// equalsIgnoreCase: 'İ' and 'ı' are 'i', 'ſ' is 's'), then Unicode full
+// case folding ('ß' is "ss"), and NFKC again (folding "ΐ" decomposes it;
+// "Ϊ́" folds composed). Two segments that some case-insensitive server
+// takes for one name fold alike; folding more than any one server does
+// only makes more paths ambiguous, never fewer.
 func Fold(s string) string {
 	ascii := true
 	upper := false

@@ -38,6 +38,9 @@ func TestReadings(t *testing.T) {
 		// Encoded ';' is data to Tomcat, a parameter to whoever strips
 		// after decoding.
 		{"/admin%3Bx/s", []string{"/admin;x/s", "fold:/admin;x/s", "/admin/s", "fold:/admin/s"}},
+		// Tomcat strips at the raw ';' only; others at the first ';' once
+		// decoded.
+		{"/a%3Bb;c/d", []string{"/a;b;c/d", "fold:/a;b;c/d", "/a;b/d", "fold:/a;b/d", "/a/d", "fold:/a/d"}},
 		// Percent-decoding, once and twice.
 		{"/%61dmin", []string{"/admin", "fold:/admin"}},
 		{"/%2561dmin", []string{"/%61dmin", "fold:/%61dmin", "/admin", "fold:/admin"}},
@@ -187,9 +190,16 @@ func TestFold(t *testing.T) {
 		"admin": "admin", "ADMIN": "admin", "ADMİN": "admin", "admın": "admin", "ſecret": "secret",
 		"\u212aelvin": "kelvin", "ＡＤＭＩＮ": "admin", "STRASSE": "strasse", "Straße": "strasse", "ẞ": "ss",
 		"Å": "å", "\u212b": "å", "ﬁle": "file",
+		"\u210dome":    "home", // double-struck H: no lower case of its own, H once NFKC
+		"\u2160\u2160": "ii",   // Roman numerals
 	} {
 		if got := pathread.Fold(in); got != want {
 			t.Errorf("Fold(%q) = %q, want %q", in, got, want)
 		}
+	}
+	// Folding can leave a decomposed form (ΐ folds to ι, dialytika,
+	// tonos); another spelling folds to a composed one. Both are one name.
+	if a, b := pathread.Fold("\u0390"), pathread.Fold("\u03aa\u0301"); a != b {
+		t.Errorf("Fold(ΐ) = %q, Fold(Ϊ́) = %q", a, b)
 	}
 }

@@ -323,3 +323,27 @@ func TestStripPrefixCutsTheMatchedSegments(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodedSlashesOnlyWhereAllowed: %2F reaches an upstream only on a
+// route with allow_encoded_slashes, and unchanged.
+func TestEncodedSlashesOnlyWhereAllowed(t *testing.T) {
+	s := start(t, nil, `
+routes:
+  - {path: /app, upstream: "UP", policy: {public: true}}
+  - {path: /files, upstream: "UP", policy: {public: true}, allow_encoded_slashes: true}
+`, nil)
+	host := strings.TrimPrefix(s.in.URL, "http://")
+	if a := send(t, host, "GET", "/app/a%2Fb"); a.status != 400 || !strings.Contains(a.body, "Encoded slashes") {
+		t.Errorf("/app/a%%2Fb: %d", a.status)
+	}
+	if a := send(t, host, "GET", "/files/group%2Fproject"); a.status != 200 {
+		t.Fatalf("/files/group%%2Fproject: %d %s", a.status, a.body)
+	}
+	if seen := s.up.Last(t); seen.RawPath != "/files/group%2Fproject" {
+		t.Errorf("upstream got %q (raw %q)", seen.Path, seen.RawPath)
+	}
+	// Allowed, but not to climb: a reader that splits on them would.
+	if a := send(t, host, "GET", "/files/..%2F..%2Fapp"); a.status != 400 {
+		t.Errorf("/files/..%%2F..%%2Fapp: %d", a.status)
+	}
+}

@@ -165,9 +165,8 @@ func Read(escaped string) (*Path, error) {
 	plain := make([]string, 0, len(raw))
 	canonical := true
 	for i, s := range raw {
-		d := s
-		if strings.IndexByte(s, '%') >= 0 {
-			d = unescape(s)
+		d := decode(s)
+		if d != s {
 			if strings.ContainsAny(d, "?#") {
 				// An upstream that decodes the path and builds a URL from
 				// it again would cut it there.
@@ -290,30 +289,27 @@ type segment struct {
 }
 
 func forms(raw []string, rs []Reader) ([]segment, error) {
-	twice, cut := false, false
+	twice, stripRaw := false, false
 	for _, rd := range rs {
 		twice = twice || rd.Twice
-		cut = cut || rd.Params == ParamsRaw
+		stripRaw = stripRaw || rd.Params == ParamsRaw
 	}
 	segs := make([]segment, len(raw))
 	for i, s := range raw {
 		sg := &segs[i]
-		sg.once = s
-		if strings.IndexByte(s, '%') >= 0 {
-			sg.once = unescape(s)
-		}
+		sg.once = decode(s)
 		sg.cutOnce = sg.once
-		if cut && strings.IndexByte(s, ';') >= 0 {
-			sg.cutOnce = unescape(s[:strings.IndexByte(s, ';')])
+		if stripRaw {
+			sg.cutOnce = decode(cut(s, ';'))
 		}
 		sg.twice, sg.cutTwice = sg.once, sg.cutOnce
 		if twice {
 			for _, f := range []*string{&sg.twice, &sg.cutTwice} {
-				if strings.IndexByte(*f, '%') >= 0 {
-					*f = unescape(*f)
-					if err := checkDecoded(*f); err != nil {
+				if d := decode(*f); d != *f {
+					if err := checkDecoded(d); err != nil {
 						return nil, err
 					}
+					*f = d
 				}
 			}
 		}
@@ -431,6 +427,14 @@ func checkDecoded(d string) error {
 	return nil
 }
 
+// decode is unescape for a string that may hold no '%' at all.
+func decode(s string) string {
+	if strings.IndexByte(s, '%') < 0 {
+		return s
+	}
+	return unescape(s)
+}
+
 // unescape decodes %XX. Read has checked the first level; at the second
 // ("%2561" decoded once is "%61"), a '%' without two hex digits stays, as
 // lax decoders leave it.
@@ -455,10 +459,7 @@ func clean(raw []string) string {
 	out := make([]string, 0, len(raw))
 	trailing := false
 	for _, s := range raw {
-		d := s
-		if strings.IndexByte(s, '%') >= 0 {
-			d = unescape(s)
-		}
+		d := decode(s)
 		trailing = false
 		switch d {
 		case "":

@@ -34,7 +34,7 @@ func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	}
 	o, err := readOriginal(r)
 	if err != nil {
-		h.apiError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		h.apiError(w, http.StatusBadRequest, "invalid_request", "Not a forward-auth request: "+err.Error()+".")
 		return
 	}
 	// The request as the client sent it: its headers (cookies,
@@ -135,7 +135,7 @@ func readOriginal(r *http.Request) (original, error) {
 		if !ok || rest != "" && rest[0] != '/' && rest[0] != '?' {
 			// "/.aero2/forward-auth/%65nvoy/…" or an absolute URI: not
 			// what Envoy sends.
-			return o, errors.New("The Envoy request must be path_prefix followed by the original path.")
+			return o, errors.New("the Envoy request line must be path_prefix followed by the original path")
 		}
 		if rest == "" || rest[0] == '?' {
 			rest = "/" + rest
@@ -153,7 +153,7 @@ func readOriginal(r *http.Request) (original, error) {
 			return o, err
 		}
 		if o.host == "" || o.target == "" {
-			return o, errors.New("X-Forwarded-Host and X-Forwarded-Uri are required.")
+			return o, errors.New("X-Forwarded-Host and X-Forwarded-Uri are required")
 		}
 		// The endpoint's own query; Envoy's is the original request's.
 		o.redirectOff = r.URL.Query().Get("redirect") == "0"
@@ -162,15 +162,15 @@ func readOriginal(r *http.Request) (original, error) {
 		o.method = http.MethodGet
 	}
 	if !validMethod(o.method) {
-		return o, errors.New("X-Forwarded-Method is not a method.")
+		return o, errors.New("X-Forwarded-Method is not a method")
 	}
 	o.path, o.query, _ = strings.Cut(o.target, "?")
 	if !strings.HasPrefix(o.path, "/") {
-		return o, errors.New("X-Forwarded-Uri must be a path, as the client sent it.")
+		return o, errors.New("X-Forwarded-Uri must be a path, as the client sent it")
 	}
 	for i := 0; i < len(o.query); i++ {
 		if c := o.query[i]; c <= ' ' || c == 0x7f {
-			return o, errors.New("The query is not valid.")
+			return o, errors.New("the query is not valid")
 		}
 	}
 	return o, nil
@@ -181,7 +181,7 @@ func readOriginal(r *http.Request) (original, error) {
 func single(r *http.Request, name string) (string, error) {
 	vs := r.Header.Values(name)
 	if len(vs) > 1 {
-		return "", errors.New(name + " must be sent once.")
+		return "", errors.New(name + " must be sent once")
 	}
 	if len(vs) == 0 {
 		return "", nil

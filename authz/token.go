@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -32,6 +33,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	// The request's token writes are held and committed together once
 	// fosite has issued everything: a failed request stores nothing.
 	ctx, held := oauthstore.WithRequest(ctx)
+	defer p.releaseTokenRequest(ctx, held)
 	ar, err := p.oauth.NewAccessRequest(ctx, r, oauthstore.NewSession())
 	if err != nil {
 		p.tokenError(w, r, ar, err)
@@ -63,23 +65,39 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
 }
 
+// releaseTokenRequest ends a token request that did not commit: what it
+// used up (a code's PKCE challenge) is deleted, so a code shown with a
+// wrong verifier is burnt.
+func (p *Provider) releaseTokenRequest(ctx context.Context, held *oauthstore.Request) {
+	if err := p.tokens.Release(context.WithoutCancel(ctx), held); err != nil {
+		p.log.Warn("token endpoint: deleting what a failed request used", "err", err)
+	}
+}
+
 func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
 	switch {
 	case isUnavailable(err):
 		p.unavailable(w, r, err)
 		return
-	case errors.Is(err, oauthstore.ErrConcurrentUse) && errors.Is(err, fosite.ErrInvalidatedAuthorizeCode):
-		// Two redemptions of one code at once: the other request got the
-		// tokens. A code used twice is treated as stolen (RFC 6749
-		// §4.1.2): revoke what it issued.
+	case errors.Is(err, oauthstore.ErrConcurrentUse):
+		// The code or refresh token was redeemed twice at once (or its
+		// grant was revoked meanwhile), and the other request got the
+		// tokens. Used twice means stolen: the server cannot tell the
+		// attacker from the client (RFC 6749 §4.1.2, RFC 6819 §5.2.2.3,
+		// RFC 9700 §4.14.2), so the whole grant dies, the winner's tokens
+		// with it.
 		if ar != nil && ar.GetID() != "" {
 			if rerr := p.tokens.RevokeGrant(r.Context(), ar.GetID()); rerr != nil {
-				p.log.Warn("revoking the grant of a reused code", "err", rerr)
+				p.log.Warn("revoking the grant of a reused code or refresh token", "err", rerr)
 			}
 		}
-		err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
-	case errors.Is(err, oauthstore.ErrConcurrentUse):
-		err = fosite.ErrInvalidGrant.WithHint("The refresh token has already been used.")
+		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+		} else {
+			err = fosite.ErrInvalidGrant.WithHint("The refresh token has already been used.")
+		}
+	case errors.Is(err, oauthstore.ErrGrantRevoked):
+		err = fosite.ErrInvalidGrant.WithHint("The grant has been revoked.")
 	}
 	if rfc := fosite.ErrorToRFC6749Error(err); rfc.CodeField >= 500 {
 		p.log.Error("token endpoint", "err", err, "debug", rfc.Debug())

@@ -23,6 +23,11 @@ const (
 	// its key taken, Apply returns ErrExists and writes nothing at all. Of
 	// concurrent batches guarded by one key, exactly one is applied.
 	OpCreate
+	// OpAbsent writes nothing: it is a guard that Key has no live record.
+	// If any OpAbsent of a batch finds a live record under its key, Apply
+	// returns ErrExists and writes nothing at all (a revoked grant's
+	// tombstone stops every later write of its tokens).
+	OpAbsent
 )
 
 // Op is one write of a batch.
@@ -41,8 +46,9 @@ type Op struct {
 type Batches interface {
 	// Apply runs the writes in order, all or none: a reader sees either
 	// none or all of them (one script on Redis). Each op means what the
-	// single-record method of the same name means; OpCreate guards the
-	// whole batch.
+	// single-record method of the same name means; OpCreate and OpAbsent
+	// guard the whole batch, and all guards are checked before the first
+	// write.
 	Apply(ctx context.Context, app string, ops ...Op) error
 	// GetMany returns the values of keys, in order; an absent or expired
 	// record is nil (not an error).

@@ -3,8 +3,11 @@ package oauthstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/ory/fosite"
 
 	"github.com/aero2/aero2/store"
 )
@@ -19,9 +22,16 @@ import (
 // into the same batch as a create-if-absent: of two requests redeeming one
 // credential at once, both may compute tokens, but exactly one commit is
 // applied and the other writes nothing and fails with guardErr.
+//
+// Records the request uses up (a code's PKCE challenge and ID token
+// session) are deleted with the commit too, so that a second redemption
+// running meanwhile meets them and is decided by the guard; a request
+// that fails deletes them in Release.
 type Request struct {
 	mu       sync.Mutex
 	ops      []store.Op
+	consumed []string
+	done     bool
 	cache    map[string][]byte
 	decoded  map[string]*entry
 	guardErr error
@@ -40,19 +50,55 @@ func requestFrom(ctx context.Context) *Request {
 	return r
 }
 
-// Commit sends the held writes. If the guard was taken meanwhile, nothing
-// is written and the error is the guard's (ErrConcurrentUse wrapping
-// fosite's error for a reused credential).
+// Commit sends the held writes. If the guard was taken meanwhile, or the
+// grant revoked, nothing is written and the error is the guard's
+// (ErrConcurrentUse wrapping fosite's error for a reused credential): the
+// grant was revoked because its code or refresh token was shown again.
 func (s *Store) Commit(ctx context.Context, r *Request) error {
 	r.mu.Lock()
 	ops, guardErr := r.ops, r.guardErr
-	r.ops = nil
+	for _, key := range r.consumed {
+		ops = append(ops, store.Op{Kind: store.OpDelete, Key: key})
+	}
+	r.ops, r.consumed, r.done = nil, nil, true
 	r.mu.Unlock()
 	err := s.opts.Backend.Apply(ctx, s.opts.App, ops...)
-	if errors.Is(err, store.ErrExists) && guardErr != nil {
-		return guardErr
+	if errors.Is(err, store.ErrExists) {
+		if guardErr != nil {
+			return guardErr
+		}
+		return fmt.Errorf("%w: %w", ErrGrantRevoked, fosite.ErrInactiveToken)
 	}
 	return err
+}
+
+// Release ends a request that was not committed (or whose commit failed):
+// its held writes are dropped, and what it used up is deleted, so that a
+// code shown with a wrong verifier stays burnt.
+func (s *Store) Release(ctx context.Context, r *Request) error {
+	r.mu.Lock()
+	keys := r.consumed
+	if r.done {
+		keys = nil
+	}
+	r.ops, r.consumed, r.done = nil, nil, true
+	r.mu.Unlock()
+	if len(keys) == 0 {
+		return nil
+	}
+	return s.opts.Backend.Delete(ctx, s.opts.App, keys...)
+}
+
+// consume deletes a record the request uses up: now, or with the
+// Request's commit (or its Release).
+func (s *Store) consume(ctx context.Context, key string) error {
+	if r := requestFrom(ctx); r != nil {
+		r.mu.Lock()
+		r.consumed = append(r.consumed, key)
+		r.mu.Unlock()
+		return nil
+	}
+	return s.opts.Backend.Delete(ctx, s.opts.App, key)
 }
 
 // guard applies a single-use guard: now, or as part of the Request's
@@ -69,6 +115,21 @@ func (s *Store) guard(ctx context.Context, key string, ttl time.Duration, failed
 	err := s.opts.Backend.Create(ctx, s.opts.App, key, op.Value, ttl)
 	if errors.Is(err, store.ErrExists) {
 		return failed
+	}
+	return err
+}
+
+// applyGrant is apply for writes of grant's tokens: the batch also
+// requires that the grant has no tombstone, so that nothing is stored for a
+// grant revoked meanwhile. (Outside a Request that is ErrGrantRevoked.)
+func (s *Store) applyGrant(ctx context.Context, grant string, ops ...store.Op) error {
+	ops = append(ops, store.Op{Kind: store.OpAbsent, Key: revokedKey(grant)})
+	if r := requestFrom(ctx); r != nil {
+		return s.apply(ctx, ops...)
+	}
+	err := s.opts.Backend.Apply(ctx, s.opts.App, ops...)
+	if errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("%w: %w", ErrGrantRevoked, fosite.ErrInactiveToken)
 	}
 	return err
 }

@@ -15,6 +15,12 @@
 // winner: of two concurrent redemptions of one code or refresh token, one
 // gets ErrConcurrentUse and issues nothing.
 //
+// Revoking a grant first writes a tombstone for it, and every write of a
+// grant's tokens is guarded by the tombstone's absence in the same atomic
+// batch. So a request that read a code or refresh token before its grant
+// was revoked, and commits after, stores nothing: once reuse is detected no
+// token of the family works, whatever the interleaving.
+//
 // Tokens are found by the SHA-256 of their signature, so the store never
 // holds anything that could be replayed as a token.
 package oauthstore
@@ -48,6 +54,10 @@ var (
 // ErrConcurrentUse: a code or refresh token was redeemed by two requests at
 // once and this one lost. It wraps the fosite error of a reused credential.
 var ErrConcurrentUse = errors.New("oauthstore: credential used concurrently")
+
+// ErrGrantRevoked: a token write found its grant revoked. It wraps
+// fosite.ErrInactiveToken.
+var ErrGrantRevoked = errors.New("oauthstore: grant revoked")
 
 // ClientGetter finds the application's clients by ID.
 type ClientGetter interface {
@@ -103,6 +113,7 @@ func refreshKey(h string) string   { return "oauth:rt:" + h }
 func refreshUsed(h string) string  { return "oauth:rt-used:" + h }
 func grantAccess(id string) string { return "oauth:grant-at:" + id }
 func grantRefr(id string) string   { return "oauth:grant-rt:" + id }
+func revokedKey(id string) string  { return "oauth:grant-revoked:" + id }
 func sidGrants(sid string) string  { return "oauth:sid:" + sid }
 func jtiKey(jti string) string     { return "oauth:jti:" + hash(jti) }
 
@@ -313,8 +324,14 @@ func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, ses
 	return req, nil
 }
 
+// DeletePKCERequestSession deletes the challenge; inside a Request, at its
+// end. fosite deletes it before it checks the verifier, long before the
+// code's single-use guard decides the winner: deleted at once, a second
+// redemption of the code in that window failed on the missing challenge,
+// with an error that revokes nothing, and the first redemption's tokens
+// survived the code being shown twice.
 func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	return s.opts.Backend.Delete(ctx, s.opts.App, pkceKey(hash(signature)))
+	return s.consume(ctx, pkceKey(hash(signature)))
 }
 
 // OpenID Connect sessions, keyed by the code itself (fosite passes the
@@ -341,8 +358,12 @@ func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, req fo
 	return r, nil
 }
 
+// DeleteOpenIDConnectSession deletes the code's OpenID Connect session;
+// inside a Request, at its end, for the reason DeletePKCERequestSession
+// gives. (A second redemption that found it deleted got tokens without an
+// ID token: fosite takes a missing session for a non-OpenID request.)
 func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
-	return s.opts.Backend.Delete(ctx, s.opts.App, oidcKey(hash(code)))
+	return s.consume(ctx, oidcKey(hash(code)))
 }
 
 // Access tokens.
@@ -372,8 +393,8 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 		return s.apply(ctx, put)
 	}
 	// The token and its index entry in one step: a token revocation by
-	// grant could not find is never stored.
-	return s.apply(ctx, put,
+	// grant could not find is never stored; nor one of a revoked grant.
+	return s.applyGrant(ctx, req.GetID(), put,
 		store.Op{Kind: store.OpSetAdd, Key: grantAccess(req.GetID()), TTL: ttl, Members: []string{h}})
 }
 
@@ -402,7 +423,7 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 	}
 	h := hash(signature)
 	ttl := s.ttl(req.GetSession().GetExpiresAt(fosite.RefreshToken), s.opts.GrantTTL)
-	return s.apply(ctx,
+	return s.applyGrant(ctx, req.GetID(),
 		store.Op{Kind: store.OpPut, Key: refreshKey(h), Value: data, TTL: ttl},
 		store.Op{Kind: store.OpSetAdd, Key: grantRefr(req.GetID()), TTL: ttl, Members: []string{h}})
 }
@@ -421,9 +442,14 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 	return req, nil
 }
 
+// DeleteRefreshTokenSession deletes the token's record but keeps its "used"
+// marker. fosite calls it on reuse, just before it revokes the family:
+// without the marker, a request that read the token unused before the
+// first rotation could commit in between, before the grant's tombstone is
+// written, and be a second winner (its tokens then die with the family,
+// but they were issued).
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
-	h := hash(signature)
-	return s.opts.Backend.Delete(ctx, s.opts.App, refreshKey(h), refreshUsed(h))
+	return s.opts.Backend.Delete(ctx, s.opts.App, refreshKey(hash(signature)))
 }
 
 // RotateRefreshToken marks the presented refresh token used (kept, so a
@@ -451,42 +477,59 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	return nil
 }
 
-// RevokeRefreshToken deletes every refresh token of the grant (the
-// family), used ones included.
+// RevokeRefreshToken revokes the grant and deletes every refresh token of
+// it (the family), used ones included.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	members, err := s.opts.Backend.SetMembers(ctx, s.opts.App, grantRefr(requestID))
-	if err != nil || len(members) == 0 {
+	if err := s.tombstone(ctx, requestID); err != nil {
 		return err
 	}
-	keys := make([]string, 0, 2*len(members))
-	for _, h := range members {
-		keys = append(keys, refreshKey(h), refreshUsed(h))
-	}
-	if err := s.opts.Backend.Delete(ctx, s.opts.App, keys...); err != nil {
-		return err
-	}
-	return s.opts.Backend.SetRemove(ctx, s.opts.App, grantRefr(requestID), members...)
+	return s.deleteIndexed(ctx, grantRefr(requestID), refreshKey, refreshUsed)
 }
 
-// RevokeAccessToken deletes every access token of the grant.
+// RevokeAccessToken revokes the grant and deletes every access token of it.
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	members, err := s.opts.Backend.SetMembers(ctx, s.opts.App, grantAccess(requestID))
-	if err != nil || len(members) == 0 {
+	if err := s.tombstone(ctx, requestID); err != nil {
 		return err
 	}
-	keys := make([]string, len(members))
-	for i, h := range members {
-		keys[i] = accessKey(h)
-	}
-	if err := s.opts.Backend.Delete(ctx, s.opts.App, keys...); err != nil {
-		return err
-	}
-	return s.opts.Backend.SetRemove(ctx, s.opts.App, grantAccess(requestID), members...)
+	return s.deleteIndexed(ctx, grantAccess(requestID), accessKey)
 }
 
 // RevokeGrant revokes every token of a grant.
 func (s *Store) RevokeGrant(ctx context.Context, requestID string) error {
-	return errors.Join(s.RevokeRefreshToken(ctx, requestID), s.RevokeAccessToken(ctx, requestID))
+	if err := s.tombstone(ctx, requestID); err != nil {
+		return err
+	}
+	return errors.Join(
+		s.deleteIndexed(ctx, grantRefr(requestID), refreshKey, refreshUsed),
+		s.deleteIndexed(ctx, grantAccess(requestID), accessKey))
+}
+
+// tombstone marks the grant revoked, before its tokens are looked up:
+// a commit of the grant's tokens either ran before it, and its tokens are
+// in the indexes read next, or runs after it and fails. It lives as long
+// as any code or token of the grant could still be redeemed.
+func (s *Store) tombstone(ctx context.Context, requestID string) error {
+	ttl := max(s.opts.GrantTTL, s.opts.CodeTTL) + expirySlack
+	return s.opts.Backend.Put(ctx, s.opts.App, revokedKey(requestID), []byte("1"), ttl)
+}
+
+// deleteIndexed deletes the records an index names (each under every key
+// the functions give) and then the index entries.
+func (s *Store) deleteIndexed(ctx context.Context, index string, keyFns ...func(string) string) error {
+	members, err := s.opts.Backend.SetMembers(ctx, s.opts.App, index)
+	if err != nil || len(members) == 0 {
+		return err
+	}
+	keys := make([]string, 0, len(keyFns)*len(members))
+	for _, h := range members {
+		for _, key := range keyFns {
+			keys = append(keys, key(h))
+		}
+	}
+	if err := s.opts.Backend.Delete(ctx, s.opts.App, keys...); err != nil {
+		return err
+	}
+	return s.opts.Backend.SetRemove(ctx, s.opts.App, index, members...)
 }
 
 // RevokeSession revokes every grant made in the browser session sid: what

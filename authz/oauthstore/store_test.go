@@ -264,3 +264,96 @@ func TestHeldWrites(t *testing.T) {
 		}
 	})
 }
+
+// TestRevokedGrantTakesNoTokens: once a grant is revoked, no write of its
+// tokens lands, held in a Request or not, while other grants are untouched.
+// This is what keeps a request that read a code or refresh token before
+// the revocation from issuing a live token after it.
+func TestRevokedGrantTakesNoTokens(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+		for _, revoke := range []struct {
+			name string
+			fn   func(context.Context, string) error
+		}{
+			{"RevokeRefreshToken", s.RevokeRefreshToken},
+			{"RevokeAccessToken", s.RevokeAccessToken},
+			{"RevokeGrant", s.RevokeGrant},
+		} {
+			t.Run(revoke.name, func(t *testing.T) {
+				id := "grant-" + revoke.name
+				req := request(id, "")
+				must(t, s.CreateRefreshTokenSession(t.Context(), "rt0-"+id, "", req))
+				// A request reads the token unused, then the grant is
+				// revoked, then the request commits.
+				ctx, held := oauthstore.WithRequest(t.Context())
+				if _, err := s.GetRefreshTokenSession(ctx, "rt0-"+id, nil); err != nil {
+					t.Fatal(err)
+				}
+				must(t, s.RotateRefreshToken(ctx, id, "rt0-"+id))
+				must(t, s.CreateAccessTokenSession(ctx, "at1-"+id, req))
+				must(t, s.CreateRefreshTokenSession(ctx, "rt1-"+id, "at1-"+id, req))
+				must(t, revoke.fn(t.Context(), id))
+				if err := s.Commit(ctx, held); !errors.Is(err, oauthstore.ErrConcurrentUse) {
+					t.Fatalf("commit into a revoked grant: %v", err)
+				}
+				if _, err := s.GetRefreshTokenSession(t.Context(), "rt1-"+id, nil); !errors.Is(err, fosite.ErrNotFound) {
+					t.Fatalf("refresh token committed into a revoked grant: %v", err)
+				}
+				if _, err := s.GetAccessTokenSession(t.Context(), "at1-"+id, nil); !errors.Is(err, fosite.ErrNotFound) {
+					t.Fatalf("access token committed into a revoked grant: %v", err)
+				}
+				// Direct writes are refused as well.
+				if err := s.CreateAccessTokenSession(t.Context(), "at2-"+id, req); !errors.Is(err, oauthstore.ErrGrantRevoked) || !errors.Is(err, fosite.ErrInactiveToken) {
+					t.Fatalf("access token write into a revoked grant: %v", err)
+				}
+				if err := s.CreateRefreshTokenSession(t.Context(), "rt2-"+id, "", req); !errors.Is(err, oauthstore.ErrGrantRevoked) {
+					t.Fatalf("refresh token write into a revoked grant: %v", err)
+				}
+			})
+		}
+		// Another grant is not affected.
+		must(t, s.CreateAccessTokenSession(t.Context(), "at-other", request("grant-other", "")))
+	})
+}
+
+// TestConsumedRecordsGoWithTheRequest: inside a Request, a code's PKCE
+// challenge and ID token session are deleted with the commit (a second
+// redemption running meanwhile still meets them, and the guard decides),
+// or by Release when the request fails (a code shown with a wrong verifier
+// stays burnt); never twice, never before.
+func TestConsumedRecordsGoWithTheRequest(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+		setup := func(sig string) {
+			must(t, s.CreatePKCERequestSession(t.Context(), sig, request("g-"+sig, "")))
+			must(t, s.CreateOpenIDConnectSession(t.Context(), sig, request("g-"+sig, "")))
+		}
+		present := func(sig string) (pkce, oidc bool) {
+			_, perr := s.GetPKCERequestSession(t.Context(), sig, nil)
+			_, oerr := s.GetOpenIDConnectSession(t.Context(), sig, nil)
+			return perr == nil, oerr == nil
+		}
+		for _, committed := range []bool{true, false} {
+			sig := map[bool]string{true: "committed", false: "failed"}[committed]
+			setup(sig)
+			ctx, held := oauthstore.WithRequest(t.Context())
+			must(t, s.DeletePKCERequestSession(ctx, sig))
+			must(t, s.DeleteOpenIDConnectSession(ctx, sig))
+			if p, o := present(sig); !p || !o {
+				t.Fatalf("%s: consumed records deleted before the request ended (pkce %t, oidc %t)", sig, p, o)
+			}
+			if committed {
+				must(t, s.Commit(ctx, held))
+			}
+			must(t, s.Release(ctx, held))
+			if p, o := present(sig); p || o {
+				t.Fatalf("%s: consumed records left after the request (pkce %t, oidc %t)", sig, p, o)
+			}
+		}
+		// Outside a Request: at once.
+		setup("direct")
+		must(t, s.DeletePKCERequestSession(t.Context(), "direct"))
+		if p, _ := present("direct"); p {
+			t.Fatal("direct delete did not delete")
+		}
+	})
+}

@@ -12,14 +12,14 @@ import (
 // and the guards are checked before anything is written.
 func (s *Store) Apply(_ context.Context, app string, ops ...store.Op) error {
 	for _, op := range ops {
-		if op.Kind < store.OpPut || op.Kind > store.OpCreate {
+		if op.Kind < store.OpPut || op.Kind > store.OpAbsent {
 			return fmt.Errorf("memory: unknown batch op %d", op.Kind)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, op := range ops {
-		if r, ok := s.records[k(app, op.Key)]; op.Kind == store.OpCreate && ok && s.live(r.exp) {
+		if r, ok := s.records[k(app, op.Key)]; (op.Kind == store.OpCreate || op.Kind == store.OpAbsent) && ok && s.live(r.exp) {
 			return store.ErrExists
 		}
 	}

@@ -11,8 +11,9 @@ import (
 
 // applyScript runs a batch: KEYS[i] is op i's key; ARGV is the op count,
 // then per op its kind, TTL in ms and value count, followed by the values.
-// Redis runs a script alone, so the batch is atomic; the guards (OpCreate)
-// are all checked before the first write. Kinds are store.OpKind values.
+// Redis runs a script alone, so the batch is atomic; the guards
+// (OpCreate, OpAbsent) are all checked before the first write. Kinds are
+// store.OpKind values.
 var applyScript = goredis.NewScript(extendTTL + `
 local n = tonumber(ARGV[1])
 local ops, pos = {}, 2
@@ -20,7 +21,7 @@ for i = 1, n do
   local kind, ttl, nv = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
   ops[i] = {kind, ttl, pos + 3, nv}
   pos = pos + 3 + nv
-  if kind == 5 and redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+  if (kind == 5 or kind == 6) and redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
 end
 for i = 1, n do
   local kind, ttl, vp, nv, key = ops[i][1], ops[i][2], ops[i][3], ops[i][4], KEYS[i]
@@ -54,7 +55,7 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 		case store.OpPut, store.OpCreate:
 			keys = append(keys, s.key(app, "r", op.Key))
 			args = append(args, int(op.Kind), ms(op.TTL), 1, op.Value)
-		case store.OpDelete:
+		case store.OpDelete, store.OpAbsent:
 			keys = append(keys, s.key(app, "r", op.Key))
 			args = append(args, int(op.Kind), 0, 0)
 		case store.OpSetAdd, store.OpSetRemove:

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,7 @@ func runBatchTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"BatchApply", testBatchApply},
 		{"BatchGetMany", testBatchGetMany},
 		{"BatchGuard", testBatchGuard},
+		{"BatchAbsentGuard", testBatchAbsentGuard},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -142,5 +144,78 @@ func testBatchGuard(t *testing.T, s store.Store) {
 		if wins.Load() != 1 || len(m) != 1 {
 			t.Fatalf("round %d: %d batches applied (%d set members), want exactly 1", round, wins.Load(), len(m))
 		}
+	}
+}
+
+// testBatchAbsentGuard: an OpAbsent whose key has a live record fails the
+// whole batch; a free one writes nothing itself; and a batch that raced a
+// write of its key either sees it (refused) or ran before it.
+func testBatchAbsentGuard(t *testing.T, s store.Store) {
+	app := App(t)
+	mustNil(t, s.Put(ctx(t), app, "revoked", []byte("1"), longTTL), "put tombstone")
+	err := s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpPut, Key: "token", Value: []byte("t"), TTL: longTTL},
+		store.Op{Kind: store.OpSetAdd, Key: "idx", TTL: longTTL, Members: []string{"token"}},
+		store.Op{Kind: store.OpAbsent, Key: "revoked"})
+	mustIs(t, err, store.ErrExists, "batch guarded by a live record")
+	_, err = s.Get(ctx(t), app, "token")
+	mustIs(t, err, store.ErrNotFound, "write of a refused batch")
+	if m, _ := s.SetMembers(ctx(t), app, "idx"); len(m) != 0 {
+		t.Fatalf("set write of a refused batch: %v", m)
+	}
+	v, _ := s.Get(ctx(t), app, "revoked")
+	if string(v) != "1" {
+		t.Fatalf("absent guard changed its record: %q", v)
+	}
+	// Free: the batch applies, and the guard's key stays absent.
+	mustNil(t, s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpAbsent, Key: "other"},
+		store.Op{Kind: store.OpPut, Key: "token", Value: []byte("t"), TTL: longTTL}), "batch with a free absent guard")
+	_, err = s.Get(ctx(t), app, "token")
+	mustNil(t, err, "guarded write")
+	_, err = s.Get(ctx(t), app, "other")
+	mustIs(t, err, store.ErrNotFound, "an absent guard wrote its key")
+	// An expired record does not block; another application's neither.
+	mustNil(t, s.Put(ctx(t), app, "short", []byte("1"), shortTTL), "put short")
+	mustNil(t, s.Put(ctx(t), App(t), "elsewhere", []byte("1"), longTTL), "put elsewhere")
+	waitFor(t)
+	mustNil(t, s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpAbsent, Key: "short"},
+		store.Op{Kind: store.OpAbsent, Key: "elsewhere"},
+		store.Op{Kind: store.OpPut, Key: "after", Value: []byte("a"), TTL: longTTL}), "guards on an expired record and another application's")
+
+	// Writers racing one tombstone: every batch applied before the
+	// tombstone is in the index the revoker reads after writing it.
+	for round := range 5 {
+		stone, idx := fmt.Sprintf("stone-%d", round), fmt.Sprintf("idx-%d", round)
+		var applied sync.Map
+		var wg sync.WaitGroup
+		for i := range takers {
+			wg.Go(func() {
+				m := fmt.Sprint(i)
+				err := s.Apply(ctx(t), app,
+					store.Op{Kind: store.OpAbsent, Key: stone},
+					store.Op{Kind: store.OpSetAdd, Key: idx, TTL: longTTL, Members: []string{m}})
+				if err == nil {
+					applied.Store(m, true)
+				} else if !errors.Is(err, store.ErrExists) {
+					t.Errorf("guarded apply: %v", err)
+				}
+			})
+		}
+		mustNil(t, s.Put(ctx(t), app, stone, []byte("1"), longTTL), "tombstone")
+		seen, err := s.SetMembers(ctx(t), app, idx)
+		mustNil(t, err, "members")
+		wg.Wait()
+		in := map[string]bool{}
+		for _, m := range seen {
+			in[m] = true
+		}
+		applied.Range(func(m, _ any) bool {
+			if !in[m.(string)] {
+				t.Errorf("round %d: batch %s applied after the tombstone", round, m)
+			}
+			return true
+		})
 	}
 }

@@ -177,6 +177,9 @@ func (p *Provider) parseAuthorize(r *http.Request, params url.Values) (fosite.Au
 	if err != nil {
 		return ar, err
 	}
+	if !redirectVerified(ar) {
+		return ar, errRedirectMismatch
+	}
 	if unsupported != nil {
 		// Refused only now, so that the error can go to the verified
 		// redirect URI.
@@ -302,7 +305,7 @@ func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fos
 	if rfc.CodeField >= 500 {
 		p.log.Error("authorization failed", "err", err, "debug", rfc.Debug())
 	}
-	if ar == nil || !ar.IsRedirectURIValid() {
+	if !redirectVerified(ar) {
 		status := rfc.CodeField
 		if status < 400 {
 			status = http.StatusBadRequest

@@ -21,6 +21,11 @@ type Client struct {
 	// FirstParty clients skip the consent page.
 	FirstParty bool
 	Lifetimes  config.TokenLifetimes
+	// Introspector clients may introspect every token; ResourceNames are
+	// the audiences, besides the client's ID, that name it as a resource
+	// server (see mayIntrospect).
+	Introspector  bool
+	ResourceNames []string
 }
 
 var (
@@ -92,6 +97,8 @@ func newClientRegistry(app *config.Application, hasher fosite.Hasher) (*clientRe
 			PostLogoutRedirectURIs: cc.PostLogoutRedirectURIs,
 			FirstParty:             cc.FirstParty,
 			Lifetimes:              app.Lifetimes(cc),
+			Introspector:           cc.Introspector,
+			ResourceNames:          append([]string{cc.ID}, cc.ResourceNames...),
 		}
 	}
 	return r, nil

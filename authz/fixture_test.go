@@ -53,6 +53,7 @@ clients:
     scopes: [api:read, api:write]
     audience: [https://api.example]
     tokens: {access_token: 10m}
+    introspector: true   # e.introspect asks as service, about every client's tokens
 `
 
 // stores runs fn on the memory store and on the real Redis.

@@ -3,6 +3,7 @@ package authz
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/ory/fosite"
@@ -38,10 +39,11 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request) (f
 
 // introspect is RFC 7662 token introspection. Only authenticated
 // confidential clients may ask; an unknown, expired, revoked or forged
-// token is {"active": false} and nothing more (§2.2).
+// token is {"active": false} and nothing more (§2.2), and so is a token the
+// caller has no business with (§4, see mayIntrospect).
 func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
-	c, ok := p.authenticateClient(w, r)
-	if !ok || !p.limitClient(w, r, ratelimit.Introspect, c.GetID()) {
+	caller, ok := p.authenticateClient(w, r)
+	if !ok || !p.limitClient(w, r, ratelimit.Introspect, caller.GetID()) {
 		return
 	}
 	tok := r.PostForm.Get("token")
@@ -55,7 +57,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		p.unavailable(w, r, err)
 		return
 	}
-	if err != nil {
+	if err != nil || !mayIntrospect(caller, tu, ar) {
 		writeJSON(w, map[string]any{"active": false})
 		return
 	}
@@ -95,6 +97,35 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		out["sid"] = sess.SID
 	}
 	writeJSON(w, out)
+}
+
+// mayIntrospect decides whether caller may learn that the token is
+// active, and what it carries (RFC 7662 §4: the server decides which
+// protected resources may introspect which tokens, by audience). Otherwise
+// any client of the application could read every user's tokens — their
+// subject, scopes and session — and tell a live stolen token from a dead
+// one. Allowed: the client the token was issued to; for an access token, a
+// resource server its audience names (by client ID, or for the proxy
+// client the server derives, by the audiences the proxy accepts); and
+// clients configured as introspectors. Refresh tokens are for their
+// client alone: no resource server is ever sent one.
+func mayIntrospect(caller fosite.Client, tu fosite.TokenUse, ar fosite.Requester) bool {
+	c, ok := caller.(*Client)
+	if !ok {
+		return false
+	}
+	if c.Introspector || ar.GetClient().GetID() == c.GetID() {
+		return true
+	}
+	if tu != fosite.AccessToken {
+		return false
+	}
+	for _, aud := range ar.GetGrantedAudience() {
+		if slices.Contains(c.ResourceNames, aud) {
+			return true
+		}
+	}
+	return false
 }
 
 // revoke is RFC 7009 token revocation: revoking either token of a grant

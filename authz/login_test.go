@@ -207,13 +207,13 @@ applications:
     identity_providers: [{id: dev, type: dev, config: {users: [{username: alice, email: alice@example.com}]}}]
     clients:
       - {id: web, secret: "` + webSecret + `", redirect_uris: ["` + webRedirect + `"], first_party: true}
-      - {id: service, secret: "` + serviceSecret + `", grant_types: [client_credentials], scopes: [api]}
+      - {id: service, secret: "` + serviceSecret + `", grant_types: [client_credentials], scopes: [api], introspector: true}
   - name: two
     issuer: "{{.URL}}/two"
     identity_providers: [{id: dev, type: dev, config: {users: [{username: alice, email: alice@example.com}]}}]
     clients:
       - {id: web, secret: "` + webSecret + `", redirect_uris: ["` + webRedirect + `"], first_party: true}
-      - {id: service, secret: "` + serviceSecret + `", grant_types: [client_credentials], scopes: [api]}
+      - {id: service, secret: "` + serviceSecret + `", grant_types: [client_credentials], scopes: [api], introspector: true}
 `
 	in := servertest.Start(t, cfg, nil)
 	one := &env{t: t, in: &servertest.Instance{URL: in.URL + "/one", Server: in.Server}}

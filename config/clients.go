@@ -135,6 +135,9 @@ func (c *Config) validateClients(ps *problems, a *Application, prefix string) {
 			if cl.Secret != "" {
 				ps.at(path+".secret", "a public client (token_endpoint_auth_method: none) has no secret")
 			}
+			if cl.Introspector {
+				ps.at(path+".introspector", "a public client cannot authenticate at the introspection endpoint: only a client with a secret can be an introspector")
+			}
 		default:
 			ps.at(path+".token_endpoint_auth_method", "expected client_secret_basic, client_secret_post or none, got %q", cl.TokenEndpointAuthMethod)
 		}

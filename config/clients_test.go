@@ -49,6 +49,7 @@ clients:
     grant_types: [implicit, password, client_credentials, device]
   - id: pub
     grant_types: [client_credentials, refresh_token]
+    introspector: true
   - id: web
     secret: "` + clientSecret + `"
     token_endpoint_auth_method: private_key_jwt
@@ -79,6 +80,7 @@ clients:
 		`clients[0].grant_types[3]: expected authorization_code, refresh_token or client_credentials, got "device"`,
 		`clients[1].grant_types[0]: client_credentials needs a confidential client`,
 		`clients[1].grant_types: refresh_token needs authorization_code`,
+		`clients[1].introspector: a public client cannot authenticate at the introspection endpoint`,
 		`clients[2].token_endpoint_auth_method: expected client_secret_basic, client_secret_post or none`,
 		`clients[2].redirect_uris[0]: plain http is allowed only on a loopback host`,
 		`clients[2].redirect_uris[1]: must not have a fragment`,

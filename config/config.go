@@ -229,6 +229,16 @@ type Client struct {
 	// FirstParty clients skip the consent page.
 	FirstParty bool           `yaml:"first_party"`
 	Tokens     TokenLifetimes `yaml:"tokens"`
+	// Introspector clients may introspect every token of the application
+	// (an API gateway, a resource server for many audiences). Others learn
+	// that a token is active only if it was issued to them, or if it is an
+	// access token whose audience names them (RFC 7662 §4). Confidential
+	// clients only.
+	Introspector bool `yaml:"introspector"`
+	// ResourceNames are audience values that name the client at
+	// introspection besides its ID. Not configurable: the server sets it
+	// for the proxy client it derives, to proxy.audiences.
+	ResourceNames []string `yaml:"-"`
 }
 
 // TokenLifetimes of the provider's tokens. Zero means "inherit".

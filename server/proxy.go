@@ -66,6 +66,28 @@ func (s *Server) buildProxy(opts Options) error {
 	return nil
 }
 
+// withProxyClient is the application's clients with the proxy's: derived
+// (proxyClient), or the one the configuration defines with the proxy's
+// client_id. Either way the proxy client is named, at introspection, by
+// the audiences the proxy accepts bearer tokens for (proxy.audiences,
+// default its client ID): it checks, as a resource server, tokens issued
+// to other clients for those audiences, and may introspect no others.
+func withProxyClient(cfg *config.Config, a config.Application) []config.Client {
+	clients := slices.Clone(a.Clients)
+	if pc, ok := proxyClient(cfg, a); ok {
+		clients = append(clients, pc)
+	}
+	if len(a.ProxyRoutes()) == 0 || a.Proxy.Provider != a.Issuer {
+		return clients
+	}
+	for i := range clients {
+		if clients[i].ID == a.Proxy.ClientID {
+			clients[i].ResourceNames = slices.Clone(a.Proxy.Audiences)
+		}
+	}
+	return clients
+}
+
 // proxyClient is the client the proxy signs in with at its application's
 // own provider: first-party (no consent page), confidential, with the one
 // exact callback and post-logout URIs the proxy uses whatever host a route

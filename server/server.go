@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -264,9 +263,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 	if err != nil {
 		return nil, config.Problems{{File: s.cfg.File, Msg: fmt.Sprintf("application %s: %v", a.Name, err)}}
 	}
-	if pc, ok := proxyClient(s.cfg, a); ok {
-		a.Clients = append(slices.Clone(a.Clients), pc)
-	}
+	a.Clients = withProxyClient(s.cfg, a)
 	prov, err = authz.New(authz.Options{
 		App: a.Name, Issuer: a.Issuer, Config: &a, Store: s.store, Sessions: sessions, Keys: km,
 		LoginURL:        fed.LoginURL,

@@ -257,37 +257,47 @@ func TestRefreshReuseInterleavings(t *testing.T) {
 	t.Run("two requests redeem one token at once", func(t *testing.T) {
 		stallStores(t, func(t *testing.T, st *stall) {
 			e := start(t, providerConfig, st)
-			first := grant(e)
-			loser := held(t, e, st, commit, refreshForm(first.RefreshToken))
-			winner, err := postToken(e, refreshForm(first.RefreshToken))
-			if err != nil || winner.Status != http.StatusOK {
-				t.Fatalf("first refresh: %v %v", err, winner)
-			}
-			// The held request commits after the winner: its guard is
-			// taken. The token was presented twice: the family dies.
-			if got := loser(); got.Error != "invalid_grant" {
-				t.Fatalf("concurrent loser: %d %s, want invalid_grant", got.Status, got.Error)
-			}
-			if w := working(e, winner); len(w) > 0 {
-				t.Fatalf("the winner's tokens survived the concurrent reuse: %v", w)
-			}
+			loserRevokesWinner(t, e, st, refreshForm(grant(e).RefreshToken))
 		})
 	})
+}
+
+// loserRevokesWinner redeems form twice at once: one request waits at its
+// commit while the other wins. The held one, committing last, finds the
+// guard taken: the credential was presented twice, so the grant dies,
+// the winner's new tokens with it.
+func loserRevokesWinner(t *testing.T, e *env, st *stall, form url.Values) {
+	t.Helper()
+	loser := held(t, e, st, commit, form)
+	winner, err := postToken(e, form)
+	if err != nil || winner.Status != http.StatusOK {
+		t.Fatalf("first redemption: %v %v", err, winner)
+	}
+	if got := loser(); got.Error != "invalid_grant" {
+		t.Fatalf("concurrent loser: %d %s, want invalid_grant", got.Status, got.Error)
+	}
+	if w := working(e, winner); len(w) > 0 {
+		t.Fatalf("the winner's tokens survived the concurrent reuse: %v", w)
+	}
+}
+
+// codeForm signs alice in with the web client and returns the token
+// request that redeems her code.
+func codeForm(e *env) url.Values {
+	e.t.Helper()
+	f := newFlow(e.web())
+	res := e.login(e.browser(), f, "alice")
+	return url.Values{"grant_type": {"authorization_code"}, "code": {res.Query.Get("code")}, "redirect_uri": {webRedirect}, "code_verifier": {f.verifier}}
 }
 
 // TestCodeReuseInterleavings: an authorization code has one winner, and
 // what it issued dies when the code is shown again (RFC 6749 §4.1.2),
 // including a refresh that raced the revocation.
 func TestCodeReuseInterleavings(t *testing.T) {
-	codeFlow := func(t *testing.T, e *env) (exchange url.Values) {
-		f := newFlow(e.web())
-		res := e.login(e.browser(), f, "alice")
-		return url.Values{"grant_type": {"authorization_code"}, "code": {res.Query.Get("code")}, "redirect_uri": {webRedirect}, "code_verifier": {f.verifier}}
-	}
 	t.Run("a refresh of the winner's token that read it before the code was shown again", func(t *testing.T) {
 		stallStores(t, func(t *testing.T, st *stall) {
 			e := start(t, providerConfig, st)
-			form := codeFlow(t, e)
+			form := codeForm(e)
 			winner, err := postToken(e, form)
 			if err != nil || winner.Status != http.StatusOK {
 				t.Fatalf("exchange: %v %v", err, winner)
@@ -309,34 +319,21 @@ func TestCodeReuseInterleavings(t *testing.T) {
 	t.Run("two requests redeem one code at once", func(t *testing.T) {
 		stallStores(t, func(t *testing.T, st *stall) {
 			e := start(t, providerConfig, st)
-			form := codeFlow(t, e)
-			loser := held(t, e, st, commit, form)
-			winner, err := postToken(e, form)
-			if err != nil || winner.Status != http.StatusOK {
-				t.Fatalf("exchange: %v %v", err, winner)
-			}
-			if got := loser(); got.Error != "invalid_grant" {
-				t.Fatalf("concurrent loser: %d %s, want invalid_grant", got.Status, got.Error)
-			}
-			if w := working(e, winner); len(w) > 0 {
-				t.Fatalf("the winner's tokens survived the concurrent code reuse: %v", w)
-			}
+			loserRevokesWinner(t, e, st, codeForm(e))
 		})
 	})
 }
 
+// TestCodeRedeemedWhileAnotherWaitsAtCommit: the first redemption has
+// done all its work and waits at its commit when a second runs whole. The
+// second must meet the same PKCE challenge and ID token session (not find
+// them deleted by the first, and answer "invalid_grant" without revoking
+// anything, or issue tokens without an ID token), win the guard, and then
+// die with the grant when the first shows the code at its commit.
 func TestCodeRedeemedWhileAnotherWaitsAtCommit(t *testing.T) {
-	// The first redemption has done all its work and waits at its commit
-	// when a second runs whole: the second must meet the same challenge
-	// and ID token session (not find them deleted by the first, which
-	// answered "invalid_grant" or a server error and revoked nothing), win
-	// the guard, and then die with the grant when the first shows the
-	// code at its commit.
 	stallStores(t, func(t *testing.T, st *stall) {
 		e := start(t, providerConfig, st)
-		f := newFlow(e.web())
-		res := e.login(e.browser(), f, "alice")
-		form := url.Values{"grant_type": {"authorization_code"}, "code": {res.Query.Get("code")}, "redirect_uri": {webRedirect}, "code_verifier": {f.verifier}}
+		form := codeForm(e)
 		first := held(t, e, st, commit, form)
 		second, err := postToken(e, form)
 		if err != nil || second.Status != http.StatusOK || second.IDToken == "" {

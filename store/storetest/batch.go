@@ -92,30 +92,37 @@ func waitFor(t *testing.T) {
 	time.Sleep(waitOut)
 }
 
-// testBatchGuard: an OpCreate whose key is taken fails the whole batch,
-// and of concurrent batches guarded by one key exactly one is applied.
-func testBatchGuard(t *testing.T, s store.Store) {
-	app := App(t)
-	mustNil(t, s.Put(ctx(t), app, "used", []byte("1"), longTTL), "put guard")
+// mustRefuse stores a record under guard's key, then checks that a batch
+// of writes guarded by guard fails with ErrExists, writes nothing, and
+// leaves the record as it was.
+func mustRefuse(t *testing.T, s store.Store, app string, guard store.Op) {
+	t.Helper()
+	mustNil(t, s.Put(ctx(t), app, guard.Key, []byte("1"), longTTL), "put the guard's record")
 	err := s.Apply(ctx(t), app,
 		store.Op{Kind: store.OpPut, Key: "token", Value: []byte("t"), TTL: longTTL},
 		store.Op{Kind: store.OpSetAdd, Key: "idx", TTL: longTTL, Members: []string{"token"}},
-		store.Op{Kind: store.OpCreate, Key: "used", Value: []byte("2"), TTL: longTTL})
+		guard)
 	mustIs(t, err, store.ErrExists, "batch with a taken guard")
 	_, err = s.Get(ctx(t), app, "token")
 	mustIs(t, err, store.ErrNotFound, "write of a refused batch")
 	if m, _ := s.SetMembers(ctx(t), app, "idx"); len(m) != 0 {
 		t.Fatalf("set write of a refused batch: %v", m)
 	}
-	v, _ := s.Get(ctx(t), app, "used")
-	if string(v) != "1" {
-		t.Fatalf("guard overwritten: %q", v)
+	if v, _ := s.Get(ctx(t), app, guard.Key); string(v) != "1" {
+		t.Fatalf("guard's record changed: %q", v)
 	}
+}
+
+// testBatchGuard: an OpCreate whose key is taken fails the whole batch,
+// and of concurrent batches guarded by one key exactly one is applied.
+func testBatchGuard(t *testing.T, s store.Store) {
+	app := App(t)
+	mustRefuse(t, s, app, store.Op{Kind: store.OpCreate, Key: "used", Value: []byte("2"), TTL: longTTL})
 	// A free guard: the batch applies and the guard is set.
 	mustNil(t, s.Apply(ctx(t), app,
 		store.Op{Kind: store.OpCreate, Key: "fresh", Value: []byte("g"), TTL: shortTTL},
 		store.Op{Kind: store.OpPut, Key: "token", Value: []byte("t"), TTL: longTTL}), "guarded batch")
-	_, err = s.Get(ctx(t), app, "token")
+	_, err := s.Get(ctx(t), app, "token")
 	mustNil(t, err, "guarded write")
 	_, err = s.Get(ctx(t), app, "fresh")
 	mustNil(t, err, "guard record")
@@ -152,26 +159,12 @@ func testBatchGuard(t *testing.T, s store.Store) {
 // write of its key either sees it (refused) or ran before it.
 func testBatchAbsentGuard(t *testing.T, s store.Store) {
 	app := App(t)
-	mustNil(t, s.Put(ctx(t), app, "revoked", []byte("1"), longTTL), "put tombstone")
-	err := s.Apply(ctx(t), app,
-		store.Op{Kind: store.OpPut, Key: "token", Value: []byte("t"), TTL: longTTL},
-		store.Op{Kind: store.OpSetAdd, Key: "idx", TTL: longTTL, Members: []string{"token"}},
-		store.Op{Kind: store.OpAbsent, Key: "revoked"})
-	mustIs(t, err, store.ErrExists, "batch guarded by a live record")
-	_, err = s.Get(ctx(t), app, "token")
-	mustIs(t, err, store.ErrNotFound, "write of a refused batch")
-	if m, _ := s.SetMembers(ctx(t), app, "idx"); len(m) != 0 {
-		t.Fatalf("set write of a refused batch: %v", m)
-	}
-	v, _ := s.Get(ctx(t), app, "revoked")
-	if string(v) != "1" {
-		t.Fatalf("absent guard changed its record: %q", v)
-	}
+	mustRefuse(t, s, app, store.Op{Kind: store.OpAbsent, Key: "revoked"})
 	// Free: the batch applies, and the guard's key stays absent.
 	mustNil(t, s.Apply(ctx(t), app,
 		store.Op{Kind: store.OpAbsent, Key: "other"},
 		store.Op{Kind: store.OpPut, Key: "token", Value: []byte("t"), TTL: longTTL}), "batch with a free absent guard")
-	_, err = s.Get(ctx(t), app, "token")
+	_, err := s.Get(ctx(t), app, "token")
 	mustNil(t, err, "guarded write")
 	_, err = s.Get(ctx(t), app, "other")
 	mustIs(t, err, store.ErrNotFound, "an absent guard wrote its key")

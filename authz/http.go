@@ -28,7 +28,7 @@ func (p *Provider) api(methods string, h http.HandlerFunc) http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		if !strings.Contains(methods, r.Method) {
+		if !allowed(methods, r.Method) {
 			w.Header().Set("Allow", methods)
 			writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed.")
 			return
@@ -71,6 +71,17 @@ func (p *Provider) api(methods string, h http.HandlerFunc) http.Handler {
 // URIs) to call the back-channel endpoints from a browser: SPAs are public
 // clients. It reports whether the request was a preflight. No credentials
 // (cookies) are ever allowed cross-origin.
+// allowed reports whether method is one of methods ("GET, POST"), whole:
+// a method "POS" or "ET" is not a part of "GET, POST".
+func allowed(methods, method string) bool {
+	for m := range strings.SplitSeq(methods, ", ") {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *Provider) cors(w http.ResponseWriter, r *http.Request, methods string) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" || !p.corsOrigins[strings.ToLower(origin)] {

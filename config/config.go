@@ -160,8 +160,14 @@ type Application struct {
 	Tokens TokenLifetimes `yaml:"tokens"`
 	// SigningKeys configures the rotation of the provider's signing keys.
 	SigningKeys SigningKeys `yaml:"signing_keys"`
-	// Upstream is the sidecar shorthand: one upstream for every path.
+	// Upstream is the sidecar shorthand: one route for "/" without a
+	// host.
 	Upstream string `yaml:"upstream"`
+	// Hosts are further hosts ("app.example.com", optionally with
+	// ":port", or "*.example.com") that the application's routes without
+	// `host` serve, besides its issuer's host. A route without `host`
+	// serves those hosts only, never whatever Host a client sends.
+	Hosts []string `yaml:"hosts"`
 	// Routes map hosts and paths to upstreams, each with a policy.
 	Routes []Route `yaml:"routes"`
 	// Proxy configures how the proxy signs browsers in.
@@ -252,9 +258,10 @@ type TokenLifetimes struct {
 // Route maps a host and path prefix to an upstream with a policy. The
 // reference is docs/config-routes.md; validation is in routes.go.
 type Route struct {
-	// Host is an exact host ("app.example.com", optionally with ":port")
-	// or a wildcard of one or more labels ("*.example.com"). Empty matches
-	// every host.
+	// Host is an exact host ("app.example.com", optionally with ":port";
+	// without one, the default port) or a wildcard of one or more labels
+	// ("*.example.com"). Empty means the application's hosts: its
+	// issuer's host and Application.Hosts.
 	Host string `yaml:"host"`
 	// Path is a path prefix, matched on whole segments and ignoring case.
 	// Default "/".

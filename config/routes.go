@@ -91,6 +91,9 @@ func (a *Application) applyProxyDefaults() {
 		}
 		r.Host = strings.TrimSuffix(strings.ToLower(r.Host), ".")
 	}
+	for i, h := range a.Hosts {
+		a.Hosts[i] = strings.TrimSuffix(strings.ToLower(h), ".")
+	}
 }
 
 // RouteKey identifies a route's place in the match table: two routes with
@@ -140,6 +143,7 @@ func (c *Config) validateRoutes(ps *problems, a *Application, prefix string, see
 		}
 		seen[key] = rp
 	}
+	c.validateHosts(ps, a, prefix)
 }
 
 func (c *Config) validateRoute(ps *problems, r Route, rp string, field func(string) string) {
@@ -197,6 +201,9 @@ func (c *Config) validateRoute(ps *problems, r Route, rp string, field func(stri
 func checkRouteHost(h string) error {
 	if h == "" {
 		return nil
+	}
+	if strings.Contains(h, "://") {
+		return fmt.Errorf("expected a host such as app.example.com, not a URL: %q", h)
 	}
 	host := h
 	if hh, pp, err := net.SplitHostPort(h); err == nil {

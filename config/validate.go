@@ -176,6 +176,7 @@ func (c *Config) validate(ps *problems) {
 		c.validateApp(ps, &c.Application, "")
 		c.validateRoutes(ps, &c.Application, "", routes)
 	}
+	c.validateOwnership(ps)
 }
 
 func (c *Config) validateStore(ps *problems) {
@@ -230,12 +231,8 @@ func (c *Config) validateApp(ps *problems, a *Application, prefix string) {
 		ps.at(prefix+"name", "expected lower-case letters, digits and '-', got %q", a.Name)
 	}
 	if a.Issuer != "" {
-		issuerPath := prefix + "issuer"
-		if prefix == "" && c.positions[issuerPath] == (Pos{}) {
-			issuerPath = "server.public_url"
-		}
 		if err := c.checkBaseURL(a.Issuer); err != nil {
-			ps.at(issuerPath, "%v", err)
+			ps.at(c.issuerKey(prefix), "%v", err)
 		}
 	}
 	if !cookieRE.MatchString(a.Session.CookieName) {

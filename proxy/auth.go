@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 )
@@ -53,8 +54,11 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *Route, t
 			}
 		}
 		res.id, res.bearer = id, true
-	} else if c, err := r.Cookie(session.CookieName(rt.app.cookie, h.secure(r), "/")); err == nil {
-		l, err := rt.app.sessions.load(ctx, c.Value)
+	} else if c, err := r.Cookie(session.CookieName(rt.app.cookie, rt.app.secure, "/")); err == nil {
+		// A session serves the origin it was created for only: a cookie
+		// carried to another host, even one of the same application,
+		// admits nobody there.
+		l, err := rt.app.sessions.load(ctx, c.Value, rt.origin(config.NormalizeHost(r.Host)))
 		switch {
 		case err == nil:
 			id := l.rec.Identity
@@ -112,10 +116,10 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, rt *Route, t
 	if forwardAuth {
 		// The sign-in runs on the application's host, which the proxy in
 		// front routes /.aero2/ to Aero2 for.
-		http.Redirect(w, r, h.scheme(r)+"://"+r.Host+"/.aero2/start?rd="+url.QueryEscape(target), http.StatusFound)
+		http.Redirect(w, r, rt.origin(config.NormalizeHost(r.Host))+startPath+"?rd="+url.QueryEscape(target), http.StatusFound)
 		return
 	}
-	h.startSignIn(w, r, rt.app, target)
+	h.startSignIn(w, r, rt.app, rt.origin(config.NormalizeHost(r.Host)), target)
 }
 
 // unavailable answers a failure to ask the store or the provider: 503,

@@ -3,8 +3,8 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
@@ -71,26 +71,36 @@ type Options struct {
 // Handler is the proxy for every application of a configuration. Build it
 // with New; it is safe for concurrent use.
 type Handler struct {
-	table       *table
-	apps        map[string]*appProxy
-	order       []*appProxy
-	strip       stripSet
-	cookies     []string
-	trusted     func(netip.Addr) bool
-	insecureDev bool
-	csrfKey     []byte
-	cop         *http.CrossOriginProtection
-	limits      *ratelimit.Limiter
-	log         *slog.Logger
-	now         func() time.Time
+	table   *table
+	apps    map[string]*appProxy
+	order   []*appProxy
+	strip   stripSet
+	cookies []string
+	trusted func(netip.Addr) bool
+	csrfKey []byte
+	cop     *http.CrossOriginProtection
+	limits  *ratelimit.Limiter
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 // appProxy is one application's sign-in and sessions.
 type appProxy struct {
-	name        string
-	issuer      string
-	provider    Provider
-	sessions    *sessions
+	name     string
+	issuer   string
+	provider Provider
+	sessions *sessions
+	// scheme is the application's issuer's: every origin the application
+	// serves has it, whatever scheme a request arrived with or a peer
+	// claims, and its cookies are Secure (and __Host-) exactly when it is
+	// https.
+	scheme string
+	secure bool
+	// issuerHost is where the callback is served; hostless are the hosts
+	// its routes without `host` serve (the issuer's and config `hosts`).
+	issuerHost  string
+	hostless    []hostRule
+	routes      []*Route
 	cookie      string // base name
 	loginCookie string // base name of the sign-in binding cookie
 	// callbackURL and signedOutURL are on the application's own origin,
@@ -103,10 +113,13 @@ type appProxy struct {
 
 // Route is a compiled route.
 type Route struct {
-	app                 *appProxy
-	name                string // the config path, for logs
-	pathField           string // the config path of its path, for problems
-	host, port          string
+	app       *appProxy
+	name      string // the config path, for logs
+	pathField string // the config path of its path, for problems
+	// hosts are the hosts the route serves: its own `host`, or (hostless)
+	// its application's hosts for a route without one.
+	hosts               []hostRule
+	hostless            bool
 	prefix              string   // "" for "/", else without trailing slash
 	segments, folded    []string // the path's segments, and as case-insensitive readers fold them
 	stripPrefix         bool
@@ -143,7 +156,7 @@ func New(opts Options) (*Handler, error) {
 		rand.Read(opts.CSRFKey) // never fails (crypto/rand, Go 1.24+)
 	}
 	h := &Handler{
-		apps: map[string]*appProxy{}, trusted: opts.TrustedProxy, insecureDev: opts.Config.InsecureDev,
+		apps: map[string]*appProxy{}, trusted: opts.TrustedProxy,
 		csrfKey: opts.CSRFKey, cop: http.NewCrossOriginProtection(), limits: opts.Limits, log: opts.Logger, now: opts.Now,
 	}
 	var problems config.Problems
@@ -169,8 +182,14 @@ func New(opts Options) (*Handler, error) {
 			problems = append(problems, opts.Config.Problem(a.Path+"issuer", "%v", err))
 			continue
 		}
+		iss, _ := url.Parse(home)
+		hostless := []hostRule{newHostRule(iss.Host)}
+		for _, hn := range ac.Hosts {
+			hostless = append(hostless, newHostRule(hn))
+		}
 		ap := &appProxy{
 			name: ac.Name, issuer: p.Provider, provider: provider, signer: a.Signer,
+			scheme: iss.Scheme, secure: iss.Scheme == "https", issuerHost: config.NormalizeHost(iss.Host), hostless: hostless,
 			callbackURL: home + callbackPath, signedOutURL: home + signedOutPath,
 			cookie: p.CookieName, loginCookie: p.CookieName + "_login",
 			sessions: &sessions{
@@ -189,6 +208,7 @@ func New(opts Options) (*Handler, error) {
 			problems = append(problems, ps...)
 			if r != nil {
 				routes = append(routes, r)
+				ap.routes = append(ap.routes, r)
 				plans = append(plans, r.headers)
 			}
 		}
@@ -216,7 +236,12 @@ func foldedDuplicates(cfg *config.Config, routes []*Route) config.Problems {
 		if r.folded == nil {
 			continue // its path has a problem of its own
 		}
-		key := r.host + " " + r.port + " " + strings.Join(r.folded, "/")
+		host := "" // routes without `host`, as the configuration keys them
+		if !r.hostless {
+			hr := r.hosts[0]
+			host = fmt.Sprintf("%t %s %s", hr.wild, hr.name, hr.port)
+		}
+		key := host + " " + strings.Join(r.folded, "/")
 		if prev, dup := seen[key]; dup {
 			ps = append(ps, cfg.Problem(r.pathField, "a case-insensitive server reads it as the path of %s (%q)", prev.name, "/"+strings.Join(prev.segments, "/")))
 			continue
@@ -238,15 +263,9 @@ func (h *Handler) compileRoute(cfg *config.Config, ap *appProxy, rc config.Route
 		allowEncodedSlashes: rc.AllowEncodedSlashes, headers: newHeaderPlan(rc.Headers),
 		prefix: strings.TrimSuffix(rc.Path, "/"),
 	}
-	r.host = rc.Host
-	if r.host != "" {
-		if strings.HasPrefix(r.host, "*.") {
-			if name, port, err := net.SplitHostPort(r.host); err == nil {
-				r.host, r.port = name, port
-			}
-		} else {
-			r.host = config.NormalizeHost(r.host)
-		}
+	r.hosts, r.hostless = ap.hostless, rc.Host == ""
+	if rc.Host != "" {
+		r.hosts = []hostRule{newHostRule(rc.Host)}
 	}
 	pol, ps := compilePolicy(cfg, rc.Policy, field("policy"))
 	r.policy = pol
@@ -310,28 +329,39 @@ func (h *Handler) scheme(r *http.Request) string {
 	return "http"
 }
 
-// secure says whether cookies are Secure: always, except plain http under
-// insecure_dev.
-func (h *Handler) secure(r *http.Request) bool {
-	return h.scheme(r) == "https" || !h.insecureDev
+// Choice is what the proxy makes of a path on a host it serves: the route
+// every reading of the path maps to (or none), or the path's refusal.
+// Choose makes it; ServeRoute answers it.
+type Choice struct{ d pathDecision }
+
+// Choose reads escapedPath (the request's path as the upstream will
+// receive it) for a normalised host. The route it chooses serves the host
+// (see ServesHost).
+func (h *Handler) Choose(host, escapedPath string) Choice {
+	return Choice{h.table.choose(host, escapedPath)}
 }
 
-// Serve serves r when it is the proxy's — a reserved /.aero2/ path, or a
-// host and path that a route covers — and reports whether it did. When it
-// reports false it has written nothing, and the server answers instead.
-// The route is looked up once per request.
-func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) bool {
-	if strings.HasPrefix(r.URL.Path, config.ReservedPrefix) {
-		h.serveReserved(w, r)
-		return true
+// Route is the chosen route; nil when no route covers the path, or the
+// path is refused or not in its clean form.
+func (c Choice) Route() *Route {
+	if c.d.verdict != pathOK {
+		return nil
 	}
-	host := config.NormalizeHost(r.Host)
-	d := h.table.choose(host, r.URL.EscapedPath())
-	if d.verdict == pathOK && d.route == nil && len(h.table.any) == 0 || d.verdict != pathOK && !h.table.serves(host) {
-		return false
-	}
-	// With a route for every host, even a path no route covers is the
-	// proxy's to refuse.
+	return c.d.route
+}
+
+// ServesHost reports whether any route serves the normalised host. A
+// route without `host` serves its application's hosts only; no route
+// serves a host the configuration does not name.
+func (h *Handler) ServesHost(host string) bool {
+	return h.table.serves(host)
+}
+
+// ServeRoute serves r, on a host the proxy serves, as c says: a bad path
+// is refused, a path not in its clean form redirected to it, a path no
+// route covers is 404, and a route's request is authorised and forwarded.
+func (h *Handler) ServeRoute(w http.ResponseWriter, r *http.Request, c Choice) {
+	d := c.d
 	switch d.verdict {
 	case pathBad:
 		h.log.Info("path refused", "path", r.URL.EscapedPath(), "reason", d.reason)
@@ -340,11 +370,11 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) bool {
 			msg = "Encoded slashes are not allowed in this address."
 		}
 		h.page(w, r, http.StatusBadRequest, "Bad request", msg)
-		return true
+		return
 	case pathRedirect:
 		if d.encodedSlash || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 			h.page(w, r, http.StatusBadRequest, "Bad request", "This address is not valid.")
-			return true
+			return
 		}
 		// The clean path is read and matched again from the start.
 		loc := d.clean
@@ -353,22 +383,32 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) bool {
 		}
 		w.Header().Set("Location", loc)
 		w.WriteHeader(http.StatusPermanentRedirect)
-		return true
+		return
 	}
 	rt := d.route
 	if rt == nil || rt.upstream == nil {
 		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
-		return true
+		return
 	}
 	if res, ok := h.authorize(w, r, rt, r.URL.RequestURI(), false); ok {
 		h.forward(w, r, rt, res)
 	}
-	return true
 }
 
-// ServeHTTP is Serve as an http.Handler: what is not the proxy's is 404.
+// ServeHTTP serves the proxy on its own, without an application's pages
+// beside it (the server decides itself who answers, in server.owner): the
+// reserved /.aero2/ endpoints, the routes on the hosts they serve, and 421
+// for every other host.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.Serve(w, r) {
-		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
+	host := config.NormalizeHost(r.Host)
+	switch {
+	case IsForwardAuth(r.URL.Path):
+		h.ServeReserved(w, r)
+	case !h.ServesHost(host):
+		Misdirected(w, r)
+	case strings.HasPrefix(r.URL.Path, config.ReservedPrefix):
+		h.ServeReserved(w, r)
+	default:
+		h.ServeRoute(w, r, h.Choose(host, r.URL.EscapedPath()))
 	}
 }

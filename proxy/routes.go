@@ -7,30 +7,45 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/pathread"
 )
 
 // table finds the route for a host and path. Specificity, most specific
-// first: an exact host (with its port, then without), then wildcard hosts
-// (the longest suffix first), then routes for any host; within each, the
-// longest path prefix (in segments). A host that has routes but none for
-// the path falls through to the less specific hosts.
+// first: an exact host, then wildcard hosts (the longest suffix first),
+// then routes without a host on their application's hosts; within each,
+// the longest path prefix (in segments). A host that has routes but none
+// for the path falls through to the less specific ones. A host no route
+// names is served by none: a route without `host` serves its
+// application's hosts, never whatever Host a client sends.
 type table struct {
-	exact     map[string][]*Route // "host" or "host:port"
-	wildcards []*Route            // sorted by suffix length, then prefix
-	any       []*Route
+	exact     map[string][]*Route // by normalised host[:port]
+	wildcards []hostRoute         // by suffix length, then prefix
+	// hostless are the routes without `host`, by each exact host of their
+	// application; hostlessWild those for its wildcard hosts.
+	hostless     map[string][]*Route
+	hostlessWild []hostRoute
+}
+
+// hostRoute is a route under one of its wildcard hosts.
+type hostRoute struct {
+	host hostRule
+	*Route
 }
 
 func newTable(routes []*Route) *table {
-	t := &table{exact: map[string][]*Route{}}
+	t := &table{exact: map[string][]*Route{}, hostless: map[string][]*Route{}}
 	for _, r := range routes {
-		switch {
-		case r.host == "":
-			t.any = append(t.any, r)
-		case strings.HasPrefix(r.host, "*."):
-			t.wildcards = append(t.wildcards, r)
-		default:
-			t.exact[r.host] = append(t.exact[r.host], r)
+		exact, wild := t.exact, &t.wildcards
+		if r.hostless {
+			exact, wild = t.hostless, &t.hostlessWild
+		}
+		for _, hr := range r.hosts {
+			if hr.wild {
+				*wild = append(*wild, hostRoute{hr, r})
+			} else {
+				exact[hr.name] = append(exact[hr.name], r)
+			}
 		}
 	}
 	byPrefix := func(rs []*Route) {
@@ -39,43 +54,41 @@ func newTable(routes []*Route) *table {
 	for _, rs := range t.exact {
 		byPrefix(rs)
 	}
-	byPrefix(t.any)
-	sort.SliceStable(t.wildcards, func(i, j int) bool {
-		a, b := t.wildcards[i], t.wildcards[j]
-		if len(a.host) != len(b.host) {
-			return len(a.host) > len(b.host)
-		}
-		return len(a.segments) > len(b.segments)
-	})
+	for _, rs := range t.hostless {
+		byPrefix(rs)
+	}
+	for _, ws := range [][]hostRoute{t.wildcards, t.hostlessWild} {
+		sort.SliceStable(ws, func(i, j int) bool {
+			a, b := ws[i], ws[j]
+			if len(a.host.name) != len(b.host.name) {
+				return len(a.host.name) > len(b.host.name)
+			}
+			return len(a.segments) > len(b.segments)
+		})
+	}
 	return t
 }
 
 // match returns the route for a normalised host ("name" or "name:port")
 // and one reading of a path, or nil.
 func (t *table) match(host string, rd pathread.Reading) *Route {
-	if rs, ok := t.exact[host]; ok {
-		if r := matchPath(rs, rd); r != nil {
-			return r
+	if r := matchPath(t.exact[host], rd); r != nil {
+		return r
+	}
+	for _, w := range t.wildcards {
+		if w.host.matches(host) && w.covers(rd) {
+			return w.Route
 		}
 	}
-	name := host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		name = h
-		if rs, ok := t.exact[name]; ok {
-			if r := matchPath(rs, rd); r != nil {
-				return r
-			}
+	if r := matchPath(t.hostless[host], rd); r != nil {
+		return r
+	}
+	for _, w := range t.hostlessWild {
+		if w.host.matches(host) && w.covers(rd) {
+			return w.Route
 		}
 	}
-	for _, r := range t.wildcards {
-		// "*.example.com" matches "a.example.com" and "a.b.example.com",
-		// never "example.com" itself.
-		suffix := r.host[1:]
-		if len(name) > len(suffix) && strings.HasSuffix(name, suffix) && (r.port == "" || r.port == portOf(host)) && r.covers(rd) {
-			return r
-		}
-	}
-	return matchPath(t.any, rd)
+	return nil
 }
 
 func matchPath(rs []*Route, rd pathread.Reading) *Route {
@@ -105,11 +118,63 @@ func (r *Route) covers(rd pathread.Reading) bool {
 	return true
 }
 
-func portOf(host string) string {
-	if _, port, err := net.SplitHostPort(host); err == nil {
-		return port
+// hostRule is one configured host: exact (a normalised host[:port]), or a
+// wildcard "*.example.com[:port]" that matches one or more labels before
+// the suffix, never the bare domain. Without a port, either means the
+// default port only: a port is part of an origin, and another port of a
+// named host is not a host the configuration names.
+type hostRule struct {
+	name string // the normalised host, or a wildcard's suffix ".example.com"
+	port string // a wildcard's port; "" for the default
+	wild bool
+}
+
+func newHostRule(h string) hostRule {
+	if strings.HasPrefix(h, "*.") {
+		name, port := h, ""
+		if n, p, err := net.SplitHostPort(h); err == nil {
+			name, port = n, p
+		}
+		name = config.NormalizeHost(name)
+		if port == "80" || port == "443" {
+			port = ""
+		}
+		return hostRule{name: name[1:], port: port, wild: true}
 	}
-	return ""
+	return hostRule{name: config.NormalizeHost(h)}
+}
+
+// matches reports whether the rule covers a normalised host.
+func (hr hostRule) matches(host string) bool {
+	if !hr.wild {
+		return host == hr.name
+	}
+	name, port := host, ""
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		name, port = h, p
+	}
+	return port == hr.port && len(name) > len(hr.name) && strings.HasSuffix(name, hr.name)
+}
+
+// Serves reports whether the route serves the normalised host.
+func (r *Route) Serves(host string) bool {
+	for _, hr := range r.hosts {
+		if hr.matches(host) {
+			return true
+		}
+	}
+	return false
+}
+
+// origin is where a sign-in for this route on the normalised host returns
+// to, and the origin its session is bound to: the application's scheme
+// and a host the route serves. It is "" for a host the route does not
+// serve, so that no caller can turn a Host header into an origin.
+func (r *Route) origin(host string) string {
+	if !r.Serves(host) {
+		return ""
+	}
+	return r.app.scheme + "://" + host
 }
 
 // pathVerdict is what choose decided about a path.
@@ -180,25 +245,17 @@ func routeName(r *Route) string {
 	return r.name
 }
 
-// serves reports whether any route could be for host: the proxy answers a
-// bad path there itself.
+// serves reports whether any route serves the normalised host: the
+// proxy answers a bad path there itself.
 func (t *table) serves(host string) bool {
-	if len(t.any) > 0 {
+	if len(t.exact[host]) > 0 || len(t.hostless[host]) > 0 {
 		return true
 	}
-	if _, ok := t.exact[host]; ok {
-		return true
-	}
-	name := host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		name = h
-		if _, ok := t.exact[name]; ok {
-			return true
-		}
-	}
-	for _, r := range t.wildcards {
-		if suffix := r.host[1:]; len(name) > len(suffix) && strings.HasSuffix(name, suffix) {
-			return true
+	for _, ws := range [][]hostRoute{t.wildcards, t.hostlessWild} {
+		for _, w := range ws {
+			if w.host.matches(host) {
+				return true
+			}
 		}
 	}
 	return false

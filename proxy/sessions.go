@@ -38,6 +38,9 @@ type record struct {
 	AccessLifetime time.Duration `json:"access_lifetime,omitempty"`
 	CreatedAt      time.Time     `json:"created_at"`
 	ExpiresAt      time.Time     `json:"expires_at"`
+	// Origin is the origin the session was created for (the route's
+	// scheme://host, from the configuration): it admits there only.
+	Origin string `json:"origin"`
 }
 
 func recordKey(id string) string { return "proxy-session:" + id }
@@ -163,8 +166,18 @@ func (s *sessions) forget(id string) {
 	s.mu.Unlock()
 }
 
-// load returns the live session for a cookie token, or errNoSession.
-func (s *sessions) load(ctx context.Context, token string) (*live, error) {
+// load returns the live session for a cookie token presented on origin,
+// or errNoSession: also for a session created for another origin (or ""
+// for none: a host no route serves).
+func (s *sessions) load(ctx context.Context, token, origin string) (*live, error) {
+	l, err := s.loadAnywhere(ctx, token)
+	if err == nil && (origin == "" || l.rec.Origin != origin) {
+		return nil, errNoSession
+	}
+	return l, err
+}
+
+func (s *sessions) loadAnywhere(ctx context.Context, token string) (*live, error) {
 	id, ok := session.TokenID(token)
 	if !ok {
 		return nil, errNoSession
@@ -223,12 +236,14 @@ func (s *sessions) validate(ctx context.Context, id, token string) (*live, error
 	return l, nil
 }
 
-// create stores a new session for the tokens and returns its cookie token.
-func (s *sessions) create(ctx context.Context, t *Tokens) (string, *live, error) {
+// create stores a new session for the tokens, bound to origin, and
+// returns its cookie token.
+func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string, *live, error) {
 	now := s.now().UTC()
 	rec := &record{
 		Identity: t.Identity, IDToken: t.IDToken, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken,
 		AccessExpiry: t.AccessExpiry, AccessLifetime: t.AccessLifetime, CreatedAt: now, ExpiresAt: now.Add(s.lifetime),
+		Origin: origin,
 	}
 	for attempt := 0; ; attempt++ {
 		b := make([]byte, 32)

@@ -79,15 +79,18 @@ func hash(s string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// origin is scheme://host of the request, as the client used it.
-func (h *Handler) origin(r *http.Request) string {
-	return h.scheme(r) + "://" + r.Host
-}
-
-// startSignIn sends a browser to the provider. returnTo is a path on this
-// host (checked by the caller).
-func (h *Handler) startSignIn(w http.ResponseWriter, r *http.Request, ap *appProxy, returnTo string) {
-	secure := h.secure(r)
+// startSignIn sends a browser to the provider. origin is where the
+// sign-in comes back to (Route.origin: derived from the configuration,
+// never from the request) and returnTo a path there (checked by the
+// caller).
+func (h *Handler) startSignIn(w http.ResponseWriter, r *http.Request, ap *appProxy, origin, returnTo string) {
+	if origin == "" {
+		// Unreachable: the server answers 421 for a host no route
+		// serves. Refuse rather than store an origin nobody configured.
+		Misdirected(w, r)
+		return
+	}
+	secure := ap.secure
 	bindName := session.CookieName(ap.loginCookie, secure, "/")
 	// One binding per browser serves every sign-in under way, so two tabs
 	// do not overwrite each other's.
@@ -101,7 +104,7 @@ func (h *Handler) startSignIn(w http.ResponseWriter, r *http.Request, ap *appPro
 	// for every application on the host) knows whose it is.
 	state := ap.name + "." + random32()
 	st := signInState{
-		Origin: h.origin(r), ReturnTo: returnTo, Binding: hash(binding),
+		Origin: origin, ReturnTo: returnTo, Binding: hash(binding),
 		Nonce: random32(), Verifier: random32() + random32()[:21], // 64 characters (RFC 7636 §4.1: 43-128)
 	}
 	target, err := ap.provider.AuthCodeURL(r.Context(), AuthRequest{RedirectURI: ap.callbackURL, State: state, Nonce: st.Nonce, Verifier: st.Verifier})
@@ -140,7 +143,8 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, _ := url.Parse(rd)
-	d := h.table.choose(config.NormalizeHost(r.Host), u.EscapedPath())
+	host := config.NormalizeHost(r.Host)
+	d := h.table.choose(host, u.EscapedPath())
 	if d.verdict != pathOK {
 		h.page(w, r, http.StatusBadRequest, "Sign-in refused", "The page asked to return to an address this site does not allow.")
 		return
@@ -150,7 +154,7 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
 		return
 	}
-	h.startSignIn(w, r, rt.app, u.RequestURI())
+	h.startSignIn(w, r, rt.app, rt.origin(host), u.RequestURI())
 }
 
 // callback is GET /.aero2/callback?code&state on the application's own
@@ -161,7 +165,9 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	state := q.Get("state")
 	appName, _, _ := strings.Cut(state, ".")
 	ap, ok := h.apps[appName]
-	if !ok || len(state) > 256 {
+	if !ok || len(state) > 256 || config.NormalizeHost(r.Host) != ap.issuerHost {
+		// The callback is on the application's own origin only (the one
+		// redirect URI the provider knows).
 		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started here, or took too long. Please try again.")
 		return
 	}
@@ -199,6 +205,14 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.signInFailed(w, r, http.StatusBadGateway, "The sign-in service did not say who you are.")
 		return
 	}
+	// The browser carries a code that signs it in: only ever to an origin
+	// the configuration names (st.Origin was derived from it; check it
+	// again here, where the code leaves).
+	if st.Origin == "" || ap.origin(hostOf(st.Origin)) != st.Origin {
+		h.log.Error("sign-in state names an origin this application does not serve", "app", ap.name, "origin", st.Origin)
+		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was started on an address this site does not serve. Please try again.")
+		return
+	}
 	code := random32()
 	val, err := sealJSON("handoff", code, handoffState{Origin: st.Origin, ReturnTo: st.ReturnTo, Binding: st.Binding, Tokens: tokens})
 	if err != nil {
@@ -223,7 +237,7 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in link is not valid. Please try again.")
 		return
 	}
-	secure := h.secure(r)
+	secure := ap.secure
 	c, cerr := r.Cookie(session.CookieName(ap.loginCookie, secure, "/"))
 	if cerr != nil {
 		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started in this browser, or took too long. Please try again.")
@@ -239,7 +253,9 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 		h.unavailable(w, r, fmt.Errorf("handoff record: %v", err))
 		return
 	}
-	if hs.Origin != h.origin(r) {
+	// Only on the host that started it; ap.origin is "" on a host the
+	// application does not serve.
+	if origin := ap.origin(config.NormalizeHost(r.Host)); origin == "" || hs.Origin != origin {
 		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was started on another site. Please try again.")
 		return
 	}
@@ -256,7 +272,7 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	token, l, err := ap.sessions.create(ctx, hs.Tokens)
+	token, l, err := ap.sessions.create(ctx, hs.Tokens, hs.Origin)
 	if err != nil {
 		h.unavailable(w, r, err)
 		return
@@ -292,6 +308,23 @@ func (h *Handler) takeOnce(w http.ResponseWriter, r *http.Request, ap *appProxy,
 
 func (h *Handler) signInFailed(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	h.page(w, r, status, "Sign-in failed", msg)
+}
+
+// origin is the application's origin on a normalised host, or "" when
+// none of its routes serves the host.
+func (ap *appProxy) origin(host string) string {
+	for _, rt := range ap.routes {
+		if rt.Serves(host) {
+			return ap.scheme + "://" + host
+		}
+	}
+	return ""
+}
+
+// hostOf is the normalised host of an origin.
+func hostOf(origin string) string {
+	_, host, _ := strings.Cut(origin, "://")
+	return config.NormalizeHost(host)
 }
 
 // originOf is scheme://host of an absolute URL.

@@ -13,23 +13,59 @@ import (
 	"github.com/aero2/aero2/web"
 )
 
-// serveReserved dispatches the proxy's own endpoints.
-func (h *Handler) serveReserved(w http.ResponseWriter, r *http.Request) {
+// endpoints are the proxy's own paths under config.ReservedPrefix (but
+// forward-auth) and the methods each answers. HEAD is not among them: a
+// callback or handoff is single-use, and a HEAD must not spend one.
+var endpoints = map[string]string{
+	callbackPath: "GET", handoffPath: "GET", startPath: "GET",
+	signOutPath: "GET, POST", signedOutPath: "GET",
+}
+
+// IsEndpoint reports whether p is one of the proxy's own endpoints.
+func IsEndpoint(p string) bool {
+	_, ok := endpoints[p]
+	return ok || IsForwardAuth(p)
+}
+
+// IsForwardAuth reports whether p is the forward-auth endpoint (or its
+// Envoy form). It answers on any host — the proxy in front picks the Host
+// of its own request — but only to trusted peers, and it judges the host
+// they forward by the same rules as every request.
+func IsForwardAuth(p string) bool {
+	return p == forwardAuthPfx || strings.HasPrefix(p, forwardAuthPfx+"/")
+}
+
+// Misdirected answers a request for a host the configuration does not
+// name: 421 Misdirected Request (RFC 9110 §15.5.20), the server is not
+// one that answers for this address. Nothing there signs anyone in.
+func Misdirected(w http.ResponseWriter, r *http.Request) {
+	web.Error(w, http.StatusMisdirectedRequest, "", "Misdirected request", web.ErrorData{Message: "This server is not configured to answer for this address."})
+}
+
+// ServeReserved answers the proxy's own paths under config.ReservedPrefix:
+// its endpoints (405 with Allow for a method they do not answer), the
+// static assets, and 404 for the rest.
+func (h *Handler) ServeReserved(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
+	if allow, ok := endpoints[p]; ok && !strings.Contains(", "+allow+", ", ", "+r.Method+", ") {
+		w.Header().Set("Allow", allow)
+		h.page(w, r, http.StatusMethodNotAllowed, "Method not allowed", "This address does not answer that kind of request.")
+		return
+	}
 	switch {
-	case p == callbackPath && r.Method == http.MethodGet:
+	case p == callbackPath:
 		h.callback(w, r)
-	case p == handoffPath && r.Method == http.MethodGet:
+	case p == handoffPath:
 		h.handoff(w, r)
-	case p == startPath && r.Method == http.MethodGet:
+	case p == startPath:
 		h.start(w, r)
 	case p == signOutPath && r.Method == http.MethodGet:
 		h.signOutPage(w, r)
-	case p == signOutPath && r.Method == http.MethodPost:
+	case p == signOutPath:
 		h.cop.Handler(http.HandlerFunc(h.signOut)).ServeHTTP(w, r)
-	case p == signedOutPath && r.Method == http.MethodGet:
+	case p == signedOutPath:
 		web.Render(w, http.StatusOK, "signout", web.Page{Title: "Signed out", Data: struct{ SignedIn bool }{false}})
-	case p == forwardAuthPfx || strings.HasPrefix(p, forwardAuthPfx+"/"):
+	case IsForwardAuth(p):
 		h.forwardAuth(w, r)
 	case strings.HasPrefix(p, web.StaticPrefix):
 		web.Static().ServeHTTP(w, r)
@@ -42,9 +78,8 @@ func (h *Handler) serveReserved(w http.ResponseWriter, r *http.Request) {
 // per application at most.
 func (h *Handler) browserSessions(r *http.Request) map[*appProxy]string {
 	out := map[*appProxy]string{}
-	secure := h.secure(r)
 	for _, ap := range h.order {
-		if c, err := r.Cookie(session.CookieName(ap.cookie, secure, "/")); err == nil {
+		if c, err := r.Cookie(session.CookieName(ap.cookie, ap.secure, "/")); err == nil {
 			out[ap] = c.Value
 		}
 	}
@@ -67,7 +102,7 @@ func (h *Handler) csrfToken(r *http.Request) string {
 func (h *Handler) signOutPage(w http.ResponseWriter, r *http.Request) {
 	user := ""
 	for ap, token := range h.browserSessions(r) {
-		if l, err := ap.sessions.load(r.Context(), token); err == nil {
+		if l, err := ap.sessions.load(r.Context(), token, ap.origin(config.NormalizeHost(r.Host))); err == nil {
 			user = l.rec.Identity.Display()
 		}
 	}
@@ -92,7 +127,6 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 		h.page(w, r, http.StatusForbidden, "Request refused", "This form has expired or did not come from this site. Reload the page and try again.")
 		return
 	}
-	secure := h.secure(r)
 	logout := ""
 	for ap, token := range h.browserSessions(r) {
 		rec, err := ap.sessions.end(r.Context(), token)
@@ -100,7 +134,7 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 			h.unavailable(w, r, err)
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: session.CookieName(ap.cookie, secure, "/"), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+		http.SetCookie(w, &http.Cookie{Name: session.CookieName(ap.cookie, ap.secure, "/"), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: ap.secure, SameSite: http.SameSiteLaxMode})
 		if rec != nil && logout == "" {
 			u, err := ap.provider.LogoutURL(r.Context(), rec.IDToken, ap.signedOutURL)
 			if err != nil {

@@ -343,80 +343,9 @@ func (s *Server) Close() error {
 	return s.store.Close()
 }
 
-// route sends a request to the health endpoints, the static assets, or the
-// application whose issuer matches its host and path.
-func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	switch p := r.URL.Path; {
-	case p == "/healthz":
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-		return
-	case p == "/readyz":
-		s.ready(w, r)
-		return
-	case strings.HasPrefix(p, web.StaticPrefix):
-		web.Static().ServeHTTP(w, r)
-		return
-	}
-	host := config.NormalizeHost(r.Host)
-	var issuerApp *application
-	for _, a := range s.apps {
-		if a.host == host && (a.basePath == "" || r.URL.Path == a.basePath || strings.HasPrefix(r.URL.Path, a.basePath+"/")) {
-			if s.proxy == nil || a.owns(r) {
-				s.ownBody(w, r)
-				a.handler.ServeHTTP(w, r)
-				return
-			}
-			issuerApp = a
-			break
-		}
-	}
-	if s.proxy != nil {
-		// The proxy's reserved /.aero2/ endpoints are Aero2's own; the
-		// rest goes upstream, streaming (bodies.go).
-		var body *deadlineBody
-		if strings.HasPrefix(r.URL.Path, config.ReservedPrefix) {
-			body = s.ownBody(w, r)
-		} else {
-			body = limitBody(w, r, 0, s.cfg.Server.ProxyBodyIdleTimeout)
-		}
-		if s.proxy.Serve(w, r) {
-			answerLate(w, body)
-			return
-		}
-	}
-	if issuerApp != nil {
-		issuerApp.handler.ServeHTTP(w, r)
-		return
-	}
-	web.Error(w, http.StatusNotFound, "", "Not found", web.ErrorData{Message: "Nothing is served at this address."})
-}
-
 // ownBody bounds the body of a request to Aero2's own endpoints.
 func (s *Server) ownBody(w http.ResponseWriter, r *http.Request) *deadlineBody {
 	return limitBody(w, r, s.cfg.Server.ReadBodyTimeout, 0)
-}
-
-// owns reports whether the application has an endpoint for r's path.
-// Where an issuer and proxy routes share a host, the application's
-// endpoints win, except its home page ("/" redirects to /account), which
-// a route for "/" takes: a sidecar's application keeps its front page.
-func (a *application) owns(r *http.Request) bool {
-	if a.basePath == "" {
-		// The common case, on the hot path of every proxied request on
-		// the issuer's host: no copy of the request is needed.
-		_, pattern := a.mux.Handler(r)
-		return pattern != "" && pattern != "GET /{$}"
-	}
-	u := *r.URL
-	u.Path = strings.TrimPrefix(u.Path, a.basePath)
-	if u.Path == "" {
-		u.Path = "/"
-	}
-	r2 := *r
-	r2.URL = &u
-	_, pattern := a.mux.Handler(&r2)
-	return pattern != "" && pattern != "GET /{$}"
 }
 
 // ready answers /readyz: 200 when the store answers, 503 when it does not.

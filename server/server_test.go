@@ -250,7 +250,7 @@ applications:
 			t.Errorf("path of no application: %d", p.Status)
 		}
 		u, _ := url.Parse(in.URL)
-		if p := b.Get("http://localhost:" + u.Port() + "/shop/login"); p.Status != 404 {
+		if p := b.Get("http://localhost:" + u.Port() + "/shop/login"); p.Status != http.StatusMisdirectedRequest {
 			t.Errorf("host of no application: %d", p.Status)
 		}
 	})

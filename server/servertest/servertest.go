@@ -170,11 +170,26 @@ type Browser struct {
 	t testing.TB
 }
 
-// NewBrowser returns a browser that follows redirects.
+// NewBrowser returns a browser that follows redirects. Like a browser, it
+// reaches every *.localhost name on loopback (RFC 6761 §6.3), so tests can
+// use routes on hosts such as app.localhost.
 func NewBrowser(t testing.TB) *Browser {
 	jar, _ := cookiejar.New(nil)
-	return &Browser{Client: &http.Client{Jar: jar}, t: t}
+	return &Browser{Client: &http.Client{Jar: jar, Transport: localhostTransport}, t: t}
 }
+
+// localhostTransport dials *.localhost names on 127.0.0.1.
+var localhostTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	var d net.Dialer
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(strings.ToLower(host), ".localhost") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	return t
+}()
 
 // NoRedirects makes the browser stop at the first redirect, to inspect it.
 func (b *Browser) NoRedirects() *Browser {

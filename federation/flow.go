@@ -93,7 +93,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: h.stateName, Value: binding, Path: h.opts.CookiePath, MaxAge: int(StateTTL.Seconds()),
+		Name: h.stateName, Value: binding, Path: "/", MaxAge: int(StateTTL.Seconds()),
 		HttpOnly: true, Secure: h.opts.Secure, SameSite: http.SameSiteLaxMode,
 	})
 	http.Redirect(w, r, target, http.StatusFound)

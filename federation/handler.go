@@ -36,7 +36,8 @@ type Options struct {
 	// Redirects decides where the browser may go after signing in.
 	Redirects *Redirects
 	// StateCookie is the base name of the cookie binding a sign-in to the
-	// browser; Secure and Path as the session cookie.
+	// browser; Secure and CookiePath (the application's base path, bound
+	// into the name: session.CookieName) as the session cookie's.
 	StateCookie string
 	Secure      bool
 	CookiePath  string

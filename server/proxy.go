@@ -10,6 +10,7 @@ import (
 
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/proxy"
+	"github.com/aero2/aero2/session"
 )
 
 // buildProxy builds the identity-aware proxy when any application has
@@ -21,7 +22,10 @@ func (s *Server) buildProxy(opts Options) error {
 	var apps []proxy.App
 	var cookies []string
 	for i, a := range s.cfg.Apps() {
-		cookies = append(cookies, a.Session.CookieName, a.Session.CookieName+"_login")
+		// The names without their prefix (the proxy strips every prefix):
+		// the application's base path is part of them.
+		_, base, _ := config.IssuerHostPath(a.Issuer)
+		cookies = append(cookies, session.CookieName(a.Session.CookieName, false, base), session.CookieName(a.Session.CookieName+"_login", false, base))
 		if len(a.ProxyRoutes()) == 0 {
 			continue
 		}

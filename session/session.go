@@ -38,15 +38,15 @@ type Backend interface {
 // Config sets up a Manager for one application.
 type Config struct {
 	App string
-	// CookieName is the base name; Manager adds "__Host-" (Secure, path
-	// "/") or "__Secure-" (Secure, other path) so that neither a subdomain
-	// nor plain http can plant or overwrite it.
+	// CookieName is the base name; CookieName (the function) makes the
+	// cookie's name from it, Secure and Path.
 	CookieName string
 	// Secure marks cookies Secure. Only plain-http development on loopback
 	// sets it false.
 	Secure bool
-	// Path scopes the cookie to the application's base path ("/" when the
-	// application owns its host).
+	// Path is the application's base path ("/" when the application owns
+	// its host). It is bound into the cookie's name, not set as its Path
+	// attribute: the cookie has Path=/, which __Host- requires.
 	Path            string
 	IdleTimeout     time.Duration
 	AbsoluteTimeout time.Duration
@@ -80,14 +80,25 @@ func New(be Backend, cfg Config) *Manager {
 	return m
 }
 
-// CookieName is the name a cookie gets: the __Host- prefix needs Secure and
-// Path=/ (RFC 6265bis §4.1.3.2), __Secure- needs Secure.
+// CookieName is the name a cookie of Aero2 gets: base, then the
+// application's base path (path; "" or "/" at the root) bound into the
+// name, "/" written "!" ("aero2_session!apps!blog"), and, when Secure, the
+// __Host- prefix. Every Secure cookie of Aero2 is __Host-: set with
+// Secure, Path=/ and no Domain (RFC 6265bis §4.1.3.2), it can be set only
+// by its own host over https, so a sibling host cannot plant or overwrite
+// it. __Secure- would not do: it only requires Secure, and any subdomain
+// of the same site can set a __Secure- cookie with Domain= for its
+// parent. Because a __Host- cookie cannot be scoped by Path, the path is
+// in the name instead: two applications on one host never read each
+// other's cookie. (Issuer paths are plain letters, digits and "-._~",
+// config.checkIssuerPath, so "!" keeps the names apart.) Plain http, for
+// loopback development only, can have no prefix.
 func CookieName(base string, secure bool, path string) string {
-	switch {
-	case secure && path == "/":
+	if p := strings.Trim(path, "/"); p != "" {
+		base += "!" + strings.ReplaceAll(p, "/", "!")
+	}
+	if secure {
 		return "__Host-" + base
-	case secure:
-		return "__Secure-" + base
 	}
 	return base
 }
@@ -228,14 +239,14 @@ func (m *Manager) lookup(r *http.Request) (*store.Session, error) {
 
 func (m *Manager) setCookie(w http.ResponseWriter, token string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
-		Name: m.name, Value: token, Path: m.cfg.Path,
+		Name: m.name, Value: token, Path: "/",
 		Expires: expires, HttpOnly: true, Secure: m.cfg.Secure, SameSite: http.SameSiteLaxMode,
 	})
 }
 
 func (m *Manager) clearCookie(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{
-		Name: m.name, Value: "", Path: m.cfg.Path, MaxAge: -1,
+		Name: m.name, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: m.cfg.Secure, SameSite: http.SameSiteLaxMode,
 	})
 }

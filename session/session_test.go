@@ -239,8 +239,11 @@ func TestCookieNamePrefixes(t *testing.T) {
 		want   string
 	}{
 		{true, "/", "__Host-s"},
-		{true, "/apps/blog", "__Secure-s"},
+		{true, "", "__Host-s"},
+		{true, "/apps/blog", "__Host-s!apps!blog"},
+		{true, "/.aero2", "__Host-s!.aero2"},
 		{false, "/", "s"},
+		{false, "/blog", "s!blog"},
 	} {
 		if got := session.CookieName("s", tc.secure, tc.path); got != tc.want {
 			t.Errorf("CookieName(secure=%v, %q) = %q, want %q", tc.secure, tc.path, got, tc.want)
@@ -285,6 +288,46 @@ func TestAliveByID(t *testing.T) {
 		}
 		if ok, _ := m.Alive(ctx, s2.ID); ok {
 			t.Error("alive after the absolute timeout")
+		}
+	})
+}
+
+// TestSiblingCookiesAreNeverAccepted: a session cookie is read under its
+// exact __Host- name only. A valid token under a name a sibling host can
+// set — no prefix, or __Secure- (which a subdomain sets with Domain= for
+// its parent) — or under another application's name on the same host
+// signs nobody in; an application whose issuer has a path gets a
+// __Host- cookie too, with the path in its name and Path=/.
+func TestSiblingCookiesAreNeverAccepted(t *testing.T) {
+	backends(t, func(t *testing.T, be session.Backend) {
+		c := &clock{now: time.Now()}
+		app := storetest.App(t)
+		blog := session.New(be, session.Config{
+			App: app, CookieName: "aero2_session", Secure: true, Path: "/apps/blog",
+			IdleTimeout: time.Hour, AbsoluteTimeout: 4 * time.Hour,
+			Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, Now: c.Now,
+		})
+		_, ck := signIn(t, blog, nil)
+		if ck.Name != "__Host-aero2_session!apps!blog" || ck.Path != "/" || ck.Domain != "" || !ck.Secure || !ck.HttpOnly {
+			t.Errorf("a path application's cookie: %+v", ck)
+		}
+		if _, err := blog.Current(withCookie(ck)); err != nil {
+			t.Fatalf("the cookie itself: %v", err)
+		}
+		root := newManager(be, app, c)
+		for _, name := range []string{
+			"aero2_session!apps!blog", "__Secure-aero2_session!apps!blog", "__secure-aero2_session!apps!blog",
+			"__Secure-aero2_session", "aero2_session", "__Host-aero2_session", "__host-aero2_session!apps!blog",
+		} {
+			if _, err := blog.Current(withCookie(&http.Cookie{Name: name, Value: ck.Value})); !errors.Is(err, session.ErrNoSession) {
+				t.Errorf("the path application accepted its token as %s: %v", name, err)
+			}
+		}
+		_, rootCk := signIn(t, root, nil)
+		for _, name := range []string{"__Secure-aero2_session", "aero2_session", "__host-aero2_session"} {
+			if _, err := root.Current(withCookie(&http.Cookie{Name: name, Value: rootCk.Value})); !errors.Is(err, session.ErrNoSession) {
+				t.Errorf("the root application accepted its token as %s: %v", name, err)
+			}
 		}
 	})
 }

@@ -86,6 +86,9 @@ type Options struct {
 	// Server passes further options to server.New (its Store is set from
 	// the field above; a nil Logger writes to the test log).
 	Server server.Options
+	// TLS serves https (with httptest's certificate): {{.URL}} is then
+	// https://127.0.0.1:<port>. Instance.NewBrowser trusts it.
+	TLS bool
 }
 
 // StartWith is Start with options.
@@ -95,7 +98,11 @@ func StartWith(t testing.TB, tmpl string, opts Options) *Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("http://%s", ln.Addr())
+	scheme := "http"
+	if opts.TLS {
+		scheme = "https"
+	}
+	addr := fmt.Sprintf("%s://%s", scheme, ln.Addr())
 	public := addr
 	if opts.PublicURL != "" {
 		public = opts.PublicURL
@@ -126,7 +133,11 @@ func StartWith(t testing.TB, tmpl string, opts Options) *Instance {
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.Listener.Close()
 	hs.Listener = ln
-	hs.Start()
+	if opts.TLS {
+		hs.StartTLS()
+	} else {
+		hs.Start()
+	}
 	t.Cleanup(func() {
 		hs.Close()
 		srv.Close()
@@ -176,6 +187,18 @@ type Browser struct {
 func NewBrowser(t testing.TB) *Browser {
 	jar, _ := cookiejar.New(nil)
 	return &Browser{Client: &http.Client{Jar: jar, Transport: localhostTransport}, t: t}
+}
+
+// NewBrowser returns a browser for this instance: one that trusts its
+// certificate when it serves https.
+func (in *Instance) NewBrowser(t testing.TB) *Browser {
+	b := NewBrowser(t)
+	if in.HTTP.TLS != nil {
+		tr := localhostTransport.Clone()
+		tr.TLSClientConfig = in.HTTP.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+		b.Client.Transport = tr
+	}
+	return b
 }
 
 // localhostTransport dials *.localhost names on 127.0.0.1.

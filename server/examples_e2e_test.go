@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -33,10 +32,8 @@ func exampleConfig(t *testing.T, file string, replace ...string) string {
 // its own config: "/" is the account page (through sign-in) and /demo the
 // app behind the proxy.
 func TestQuickstartAddressesWork(t *testing.T) {
-	ir := &identityRecorder{}
-	up := httptest.NewServer(ir)
-	defer up.Close()
-	in := servertest.Start(t, exampleConfig(t, "quickstart/aero2.yaml", "http://localhost:8080", "{{.URL}}", "http://127.0.0.1:8081", up.URL), nil)
+	ir, upURL := newIdentityUpstream(t)
+	in := servertest.Start(t, exampleConfig(t, "quickstart/aero2.yaml", "http://localhost:8080", "{{.URL}}", "http://127.0.0.1:8081", upURL), nil)
 	b := servertest.NewBrowser(t)
 	if p := b.SignInDev(in.URL+"/", "alice"); p.Status != 200 || p.URL.Path != "/account" || !strings.Contains(p.Body, "alice@example.com") {
 		t.Fatalf("/ ended at %d %s", p.Status, p.URL)
@@ -51,10 +48,8 @@ func TestQuickstartAddressesWork(t *testing.T) {
 // reserved prefix and the legacy app keeps all its own paths, /login and
 // /account included; signing in goes through /.aero2/login.
 func TestSidecarKeepsTheAppsOwnPaths(t *testing.T) {
-	ir := &identityRecorder{}
-	up := httptest.NewServer(ir)
-	defer up.Close()
-	in := servertest.Start(t, exampleConfig(t, "sidecar/aero2.yaml", "https://legacy.example.com", "{{.URL}}", "http://127.0.0.1:3000", up.URL), nil)
+	_, upURL := newIdentityUpstream(t)
+	in := servertest.Start(t, exampleConfig(t, "sidecar/aero2.yaml", "https://legacy.example.com", "{{.URL}}", "http://127.0.0.1:3000", upURL), nil)
 	b := servertest.NewBrowser(t)
 	p := b.Get(in.URL + "/reports?q=1")
 	if p.Status != 200 || p.URL.Path != "/.aero2/login" {

@@ -27,6 +27,15 @@ func (ir *identityRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "upstream "+r.URL.RequestURI())
 }
 
+// newIdentityUpstream starts an identityRecorder as an upstream on
+// loopback, closed when the test ends, and returns it and its URL.
+func newIdentityUpstream(t *testing.T) (*identityRecorder, string) {
+	ir := &identityRecorder{}
+	up := httptest.NewServer(ir)
+	t.Cleanup(up.Close)
+	return ir, up.URL
+}
+
 func (ir *identityRecorder) reset() {
 	ir.mu.Lock()
 	ir.emails = nil
@@ -150,15 +159,13 @@ func containsOrigin(origins []string, o string) bool {
 // victim's identity.
 func TestForgedHostCannotTakeOverAnAccount(t *testing.T) {
 	stores(t, func(t *testing.T, st store.Store) {
-		ir := &identityRecorder{}
-		up := httptest.NewServer(ir)
-		defer up.Close()
+		ir, upURL := newIdentityUpstream(t)
 		// Routes without `host`, like the quickstart's /demo and the
 		// sidecar's `upstream:` shorthand.
 		in := servertest.Start(t, servertest.DevConfig+`
 routes:
-  - {path: /app, upstream: "`+up.URL+`"}
-  - {path: /admin, upstream: "`+up.URL+`", policy: {allowed_groups: [admins]}}
+  - {path: /app, upstream: "`+upURL+`"}
+  - {path: /admin, upstream: "`+upURL+`", policy: {allowed_groups: [admins]}}
 `, st)
 		issuer, _ := url.Parse(in.URL)
 		victim := servertest.NewBrowser(t)
@@ -239,13 +246,11 @@ routes:
 // sign in, and the upstream never sees the victim.
 func TestProxySessionIsBoundToItsHost(t *testing.T) {
 	stores(t, func(t *testing.T, st store.Store) {
-		ir := &identityRecorder{}
-		up := httptest.NewServer(ir)
-		defer up.Close()
+		ir, upURL := newIdentityUpstream(t)
 		in := servertest.Start(t, servertest.DevConfig+`
 routes:
-  - {path: /app, upstream: "`+up.URL+`"}
-  - {host: "app.localhost:{{.Port}}", path: /, upstream: "`+up.URL+`"}
+  - {path: /app, upstream: "`+upURL+`"}
+  - {host: "app.localhost:{{.Port}}", path: /, upstream: "`+upURL+`"}
 `, st)
 		victim := servertest.NewBrowser(t)
 		if p := victim.SignInDev(in.URL+"/app/x", "alice"); p.Status != 200 || p.Body != "upstream /app/x" {
@@ -279,13 +284,11 @@ routes:
 // hands off there only. Its handoff link, carried with the binding cookie
 // to another host of the same application, signs nobody in.
 func TestHandoffOnlyOnTheHostThatStarted(t *testing.T) {
-	ir := &identityRecorder{}
-	up := httptest.NewServer(ir)
-	defer up.Close()
+	ir, upURL := newIdentityUpstream(t)
 	in := servertest.Start(t, servertest.DevConfig+`
 routes:
-  - {host: "app.localhost:{{.Port}}", path: /, upstream: "`+up.URL+`"}
-  - {host: "other.localhost:{{.Port}}", path: /, upstream: "`+up.URL+`"}
+  - {host: "app.localhost:{{.Port}}", path: /, upstream: "`+upURL+`"}
+  - {host: "other.localhost:{{.Port}}", path: /, upstream: "`+upURL+`"}
 `, nil)
 	issuer, _ := url.Parse(in.URL)
 	app := "http://app.localhost:" + issuer.Port()
@@ -335,13 +338,11 @@ routes:
 // — and no other: any other Host gets 421 Misdirected Request, from the
 // proxy and from forward-auth alike, and never reaches the upstream.
 func TestRouteWithoutHostServesConfiguredHostsOnly(t *testing.T) {
-	ir := &identityRecorder{}
-	up := httptest.NewServer(ir)
-	defer up.Close()
+	ir, upURL := newIdentityUpstream(t)
 	in := servertest.Start(t, servertest.DevConfig+`
 hosts: ["legacy.localhost:{{.Port}}"]
 routes:
-  - {path: /, upstream: "`+up.URL+`", policy: {public: true}}
+  - {path: /, upstream: "`+upURL+`", policy: {public: true}}
   - {path: /fa, policy: {public: true}}
 `, nil)
 	issuer, _ := url.Parse(in.URL)

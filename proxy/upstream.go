@@ -208,8 +208,12 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 // upstreamError answers when the upstream cannot be reached. The page
 // names neither the upstream nor the error.
 func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) {
-		return // the client went away
+	if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
+		// The client went away, or its connection failed (a request body
+		// past its deadline): the transport may report that as its own
+		// read error rather than as the cancellation, and the server
+		// answers it (408), not a 504 from here.
+		return
 	}
 	f, _ := r.Context().Value(forwardingKey{}).(*forwarding)
 	name := ""

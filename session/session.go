@@ -62,6 +62,7 @@ type Manager struct {
 	be       Backend
 	name     string
 	touchGap time.Duration
+	hooks    []EndHook // see OnEnd
 }
 
 // New returns a manager. cfg.Keys must hold at least one key.
@@ -109,12 +110,17 @@ func (m *Manager) Name() string { return m.name }
 // App is the application the manager serves.
 func (m *Manager) App() string { return m.cfg.App }
 
-// Start signs userID in: it ends the session the request carried, if any,
-// and creates a new one with a new token.
+// Start signs userID in: it ends the session the request carried, if any
+// (with its hooks: a new sign-in ends what the old session issued), and
+// creates a new one with a new token.
 func (m *Manager) Start(w http.ResponseWriter, r *http.Request, userID, idp string) (*store.Session, error) {
 	ctx := r.Context()
-	if old, err := m.lookup(r); err == nil {
-		if err := m.be.DeleteSession(ctx, m.cfg.App, old.ID); err != nil {
+	old, err := m.lookup(r)
+	if err != nil && !errors.Is(err, ErrNoSession) {
+		return nil, err
+	}
+	if old != nil {
+		if err := m.end(ctx, old.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -204,19 +210,6 @@ func (m *Manager) CurrentUser(r *http.Request) (*store.Session, *store.User, err
 		return nil, nil, err
 	}
 	return s, u, nil
-}
-
-// End deletes the request's session from the store and clears the cookie.
-func (m *Manager) End(w http.ResponseWriter, r *http.Request) error {
-	m.clearCookie(w)
-	s, err := m.lookup(r)
-	if errors.Is(err, ErrNoSession) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return m.be.DeleteSession(r.Context(), m.cfg.App, s.ID)
 }
 
 // lookup finds the stored session for the request's cookie, without the

@@ -1,0 +1,148 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/aero2/aero2/store"
+)
+
+// EndHook is told the store IDs of sessions that are ending (the `sid`
+// the provider puts in ID tokens), so that what was issued in them — the
+// provider's tokens — ends with them. It must be idempotent: a session
+// whose ending failed half-way is ended again, and the hook runs again.
+type EndHook func(ctx context.Context, ids ...string) error
+
+// OnEnd registers hook to run whenever the manager ends sessions. The
+// server registers the provider's revocation here while it wires the
+// application, before the manager serves any request; the manager is the
+// only place that ends sessions, so no way of ending one skips the hook.
+func (m *Manager) OnEnd(hook EndHook) {
+	m.hooks = append(m.hooks, hook)
+}
+
+// Sessions end by the idle and absolute timeouts (the store forgets them,
+// or check deletes one it finds expired) without the hooks: what a
+// session issued is not tied to its lifetime, only to its ending early.
+//
+// Every other ending runs the hooks first and deletes the sessions only
+// when they succeeded. A failure then leaves the session in place, so the
+// user sees an error and can try again: the other order would leave live
+// tokens of a session that no longer exists, which nothing could name
+// again to revoke them.
+
+// end runs the hooks for ids, then deletes them from the store.
+func (m *Manager) end(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := m.runHooks(ctx, ids...); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := m.be.DeleteSession(ctx, m.cfg.App, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Manager) runHooks(ctx context.Context, ids ...string) error {
+	for _, h := range m.hooks {
+		if err := h(ctx, ids...); err != nil {
+			return fmt.Errorf("session: ending %d session(s): %w", len(ids), err)
+		}
+	}
+	return nil
+}
+
+// End ends the request's session, if it has one, and clears the cookie.
+// On an error the cookie stays, so that the browser can try again.
+func (m *Manager) End(w http.ResponseWriter, r *http.Request) error {
+	s, err := m.lookup(r)
+	switch {
+	case errors.Is(err, ErrNoSession):
+	case err != nil:
+		return err
+	default:
+		if err := m.end(r.Context(), s.ID); err != nil {
+			return err
+		}
+	}
+	m.clearCookie(w)
+	return nil
+}
+
+// EndOther ends one of cur's user's other sessions, by its store ID (the
+// handle the account page shows). A session of another user is left
+// alone, and reported as ErrNoSession exactly like an unknown one, so that
+// a handle reveals nothing. cur's own ID is refused (ErrNoSession too):
+// End ends it, together with its cookie.
+func (m *Manager) EndOther(ctx context.Context, cur *store.Session, id string) error {
+	if id == cur.ID {
+		return ErrNoSession
+	}
+	other, err := m.be.GetSession(ctx, m.cfg.App, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && other.UserID != cur.UserID) {
+		return ErrNoSession
+	}
+	if err != nil {
+		return err
+	}
+	return m.end(ctx, id)
+}
+
+// EndOthers ends every session of cur's user except cur, and says how
+// many ended. A session that starts while it runs is not among them: it
+// began after the user asked.
+func (m *Manager) EndOthers(ctx context.Context, cur *store.Session) (int, error) {
+	return m.endUser(ctx, cur.UserID, cur.ID)
+}
+
+// EndAll ends every session of the user, and says how many ended. The
+// request's cookie, if it named one of them, is not cleared: call End for
+// that.
+func (m *Manager) EndAll(ctx context.Context, userID string) (int, error) {
+	return m.endUser(ctx, userID, "")
+}
+
+func (m *Manager) endUser(ctx context.Context, userID, keep string) (int, error) {
+	all, err := m.be.UserSessions(ctx, m.cfg.App, userID)
+	if err != nil {
+		return 0, err
+	}
+	ids := make([]string, 0, len(all))
+	for _, s := range all {
+		if s.ID != keep {
+			ids = append(ids, s.ID)
+		}
+	}
+	if err := m.end(ctx, ids...); err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
+// EndSession ends session id of user userID for a caller that holds
+// proof that the session was the user's: an ID token the provider signed
+// with both (RP-initiated logout's id_token_hint). A live session of
+// another user is left alone. One that is no longer in the store (it
+// timed out) has the hooks run all the same, since what was issued in it
+// may outlive it. Without such proof, use EndOther.
+func (m *Manager) EndSession(ctx context.Context, userID, id string) error {
+	if id == "" {
+		return nil
+	}
+	s, err := m.be.GetSession(ctx, m.cfg.App, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return m.runHooks(ctx, id)
+	case err != nil:
+		return err
+	case s.UserID != userID:
+		return nil
+	}
+	return m.end(ctx, id)
+}

@@ -60,7 +60,7 @@ func (p *Provider) verifyIDTokenHint(ctx context.Context, hint string) (*idToken
 type hiddenField struct{ Name, Value string }
 
 // logout is RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
-// It ends the browser session and revokes the tokens issued in it, then
+// It ends the browser session, and with it the tokens issued in it, then
 // returns to the client's post_logout_redirect_uri — only one registered
 // for that client, compared exactly — with state.
 //
@@ -141,20 +141,19 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if cur != nil {
-		if err := p.opts.Sessions.End(w, r); err != nil {
-			p.pageFailure(w, r, err)
-			return
-		}
-		if err := p.tokens.RevokeSession(ctx, cur.ID); err != nil {
+	// The session manager ends sessions, and its end hook (RevokeSessions)
+	// revokes what was issued in them. The RP's own session (the hint's
+	// sid) may be one this browser no longer carries — it timed out, or
+	// lives in another browser of the user: it ends too, and its tokens
+	// with it.
+	if hint != nil && hint.SID != "" && (cur == nil || hint.SID != cur.ID) {
+		if err := p.opts.Sessions.EndSession(ctx, hint.Subject, hint.SID); err != nil {
 			p.pageFailure(w, r, err)
 			return
 		}
 	}
-	// The RP's own session may be one this browser no longer carries (it
-	// expired, or it was ended elsewhere): its tokens die too.
-	if hint != nil && hint.SID != "" && (cur == nil || hint.SID != cur.ID) {
-		if err := p.tokens.RevokeSession(ctx, hint.SID); err != nil {
+	if cur != nil {
+		if err := p.opts.Sessions.End(w, r); err != nil {
 			p.pageFailure(w, r, err)
 			return
 		}

@@ -252,10 +252,16 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /oauth2/logout", p.logout)
 }
 
-// RevokeSession revokes every token issued in the browser session sid.
-// Logout does it; the server may call it when a session ends elsewhere.
-func (p *Provider) RevokeSession(ctx context.Context, sid string) error {
-	return p.tokens.RevokeSession(ctx, sid)
+// RevokeSessions revokes every token issued in the browser sessions
+// sids. It is the session manager's end hook (session.Manager.OnEnd),
+// which the server registers: however a session ends, its tokens end too.
+func (p *Provider) RevokeSessions(ctx context.Context, sids ...string) error {
+	for _, sid := range sids {
+		if err := p.tokens.RevokeSession(ctx, sid); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Issuer is the provider's issuer URL.

@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -70,8 +69,11 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].LastSeen.After(rows[j].LastSeen) })
 	notice := ""
-	if r.URL.Query().Get("ended") == "1" {
+	switch r.URL.Query().Get("ended") {
+	case "1":
 		notice = "The session was signed out."
+	case "all":
+		notice = "Every other session was signed out."
 	}
 	web.Render(w, http.StatusOK, "account", web.Page{Title: "Your account", AppName: h.appName, Data: struct {
 		User          *store.User
@@ -109,26 +111,18 @@ func (h *Handler) formSession(w http.ResponseWriter, r *http.Request) (*store.Se
 	return s, true
 }
 
-// logout ends this session, or every session of the user with everywhere=1.
+// logout ends this session, or every session of the user with
+// everywhere=1. The session manager ends them, and with them what the
+// provider issued in them.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	s, ok := h.formSession(w, r)
 	if !ok {
 		return
 	}
-	ended := []string{s.ID}
+	n := 1
 	if r.PostForm.Get("everywhere") == "1" {
-		// The IDs first: the provider revokes by session.
-		all, err := h.opts.Store.UserSessions(r.Context(), h.opts.App, s.UserID)
-		if err != nil {
-			h.storeFailure(w, r, err)
-			return
-		}
-		for _, x := range all {
-			if x.ID != s.ID {
-				ended = append(ended, x.ID)
-			}
-		}
-		if _, err := h.opts.Store.DeleteUserSessions(r.Context(), h.opts.App, s.UserID); err != nil {
+		var err error
+		if n, err = h.opts.Sessions.EndAll(r.Context(), s.UserID); err != nil {
 			h.storeFailure(w, r, err)
 			return
 		}
@@ -137,15 +131,25 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		h.storeFailure(w, r, err)
 		return
 	}
-	h.sessionsEnded(r.Context(), ended...)
-	h.log.Info("signed out", "user", s.UserID, "sessions", len(ended))
+	h.log.Info("signed out", "user", s.UserID, "sessions", n)
 	http.Redirect(w, r, h.URL("/login?signed_out=1"), http.StatusSeeOther)
 }
 
-// endSession ends one of the user's other sessions, from the account page.
+// endSession ends one of the user's other sessions (session=<handle>), or
+// all of them (others=1), from the account page.
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 	s, ok := h.formSession(w, r)
 	if !ok {
+		return
+	}
+	if r.PostForm.Get("others") == "1" {
+		n, err := h.opts.Sessions.EndOthers(r.Context(), s)
+		if err != nil {
+			h.storeFailure(w, r, err)
+			return
+		}
+		h.log.Info("other sessions ended from the account page", "user", s.UserID, "sessions", n)
+		http.Redirect(w, r, h.URL("/account?ended=all"), http.StatusSeeOther)
 		return
 	}
 	target := r.PostForm.Get("session")
@@ -159,29 +163,16 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, h.URL("/account"), http.StatusSeeOther)
 		return
 	}
-	other, err := h.opts.Store.GetSession(r.Context(), h.opts.App, target)
 	// Only the user's own sessions: a handle of someone else's session
-	// must not end it, nor reveal whether it exists.
-	if err == nil && other.UserID == s.UserID {
-		err = h.opts.Store.DeleteSession(r.Context(), h.opts.App, target)
-		if err == nil {
-			h.sessionsEnded(r.Context(), target)
-			h.log.Info("session ended from the account page", "user", s.UserID)
-		}
-	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	// must not end it, nor reveal whether it exists (both are
+	// ErrNoSession, and get the same answer).
+	err := h.opts.Sessions.EndOther(r.Context(), s, target)
+	if err != nil && !errors.Is(err, session.ErrNoSession) {
 		h.storeFailure(w, r, err)
 		return
 	}
+	if err == nil {
+		h.log.Info("session ended from the account page", "user", s.UserID)
+	}
 	http.Redirect(w, r, h.URL("/account?ended=1"), http.StatusSeeOther)
-}
-
-// sessionsEnded passes ended session IDs on (Options.SessionsEnded).
-func (h *Handler) sessionsEnded(ctx context.Context, ids ...string) {
-	if h.opts.SessionsEnded == nil || len(ids) == 0 {
-		return
-	}
-	if err := h.opts.SessionsEnded(ctx, ids...); err != nil {
-		h.log.Warn("revoking what ended sessions were issued", "sessions", len(ids), "err", err)
-	}
 }

@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -42,11 +41,6 @@ type Options struct {
 	Secure      bool
 	CookiePath  string
 	Logger      *slog.Logger
-	// SessionsEnded, when set, is told the IDs of browser sessions that
-	// sign-out or the account page ended, so that what was issued in them
-	// (the provider's tokens) is revoked too. Its error is logged: the
-	// sessions are gone either way.
-	SessionsEnded func(ctx context.Context, ids ...string) error
 	// Limits are the rate limits (server.rate_limits); nil limits nothing.
 	Limits *ratelimit.Limiter
 	// Now is the clock; nil means time.Now.

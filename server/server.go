@@ -245,15 +245,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		IdleTimeout: a.Session.IdleTimeout, AbsoluteTimeout: a.Session.AbsoluteTimeout,
 		Keys: deriveKeys(s.cfg.Secrets.CookieKeys, "aero2 csrf "+a.Name), Now: opts.Now,
 	})
-	var prov *authz.Provider // built below; the closure runs at request time
 	fed := federation.New(federation.Options{
-		SessionsEnded: func(ctx context.Context, ids ...string) error {
-			var errs []error
-			for _, id := range ids {
-				errs = append(errs, prov.RevokeSession(ctx, id))
-			}
-			return errors.Join(errs...)
-		},
 		App: a.Name, Issuer: a.Issuer, Store: s.store, Sessions: sessions, Providers: providers,
 		Redirects:   federation.NewRedirects(a.Issuer, a.RedirectAllowList),
 		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
@@ -264,7 +256,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		return nil, config.Problems{{File: s.cfg.File, Msg: fmt.Sprintf("application %s: %v", a.Name, err)}}
 	}
 	a.Clients = withProxyClient(s.cfg, a)
-	prov, err = authz.New(authz.Options{
+	prov, err := authz.New(authz.Options{
 		App: a.Name, Issuer: a.Issuer, Config: &a, Store: s.store, Sessions: sessions, Keys: km,
 		LoginURL:        fed.LoginURL,
 		TokenSecret:     appKey(s.cfg, "aero2 token hmac", a.Name),
@@ -275,6 +267,10 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 	if err != nil {
 		return nil, config.Problems{{File: s.cfg.File, Msg: fmt.Sprintf("application %s: %v", a.Name, err)}}
 	}
+	// However a session ends (sign-out, logout, the account page, a new
+	// sign-in, the proxy's sign-out), the manager ends it, and this hook
+	// revokes what the provider issued in it.
+	sessions.OnEnd(prov.RevokeSessions)
 	mux := http.NewServeMux()
 	fed.Register(mux)
 	prov.Register(mux)

@@ -92,10 +92,16 @@ func unseal(token string, sealed []byte) (*record, error) {
 }
 
 // ProviderSessions tells whether a provider session (the `sid` of the ID
-// token) is still alive. It is how a sign-out at the provider, or a
-// session ended on the account page, reaches every proxy session.
+// token) is still alive, and ends one. It is how a sign-out at the
+// provider, or a session ended on the account page, reaches every proxy
+// session, and how the proxy's own sign-out ends the provider session
+// without depending on the browser to follow a redirect.
 type ProviderSessions interface {
 	Alive(ctx context.Context, sid string) (bool, error)
+	// EndSession ends the provider session sid of user sub (the ID
+	// token's claims, which the provider signed), and what the provider
+	// issued in it.
+	EndSession(ctx context.Context, sub, sid string) error
 }
 
 // live is a validated session in the in-process cache.
@@ -202,17 +208,13 @@ func (s *sessions) loadAnywhere(ctx context.Context, token string) (*live, error
 }
 
 func (s *sessions) validate(ctx context.Context, id, token string) (*live, error) {
-	raw, err := s.records.Get(ctx, s.app, recordKey(id))
-	if errors.Is(err, store.ErrNotFound) {
-		s.forget(id)
-		return nil, errNoSession
-	}
+	rec, err := s.stored(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	rec, err := unseal(token, raw)
-	if err != nil {
-		return nil, errNoSession // not ours, or tampered with
+	if rec == nil {
+		s.forget(id)
+		return nil, errNoSession
 	}
 	now := s.now()
 	if !now.Before(rec.ExpiresAt) {
@@ -267,18 +269,45 @@ func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string
 	}
 }
 
-// end deletes the session of a cookie token.
-func (s *sessions) end(ctx context.Context, token string) (*record, error) {
+// stored returns the record of a cookie token without validating it: nil,
+// and no error, when there is none or it does not open with the token.
+func (s *sessions) stored(ctx context.Context, token string) (*record, error) {
 	id, ok := session.TokenID(token)
 	if !ok {
 		return nil, nil
 	}
-	var rec *record
-	if raw, err := s.records.Get(ctx, s.app, recordKey(id)); err == nil {
-		rec, _ = unseal(token, raw)
+	raw, err := s.records.Get(ctx, s.app, recordKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec, err := unseal(token, raw)
+	if err != nil {
+		return nil, nil // not ours, or tampered with
+	}
+	return rec, nil
+}
+
+// endProviderSession ends the provider session that rec depends on, with
+// what the provider issued in it, when the provider is Aero2's own
+// (s.alive is set).
+func (s *sessions) endProviderSession(ctx context.Context, rec *record) error {
+	if s.alive == nil || rec == nil || rec.Identity.SessionID == "" {
+		return nil
+	}
+	return s.alive.EndSession(ctx, rec.Identity.Subject, rec.Identity.SessionID)
+}
+
+// end deletes the session of a cookie token.
+func (s *sessions) end(ctx context.Context, token string) error {
+	id, ok := session.TokenID(token)
+	if !ok {
+		return nil
 	}
 	s.forget(id)
-	return rec, s.records.Delete(ctx, s.app, recordKey(id))
+	return s.records.Delete(ctx, s.app, recordKey(id))
 }
 
 // refreshMargin renews an access token this long before it expires, so

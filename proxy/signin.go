@@ -267,7 +267,7 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 	// A new sign-in always gets a new session (no fixation); the old one
 	// ends.
 	if old, err := r.Cookie(name); err == nil {
-		if _, err := ap.sessions.end(ctx, old.Value); err != nil {
+		if err := ap.sessions.end(ctx, old.Value); err != nil {
 			h.unavailable(w, r, err)
 			return
 		}

@@ -116,7 +116,10 @@ func (h *Handler) signOutPage(w http.ResponseWriter, r *http.Request) {
 
 // signOut ends this browser's proxy sessions on this host and sends it to
 // the provider's logout (RP-initiated logout), which ends the provider
-// session, and with it every proxy session on every host.
+// session, and with it every proxy session on every host. At Aero2's own
+// provider the provider session is ended here first, with what was issued
+// in it: a browser that does not follow the redirect is signed out all
+// the same.
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
@@ -129,7 +132,13 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 	}
 	logout := ""
 	for ap, token := range h.browserSessions(r) {
-		rec, err := ap.sessions.end(r.Context(), token)
+		rec, err := ap.sessions.stored(r.Context(), token)
+		if err == nil {
+			err = ap.sessions.endProviderSession(r.Context(), rec)
+		}
+		if err == nil {
+			err = ap.sessions.end(r.Context(), token)
+		}
 		if err != nil {
 			h.unavailable(w, r, err)
 			return

@@ -147,7 +147,9 @@ type Session struct {
 }
 
 // Sessions keeps browser sessions, indexed by user so that a user's
-// sessions can be listed and ended together.
+// sessions can be listed and ended together. Only session.Manager ends
+// sessions (it runs the provider's revocation first): there is no bulk
+// delete here that could skip it.
 type Sessions interface {
 	// CreateSession stores s (ErrExists if its ID is taken) for ttl.
 	CreateSession(ctx context.Context, s *Session, ttl time.Duration) error
@@ -160,8 +162,6 @@ type Sessions interface {
 	DeleteSession(ctx context.Context, app, id string) error
 	// UserSessions lists the user's live sessions.
 	UserSessions(ctx context.Context, app, userID string) ([]*Session, error)
-	// DeleteUserSessions ends all of the user's sessions and says how many.
-	DeleteUserSessions(ctx context.Context, app, userID string) (int, error)
 }
 
 // User is a local account. Users are per application.

@@ -328,22 +328,6 @@ func (s *Store) UserSessions(_ context.Context, app, userID string) ([]*store.Se
 	return out, nil
 }
 
-func (s *Store) DeleteUserSessions(_ context.Context, app, userID string) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for id := range s.userSessions[k(app, userID)] {
-		if se, ok := s.sessions[k(app, id)]; ok {
-			if s.live(se.exp) {
-				n++
-			}
-			s.dropSession(k(app, id), se)
-		}
-	}
-	delete(s.userSessions, k(app, userID))
-	return n, nil
-}
-
 // Users.
 
 func cloneUser(u *store.User) *store.User {

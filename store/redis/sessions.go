@@ -145,38 +145,3 @@ func (s *Store) UserSessions(ctx context.Context, app, userID string) ([]*store.
 	}
 	return out, nil
 }
-
-// DeleteUserSessions deletes under WATCH of the index, so a session
-// created while it runs is either deleted too or makes it retry.
-func (s *Store) DeleteUserSessions(ctx context.Context, app, userID string) (int, error) {
-	idx := s.userSessKey(app, userID)
-	var deleted int
-	for attempt := 0; attempt < 10; attempt++ {
-		err := s.c.Watch(ctx, func(tx *goredis.Tx) error {
-			ids, err := tx.SMembers(ctx, idx).Result()
-			if err != nil {
-				return err
-			}
-			keys := make([]string, len(ids))
-			for i, id := range ids {
-				keys[i] = s.sessionKey(app, id)
-			}
-			var del *goredis.IntCmd
-			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-				if len(keys) > 0 {
-					del = p.Del(ctx, keys...)
-				}
-				p.Del(ctx, idx)
-				return nil
-			})
-			if err == nil && del != nil {
-				deleted = int(del.Val())
-			}
-			return err
-		}, idx)
-		if !errors.Is(err, goredis.TxFailedErr) {
-			return deleted, wrap(err)
-		}
-	}
-	return 0, wrap(errors.New("too much contention on the user's session index"))
-}

@@ -157,7 +157,10 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		noStore(w)
 		w.WriteHeader(http.StatusOK)
-	case isUnavailable(err):
+	case isUnavailable(err), errors.Is(err, fosite.ErrTemporarilyUnavailable):
+		// fosite answers a failed token lookup (other than "not found")
+		// with its own temporarily_unavailable, without the cause: the
+		// store is the only thing it looked in.
 		p.unavailable(w, r, err)
 	case errors.Is(err, fosite.ErrInvalidClient):
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`"`)

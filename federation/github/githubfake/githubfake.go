@@ -70,6 +70,7 @@ type Server struct {
 	// Knobs, under mu.
 	deny       bool
 	tokenDelay time.Duration
+	onToken    func()
 	// teamsPage is the page size of /user/teams (GitHub's default 30).
 	teamsPage int
 	// nextLink, when set, replaces the rel="next" link of paginated
@@ -123,6 +124,10 @@ func (s *Server) Deny(v bool) { s.mu.Lock(); s.deny = v; s.mu.Unlock() }
 
 // TokenDelay holds every token request for d.
 func (s *Server) TokenDelay(d time.Duration) { s.mu.Lock(); s.tokenDelay = d; s.mu.Unlock() }
+
+// OnToken makes every token request run fn before it is answered (nil:
+// nothing): a test's way to act in the middle of Aero2's callback.
+func (s *Server) OnToken(fn func()) { s.mu.Lock(); s.onToken = fn; s.mu.Unlock() }
 
 // TeamsPageSize sets how many teams one /user/teams page holds.
 func (s *Server) TeamsPageSize(n int) { s.mu.Lock(); s.teamsPage = n; s.mu.Unlock() }
@@ -190,8 +195,11 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	delay := s.tokenDelay
+	delay, onToken := s.tokenDelay, s.onToken
 	s.mu.Unlock()
+	if onToken != nil {
+		onToken()
+	}
 	if delay > 0 {
 		select {
 		case <-time.After(delay):

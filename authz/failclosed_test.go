@@ -27,24 +27,9 @@ func TestProviderFailsClosedWhenTheStoreFails(t *testing.T) {
 	}
 	api := servertest.NewBrowser(t) // no cookies: a client's back channel
 	form := func(path string, v url.Values, user, pass string) func() *http.Request {
-		return func() *http.Request {
-			req, _ := http.NewRequest(http.MethodPost, e.in.URL+path, strings.NewReader(v.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			if user != "" {
-				req.SetBasicAuth(user, pass)
-			}
-			return req
-		}
+		return servertest.NewPost(e.in.URL+path, v, user, pass)
 	}
-	get := func(u string, header ...string) func() *http.Request {
-		return func() *http.Request {
-			req, _ := http.NewRequest(http.MethodGet, u, nil)
-			for i := 0; i+1 < len(header); i += 2 {
-				req.Header.Set(header[i], header[i+1])
-			}
-			return req
-		}
-	}
+	get := servertest.NewGet
 	jsonError := func(what string, pages []*servertest.Page) {
 		t.Helper()
 		for _, pg := range pages {

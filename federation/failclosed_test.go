@@ -20,9 +20,7 @@ func TestSignInFailsClosedWhenTheStoreFails(t *testing.T) {
 	gh := githubfake.Start(t, githubfake.User{ID: 1, Login: "alice"})
 	in := servertest.Start(t, githubConfig(gh, false), p.Open(t))
 	start := in.URL + "/rp/authorize?idp=github&redirect_uri=/account"
-	get := func(u string) func() *http.Request {
-		return func() *http.Request { req, _ := http.NewRequest(http.MethodGet, u, nil); return req }
-	}
+	get := servertest.NewGet
 	noSession := func(b *servertest.Browser) {
 		t.Helper()
 		if p := b.NoRedirects().Get(in.URL + "/account"); p.Status != http.StatusFound {
@@ -63,9 +61,7 @@ func TestSignInFailsClosedWhenTheStoreFails(t *testing.T) {
 	}
 	pages := b.FailsClosed(t, p, "sign-out", func() *http.Request {
 		action, f := b.Get(in.URL+"/account").Form(t, "/logout")
-		req, _ := http.NewRequest(http.MethodPost, action, strings.NewReader(f.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		return req
+		return servertest.NewPost(action, f, "", "")()
 	})
 	for _, pg := range pages {
 		if strings.Contains(strings.Join(pg.Header.Values("Set-Cookie"), "\n"), "aero2_session=;") {

@@ -55,15 +55,7 @@ func TestProxyFailsClosedWhenTheStoreFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	get := func(u string, header ...string) func() *http.Request {
-		return func() *http.Request {
-			req, _ := http.NewRequest(http.MethodGet, u, nil)
-			for i := 0; i+1 < len(header); i += 2 {
-				req.Header.Set(header[i], header[i+1])
-			}
-			return req
-		}
-	}
+	get := servertest.NewGet
 	// Both work while Redis does.
 	for _, req := range []*http.Request{get(in.URL + "/app/x")(), get(in.URL+"/app/x", "Authorization", "Bearer "+tok.AccessToken)()} {
 		if res := do(t, b, req); res.StatusCode != http.StatusOK {
@@ -97,9 +89,7 @@ func TestProxyFailsClosedWhenTheStoreFails(t *testing.T) {
 	})
 	b.FailsClosed(t, p, "sign-out", func() *http.Request {
 		_, f := b.Get(in.URL+"/.aero2/sign_out").Form(t, "/.aero2/sign_out")
-		req, _ := http.NewRequest(http.MethodPost, in.URL+"/.aero2/sign_out", strings.NewReader(f.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		return req
+		return servertest.NewPost(in.URL+"/.aero2/sign_out", f, "", "")()
 	})
 	if n := len(up.Seen()); n != seen {
 		t.Errorf("%d requests reached the upstream while the store failed", n-seen)

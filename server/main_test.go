@@ -1,15 +1,10 @@
 package server_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/aero2/aero2/store/redis/redistest"
 )
 
-// TestMain stops the package's private Redis (the outage tests').
-func TestMain(m *testing.M) {
-	code := m.Run()
-	redistest.ClosePrivate()
-	os.Exit(code)
-}
+// TestMain stops the package's private Redis when its tests are done.
+func TestMain(m *testing.M) { redistest.Main(m) }

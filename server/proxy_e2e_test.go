@@ -182,9 +182,15 @@ func TestSessionEndedOnAnotherDeviceStopsTheProxy(t *testing.T) {
 // token is active.
 func introspectActive(t *testing.T, in *servertest.Instance, token string) bool {
 	t.Helper()
+	return introspectAs(t, in, "aero2-proxy", server.ProxyClientSecret(in.Config, "default"), token)
+}
+
+// introspectAs asks the provider, as clientID, whether a token is active.
+func introspectAs(t *testing.T, in *servertest.Instance, clientID, secret, token string) bool {
+	t.Helper()
 	req, _ := http.NewRequest("POST", in.URL+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("aero2-proxy", server.ProxyClientSecret(in.Config, "default"))
+	req.SetBasicAuth(clientID, secret)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -107,21 +106,7 @@ func (e *endingEnv) rpTokens(t *testing.T, b *servertest.Browser) (*oauth2.Token
 // introspect asks the provider, as clientID, whether token is active.
 func (e *endingEnv) introspect(t *testing.T, clientID, secret, token string) bool {
 	t.Helper()
-	req, _ := http.NewRequest("POST", e.in.URL+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(clientID, secret)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var body struct {
-		Active bool `json:"active"`
-	}
-	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&body) != nil {
-		t.Fatalf("introspection: %d", res.StatusCode)
-	}
-	return body.Active
+	return introspectAs(t, e.in, clientID, secret, token)
 }
 
 // refreshes reports whether the relying party's refresh token still works.

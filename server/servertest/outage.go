@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,31 @@ func (b *Browser) FailsClosed(t *testing.T, p *redistest.Private, what string, n
 		pages = append(pages, r.page)
 	}
 	return pages
+}
+
+// NewGet returns a maker of GET requests for u with the given header
+// names and values, for FailsClosed.
+func NewGet(u string, header ...string) func() *http.Request {
+	return func() *http.Request {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		return req
+	}
+}
+
+// NewPost returns a maker of form POSTs of v to u, for FailsClosed; with
+// user set, they carry HTTP Basic credentials.
+func NewPost(u string, v url.Values, user, pass string) func() *http.Request {
+	return func() *http.Request {
+		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(v.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		return req
+	}
 }
 
 // AwaitStore waits until the Aero2 at origin reaches its store again

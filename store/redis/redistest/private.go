@@ -64,8 +64,16 @@ func PrivateServer(t testing.TB) *Private {
 	return private
 }
 
+// Main runs the package's tests and then stops its private server: the
+// body of a TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	ClosePrivate()
+	os.Exit(code)
+}
+
 // ClosePrivate stops the package's private server, if one was started.
-// Call it from TestMain after m.Run.
+// Call it from TestMain after m.Run (Main does).
 func ClosePrivate() {
 	if private != nil {
 		private.kill()

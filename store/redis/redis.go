@@ -49,6 +49,16 @@ func Open(ctx context.Context, cfg config.Redis) (*Store, error) {
 		ReadTimeout:      cfg.ReadTimeout,
 		WriteTimeout:     cfg.WriteTimeout,
 		PoolSize:         cfg.PoolSize,
+		// A call fails within one dial_timeout, or one read/write
+		// timeout, and is never sent twice. go-redis's defaults retry a
+		// command three times, each dial five times: a Redis that
+		// refuses connections cost every call two seconds whatever the
+		// timeouts, one that drops packets up to twenty dial timeouts,
+		// and a command whose reply timed out ran again — a second
+		// GETDEL of a single-use state, a second spend of a rate limit.
+		// The request fails instead (503), and its client may retry.
+		MaxRetries:    -1,
+		DialerRetries: 1,
 		// Aero2 passes request contexts; let their deadlines bound calls.
 		ContextTimeoutEnabled: true,
 		ClientName:            "aero2",
@@ -60,7 +70,9 @@ func Open(ctx context.Context, cfg config.Redis) (*Store, error) {
 		}
 		opts.TLSConfig = tc
 	}
-	s := New(goredis.NewUniversalClient(opts), cfg.KeyPrefix)
+	c := goredis.NewUniversalClient(opts)
+	c.AddHook(failFast{})
+	s := New(c, cfg.KeyPrefix)
 	s.addrs = strings.Join(cfg.Addrs, ",")
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()

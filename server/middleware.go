@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/proxy"
+	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/web"
 )
 
@@ -134,6 +135,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				r.RemoteAddr = netip.AddrPortFrom(ip, 0).String()
 			}
 		}
+		// One outage latch per request: once a store call finds the store
+		// unavailable, the request's later calls fail at once, and it
+		// answers 503 after one store timeout, not one per call.
+		r = r.WithContext(store.FailFast(r.Context()))
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {

@@ -48,7 +48,8 @@ type Options struct {
 	// lifetimes, signing key rotation.
 	Config *config.Application
 	Store  store.Store
-	// Sessions reads the application's browser sessions.
+	// Sessions reads the application's browser sessions, and ends them
+	// (logout): the server registers RevokeSessions as its end hook.
 	Sessions *session.Manager
 	// Keys are the application's signing keys.
 	Keys *keys.Manager

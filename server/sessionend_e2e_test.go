@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -45,6 +46,9 @@ type signedInBrowser struct {
 	rp         *oauth2.Token
 	idToken    string
 	proxyToken string
+	// pending is an authorization code issued in the session and not yet
+	// redeemed, with its PKCE verifier.
+	pending, verifier string
 }
 
 type endingEnv struct {
@@ -80,11 +84,13 @@ func (e *endingEnv) signIn(t *testing.T) *signedInBrowser {
 		t.Fatal("the proxy forwarded no access token")
 	}
 	s.rp, s.idToken = e.rpTokens(t, s.b)
+	s.pending, s.verifier = e.rpCode(t, s.b)
 	return s
 }
 
-// rpTokens runs the relying party's code flow in the browser's session.
-func (e *endingEnv) rpTokens(t *testing.T, b *servertest.Browser) (*oauth2.Token, string) {
+// rpCode runs the relying party's authorization request in the browser's
+// session and returns the code, and its PKCE verifier.
+func (e *endingEnv) rpCode(t *testing.T, b *servertest.Browser) (string, string) {
 	t.Helper()
 	verifier := oauth2.GenerateVerifier()
 	status, loc := b.Redirect(e.rp.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier)))
@@ -92,7 +98,14 @@ func (e *endingEnv) rpTokens(t *testing.T, b *servertest.Browser) (*oauth2.Token
 	if status != http.StatusSeeOther || err != nil || !strings.HasPrefix(loc, rpRedirect) || u.Query().Get("code") == "" {
 		t.Fatalf("authorization for the relying party: %d %q", status, loc)
 	}
-	tok, err := e.rp.Exchange(e.ctx, u.Query().Get("code"), oauth2.VerifierOption(verifier))
+	return u.Query().Get("code"), verifier
+}
+
+// rpTokens runs the relying party's code flow in the browser's session.
+func (e *endingEnv) rpTokens(t *testing.T, b *servertest.Browser) (*oauth2.Token, string) {
+	t.Helper()
+	code, verifier := e.rpCode(t, b)
+	tok, err := e.rp.Exchange(e.ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatalf("code exchange: %v", err)
 	}
@@ -127,12 +140,31 @@ func (e *endingEnv) refreshes(t *testing.T, s *signedInBrowser) bool {
 	return true
 }
 
+// redeems reports whether the browser's pending code still buys tokens
+// (they are checked to be active).
+func (e *endingEnv) redeems(t *testing.T, s *signedInBrowser) bool {
+	t.Helper()
+	tok, err := e.rp.Exchange(e.ctx, s.pending, oauth2.VerifierOption(s.verifier))
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+			t.Fatalf("code exchange failed other than with invalid_grant: %v", err)
+		}
+		return false
+	}
+	return e.introspect(t, "rp", rpSecret, tok.AccessToken)
+}
+
 // ended checks that everything issued in the browser's provider session
 // has ended: the relying party's refresh token is refused, its access
-// token and the proxy's are inactive at introspection, and the proxy stops
-// admitting the browser within session_cache.
-func (e *endingEnv) ended(t *testing.T, s *signedInBrowser) {
+// token and the proxy's are inactive at introspection, a code issued
+// before the end buys no tokens after it, and the proxy stops admitting
+// the browser within session_cache.
+func (e *endingEnv) ended(t *testing.T, s *signedInBrowser, since time.Time) {
 	t.Helper()
+	if e.redeems(t, s) {
+		t.Error("a code issued before the session ended still buys tokens")
+	}
 	if e.refreshes(t, s) {
 		t.Error("the relying party's refresh token still works")
 	}
@@ -143,11 +175,17 @@ func (e *endingEnv) ended(t *testing.T, s *signedInBrowser) {
 		t.Error("the proxy's access token is still active")
 	}
 	eventuallyRefused(t, s.b, e.in.URL+"/app")
+	t.Logf("the proxy refused the browser %v after the session ended", time.Since(since).Round(10*time.Millisecond))
 }
 
-// alive checks that nothing issued in the browser's session has ended.
+// alive checks that nothing issued in the browser's session has ended
+// (its pending code is used up, and replaced).
 func (e *endingEnv) alive(t *testing.T, s *signedInBrowser) {
 	t.Helper()
+	if !e.redeems(t, s) {
+		t.Error("a session that was not ended lost its pending code")
+	}
+	s.pending, s.verifier = e.rpCode(t, s.b)
 	if !e.introspect(t, "rp", rpSecret, s.rp.AccessToken) {
 		t.Error("a session that was not ended lost its relying party's access token")
 	}
@@ -245,9 +283,10 @@ func TestEveryWayOfEndingASessionEndsItsTokens(t *testing.T) {
 				victim, bystander := e.signIn(t), e.signIn(t)
 				e.alive(t, victim)
 				both := w.end(t, e, victim, bystander)
-				e.ended(t, victim)
+				endedAt := time.Now()
+				e.ended(t, victim, endedAt)
 				if both {
-					e.ended(t, bystander)
+					e.ended(t, bystander, endedAt)
 				} else {
 					e.alive(t, bystander)
 				}

@@ -127,9 +127,9 @@ func (c *Config) validateClients(ps *problems, a *Application, prefix string) {
 			// only sound for secrets nobody can guess: demand the length
 			// of a generated one.
 			if cl.Secret == "" {
-				ps.at(path+".secret", "required for %s: a random secret of %d bytes or more, e.g. secret: \"${CLIENT_SECRET}\" with CLIENT_SECRET=$(openssl rand -base64 32)", cl.TokenEndpointAuthMethod, MinSecretLength)
+				ps.at(path+".secret", "required for %s: a random secret of %d bytes or more, from the environment: secret: \"${CLIENT_SECRET}\" (%s)", cl.TokenEndpointAuthMethod, MinSecretLength, generateHint)
 			} else if len(cl.Secret) < MinSecretLength {
-				ps.at(path+".secret", "too short: %d bytes, need at least %d (generate it: openssl rand -base64 32)", len(cl.Secret), MinSecretLength)
+				ps.at(path+".secret", "too short: %d bytes, need at least %d (%s)", len(cl.Secret), MinSecretLength, generateHint)
 			}
 		case AuthNone:
 			if cl.Secret != "" {

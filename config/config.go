@@ -39,6 +39,11 @@ type Config struct {
 	// from memory). Not part of the YAML.
 	File string `yaml:"-"`
 
+	// Notices are what validation found valid but worth saying, each at
+	// its line (a route without upstream answers forward-auth only):
+	// `aero2 check` prints them. Not part of the YAML.
+	Notices Problems `yaml:"-"`
+
 	positions map[string]Pos
 }
 

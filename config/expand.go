@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -32,7 +33,12 @@ func expandEnv(n *yaml.Node, getenv func(string) (string, bool), path string, ps
 		}
 		v, err := expandString(n.Value, getenv)
 		if err != nil {
-			ps.list = append(ps.list, Problem{File: ps.file, Path: path, Pos: Pos{n.Line, n.Column}, Msg: err.Error()})
+			msg := err.Error()
+			var unset *unsetError
+			if errors.As(err, &unset) {
+				msg = unset.explain(path)
+			}
+			ps.list = append(ps.list, Problem{File: ps.file, Path: path, Pos: Pos{n.Line, n.Column}, Msg: msg})
 			return
 		}
 		if v != n.Value {
@@ -83,11 +89,33 @@ func expandString(s string, getenv func(string) (string, bool)) (string, error) 
 		case hasDef:
 			b.WriteString(def)
 		default:
-			return "", fmt.Errorf("environment variable %s is not set (use ${%s:-default} for an optional value)", name, name)
+			return "", &unsetError{name}
 		}
 		i += 2 + end
 	}
 	return b.String(), nil
+}
+
+// unsetError is a ${VAR} without a default whose variable is not set.
+type unsetError struct{ name string }
+
+func (e *unsetError) Error() string {
+	return fmt.Sprintf("environment variable %s is not set (use ${%s:-default} for an optional value)", e.name, e.name)
+}
+
+// explain says what to set the variable to, for the key at path: a secret
+// of Aero2's own is made up (and the hint says how); a client secret at an
+// identity provider is the one the provider issued.
+func (e *unsetError) explain(path string) string {
+	last := path[strings.LastIndexByte(path, '.')+1:]
+	switch {
+	case strings.HasPrefix(path, "secrets."),
+		last == "secret" && strings.Contains(path, "clients["):
+		return fmt.Sprintf("environment variable %s is not set: set it to a new random secret (%s)", e.name, generateHint)
+	case last == "client_secret" && strings.Contains(path, ".config."):
+		return fmt.Sprintf("environment variable %s is not set: set it to the client secret the identity provider issued when Aero2 was registered there", e.name)
+	}
+	return e.Error()
 }
 
 func validEnvName(s string) bool {

@@ -53,10 +53,11 @@ func Parse(file string, data []byte, getenv func(string) (string, bool)) (*Confi
 	ps := &problems{file: file, pos: map[string]Pos{}}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, Problems{syntaxProblem(file, err)}
+		return nil, Problems{syntaxProblem(file, data, err)}
 	}
 	cfg := &Config{File: file}
 	if doc.Kind != 0 {
+		oneLineScalars(&doc, strings.Split(string(data), "\n"), "", ps)
 		expandEnv(&doc, getenv, "", ps)
 		(&checker{ps: ps}).check(&doc, reflect.TypeFor[Config](), "")
 		if err := doc.Decode(cfg); err != nil && len(ps.list) == 0 {
@@ -74,6 +75,7 @@ func Parse(file string, data []byte, getenv func(string) (string, bool)) (*Confi
 	if len(ps.list) > 0 {
 		return nil, dropShadowed(ps.list, structural)
 	}
+	cfg.Notices = ps.notices
 	return cfg, nil
 }
 
@@ -100,8 +102,20 @@ func dropShadowed(list Problems, n int) Problems {
 var yamlLine = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: (.*)`)
 
 // syntaxProblem turns a yaml.v3 syntax error ("yaml: line 3: …") into a
-// Problem with a position.
-func syntaxProblem(file string, err error) Problem {
+// Problem with a position. yaml.v3 gives the line where the enclosing
+// block began (often a line or two before the mistake) and no column, so
+// the position comes from a second parser that points at the offending
+// token (see locateSyntaxError); yaml.v3's own line is the fallback.
+func syntaxProblem(file string, data []byte, err error) Problem {
+	if p, ok := locateSyntaxError(data); ok {
+		p.File = file
+		return p
+	}
+	return yamlProblem(file, err)
+}
+
+// yamlProblem is a yaml.v3 error with the line (and column) it names.
+func yamlProblem(file string, err error) Problem {
 	p := Problem{File: file, Msg: err.Error()}
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 		p.Pos.Line, _ = strconv.Atoi(m[1])
@@ -117,11 +131,11 @@ func syntaxProblem(file string, err error) Problem {
 func decodeProblems(file string, err error) Problems {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return Problems{syntaxProblem(file, err)}
+		return Problems{yamlProblem(file, err)}
 	}
 	out := make(Problems, 0, len(te.Errors))
 	for _, e := range te.Errors {
-		out = append(out, syntaxProblem(file, errors.New(e)))
+		out = append(out, yamlProblem(file, errors.New(e)))
 	}
 	return out
 }

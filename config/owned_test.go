@@ -46,7 +46,7 @@ routes:
 		`aero2.yaml:11:9: hosts[0]: expected a host name`,
 		`hosts[1]: host "auth.example.com" is listed twice (the issuer's host is always served)`,
 		`hosts[3]: host "a.example.com" is listed twice`,
-		`hosts[4]: expected a host such as app.example.com, not a URL: "https://app.example.com"`,
+		`hosts[4]: expected a host, not a URL: write app.example.com`,
 		`routes[1].path: Aero2 answers /account on auth.example.com itself`,
 		`routes[2].path: Aero2 answers /oauth2 on auth.example.com itself`,
 	} {

@@ -52,11 +52,18 @@ func (ps Problems) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// problems collects Problems with positions looked up by path.
+// problems collects Problems with positions looked up by path, and
+// notices: what is valid but worth saying (see Config.Notices).
 type problems struct {
-	file string
-	pos  map[string]Pos
-	list Problems
+	file    string
+	pos     map[string]Pos
+	list    Problems
+	notices Problems
+}
+
+// notice records msg about path as a notice, not a problem.
+func (ps *problems) notice(path, format string, args ...any) {
+	ps.notices = append(ps.notices, Problem{File: ps.file, Path: path, Pos: lookupPos(ps.pos, path), Msg: fmt.Sprintf(format, args...)})
 }
 
 // at reports msg at path, using the position of path, or of its nearest

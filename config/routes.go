@@ -106,7 +106,9 @@ func RouteKey(host, p string) string {
 // collects route keys across applications.
 func (c *Config) validateRoutes(ps *problems, a *Application, prefix string, seen map[string]string) {
 	p := a.Proxy
-	if p.Provider != "" {
+	// Without proxy.provider in the file it is the issuer, whose own
+	// problem is reported where the issuer is written.
+	if c.inFile(prefix+"proxy.provider") && p.Provider != a.Issuer {
 		if err := c.checkBaseURL(p.Provider); err != nil {
 			ps.at(prefix+"proxy.provider", "%v", err)
 		}
@@ -118,7 +120,7 @@ func (c *Config) validateRoutes(ps *problems, a *Application, prefix string, see
 		ps.at(prefix+"proxy.token_cache", "must be between 0 and %s: it is how long a revoked token may still be accepted", MaxProxyTokenCache)
 	}
 	if !cookieRE.MatchString(p.CookieName) {
-		ps.at(prefix+"proxy.cookie_name", "expected letters, digits, '_' and '-' (at most 64), got %q", p.CookieName)
+		c.checkCookieName(ps, a, prefix, "proxy.cookie_name", p.CookieName)
 	} else if p.CookieName == a.Session.CookieName {
 		ps.at(prefix+"proxy.cookie_name", "must differ from session.cookie_name")
 	}
@@ -126,7 +128,7 @@ func (c *Config) validateRoutes(ps *problems, a *Application, prefix string, see
 		ps.at(prefix+"proxy.scopes", "must include openid")
 	}
 	if a.Upstream != "" && len(a.Routes) > 0 {
-		ps.at(prefix+"upstream", "`upstream` is the shorthand for a single route; with `routes`, give each route its upstream")
+		ps.at(prefix+"upstream", "`upstream` is the shorthand for a single route; with `routes`, give each route its upstream (if this one belongs to the route above, indent it into that route)")
 	}
 	for i, r := range a.ProxyRoutes() {
 		rp := a.RoutePath(prefix, i)
@@ -150,7 +152,11 @@ func (c *Config) validateRoute(ps *problems, r Route, rp string, field func(stri
 	u, err := url.Parse(r.Upstream)
 	switch {
 	case r.Upstream == "":
-		// A route without upstream only answers forward-auth.
+		// A route without upstream only answers forward-auth: valid, and
+		// what a forward-auth set-up wants, but also what a forgotten
+		// upstream looks like, which would otherwise show only as a 404
+		// once requests arrive.
+		ps.notice(rp, "forward-auth only: this route has no upstream, so Aero2 answers a front proxy's forward-auth checks for it and proxies nothing (add upstream: to proxy it)")
 	case err != nil || u.Host == "" || u.Opaque != "" || (u.Scheme != "http" && u.Scheme != "https"):
 		ps.at(field("upstream"), "expected an http or https URL such as http://127.0.0.1:3000, got %q", r.Upstream)
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
@@ -202,8 +208,24 @@ func checkRouteHost(h string) error {
 	if h == "" {
 		return nil
 	}
-	if strings.Contains(h, "://") {
-		return fmt.Errorf("expected a host such as app.example.com, not a URL: %q", h)
+	// A URL where a host belongs is the common mistake; saying "invalid
+	// port" about the "//app…" after "https:" would not help.
+	if strings.Contains(h, ":/") {
+		u, err := url.Parse(h)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("expected a host such as app.example.com, not a URL: %q", h)
+		}
+		host := strings.ToLower(u.Host)
+		if u.Path != "" && u.Path != "/" {
+			return fmt.Errorf("expected a host, not a URL: write %s, and %s as a route's path (the scheme is the request's)", host, u.Path)
+		}
+		return fmt.Errorf("expected a host, not a URL: write %s (the scheme is the request's)", host)
+	}
+	if i := strings.IndexByte(h, '/'); i >= 0 {
+		return fmt.Errorf("expected a host without a path: write %s, and %s as a route's path", h[:i], h[i:])
+	}
+	if strings.ContainsAny(h, "@?# \t") {
+		return fmt.Errorf("expected a host name such as app.example.com or a wildcard such as *.example.com, got %q", h)
 	}
 	host := h
 	if hh, pp, err := net.SplitHostPort(h); err == nil {

@@ -3,7 +3,9 @@ package config
 import (
 	"encoding"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +30,15 @@ var (
 type checker struct {
 	ps    *problems
 	nodes int
+	// outer are the mappings around the one being checked, innermost
+	// last, for the hint on a key that belongs to one of them.
+	outer []mapping
+}
+
+// mapping is a struct-typed mapping of the file and its path.
+type mapping struct {
+	path string
+	t    reflect.Type
 }
 
 func (c *checker) problem(n *yaml.Node, path, format string, args ...any) {
@@ -50,7 +61,10 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 		n = n.Content[0]
 	}
-	if _, seen := c.ps.pos[path]; !seen {
+	if _, seen := c.ps.pos[path]; !seen && path != "" {
+		// The document itself has no position worth giving: a key
+		// missing at the top level is reported without one, rather
+		// than at a 1:1 that names another key.
 		c.ps.pos[path] = Pos{n.Line, n.Column}
 	}
 	for t.Kind() == reflect.Pointer {
@@ -63,10 +77,21 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 	case t == nodeType:
 		return // decoded later, by whoever owns it
 	case t == durationType:
-		if n.Kind != yaml.ScalarNode {
+		switch {
+		case n.Kind != yaml.ScalarNode:
 			c.problem(n, path, "expected a duration such as 30s, 10m or 12h, got %s", kindName(n))
-		} else if _, err := time.ParseDuration(n.Value); err != nil || n.ShortTag() != "!!str" {
+		case n.ShortTag() == "!!int" && n.Value == "0":
+			// A bare 0 is zero in any unit (`rotation_period: 0`, as
+			// the docs write it). Other bare numbers stay refused: 10
+			// would be ten nanoseconds. The decoder parses durations
+			// from strings only, so it gets "0" as one.
+			n.Tag = "!!str"
+		case n.ShortTag() != "!!str":
 			c.problem(n, path, "expected a duration such as 30s, 10m or 12h, got %q", n.Value)
+		default:
+			if _, err := time.ParseDuration(n.Value); err != nil {
+				c.problem(n, path, "expected a duration such as 30s, 10m or 12h, got %q", n.Value)
+			}
 		}
 		return
 	case reflect.PointerTo(t).Implements(unmarshalerType), reflect.PointerTo(t).Implements(textUnmarshaler):
@@ -79,21 +104,20 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		fields := yamlFields(t)
-		seen := map[string]*yaml.Node{}
+		c.dropRepeated(n, path)
+		c.outer = append(c.outer, mapping{path, t})
+		defer func() { c.outer = c.outer[:len(c.outer)-1] }()
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			key := k.Value
 			kpath := joinPath(path, key)
-			if prev, dup := seen[key]; dup {
-				c.problem(k, kpath, "key repeated (first at line %d)", prev.Line)
-				continue
-			}
-			seen[key] = k
 			ft, ok := fields[key]
 			if !ok {
 				msg := fmt.Sprintf("unknown key %q", key)
 				if s := closest(key, fields); s != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", s)
+				} else if hint := c.misplaced(key, t); hint != "" {
+					msg += " " + hint
 				}
 				c.problem(k, kpath, "%s", msg)
 				continue
@@ -118,8 +142,11 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 			c.problem(n, path, "expected a mapping (key: value), got %s", kindName(n))
 			return
 		}
+		c.dropRepeated(n, path)
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			c.check(n.Content[i+1], t.Elem(), joinPath(path, n.Content[i].Value))
+			kpath := joinPath(path, n.Content[i].Value)
+			c.ps.pos[kpath] = Pos{n.Content[i].Line, n.Content[i].Column}
+			c.check(n.Content[i+1], t.Elem(), kpath)
 		}
 	case reflect.String:
 		c.scalar(n, path, "a string")
@@ -137,6 +164,97 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 			c.problem(n, path, "expected a number, got %q", n.Value)
 		}
 	}
+}
+
+// dropRepeated reports every key of mapping n given a second time and
+// removes the repetition from the tree. The first one is the one checked
+// and used; without the removal, yaml.v3's decoder would refuse the whole
+// mapping and validation would report its other keys as missing.
+func (c *checker) dropRepeated(n *yaml.Node, path string) {
+	seen := map[string]*yaml.Node{}
+	kept := n.Content[:0:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if prev, dup := seen[k.Value]; dup && k.Kind == yaml.ScalarNode {
+			c.problem(k, joinPath(path, k.Value), "key repeated (first at line %d)", prev.Line)
+			continue
+		}
+		seen[k.Value] = k
+		kept = append(kept, k, n.Content[i+1])
+	}
+	if len(kept) != len(n.Content) {
+		n.Content = kept
+	}
+}
+
+// misplaced explains an unknown key that is a key of a mapping nearby: of
+// one inside this one (it needs indenting under that key) or of one
+// around it (it is indented too far). In YAML, indentation is structure,
+// so a key one level off lands in another mapping; there it is unknown,
+// and this says where it belongs.
+func (c *checker) misplaced(key string, t reflect.Type) string {
+	if under := fieldPaths(key, t); len(under) > 0 {
+		return fmt.Sprintf("(it belongs under %s)", strings.Join(under, " or "))
+	}
+	for i := len(c.outer) - 2; i >= 0; i-- {
+		o := c.outer[i]
+		if _, ok := yamlFields(o.t)[key]; ok {
+			where := "at the top level"
+			if o.path != "" {
+				where = "in " + o.path
+			}
+			return fmt.Sprintf("(it belongs %s: indent it less)", where)
+		}
+	}
+	return ""
+}
+
+// fieldPaths names the mappings inside t, one or two levels down, that
+// have key: "policy", "routes[].policy". Only the nearest level counts.
+func fieldPaths(key string, t reflect.Type) []string {
+	type mapType struct {
+		label string
+		t     reflect.Type
+	}
+	level := []mapType{{"", t}}
+	for range 2 {
+		var next []mapType
+		var found []string
+		for _, m := range level {
+			fields := yamlFields(m.t)
+			for _, name := range slices.Sorted(maps.Keys(fields)) {
+				ft := structOf(fields[name])
+				if ft == nil {
+					continue
+				}
+				label := joinPath(m.label, name)
+				if fields[name].Kind() == reflect.Slice {
+					label += "[]"
+				}
+				if _, ok := yamlFields(ft)[key]; ok {
+					found = append(found, label)
+				}
+				next = append(next, mapType{label, ft})
+			}
+		}
+		if len(found) > 0 {
+			return found
+		}
+		level = next
+	}
+	return nil
+}
+
+// structOf is the struct type a field holds as a mapping or as a list of
+// mappings; nil for anything else (scalars, maps, nodes, durations).
+func structOf(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == nodeType || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	return t
 }
 
 // scalar reports a non-scalar where a scalar belongs.

@@ -31,6 +31,10 @@ const (
 	MinSecretLength = 32
 )
 
+// generateHint says how to make a secret, in every problem about a
+// missing or weak one.
+const generateHint = "generate one with `aero2 secret` or `openssl rand -base64 32`"
+
 // DefaultTrustedProxies is loopback: only a proxy on the same machine may
 // tell Aero2 who the client is.
 var DefaultTrustedProxies = []string{"127.0.0.0/8", "::1/128"}
@@ -177,6 +181,7 @@ func (c *Config) validate(ps *problems) {
 		c.validateRoutes(ps, &c.Application, "", routes)
 	}
 	c.validateOwnership(ps)
+	c.validateFiles(ps)
 }
 
 func (c *Config) validateStore(ps *problems) {
@@ -211,18 +216,18 @@ func (c *Config) validateStore(ps *problems) {
 
 func (c *Config) validateSecrets(ps *problems) {
 	if len(c.Secrets.CookieKeys) == 0 {
-		ps.at("secrets.cookie_keys", "required: at least one random key of %d bytes or more, e.g. cookie_keys: [\"${AERO2_COOKIE_KEY}\"] with AERO2_COOKIE_KEY=$(openssl rand -base64 32)", MinSecretLength)
+		ps.at("secrets.cookie_keys", "required: at least one random key of %d bytes or more, from the environment: cookie_keys: [\"${AERO2_COOKIE_KEY}\"] (%s)", MinSecretLength, generateHint)
 	}
 	for i, k := range c.Secrets.CookieKeys {
 		if len(k) < MinSecretLength {
-			ps.at(indexPath("secrets.cookie_keys", i), "too short: %d bytes, need at least %d", len(k), MinSecretLength)
+			ps.at(indexPath("secrets.cookie_keys", i), "too short: %d bytes, need at least %d (%s)", len(k), MinSecretLength, generateHint)
 		}
 	}
 	switch k := c.Secrets.StorageKey; {
 	case k == "":
-		ps.at("secrets.storage_key", "required: a random key of %d bytes or more, e.g. storage_key: \"${AERO2_STORAGE_KEY}\"", MinSecretLength)
+		ps.at("secrets.storage_key", "required: a random key of %d bytes or more, from the environment: storage_key: \"${AERO2_STORAGE_KEY}\" (%s)", MinSecretLength, generateHint)
 	case len(k) < MinSecretLength:
-		ps.at("secrets.storage_key", "too short: %d bytes, need at least %d", len(k), MinSecretLength)
+		ps.at("secrets.storage_key", "too short: %d bytes, need at least %d (%s)", len(k), MinSecretLength, generateHint)
 	}
 }
 
@@ -235,9 +240,7 @@ func (c *Config) validateApp(ps *problems, a *Application, prefix string) {
 			ps.at(c.issuerKey(prefix), "%v", err)
 		}
 	}
-	if !cookieRE.MatchString(a.Session.CookieName) {
-		ps.at(prefix+"session.cookie_name", "expected letters, digits, '_' and '-' (at most 64), got %q", a.Session.CookieName)
-	}
+	c.checkCookieName(ps, a, prefix, "session.cookie_name", a.Session.CookieName)
 	if a.Session.IdleTimeout > a.Session.AbsoluteTimeout {
 		ps.at(prefix+"session.idle_timeout", "longer than absolute_timeout (%s)", a.Session.AbsoluteTimeout)
 	}
@@ -268,6 +271,28 @@ func (c *Config) validateApp(ps *problems, a *Application, prefix string) {
 		}
 	}
 	c.validateClients(ps, a, prefix)
+}
+
+// checkCookieName checks a cookie name. One the file does not give is
+// derived from the application's name: when that name is wrong it has
+// its own problem, and when it is too long for the cookie, the problem is
+// reported at the name, the key that is in the file.
+func (c *Config) checkCookieName(ps *problems, a *Application, prefix, key, name string) {
+	if cookieRE.MatchString(name) {
+		return
+	}
+	if c.inFile(prefix + key) {
+		ps.at(prefix+key, "expected letters, digits, '_' and '-' (at most 64), got %q", name)
+	} else if appNameRE.MatchString(a.Name) {
+		ps.at(prefix+"name", "too long for the cookie name derived from it (%s %q is over 64 characters): shorten the name or set %s", key, name, key)
+	}
+}
+
+// inFile reports whether the key at path is written in the file (rather
+// than filled in by a default).
+func (c *Config) inFile(path string) bool {
+	_, ok := c.positions[path]
+	return ok
 }
 
 // checkBaseURL accepts an absolute https URL without query or fragment, or

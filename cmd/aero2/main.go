@@ -5,13 +5,17 @@
 //	aero2 check --config aero2.yaml   validate a configuration
 //	aero2 keys rotate --config aero2.yaml [--app NAME]
 //	                                  rotate token signing keys
+//	aero2 secret                      print a new random secret
 //	aero2 version                     print the version
+//	aero2 help [COMMAND]              explain a command
 //
 // --config defaults to $AERO2_CONFIG.
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/aero2/aero2/config"
@@ -33,88 +38,281 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `Aero2: OpenID Connect provider, federation broker and identity-aware proxy.
+// command is one of aero2's commands. run gets the flags already parsed.
+type command struct {
+	name    string // "keys rotate" for a sub-command
+	summary string // one line, for the general usage
+	args    string // what follows the name in the usage line
+	help    string // what it does, for `aero2 help NAME`
+	config  bool   // takes --config
+	flags   func(fs *flag.FlagSet) func() flagValues
+	run     func(ctx context.Context, c *invocation) int
+}
 
-Usage:
-  aero2 serve   [--config FILE]   run the server
-  aero2 check   [--config FILE]   validate a configuration and exit
-  aero2 keys rotate [--config FILE] [--app NAME]
-                                  rotate the token signing keys (all
-                                  applications, or NAME) in the shared store
-  aero2 version                   print the version
+// flagValues are a command's own flags, once parsed.
+type flagValues struct {
+	app string
+}
 
---config defaults to $AERO2_CONFIG.
-`
+// invocation is what a command runs with.
+type invocation struct {
+	path           string // --config
+	flags          flagValues
+	stdout, stderr io.Writer
+}
+
+var commands = []*command{
+	{
+		name: "serve", summary: "run the server", args: "[--config FILE]", config: true,
+		help: `Runs Aero2: loads and checks the configuration, opens the store (and
+fails at once if Redis cannot be reached), then serves until SIGINT or
+SIGTERM, when in-flight requests get server.shutdown_timeout to finish.
+Logs go to standard error (log.format: text on a terminal, else JSON).`,
+		run: runServe,
+	},
+	{
+		name: "check", summary: "validate a configuration and exit", args: "[--config FILE]", config: true,
+		help: `Checks the configuration as serve would load it, without listening or
+touching the network or the store: every key and value, the files it
+names (TLS certificates and keys, CA bundles), and each identity
+provider's own settings. Prints every problem at once, one per line, as
+FILE:LINE:COL: KEY: what is wrong, and exits 1; or prints notices (valid,
+but worth knowing, such as a route that only answers forward-auth) and
+"OK", and exits 0.`,
+		run: runCheck,
+	},
+	{
+		name: "keys rotate", summary: "rotate the token signing keys in the shared store", args: "[--config FILE] [--app NAME]", config: true,
+		help: `Rotates the signing keys of every application (or of NAME): the next
+key becomes the current one and a new next key is made; the retired key
+stays published until the tokens it signed have expired. Needs the store
+the servers share (store.type: redis); running servers pick the new keys
+up within 30 seconds.`,
+		flags: func(fs *flag.FlagSet) func() flagValues {
+			app := fs.String("app", "", "rotate only this application's keys")
+			return func() flagValues { return flagValues{app: *app} }
+		},
+		run: runKeysRotate,
+	},
+	{
+		name: "secret", summary: "print a new random secret", args: "",
+		help: `Prints a new random secret: 32 random bytes, base64url-encoded (43
+characters). Use one for each of secrets.cookie_keys, secrets.storage_key
+and every client secret, given through the environment:
+
+  export AERO2_STORAGE_KEY=$(aero2 secret)`,
+		run: runSecret,
+	},
+	{
+		name: "version", summary: "print the version", args: "",
+		help: `Prints the version, the commit it was built from (when known) and the
+Go version.`,
+		run: func(_ context.Context, c *invocation) int {
+			fmt.Fprintln(c.stdout, "aero2", versionString())
+			return 0
+		},
+	},
+}
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString("Aero2: OpenID Connect provider, federation broker and identity-aware proxy.\n\nUsage: aero2 COMMAND [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.summary)
+	}
+	b.WriteString("  help         explain a command: aero2 help COMMAND (or aero2 COMMAND -h)\n\n--config defaults to $AERO2_CONFIG.\n")
+	return b.String()
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "aero2", versionString())
-		return 0
+	name, rest := args[0], args[1:]
+	switch name {
+	case "--version", "-v":
+		name = "version"
 	case "help", "--help", "-h":
-		fmt.Fprint(stdout, usage)
-		return 0
-	case "serve", "check":
+		return runHelp(rest, stdout, stderr)
 	case "keys":
 		if len(rest) == 0 || rest[0] != "rotate" {
-			fmt.Fprintf(stderr, "aero2: usage: aero2 keys rotate [--config FILE] [--app NAME]\n")
+			if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help") {
+				fmt.Fprint(stdout, keysHelp())
+				return 0
+			}
+			fmt.Fprint(stderr, keysHelp())
 			return 2
 		}
-		cmd, rest = "keys rotate", rest[1:]
-	default:
-		fmt.Fprintf(stderr, "aero2: unknown command %q\n\n%s", cmd, usage)
+		name, rest = "keys rotate", rest[1:]
+	}
+	cmd := lookup(name)
+	if cmd == nil {
+		fmt.Fprintf(stderr, "aero2: unknown command %q\n\n%s", name, usage())
 		return 2
 	}
-
-	fs := flag.NewFlagSet("aero2 "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", os.Getenv("AERO2_CONFIG"), "configuration file (default $AERO2_CONFIG)")
-	var app *string
-	if cmd == "keys rotate" {
-		app = fs.String("app", "", "rotate only this application's keys")
+	fs := newFlagSet(cmd, stderr)
+	var path *string
+	if cmd.config {
+		path = fs.String("config", os.Getenv("AERO2_CONFIG"), "configuration file (default $AERO2_CONFIG)")
+	}
+	values := func() flagValues { return flagValues{} }
+	if cmd.flags != nil {
+		values = cmd.flags(fs)
 	}
 	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, commandHelp(cmd))
+			return 0
+		}
+		fmt.Fprint(stderr, "\n"+commandHelp(cmd))
 		return 2
 	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "aero2: no configuration: pass --config FILE or set AERO2_CONFIG")
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "aero2 %s: unexpected argument %q\n\n%s", cmd.name, fs.Arg(0), commandHelp(cmd))
 		return 2
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		printErr(stderr, err)
-		return 1
+	inv := &invocation{flags: values(), stdout: stdout, stderr: stderr}
+	if cmd.config {
+		if *path == "" {
+			fmt.Fprintf(stderr, "aero2 %s: no configuration: pass --config FILE or set AERO2_CONFIG\n", cmd.name)
+			return 2
+		}
+		inv.path = *path
 	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	switch cmd {
-	case "keys rotate":
-		if err := server.RotateKeys(ctx, cfg, *app, stdout); err != nil {
-			printErr(stderr, err)
-			return 1
-		}
+	return cmd.run(ctx, inv)
+}
+
+// newFlagSet is a command's flags; a wrong flag prints the command's own
+// help (run does), not the general usage.
+func newFlagSet(cmd *command, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("aero2 "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	// run answers -h on standard output and a wrong flag with the
+	// command's help on standard error, after the flag package's line.
+	fs.Usage = func() {}
+	return fs
+}
+
+// runHelp answers `aero2 help [COMMAND]`.
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	name := strings.Join(args, " ")
+	switch name {
+	case "":
+		fmt.Fprint(stdout, usage())
 		return 0
-	case "check":
-		if err := server.Check(ctx, cfg, nil); err != nil {
-			printErr(stderr, err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "%s: OK (%d application(s))\n", *path, len(cfg.Apps()))
+	case "help":
+		fmt.Fprint(stdout, "Usage: aero2 help [COMMAND]\n\nExplains COMMAND, or lists the commands. aero2 COMMAND -h says the same.\n")
 		return 0
-	default: // serve
-		log := newLogger(cfg.Log, stderr)
-		if err := server.Run(ctx, cfg, log); err != nil {
-			printErr(stderr, err)
-			return 1
-		}
+	case "keys":
+		fmt.Fprint(stdout, keysHelp())
 		return 0
 	}
+	cmd := lookup(name)
+	if cmd == nil {
+		fmt.Fprintf(stderr, "aero2 help: unknown command %q\n\n%s", name, usage())
+		return 2
+	}
+	fmt.Fprint(stdout, commandHelp(cmd))
+	return 0
+}
+
+func keysHelp() string {
+	return "Usage: aero2 keys rotate [--config FILE] [--app NAME]\n\nCommands:\n  rotate       " + lookup("keys rotate").summary + "\n\nSee aero2 help keys rotate.\n"
+}
+
+// commandHelp is a command's usage line, what it does, and its flags.
+func commandHelp(cmd *command) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: %s\n\n%s\n", strings.TrimSpace("aero2 "+cmd.name+" "+cmd.args), cmd.help)
+	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	if cmd.config {
+		fs.String("config", "", "configuration file (default $AERO2_CONFIG)")
+	}
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		b.WriteString("\nFlags:\n")
+		fs.SetOutput(&b)
+		fs.PrintDefaults()
+	}
+	return b.String()
+}
+
+func loadConfig(c *invocation) (*config.Config, bool) {
+	cfg, err := config.Load(c.path)
+	if err != nil {
+		printErr(c.stderr, err)
+		return nil, false
+	}
+	return cfg, true
+}
+
+func runServe(ctx context.Context, c *invocation) int {
+	cfg, ok := loadConfig(c)
+	if !ok {
+		return 1
+	}
+	log := newLogger(cfg.Log, c.stderr)
+	if err := server.Run(ctx, cfg, log); err != nil {
+		printErr(c.stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func runCheck(ctx context.Context, c *invocation) int {
+	cfg, ok := loadConfig(c)
+	if !ok {
+		return 1
+	}
+	if err := server.Check(ctx, cfg, nil); err != nil {
+		printErr(c.stderr, err)
+		return 1
+	}
+	for _, n := range cfg.Notices {
+		fmt.Fprintln(c.stdout, n.Error())
+	}
+	fmt.Fprintf(c.stdout, "%s: OK (%d application(s))\n", c.path, len(cfg.Apps()))
+	return 0
+}
+
+func runKeysRotate(ctx context.Context, c *invocation) int {
+	cfg, ok := loadConfig(c)
+	if !ok {
+		return 1
+	}
+	if err := server.RotateKeys(ctx, cfg, c.flags.app, c.stdout); err != nil {
+		printErr(c.stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// secretBytes is what `aero2 secret` draws: 256 bits, and 43 characters
+// once encoded, over config.MinSecretLength.
+const secretBytes = 32
+
+func runSecret(_ context.Context, c *invocation) int {
+	b := make([]byte, secretBytes)
+	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
+	// base64url needs no quoting in YAML, a shell or an .env file.
+	fmt.Fprintln(c.stdout, base64.RawURLEncoding.EncodeToString(b))
+	return 0
 }
 
 // printErr prints every configuration problem on a line of its own, and
@@ -134,7 +332,7 @@ func printErr(w io.Writer, err error) {
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsInMilliseconds}
 	format := c.Format
 	if format == "auto" {
 		format = "json"
@@ -151,6 +349,16 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	l := slog.New(h)
 	slog.SetDefault(l)
 	return l
+}
+
+// durationsInMilliseconds logs every time.Duration as "<key>_ms", a
+// number of milliseconds, as the access log's duration_ms is: slog's JSON
+// handler would write integer nanoseconds, which no reader expects.
+func durationsInMilliseconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key+"_ms", float64(a.Value.Duration().Microseconds())/1000)
+	}
+	return a
 }
 
 func versionString() string {

@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/store/redis/redistest"
 )
 
@@ -150,5 +155,125 @@ func TestKeysRotate(t *testing.T) {
 	}
 	if code, _, errs := runCmd(t, "keys", "rotate", "--config", p, "--app", "nope"); code != 1 || !strings.Contains(errs, `no application named "nope"`) {
 		t.Errorf("unknown app: %d %q", code, errs)
+	}
+}
+
+// TestEachCommandHasItsOwnHelp: `aero2 help X`, `aero2 X -h` and
+// `aero2 X --help` print X's own usage and flags on standard output and
+// exit 0, not the general usage.
+func TestEachCommandHasItsOwnHelp(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string // the command's words
+		usage string
+		says  []string
+	}{
+		{[]string{"serve"}, "Usage: aero2 serve [--config FILE]", []string{"SIGTERM", "-config string"}},
+		{[]string{"check"}, "Usage: aero2 check [--config FILE]", []string{"FILE:LINE:COL", "forward-auth", "-config string"}},
+		{[]string{"keys", "rotate"}, "Usage: aero2 keys rotate [--config FILE] [--app NAME]", []string{"store.type: redis", "-app string", "-config string"}},
+		{[]string{"secret"}, "Usage: aero2 secret\n", []string{"32 random bytes", "$(aero2 secret)"}},
+		{[]string{"version"}, "Usage: aero2 version\n", []string{"Go version"}},
+	} {
+		name := strings.Join(tc.args, " ")
+		t.Run(name, func(t *testing.T) {
+			var first string
+			for _, args := range [][]string{
+				append([]string{"help"}, tc.args...),
+				append(append([]string(nil), tc.args...), "-h"),
+				append(append([]string(nil), tc.args...), "--help"),
+			} {
+				code, out, errs := runCmd(t, args...)
+				if code != 0 || errs != "" {
+					t.Errorf("%q: exit %d, stderr %q", args, code, errs)
+				}
+				if !strings.HasPrefix(out, tc.usage) {
+					t.Errorf("%q: output does not start with %q:\n%s", args, tc.usage, out)
+				}
+				for _, s := range tc.says {
+					if !strings.Contains(out, s) {
+						t.Errorf("%q: output lacks %q:\n%s", args, s, out)
+					}
+				}
+				if strings.Contains(out, "Commands:") {
+					t.Errorf("%q: printed the general usage:\n%s", args, out)
+				}
+				if first == "" {
+					first = out
+				} else if out != first {
+					t.Errorf("%q prints another help than %q", args, "help "+name)
+				}
+			}
+		})
+	}
+	// The general usage lists every command; `help keys` its one command.
+	code, out, _ := runCmd(t, "help")
+	for _, c := range []string{"serve", "check", "keys rotate", "secret", "version", "help"} {
+		if code != 0 || !strings.Contains(out, "\n  "+c+" ") {
+			t.Errorf("help: exit %d, no %q in:\n%s", code, c, out)
+		}
+	}
+	if code, out, _ := runCmd(t, "help", "keys"); code != 0 || !strings.Contains(out, "rotate ") || !strings.Contains(out, "aero2 help keys rotate") {
+		t.Errorf("help keys: %d %q", code, out)
+	}
+	if code, _, errs := runCmd(t, "help", "nope"); code != 2 || !strings.Contains(errs, `unknown command "nope"`) {
+		t.Errorf("help nope: %d %q", code, errs)
+	}
+	// A wrong flag or argument: the command's help on standard error, exit 2.
+	code, out, errs := runCmd(t, "check", "--bogus")
+	if code != 2 || out != "" || !strings.Contains(errs, "flag provided but not defined: -bogus") || !strings.Contains(errs, "Usage: aero2 check") {
+		t.Errorf("check --bogus: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := runCmd(t, "version", "extra"); code != 2 || !strings.Contains(errs, `unexpected argument "extra"`) {
+		t.Errorf("version extra: %d %q", code, errs)
+	}
+}
+
+func TestSecretIsRandomAndLongEnough(t *testing.T) {
+	code, out, _ := runCmd(t, "secret")
+	_, out2, _ := runCmd(t, "secret")
+	s := strings.TrimSuffix(out, "\n")
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if code != 0 || err != nil || len(raw) != 32 || len(s) < config.MinSecretLength {
+		t.Fatalf("secret: %d %q (%v, %d bytes)", code, out, err, len(raw))
+	}
+	if out == out2 {
+		t.Error("two secrets are the same")
+	}
+	// What it prints is a storage key `check` accepts.
+	p := writeConfig(t, strings.Replace(good, "fedcba9876543210fedcba9876543210", s, 1))
+	if code, _, errs := runCmd(t, "check", "--config", p); code != 0 {
+		t.Errorf("check with a generated key: %d %q", code, errs)
+	}
+}
+
+// TestCheckPrintsNotices: a route without upstream is valid (forward-auth
+// only), and check says so at its line before OK.
+func TestCheckPrintsNotices(t *testing.T) {
+	p := writeConfig(t, good+"routes:\n  - host: app.localhost\n    upstream: http://127.0.0.1:3000\n  - host: app.localhost\n    path: /admin\n")
+	code, out, errs := runCmd(t, "check", "--config", p)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || errs != "" || len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], p+":13:5: routes[1]: forward-auth only: this route has no upstream") ||
+		lines[1] != p+": OK (1 application(s))" {
+		t.Errorf("exit %d, stderr %q, stdout:\n%s", code, errs, out)
+	}
+}
+
+// TestLogsCarryDurationsInMilliseconds: whatever logs a time.Duration,
+// the line says <key>_ms, a number of milliseconds, in JSON and text.
+func TestLogsCarryDurationsInMilliseconds(t *testing.T) {
+	defer slog.SetDefault(slog.Default())
+	var b bytes.Buffer
+	newLogger(config.Log{Level: "info", Format: "json"}, &b).Info("shutting down", "timeout", 1500*time.Millisecond, "n", 3)
+	var line map[string]any
+	if err := json.Unmarshal(b.Bytes(), &line); err != nil {
+		t.Fatalf("%v: %s", err, b.String())
+	}
+	if line["timeout_ms"] != 1500.0 || line["timeout"] != nil || line["n"] != 3.0 {
+		t.Errorf("line = %s", b.String())
+	}
+	b.Reset()
+	newLogger(config.Log{Level: "info", Format: "text"}, &b).Info("x", "wait", 250*time.Microsecond)
+	if !strings.Contains(b.String(), " wait_ms=0.25") {
+		t.Errorf("text line = %q", b.String())
 	}
 }

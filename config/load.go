@@ -80,14 +80,16 @@ func Parse(file string, data []byte, getenv func(string) (string, bool)) (*Confi
 }
 
 // dropShadowed removes validation problems (those after the first n) about
-// a key that already has a structural problem, or lies inside one: a value
-// of the wrong type need not also be reported as missing.
+// a key that already has a structural problem, lies inside one, or holds
+// one directly: a value of the wrong type need not also be reported as
+// missing, nor a list whose entry is wrong as empty.
 func dropShadowed(list Problems, n int) Problems {
 	out := list[:n:n]
 	for _, p := range list[n:] {
 		shadowed := false
 		for _, s := range list[:n] {
-			if p.Path == s.Path || strings.HasPrefix(p.Path, s.Path+".") || strings.HasPrefix(p.Path, s.Path+"[") {
+			if p.Path == s.Path || strings.HasPrefix(p.Path, s.Path+".") || strings.HasPrefix(p.Path, s.Path+"[") ||
+				p.Path == parentPath(s.Path) && p.Path != "" {
 				shadowed = true
 				break
 			}

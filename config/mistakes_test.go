@@ -1,18 +1,12 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aero2/aero2/config/configtest"
 )
 
 // The mistakes a new user makes, each reported once, at its own line, and
@@ -240,37 +234,10 @@ func TestRotationPeriodZeroMeansOnlyOnCommand(t *testing.T) {
 		"signing_keys.rotation_period: at least 1h0m0s (or 0 to rotate only with `aero2 keys rotate`)")
 }
 
-// writeKeyPair writes a self-signed certificate and its key into dir.
-func writeKeyPair(t *testing.T, dir, name string) (cert, key string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{name}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
-
 func TestFilesNamedInTheConfigMustBeThere(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := writeKeyPair(t, dir, "a")
-	otherCert, _ := writeKeyPair(t, dir, "b")
+	cert, key := configtest.KeyPair(t, dir, "a")
+	otherCert, _ := configtest.KeyPair(t, dir, "b")
 	missing := filepath.Join(dir, "missing.pem")
 	tlsConfig := func(c, k string) string {
 		return strings.Replace(validBase, "server:\n", "server:\n  tls:\n    cert_file: "+c+"\n    key_file: "+k+"\n", 1)

@@ -427,29 +427,3 @@ func TestAccountEndsOnlyOwnSessions(t *testing.T) {
 		t.Fatal("ending the phone's session ended the laptop's")
 	}
 }
-
-// TestDocsCompleteExampleIsValid keeps docs/config.md's complete example
-// true: it must load and pass check.
-func TestDocsCompleteExampleIsValid(t *testing.T) {
-	doc, err := os.ReadFile("../docs/config.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(doc), "## Complete example\n\n```yaml\n")
-	if !ok {
-		t.Fatal("docs/config.md has no complete example")
-	}
-	example, _, _ := strings.Cut(rest, "```")
-	env := map[string]string{
-		"AERO2_COOKIE_KEY":   servertest.CookieKey,
-		"AERO2_STORAGE_KEY":  servertest.StorageKey,
-		"CORP_CLIENT_SECRET": "a-client-secret",
-	}
-	cfg, err := config.Parse("docs/config.md", []byte(example), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := server.Check(context.Background(), cfg, nil); err != nil {
-		t.Fatal(err)
-	}
-}

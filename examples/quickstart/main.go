@@ -7,7 +7,8 @@
 //	go run ./examples/quickstart
 //
 // then open http://localhost:8080/demo (the app behind the proxy) or
-// http://localhost:8080/ (the account page).
+// http://localhost:8080/ (the account page). With --only-demo it serves
+// the demo app alone, at --demo (the demo container of examples/compose).
 package main
 
 import (
@@ -32,6 +33,7 @@ import (
 func main() {
 	cfgPath := flag.String("config", "examples/quickstart/aero2.yaml", "Aero2 configuration")
 	demoAddr := flag.String("demo", "127.0.0.1:8081", "address of the demo app (the route's upstream)")
+	onlyDemo := flag.Bool("only-demo", false, "serve only the demo app, at --demo (Aero2 runs elsewhere)")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -44,6 +46,18 @@ func main() {
 		os.Exit(1)
 	}
 	demo := &http.Server{Handler: Echo(), ReadHeaderTimeout: 10 * time.Second}
+	if *onlyDemo {
+		fmt.Fprintf(os.Stderr, "quickstart: demo app listening on %s\n", ln.Addr())
+		go func() {
+			<-ctx.Done()
+			demo.Close()
+		}()
+		if err := demo.Serve(ln); err != nil && err != http.ErrServerClosed {
+			fmt.Fprintln(os.Stderr, "quickstart: demo app:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	go demo.Serve(ln)
 	defer demo.Close()
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aero2/aero2/authz/oauthstore"
 	"github.com/aero2/aero2/ratelimit"
+	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 )
@@ -91,6 +92,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, param
 		p.authorizeError(w, r, ar, err)
 		return
 	}
+	reqlog.SetClient(ctx, ar.GetClient().GetID())
 	sess, user, err := p.opts.Sessions.CurrentUser(r)
 	if err != nil && !errors.Is(err, session.ErrNoSession) {
 		p.pageFailure(w, r, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aero2/aero2/authz/oauthstore"
 	"github.com/aero2/aero2/ratelimit"
+	"github.com/aero2/aero2/reqlog"
 )
 
 // authenticateClient authenticates a confidential client by
@@ -43,6 +44,9 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request) (f
 // caller has no business with (§4, see mayIntrospect).
 func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	caller, ok := p.authenticateClient(w, r)
+	if ok {
+		reqlog.SetClient(r.Context(), caller.GetID())
+	}
 	if !ok || !p.limitClient(w, r, ratelimit.Introspect, caller.GetID()) {
 		return
 	}
@@ -139,6 +143,9 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 	// The client is authenticated first, so that only it spends its
 	// limit; fosite authenticates it again (an HMAC) as it revokes.
 	c, err := p.oauth.AuthenticateClient(r.Context(), r, r.PostForm)
+	if err == nil {
+		reqlog.SetClient(r.Context(), c.GetID())
+	}
 	if err == nil && !p.limitClient(w, r, ratelimit.Revoke, c.GetID()) {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aero2/aero2/authz/oauthstore"
 	"github.com/aero2/aero2/ratelimit"
+	"github.com/aero2/aero2/reqlog"
 )
 
 // token is the token endpoint (RFC 6749 §3.2): the code, refresh and
@@ -39,6 +40,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.tokenError(w, r, ar, err)
 		return
 	}
+	reqlog.SetClient(ctx, ar.GetClient().GetID())
 	if !p.limitClient(w, r, ratelimit.Token, ar.GetClient().GetID()) {
 		return
 	}
@@ -61,6 +63,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		p.tokenError(w, r, ar, err)
 		return
+	}
+	if !ar.GetGrantTypes().ExactOne("client_credentials") {
+		reqlog.SetUser(ctx, ar.GetSession().GetSubject()) // the client's own token has no user
 	}
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/aero2/aero2/authz/oauthstore"
+	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/store"
 )
 
@@ -67,6 +68,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := ar.GetSession().(*oauthstore.Session)
+	reqlog.SetClient(ctx, ar.GetClient().GetID())
 	if !ar.GetGrantedScopes().Has("openid") || sess.SID == "" {
 		// Client-credentials tokens have no user behind them.
 		p.bearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
@@ -86,6 +88,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusInternalServerError, "server_error", "")
 		return
 	}
+	reqlog.SetUser(ctx, sess.Subject)
 	claims := userClaims(u, ar.GetGrantedScopes())
 	claims["sub"] = sess.Subject
 	writeJSON(w, claims)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 )
@@ -71,6 +72,15 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *Route, t
 	if res.id == nil {
 		h.challenge(w, r, rt, target, forwardAuth)
 		return nil, false
+	}
+	// For the access log. A client's own token (client credentials) has
+	// the client as its subject, and no user.
+	client, _ := res.id.Claims["client_id"].(string)
+	if res.bearer {
+		reqlog.SetClient(ctx, client)
+	}
+	if !res.bearer || res.id.Subject != client {
+		reqlog.SetUser(ctx, res.id.Subject)
 	}
 	if !rt.policy.Allows(res.id) {
 		h.log.Info("access denied", "route", rt.name, "sub", res.id.Subject)

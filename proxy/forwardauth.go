@@ -9,6 +9,7 @@ import (
 
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/ratelimit"
+	"github.com/aero2/aero2/reqlog"
 )
 
 // envoyPrefix is the path_prefix of Envoy's ext_authz HTTP service: Envoy
@@ -37,6 +38,13 @@ func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		h.apiError(w, http.StatusBadRequest, "invalid_request", "Not a forward-auth request: "+err.Error()+".")
 		return
 	}
+	// The access log names the request asked about, not this endpoint,
+	// with its path decoded as every access log line's is.
+	logPath, err := url.PathUnescape(o.path)
+	if err != nil {
+		logPath = o.path
+	}
+	reqlog.SetChecked(r.Context(), o.method, o.host, logPath)
 	// The request as the client sent it: its headers (cookies,
 	// Authorization, Accept) and the original method, host and URI.
 	orig := r.Clone(r.Context())

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/ratelimit"
+	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/safeurl"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
@@ -282,6 +283,7 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
 	})
 	h.log.Info("proxy sign-in", "app", ap.name, "sub", hs.Tokens.Identity.Subject)
+	reqlog.SetUser(ctx, hs.Tokens.Identity.Subject)
 	target := hs.ReturnTo
 	if !safeurl.LocalPath(target) {
 		target = "/"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/proxy"
+	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/web"
 )
@@ -89,6 +90,7 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	note   reqlog.Note // who the request was for, for the access log
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -113,6 +115,12 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 // middleware wraps every request: the client address behind trusted
 // proxies, an access log line (the path only: queries carry codes and
 // state), and a 500 instead of a dropped connection on panic.
+//
+// The access log line names who the request was for, as the parts that
+// served it noted in its reqlog.Note: the signed-in user's ID, the OAuth
+// client's, and for forward-auth the method, host and path that were
+// checked (instead of /.aero2/forward-auth, which every such line would
+// otherwise say).
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -122,24 +130,26 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			web.Error(w, http.StatusBadRequest, "", "Bad request", web.ErrorData{Message: "The Host header is too long."})
 			return
 		}
+		rec := &statusRecorder{ResponseWriter: w}
+		ctx := reqlog.With(r.Context(), &rec.note)
 		if s.proxy != nil {
 			// Forward-auth trusts X-Forwarded-Method/Host/Uri from the
 			// connection's peer, not from the client address resolved
 			// below.
 			if p, ok := peer(r.RemoteAddr); ok {
-				r = r.WithContext(proxy.WithPeer(r.Context(), p))
-			}
-		}
-		if ip := s.trusted.ClientIP(r); ip.IsValid() {
-			if p, ok := peer(r.RemoteAddr); !ok || p != ip {
-				r.RemoteAddr = netip.AddrPortFrom(ip, 0).String()
+				ctx = proxy.WithPeer(ctx, p)
 			}
 		}
 		// One outage latch per request: once a store call finds the store
 		// unavailable, the request's later calls fail at once, and it
 		// answers 503 after one store timeout, not one per call.
-		r = r.WithContext(store.FailFast(r.Context()))
-		rec := &statusRecorder{ResponseWriter: w}
+		ctx = store.FailFast(ctx)
+		r = r.WithContext(ctx) // one copy of the request for all three
+		if ip := s.trusted.ClientIP(r); ip.IsValid() {
+			if p, ok := peer(r.RemoteAddr); !ok || p != ip {
+				r.RemoteAddr = netip.AddrPortFrom(ip, 0).String()
+			}
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -153,11 +163,34 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 				return
 			}
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("method", r.Method), slog.String("host", r.Host), slog.String("path", r.URL.Path),
-				slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
-				slog.Duration("duration", time.Since(start)), slog.String("client", r.RemoteAddr))
+			var attrs [10]slog.Attr // on the stack: every request logs
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", rec.accessAttrs(attrs[:0], r, time.Since(start))...)
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// accessAttrs appends the access log line's attributes to attrs.
+// Durations are milliseconds (duration_ms), as every duration Aero2 logs.
+func (rec *statusRecorder) accessAttrs(attrs []slog.Attr, r *http.Request, d time.Duration) []slog.Attr {
+	note := &rec.note
+	method, host, path := r.Method, r.Host, r.URL.Path
+	checked := note.Checked()
+	if checked != nil {
+		method, host, path = checked.Method, checked.Host, checked.Path
+	}
+	attrs = append(attrs,
+		slog.String("method", method), slog.String("host", host), slog.String("path", path),
+		slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("client", r.RemoteAddr))
+	if u := note.User(); u != "" {
+		attrs = append(attrs, slog.String("user", u))
+	}
+	if c := note.Client(); c != "" {
+		attrs = append(attrs, slog.String("client_id", c))
+	}
+	if checked != nil {
+		attrs = append(attrs, slog.Bool("forward_auth", true))
+	}
+	return attrs
 }

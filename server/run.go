@@ -66,7 +66,7 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight requests", "timeout", timeout)
+	log.Info("shutting down: finishing in-flight requests", "timeout_ms", timeout.Milliseconds())
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)

@@ -209,7 +209,10 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		cookiePath = "/"
 	}
 	secure := iss.Scheme == "https"
-	log := s.log.With("app", a.Name)
+	// Connectors log through a logger that names the application; the
+	// provider, federation and the key manager add "app" themselves, so
+	// they get s.log (a second "app" would repeat it on every line).
+	connLog := s.log.With("app", a.Name)
 
 	var problems config.Problems
 	var providers []federation.Provider
@@ -228,7 +231,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		conn, err := cc.Open(ctx, federation.Env{
 			ID: idp.ID, App: a.Name, Issuer: a.Issuer, CallbackURL: a.Issuer + "/rp/callback/" + idp.ID,
 			InsecureDev: s.cfg.InsecureDev, Records: s.store, HTTPClient: httpClient,
-			Logger: log.With("idp", idp.ID), Config: s.cfg, Path: idp.Path,
+			Logger: connLog.With("idp", idp.ID), Config: s.cfg, Path: idp.Path,
 		})
 		if err != nil {
 			problems = append(problems, asProblems(s.cfg, idp.Path, err)...)
@@ -251,7 +254,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
 		Limits: s.limits, Logger: s.log, Now: opts.Now, // federation adds "app" itself
 	})
-	km, err := authz.NewKeys(&a, s.store, appKey(s.cfg, "aero2 signing keys", a.Name), log, opts.Now)
+	km, err := authz.NewKeys(&a, s.store, appKey(s.cfg, "aero2 signing keys", a.Name), s.log, opts.Now) // keys adds "app" itself
 	if err != nil {
 		return nil, config.Problems{{File: s.cfg.File, Msg: fmt.Sprintf("application %s: %v", a.Name, err)}}
 	}

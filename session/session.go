@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/store"
 )
 
@@ -141,6 +142,7 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, userID, idp stri
 			return nil, err
 		}
 		m.setCookie(w, token, s.ExpiresAt)
+		reqlog.SetUser(ctx, userID)
 		return s, nil
 	}
 }
@@ -153,7 +155,11 @@ func (m *Manager) Current(r *http.Request) (*store.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.check(r.Context(), s)
+	if s, err = m.check(r.Context(), s); err != nil {
+		return nil, err
+	}
+	reqlog.SetUser(r.Context(), s.UserID) // for the access log
+	return s, nil
 }
 
 // Alive reports whether the session with store ID id (the `sid` the

@@ -93,6 +93,14 @@ func TestCheckBrokenConfigs(t *testing.T) {
 				`:14:6: routes[3].path: a case-insensitive server reads it as the path of routes[2] ("/straße")`}},
 		"connector config": {strings.Replace(good, "{username: alice}", "{username: alice, pasword: x}", 1),
 			[]string{`:9:40: identity_providers[0].config.users[0].pasword: unknown key "pasword"`}},
+		"missing TLS files": {strings.Replace(good, `server: {public_url: "http://localhost:8080"}`, "server:\n  public_url: \"http://localhost:8080\"\n  tls: {cert_file: /nonexistent/tls.crt, key_file: /nonexistent/tls.key}", 1),
+			[]string{`:4:9: server.tls.cert_file: cannot read /nonexistent/tls.crt: no such file or directory`, `:4:42: server.tls.key_file: cannot read /nonexistent/tls.key`}},
+		"key indented too far": {strings.Replace(good, "    type: dev\n", "    type: dev\n      name: Dev\n", 1),
+			[]string{`:9:7: invalid YAML: this key is indented more than the key above it`}},
+		"policy key at route level": {good + "routes:\n  - path: /a\n    upstream: http://127.0.0.1:3000\n    policy:\n    allowed_groups: [admins]\n",
+			[]string{`:14:5: routes[0].allowed_groups: unknown key "allowed_groups" (it belongs under policy)`}},
+		"host that is a URL": {good + "routes:\n  - host: https://app.example.com\n    upstream: http://127.0.0.1:3000\n",
+			[]string{`:11:5: routes[0].host: expected a host, not a URL: write app.example.com`}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := writeConfig(t, tc.body)

@@ -14,20 +14,7 @@ import (
 // from the environment can never add YAML structure (no injection of keys
 // through a variable).
 func expandEnv(n *yaml.Node, getenv func(string) (string, bool), path string, ps *problems) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			expandEnv(c, getenv, path, ps)
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			expandEnv(n.Content[i+1], getenv, joinPath(path, n.Content[i].Value), ps)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			expandEnv(c, getenv, indexPath(path, i), ps)
-		}
-	case yaml.ScalarNode:
+	eachValue(n, path, func(n *yaml.Node, path string) {
 		if !strings.Contains(n.Value, "$") {
 			return
 		}
@@ -50,6 +37,28 @@ func expandEnv(n *yaml.Node, getenv func(string) (string, bool), path string, ps
 				n.Tag = ""
 			}
 		}
+	})
+}
+
+// eachValue calls fn for every scalar value of the tree (not keys) with
+// its path, such as "routes[0].policy.allowed_groups[1]". Aliases are not
+// followed: the value they name is visited where it is written.
+func eachValue(n *yaml.Node, path string, fn func(n *yaml.Node, path string)) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			eachValue(c, path, fn)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			eachValue(n.Content[i+1], joinPath(path, n.Content[i].Value), fn)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			eachValue(c, indexPath(path, i), fn)
+		}
+	case yaml.ScalarNode:
+		fn(n, path)
 	}
 }
 

@@ -57,7 +57,7 @@ func Parse(file string, data []byte, getenv func(string) (string, bool)) (*Confi
 	}
 	cfg := &Config{File: file}
 	if doc.Kind != 0 {
-		oneLineScalars(&doc, strings.Split(string(data), "\n"), "", ps)
+		oneLineScalars(&doc, strings.Split(string(data), "\n"), ps)
 		expandEnv(&doc, getenv, "", ps)
 		(&checker{ps: ps}).check(&doc, reflect.TypeFor[Config](), "")
 		if err := doc.Decode(cfg); err != nil && len(ps.list) == 0 {

@@ -63,21 +63,8 @@ func firstColumn(data []byte, line int) int {
 // No key of Aero2's takes text over several lines, so the fold is always
 // a mistake; quoting, or a | or > block, still allows it on purpose. lines
 // are the file's, to compare each value with the line it starts on.
-func oneLineScalars(n *yaml.Node, lines []string, path string, ps *problems) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			oneLineScalars(c, lines, path, ps)
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			oneLineScalars(n.Content[i+1], lines, joinPath(path, n.Content[i].Value), ps)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			oneLineScalars(c, lines, indexPath(path, i), ps)
-		}
-	case yaml.ScalarNode:
+func oneLineScalars(doc *yaml.Node, lines []string, ps *problems) {
+	eachValue(doc, "", func(n *yaml.Node, path string) {
 		if n.Style != 0 || n.Line < 1 || n.Line > len(lines) {
 			return
 		}
@@ -91,7 +78,7 @@ func oneLineScalars(n *yaml.Node, lines []string, path string, ps *problems) {
 			ps.list = append(ps.list, Problem{File: ps.file, Path: path, Pos: Pos{n.Line, n.Column},
 				Msg: fmt.Sprintf("this value goes on over several lines and reads %q: is a line below it indented too far? (quote a value that is meant to, or use > for text on several lines)", truncateValue(n.Value))})
 		}
-	}
+	})
 }
 
 func truncateValue(s string) string {

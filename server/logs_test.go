@@ -3,11 +3,9 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -144,17 +142,13 @@ routes:
 	b.Get(in.URL + "/account")
 
 	// A service client gets a token and calls an API route with it.
-	tok := tokenFor(t, in.URL, "service", logsServiceSecret)
-	req, _ := http.NewRequest(http.MethodGet, in.URL+"/api/items", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
-		t.Fatalf("bearer call: %v %v", res, err)
-	} else {
-		res.Body.Close()
+	tok := clientToken(t, in.URL, "service", logsServiceSecret, "aero2-proxy")
+	if res := bearerDo(t, in.URL+"/api/items", tok); res.StatusCode != 200 {
+		t.Fatalf("bearer call: %d", res.StatusCode)
 	}
 
 	// A front proxy asks about a request for another host.
-	req, _ = http.NewRequest(http.MethodGet, in.URL+"/.aero2/forward-auth?redirect=0", nil)
+	req, _ := http.NewRequest(http.MethodGet, in.URL+"/.aero2/forward-auth?redirect=0", nil)
 	req.Header.Set("X-Forwarded-Method", "POST")
 	req.Header.Set("X-Forwarded-Host", "checked.localhost")
 	req.Header.Set("X-Forwarded-Uri", "/reports/2026?state=not-logged")
@@ -236,26 +230,4 @@ routes:
 			t.Errorf("forward-auth logged as its endpoint: %v", l)
 		}
 	}
-}
-
-// tokenFor gets a client-credentials token for the proxy's audience.
-func tokenFor(t *testing.T, base, id, secret string) string {
-	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "audience": {"aero2-proxy"}}
-	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(id, secret)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, _ := io.ReadAll(res.Body)
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" || res.StatusCode != 200 {
-		t.Fatalf("token: %d %s", res.StatusCode, body)
-	}
-	return tr.AccessToken
 }

@@ -15,14 +15,55 @@ var (
 	defaultGroupsHeaders   = []string{"X-Forwarded-Groups", "X-Auth-Request-Groups"}
 )
 
-// alwaysStripped are identity headers removed from every request even
-// when no route sets them: names that upstreams commonly trust.
-var alwaysStripped = []string{
+// The headers no client may send upstream, in one place (docs/proxy.md,
+// "Headers", lists the same). Each is matched whatever its case and with
+// '_' read as '-' (stripKey), however often it is repeated.
+//
+// strippedHeaders and strippedPrefixes say who the user is or how the
+// request was routed. Some upstream trusts each of them: oauth2-proxy's
+// and Aero2's own, Authelia's Remote-*, Apache's and Grafana's
+// X-Webauth-*, nginx/IIS rewrites (X-Original-Url, X-Rewrite-Url), and the
+// identity headers of cloud front ends (AWS ALB, Google IAP, Azure App
+// Service, Cloudflare Access, Pomerium, Authentik, Tailscale), which an
+// application moved behind Aero2 may still believe.
+var strippedHeaders = []string{
 	"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username", "X-Forwarded-Groups",
-	"X-Forwarded-Name", "X-Forwarded-Access-Token", "X-Forwarded-Uid",
-	"X-Aero2-Assertion", "Remote-User", "X-Remote-User", "X-Remote-Email", "X-Remote-Groups",
+	"X-Forwarded-Name", "X-Forwarded-Access-Token", "X-Forwarded-Uid", "X-Aero2-Assertion",
+	"X-User", "X-Email", "X-Id-Token",
 	"X-Real-Ip", "X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Port", "X-Forwarded-Prefix",
-	"X-Original-Url", "X-Original-Uri",
+	"X-Original-Url", "X-Original-Uri", "X-Original-Method", "X-Rewrite-Url",
+	// RFC 7239: Aero2 writes X-Forwarded-For, -Host and -Proto instead
+	// (httputil.ReverseProxy's Rewrite drops it too).
+	"Forwarded",
+}
+
+// strippedPrefixes are whole families: every header whose name starts so
+// (normalised by stripKey) is removed.
+var strippedPrefixes = []string{
+	"x-auth-request-", // oauth2-proxy
+	"remote-",         // Authelia: Remote-User, -Email, -Groups, -Name
+	"x-remote-",
+	"x-webauth-", // Apache, Grafana, Gitea reverse-proxy auth
+	"x-authenticated-",
+	"x-amzn-oidc-",          // AWS ALB
+	"x-goog-authenticated-", // Google IAP
+	"x-goog-iap-",
+	"x-ms-client-principal", // Azure App Service, with and without a suffix
+	"x-ms-token-",
+	"cf-access-", // Cloudflare Access
+	"x-pomerium-",
+	"x-authentik-",
+	"tailscale-user-",
+}
+
+// untrustedHeaders say where the client is or which scheme and host it
+// used. A proxy in front (server.trusted_proxies) may set them; from
+// anyone else they are removed. X-Forwarded-For, -Host and -Proto are not
+// here: Aero2 always writes those itself, whoever the peer.
+var untrustedHeaders = []string{
+	"True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ip", "X-Cluster-Client-Ip",
+	"X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Url-Scheme", "Front-End-Https",
+	"X-Original-Host", "X-Host", "X-Forwarded-Server",
 }
 
 // headerPlan is a route's identity headers, resolved once at start-up.
@@ -65,20 +106,27 @@ func (p headerPlan) names() []string {
 	return out
 }
 
-// stripSet is the identity header names removed from every request,
-// normalised by stripKey. It holds every name any route sets, so a header
-// meant for one route cannot be smuggled through another.
-type stripSet map[string]bool
+// stripSet is the headers removed from every request before it goes
+// upstream, normalised by stripKey. Besides the lists above it holds every
+// name any route sets, so that a header meant for one route cannot be
+// smuggled through another.
+type stripSet struct {
+	always    map[string]bool
+	untrusted map[string]bool // kept only from a trusted proxy
+}
 
 func newStripSet(plans []headerPlan) stripSet {
-	s := stripSet{}
-	for _, n := range alwaysStripped {
-		s[stripKey(n)] = true
+	s := stripSet{always: map[string]bool{}, untrusted: map[string]bool{}}
+	for _, n := range strippedHeaders {
+		s.always[stripKey(n)] = true
+	}
+	for _, n := range untrustedHeaders {
+		s.untrusted[stripKey(n)] = true
 	}
 	for _, p := range plans {
 		for _, n := range p.names() {
 			if !strings.EqualFold(n, "Authorization") {
-				s[stripKey(n)] = true
+				s.always[stripKey(n)] = true
 			}
 		}
 	}
@@ -107,13 +155,26 @@ func stripKey(name string) string {
 	return string(b)
 }
 
-// strip removes every identity header from h, whatever its case, however
-// often repeated, with '_' for '-': the whole X-Auth-Request-* family and
-// every name in the set.
-func (s stripSet) strip(h http.Header) {
+// drops reports whether a header named name is removed; trustedPeer says
+// whether the connection comes from a trusted proxy.
+func (s stripSet) drops(name string, trustedPeer bool) bool {
+	n := stripKey(name)
+	if s.always[n] || (!trustedPeer && s.untrusted[n]) {
+		return true
+	}
+	for _, p := range strippedPrefixes {
+		if strings.HasPrefix(n, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// strip removes from h every header drops names, whatever its case,
+// however often repeated, with '_' for '-'.
+func (s stripSet) strip(h http.Header, trustedPeer bool) {
 	for k := range h {
-		n := stripKey(k)
-		if s[n] || strings.HasPrefix(n, "x-auth-request-") {
+		if s.drops(k, trustedPeer) {
 			delete(h, k)
 		}
 	}

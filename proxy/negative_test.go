@@ -26,6 +26,16 @@ func TestSpoofedIdentityHeadersNeverReachTheUpstream(t *testing.T) {
 		h["X-Forwarded-Groups"] = []string{"admins"}
 		h["X-Forwarded-Preferred-Username"] = []string{"mallory"}
 		h["Remote-User"] = []string{"mallory"}
+		h["remote_groups"] = []string{"mallory"}
+		h["X-Webauth-User"] = []string{"mallory"}
+		h["X-Authenticated-User"] = []string{"mallory"}
+		h["X-Rewrite-Url"] = []string{"/mallory"}
+		h["X-Amzn-Oidc-Identity"] = []string{"mallory"}
+		h["X-Goog-Authenticated-User-Email"] = []string{"mallory@example.com"}
+		h["X-Ms-Client-Principal-Name"] = []string{"mallory"}
+		h["X-Pomerium-Claim-Email"] = []string{"mallory@example.com"}
+		h["X-User"] = []string{"mallory"}
+		h["X-Id-Token"] = []string{"mallory"}
 		h["X-Forwarded-Access-Token"] = []string{"mallory"}
 		h["X-Aero2-Assertion"] = []string{"mallory"}
 		h["Connection"] = []string{"X-Forwarded-Email"} // hop-by-hop trick
@@ -248,5 +258,43 @@ func TestHandoffIsSingleUseAndBound(t *testing.T) {
 		if p := b.Get(s.in.URL + "/.aero2/handoff?" + q); p.Status != 400 {
 			t.Errorf("handoff ?%.30s: %d", q, p.Status)
 		}
+	}
+}
+
+// TestClientAddressHeadersOnlyFromTrustedProxies: headers that say where
+// the client is or which scheme it used reach the upstream only from a
+// trusted proxy in front; identity headers never do.
+func TestClientAddressHeadersOnlyFromTrustedProxies(t *testing.T) {
+	send := func(t *testing.T, s *setup) http.Header {
+		req, _ := http.NewRequest("GET", s.in.URL+"/public/x", nil)
+		req.Header["True-Client-Ip"] = []string{"10.6.6.6"}
+		req.Header["Cf-Connecting-Ip"] = []string{"10.6.6.6"}
+		req.Header["Forwarded"] = []string{"for=10.6.6.6;proto=https"}
+		req.Header["X-Forwarded-Ssl"] = []string{"on"}
+		req.Header["Remote-User"] = []string{"mallory"}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		return s.up.Last(t).Header
+	}
+	// Loopback, the test client, is not trusted here.
+	untrusted := startEdited(t, nil, routesYAML, nil, func(c string) string {
+		return strings.Replace(c, "server:\n", "server:\n  trusted_proxies: [10.9.9.9/32]\n", 1)
+	})
+	h := send(t, untrusted)
+	for _, n := range []string{"True-Client-Ip", "Cf-Connecting-Ip", "Forwarded", "X-Forwarded-Ssl", "Remote-User"} {
+		if v := h.Get(n); v != "" {
+			t.Errorf("from an untrusted client, the upstream got %s: %s", n, v)
+		}
+	}
+	// Loopback is trusted by default: a proxy there may say who the client is.
+	h = send(t, start(t, nil, routesYAML, nil))
+	if h.Get("True-Client-Ip") != "10.6.6.6" || h.Get("X-Forwarded-Ssl") != "on" || h.Get("Forwarded") != "" || h.Get("Remote-User") != "" {
+		t.Errorf("from a trusted proxy: %v", h)
 	}
 }

@@ -174,16 +174,15 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	if !rt.rewriteHost {
 		out.Host = pr.In.Host
 	}
-	// X-Forwarded-*: ReverseProxy has removed what the client sent. The
-	// client address is the one the server resolved (behind trusted
-	// proxies only); nothing the client wrote survives.
+	h.strip.strip(out.Header, h.trusted(h.peer(pr.In)))
+	// X-Forwarded-For, -Host, -Proto: ReverseProxy has removed what the
+	// client sent. The client address is the one the server resolved
+	// (behind trusted proxies only); nothing the client wrote survives.
 	if ap, err := netip.ParseAddrPort(pr.In.RemoteAddr); err == nil {
 		out.Header["X-Forwarded-For"] = []string{ap.Addr().Unmap().String()}
 	}
 	out.Header["X-Forwarded-Host"] = []string{pr.In.Host}
 	out.Header["X-Forwarded-Proto"] = []string{f.scheme}
-
-	h.strip.strip(out.Header)
 	stripCookies(out.Header, h.cookies)
 	if f.res.bearer {
 		delete(out.Header, "Authorization") // Aero2's token, not the upstream's

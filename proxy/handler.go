@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aero2/aero2/config"
@@ -52,8 +53,9 @@ type Options struct {
 	// TrustedProxy reports whether a peer may set X-Forwarded-* (the
 	// server's trusted_proxies); nil trusts loopback only.
 	TrustedProxy func(netip.Addr) bool
-	// StripCookies are further cookie names never sent upstream (the
-	// provider's session and sign-in cookies).
+	// StripCookies are the base names (without __Host- or __Secure-) of
+	// further cookies of Aero2's (the provider's session and sign-in
+	// cookies): never sent upstream, and never set by an upstream.
 	StripCookies []string
 	// CSRFKey authenticates the sign-out form; replicas need the same key.
 	// nil means 32 random bytes of this process.
@@ -75,7 +77,7 @@ type Handler struct {
 	apps    map[string]*appProxy
 	order   []*appProxy
 	strip   stripSet
-	cookies []string
+	cookies ownCookies
 	trusted func(netip.Addr) bool
 	csrfKey []byte
 	cop     *http.CrossOriginProtection
@@ -129,6 +131,9 @@ type Route struct {
 	headers             headerPlan
 	upstream            *url.URL // nil: forward-auth only
 	rp                  *httputil.ReverseProxy
+	// cookieWarned is set once the upstream was caught setting one of
+	// Aero2's cookies: that is logged once per route, not per response.
+	cookieWarned atomic.Bool
 }
 
 // New compiles the routes of every application. Problems in the
@@ -156,7 +161,7 @@ func New(opts Options) (*Handler, error) {
 		rand.Read(opts.CSRFKey) // never fails (crypto/rand, Go 1.24+)
 	}
 	h := &Handler{
-		apps: map[string]*appProxy{}, trusted: opts.TrustedProxy,
+		apps: map[string]*appProxy{}, cookies: ownCookies{}, trusted: opts.TrustedProxy,
 		csrfKey: opts.CSRFKey, cop: http.NewCrossOriginProtection(), limits: opts.Limits, log: opts.Logger, now: opts.Now,
 	}
 	var problems config.Problems
@@ -199,9 +204,8 @@ func New(opts Options) (*Handler, error) {
 		}
 		h.apps[ap.name] = ap
 		h.order = append(h.order, ap)
-		for _, base := range []string{ap.cookie, ap.loginCookie} {
-			h.cookies = append(h.cookies, base, "__Host-"+base)
-		}
+		h.cookies.add(ap.cookie)
+		h.cookies.add(ap.loginCookie)
 		for i, rc := range ac.ProxyRoutes() {
 			path := ac.RoutePath(a.Path, i)
 			r, ps := h.compileRoute(opts.Config, ap, rc, path)
@@ -215,7 +219,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	problems = append(problems, foldedDuplicates(opts.Config, routes)...)
 	for _, c := range opts.StripCookies {
-		h.cookies = append(h.cookies, c, "__Host-"+c, "__Secure-"+c)
+		h.cookies.add(c)
 	}
 	if len(problems) > 0 {
 		return nil, problems

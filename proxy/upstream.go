@@ -79,9 +79,10 @@ func (h *Handler) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		// Rewrite, not Director: the outbound request starts with the
 		// hop-by-hop headers and X-Forwarded-* already removed.
-		Rewrite:      h.rewrite,
-		Transport:    t,
-		ErrorHandler: h.upstreamError,
+		Rewrite:        h.rewrite,
+		Transport:      t,
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.upstreamError,
 		// Streaming responses (SSE, unknown length) are flushed at once by
 		// ReverseProxy itself; others every 100ms at most.
 		FlushInterval: 100 * time.Millisecond,
@@ -183,7 +184,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 	out.Header["X-Forwarded-Host"] = []string{pr.In.Host}
 	out.Header["X-Forwarded-Proto"] = []string{f.scheme}
-	stripCookies(out.Header, h.cookies)
+	h.cookies.stripRequest(out.Header)
 	if f.res.bearer {
 		delete(out.Header, "Authorization") // Aero2's token, not the upstream's
 	}
@@ -202,6 +203,18 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 			out.Header[rt.headers.assertion] = []string{f.assertion}
 		}
 	}
+}
+
+// modifyResponse removes what an upstream must not send the browser:
+// Set-Cookie for Aero2's own cookies (see ownCookies.stripResponse).
+func (h *Handler) modifyResponse(res *http.Response) error {
+	if !h.cookies.stripResponse(res.Header) {
+		return nil
+	}
+	if f, ok := res.Request.Context().Value(forwardingKey{}).(*forwarding); ok && f.route.cookieWarned.CompareAndSwap(false, true) {
+		h.log.Warn("upstream tried to set one of Aero2's cookies; removed (logged once per route)", "route", f.route.name)
+	}
+	return nil
 }
 
 // upstreamError answers when the upstream cannot be reached. The page

@@ -3,58 +3,101 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 )
 
-// authResult is who a request comes from, once admitted.
-type authResult struct {
-	id     *Identity // nil on public routes
-	live   *live     // the proxy session, when the cookie admitted
-	token  string    // its cookie token
-	bearer bool      // admitted by an Authorization: Bearer token
+// Authentication is decided once, by authenticate, and answered by one
+// writer per mode, as Caddy's Authenticate returns a result that its
+// handler chain answers: answerProxy for requests the built-in proxy
+// serves, answerForwardAuth for another proxy's question (with or without
+// redirects). The decision never writes; the writers never decide.
+
+// verdict is what authenticate decided about a request.
+type verdict int
+
+const (
+	// verdictAdmitted: the route's policy admits the request. The
+	// decision holds who it comes from (nil on a public route) and the
+	// credentials the route sends upstream.
+	verdictAdmitted verdict = iota
+	// verdictSignIn: nobody is signed in — no credentials, a proxy
+	// session that ended, or one whose tokens the provider no longer
+	// refreshes. The answer is the same in every mode: sign in again.
+	verdictSignIn
+	// verdictDenied: who the request comes from is known, and the
+	// route's policy does not admit them.
+	verdictDenied
+	// verdictTokenInvalid: a bearer token that is not valid here
+	// (malformed, foreign, expired, revoked, not an access token).
+	verdictTokenInvalid
+	// verdictSessionEnded: a valid bearer token whose provider session
+	// (its sid) has ended.
+	verdictSessionEnded
+	// verdictUnavailable: the store or the provider could not be asked.
+	verdictUnavailable
+)
+
+var verdictNames = [...]string{"admitted", "sign-in", "denied", "token-invalid", "session-ended", "unavailable"}
+
+func (v verdict) String() string {
+	if int(v) < len(verdictNames) {
+		return verdictNames[v]
+	}
+	return fmt.Sprintf("verdict(%d)", int(v))
 }
 
-// authorize decides whether r may use rt. When it may not, authorize has
-// answered: 401 (with WWW-Authenticate) or a redirect to sign in for the
-// unauthenticated, 403 for the denied, 503 when the store or the provider
-// cannot be asked. target is the request URI to return to after sign-in;
-// forwardAuth makes unauthenticated browsers go through /.aero2/start.
-func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *Route, target string, forwardAuth bool) (*authResult, bool) {
+// decision is authenticate's answer about one request.
+type decision struct {
+	verdict verdict
+	id      *Identity // who, when known (admitted or denied)
+	live    *live     // the proxy session, when the cookie admitted
+	token   string    // its cookie token
+	bearer  bool      // the request carried an Authorization: Bearer token
+	// accessToken and assertion are what an admitted request carries
+	// upstream, when the route sends them.
+	accessToken, assertion string
+	// err says why, for the log: the failure (unavailable), or why a
+	// token was refused.
+	err error
+}
+
+func refused(v verdict, err error) decision { return decision{verdict: v, err: err} }
+
+// authenticate decides whether r may use rt, and gets what an admitted
+// request carries upstream. It writes nothing.
+func (h *Handler) authenticate(r *http.Request, rt *Route) decision {
 	if rt.policy.Public {
-		return &authResult{}, true
+		return decision{verdict: verdictAdmitted}
 	}
 	ctx := r.Context()
-	res := &authResult{}
+	var d decision
 	if token, ok := bearerToken(r); ok {
 		id, err := rt.app.provider.VerifyAccessToken(ctx, token)
 		if errors.Is(err, ErrInvalidToken) {
-			h.log.Info("bearer token refused", "route", rt.name, "err", err)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="aero2", error="invalid_token"`)
-			h.apiError(w, http.StatusUnauthorized, "invalid_token", "The access token is not valid here.")
-			return nil, false
+			return refused(verdictTokenInvalid, err)
 		}
 		if err != nil {
-			h.unavailable(w, r, err)
-			return nil, false
+			return refused(verdictUnavailable, err)
 		}
 		if alive := rt.app.sessions.alive; alive != nil && id.SessionID != "" {
-			if ok, err := alive.Alive(ctx, id.SessionID); err != nil {
-				h.unavailable(w, r, err)
-				return nil, false
-			} else if !ok {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="aero2", error="invalid_token"`)
-				h.apiError(w, http.StatusUnauthorized, "invalid_token", "The session this token belongs to has ended.")
-				return nil, false
+			ok, err := alive.Alive(ctx, id.SessionID)
+			if err != nil {
+				return refused(verdictUnavailable, err)
+			}
+			if !ok {
+				return refused(verdictSessionEnded, errors.New("the token's provider session has ended"))
 			}
 		}
-		res.id, res.bearer = id, true
+		d.id, d.bearer = id, true
 	} else if c, err := r.Cookie(session.CookieName(rt.app.cookie, rt.app.secure, "/")); err == nil {
 		// A session serves the origin it was created for only: a cookie
 		// carried to another host, even one of the same application,
@@ -63,31 +106,38 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *Route, t
 		switch {
 		case err == nil:
 			id := l.rec.Identity
-			res.id, res.live, res.token = &id, l, c.Value
+			d.id, d.live, d.token = &id, l, c.Value
 		case !errors.Is(err, errNoSession):
-			h.unavailable(w, r, err)
-			return nil, false
+			return refused(verdictUnavailable, err)
 		}
 	}
-	if res.id == nil {
-		h.challenge(w, r, rt, target, forwardAuth)
-		return nil, false
+	if d.id == nil {
+		return refused(verdictSignIn, nil)
 	}
 	// For the access log. A client's own token (client credentials) has
 	// the client as its subject, and no user.
-	client, _ := res.id.Claims["client_id"].(string)
-	if res.bearer {
+	client, _ := d.id.Claims["client_id"].(string)
+	if d.bearer {
 		reqlog.SetClient(ctx, client)
 	}
-	if !res.bearer || res.id.Subject != client {
-		reqlog.SetUser(ctx, res.id.Subject)
+	if !d.bearer || d.id.Subject != client {
+		reqlog.SetUser(ctx, d.id.Subject)
 	}
-	if !rt.policy.Allows(res.id) {
-		h.log.Info("access denied", "route", rt.name, "sub", res.id.Subject)
-		h.forbidden(w, r, res.id)
-		return nil, false
+	if !rt.policy.Allows(d.id) {
+		d.verdict = verdictDenied
+		return d
 	}
-	return res, true
+	var err error
+	d.accessToken, d.assertion, err = h.credentials(r, rt, &d)
+	switch {
+	case errors.Is(err, errNoSession):
+		// The provider refused to refresh the session's tokens: the
+		// session is over, whatever mode asks.
+		return refused(verdictSignIn, err)
+	case err != nil:
+		return refused(verdictUnavailable, err)
+	}
+	return d
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header
@@ -115,32 +165,101 @@ func wantsRedirect(r *http.Request) bool {
 	return !strings.Contains(accept, "application/json") || strings.Contains(accept, "text/html")
 }
 
-// challenge answers an unauthenticated request.
-func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, rt *Route, target string, forwardAuth bool) {
-	target = returnPath(target)
-	if !wantsRedirect(r) {
+// answerProxy is the built-in proxy's answer: an admitted request goes
+// upstream; a browser that must sign in goes to the provider, and is
+// brought back to the same URL; scripts get 401, and pages or JSON say
+// the rest.
+func (h *Handler) answerProxy(w http.ResponseWriter, r *http.Request, rt *Route, d decision) {
+	if d.verdict == verdictAdmitted {
+		h.forward(w, r, rt, d)
+		return
+	}
+	var signIn func()
+	if wantsRedirect(r) {
+		signIn = func() {
+			h.startSignIn(w, r, rt.app, rt.origin(config.NormalizeHost(r.Host)), returnPath(r.URL.RequestURI()))
+		}
+	}
+	h.refuse(w, r, rt, d, wantsHTML(r), signIn)
+}
+
+// answerForwardAuth is forward-auth's answer about orig, the request as
+// the client sent it to the proxy in front: 200 with the identity headers
+// when admitted. A browser that must sign in is sent to /.aero2/start on
+// the application's host (which the proxy in front routes to Aero2) and
+// back to target — unless redirects is false (?redirect=0, for nginx,
+// whose auth_request takes only 2xx, 401 and 403), which answers 401 and
+// JSON only.
+//
+// Every answer but 200 counts against the client address's forward-auth
+// denials (server.rate_limits.forward_auth_denials), which forwardAuth
+// checks before asking anything.
+func (h *Handler) answerForwardAuth(w http.ResponseWriter, orig *http.Request, rt *Route, target string, d decision, redirects bool) {
+	if d.verdict == verdictAdmitted {
+		rt.headers.write(w.Header(), &d)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	h.limits.Allow(context.WithoutCancel(orig.Context()), rt.app.name, ratelimit.ForwardAuthDenials, ratelimit.Address(orig))
+	var signIn func()
+	if redirects && wantsRedirect(orig) {
+		signIn = func() {
+			// The sign-in runs on the application's host, which the proxy
+			// in front routes /.aero2/ to Aero2 for.
+			http.Redirect(w, orig, rt.origin(config.NormalizeHost(orig.Host))+startPath+"?rd="+url.QueryEscape(returnPath(target)), http.StatusFound)
+		}
+	}
+	h.refuse(w, orig, rt, d, redirects && wantsHTML(orig), signIn)
+}
+
+// refuse answers what authenticate did not admit. pages chooses HTML
+// pages over JSON; signIn, when set, sends a browser to sign in (else
+// 401 with a Bearer challenge, RFC 6750 §3).
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, rt *Route, d decision, pages bool, signIn func()) {
+	switch d.verdict {
+	case verdictSignIn:
+		if d.err != nil {
+			h.log.Info("proxy session over", "route", rt.name, "err", d.err)
+		}
+		if signIn != nil {
+			signIn()
+			return
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aero2"`)
 		h.apiError(w, http.StatusUnauthorized, "unauthorized", "Sign-in required.")
-		return
+	case verdictTokenInvalid, verdictSessionEnded:
+		h.log.Info("bearer token refused", "route", rt.name, "err", d.err)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="aero2", error="invalid_token"`)
+		msg := "The access token is not valid here."
+		if d.verdict == verdictSessionEnded {
+			msg = "The session this token belongs to has ended."
+		}
+		h.apiError(w, http.StatusUnauthorized, "invalid_token", msg)
+	case verdictDenied:
+		h.log.Info("access denied", "route", rt.name, "sub", d.id.Subject, "bearer", d.bearer)
+		if d.bearer {
+			// RFC 6750 §3.1: a valid token without the privileges.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="aero2", error="insufficient_scope"`)
+		}
+		h.forbidden(w, r, d.id, pages)
+	default: // verdictUnavailable
+		h.cannotCheck(w, r, d.err, pages)
 	}
-	if forwardAuth {
-		// The sign-in runs on the application's host, which the proxy in
-		// front routes /.aero2/ to Aero2 for.
-		http.Redirect(w, r, rt.origin(config.NormalizeHost(r.Host))+startPath+"?rd="+url.QueryEscape(target), http.StatusFound)
-		return
-	}
-	h.startSignIn(w, r, rt.app, rt.origin(config.NormalizeHost(r.Host)), target)
 }
 
 // unavailable answers a failure to ask the store or the provider: 503,
-// never the error itself.
+// never the error itself; a page for browsers.
 func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	h.cannotCheck(w, r, err, wantsHTML(r))
+}
+
+func (h *Handler) cannotCheck(w http.ResponseWriter, r *http.Request, err error, page bool) {
 	if errors.Is(err, context.Canceled) {
 		return
 	}
 	h.log.Warn("proxy cannot check the session", "path", r.URL.Path, "err", err, "store_unavailable", errors.Is(err, store.ErrUnavailable))
 	w.Header().Set("Retry-After", "5")
-	if !wantsHTML(r) {
+	if !page {
 		h.apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Aero2 cannot check the session right now.")
 		return
 	}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -80,34 +79,7 @@ func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		ratelimit.WriteJSON(w, d)
 		return
 	}
-	fw := &forwardWriter{ResponseWriter: w, redirectOff: o.redirectOff}
-	res, ok := h.authorizeForward(fw, orig, rt, o.target)
-	if !ok {
-		h.limits.Allow(context.WithoutCancel(r.Context()), rt.app.name, ratelimit.ForwardAuthDenials, addr)
-		return
-	}
-	if res.id != nil {
-		at, as, err := h.credentials(orig, rt, res)
-		if err != nil {
-			h.unavailable(w, r, err)
-			return
-		}
-		hd := w.Header()
-		rt.headers.set(hd, res.id)
-		for _, n := range rt.headers.accessToken {
-			if at != "" {
-				if n == "Authorization" {
-					hd.Set(n, "Bearer "+at)
-				} else {
-					hd.Set(n, at)
-				}
-			}
-		}
-		if as != "" {
-			hd.Set(rt.headers.assertion, as)
-		}
-	}
-	w.WriteHeader(http.StatusOK)
+	h.answerForwardAuth(w, orig, rt, o.target, h.authenticate(orig, rt), !o.redirectOff)
 }
 
 // original is the request a front proxy asks about.
@@ -206,19 +178,4 @@ func validMethod(m string) bool {
 		}
 	}
 	return m != ""
-}
-
-// authorizeForward is authorize for forward-auth: unauthenticated
-// browsers go to /.aero2/start on the application's host, unless the
-// caller asked for plain 401s (?redirect=0, for nginx).
-func (h *Handler) authorizeForward(w *forwardWriter, r *http.Request, rt *Route, target string) (*authResult, bool) {
-	if w.redirectOff {
-		r.Header.Set("X-Requested-With", "aero2-forward-auth")
-	}
-	return h.authorize(w, r, rt, target, true)
-}
-
-type forwardWriter struct {
-	http.ResponseWriter
-	redirectOff bool
 }

@@ -394,9 +394,7 @@ func (h *Handler) ServeRoute(w http.ResponseWriter, r *http.Request, c Choice) {
 		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
 		return
 	}
-	if res, ok := h.authorize(w, r, rt, r.URL.RequestURI(), false); ok {
-		h.forward(w, r, rt, res)
-	}
+	h.answerProxy(w, r, rt, h.authenticate(r, rt))
 }
 
 // ServeHTTP serves the proxy on its own, without an application's pages

@@ -180,6 +180,27 @@ func (s stripSet) strip(h http.Header, trustedPeer bool) {
 	}
 }
 
+// write sets what an admitted request carries upstream: the identity,
+// and the access token and assertion when the route sends them.
+func (p headerPlan) write(h http.Header, d *decision) {
+	if d.id == nil {
+		return
+	}
+	p.set(h, d.id)
+	if d.accessToken != "" {
+		for _, n := range p.accessToken {
+			v := d.accessToken
+			if n == "Authorization" {
+				v = "Bearer " + v
+			}
+			h[n] = []string{v}
+		}
+	}
+	if d.assertion != "" {
+		h[p.assertion] = []string{d.assertion}
+	}
+}
+
 // set writes the identity. Values with control characters are not sent
 // (they cannot be represented safely in a header).
 func (p headerPlan) set(h http.Header, id *Identity) {

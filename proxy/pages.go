@@ -33,11 +33,12 @@ func (h *Handler) apiError(w http.ResponseWriter, status int, code, msg string) 
 	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": msg})
 }
 
-// forbidden is the 403 for a signed-in user the policy does not admit: it
-// says who they are signed in as and offers to sign out (to come back as
-// someone else), and says nothing about what is behind the route.
-func (h *Handler) forbidden(w http.ResponseWriter, r *http.Request, id *Identity) {
-	if !wantsHTML(r) {
+// forbidden is the 403 for a signed-in user the policy does not admit: a
+// page (when page is set) says who they are signed in as and offers to
+// sign out (to come back as someone else); neither it nor the JSON says
+// anything about what is behind the route.
+func (h *Handler) forbidden(w http.ResponseWriter, r *http.Request, id *Identity, page bool) {
+	if !page {
 		h.apiError(w, http.StatusForbidden, "access_denied", "You are signed in but may not use this address.")
 		return
 	}

@@ -66,11 +66,9 @@ func or(d, def time.Duration) time.Duration {
 
 // forwarding is what Rewrite needs to know about one request.
 type forwarding struct {
-	route       *Route
-	res         *authResult
-	scheme      string
-	accessToken string
-	assertion   string
+	route  *Route
+	d      decision
+	scheme string
 }
 
 type forwardingKey struct{}
@@ -90,38 +88,29 @@ func (h *Handler) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 }
 
 // forward sends an admitted request upstream.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *Route, res *authResult) {
-	f := &forwarding{route: rt, res: res, scheme: h.scheme(r)}
-	if res.id != nil {
-		var err error
-		if f.accessToken, f.assertion, err = h.credentials(r, rt, res); err != nil {
-			if errors.Is(err, errNoSession) {
-				h.challenge(w, r, rt, r.URL.RequestURI(), false)
-				return
-			}
-			h.unavailable(w, r, err)
-			return
-		}
-	}
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *Route, d decision) {
+	f := &forwarding{route: rt, d: d, scheme: h.scheme(r)}
 	rt.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardingKey{}, f)))
 }
 
-// credentials returns the access token and assertion the route sends.
-func (h *Handler) credentials(r *http.Request, rt *Route, res *authResult) (string, string, error) {
+// credentials returns the access token and assertion the route sends for
+// an admitted identity. errNoSession means the session's tokens could not
+// be refreshed.
+func (h *Handler) credentials(r *http.Request, rt *Route, d *decision) (string, string, error) {
 	var at, as string
 	if len(rt.headers.accessToken) > 0 {
-		if res.bearer {
+		if d.bearer {
 			at, _ = bearerToken(r)
 		} else {
 			var err error
-			if at, err = rt.app.sessions.accessToken(r.Context(), res.token, res.live); err != nil {
+			if at, err = rt.app.sessions.accessToken(r.Context(), d.token, d.live); err != nil {
 				return "", "", err
 			}
 		}
 	}
 	if rt.headers.assertion != "" {
 		var err error
-		if as, err = h.assertion(r, rt, res); err != nil {
+		if as, err = h.assertion(r, rt, d); err != nil {
 			return "", "", err
 		}
 	}
@@ -131,7 +120,7 @@ func (h *Handler) credentials(r *http.Request, rt *Route, res *authResult) (stri
 // assertion signs (or reuses, for half its life) the route's assertion.
 // Its audience is the route: the origin the client used and the route's
 // path prefix, e.g. "https://app.example.com/admin".
-func (h *Handler) assertion(r *http.Request, rt *Route, res *authResult) (string, error) {
+func (h *Handler) assertion(r *http.Request, rt *Route, res *decision) (string, error) {
 	aud := h.scheme(r) + "://" + config.NormalizeHost(r.Host) + rt.prefix
 	now := h.now()
 	if res.live != nil {
@@ -185,24 +174,10 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.Header["X-Forwarded-Host"] = []string{pr.In.Host}
 	out.Header["X-Forwarded-Proto"] = []string{f.scheme}
 	h.cookies.stripRequest(out.Header)
-	if f.res.bearer {
+	if f.d.bearer {
 		delete(out.Header, "Authorization") // Aero2's token, not the upstream's
 	}
-	if id := f.res.id; id != nil {
-		rt.headers.set(out.Header, id)
-		if f.accessToken != "" {
-			for _, n := range rt.headers.accessToken {
-				if n == "Authorization" {
-					out.Header[n] = []string{"Bearer " + f.accessToken}
-				} else {
-					out.Header[n] = []string{f.accessToken}
-				}
-			}
-		}
-		if f.assertion != "" {
-			out.Header[rt.headers.assertion] = []string{f.assertion}
-		}
-	}
+	rt.headers.write(out.Header, &f.d)
 }
 
 // modifyResponse removes what an upstream must not send the browser:

@@ -116,12 +116,23 @@ func (o *OP) SignInAs(userID string) {
 	o.mu.Unlock()
 }
 
-// SetSessionID makes the provider put sid in the user's ID tokens, as
-// Aero2's provider puts its store.Session.ID.
+// SetSessionID makes the provider put sid in the user's ID tokens and
+// access tokens, as Aero2's provider puts its store.Session.ID in ID
+// tokens (and in introspection answers).
 func (o *OP) SetSessionID(userID, sid string) {
 	o.storage.mu.Lock()
 	o.storage.sids[userID] = sid
 	o.storage.mu.Unlock()
+}
+
+// TerminateSession deletes every token the provider issued to the user,
+// refresh tokens included: the next refresh is refused, as after a
+// sign-out at the provider.
+func (o *OP) TerminateSession(t testing.TB, userID string) {
+	t.Helper()
+	if err := o.storage.TerminateSession(context.Background(), userID, ClientID); err != nil {
+		t.Fatalf("terminate session: %v", err)
+	}
 }
 
 // Revoke revokes an access token (RFC 7009) as its client would.
@@ -242,5 +253,10 @@ func (s *opStorage) GetPrivateClaimsFromScopes(ctx context.Context, userID, clie
 	}
 	u := s.users[userID]
 	claims["email"], claims["email_verified"], claims["groups"] = u.Email, u.EmailVerified, u.Groups
+	s.mu.Lock()
+	if sid := s.sids[userID]; sid != "" {
+		claims["sid"] = sid // the session the token belongs to
+	}
+	s.mu.Unlock()
 	return claims, nil
 }

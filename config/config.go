@@ -322,14 +322,20 @@ type Policy struct {
 	Public bool `yaml:"public"`
 	// AllowedEmails, AllowedDomains, AllowedGroups, AllowedClaims: a
 	// signed-in user passes when any entry of any list matches (any-of
-	// within and across lists). All empty means any signed-in user.
-	// Emails and domains match only a verified email.
+	// within and across lists). All absent means any signed-in user; a
+	// list that is written must not be empty. Emails and domains match
+	// only a verified email.
 	AllowedEmails  []string `yaml:"allowed_emails"`
 	AllowedDomains []string `yaml:"allowed_domains"`
 	AllowedGroups  []string `yaml:"allowed_groups"`
 	// AllowedClaims maps a claim name to accepted values; a claim that is
 	// a list matches when any of its members is accepted.
 	AllowedClaims map[string][]string `yaml:"allowed_claims"`
+	// AllowClientCredentials admits bearer tokens that a client obtained
+	// for itself (client credentials grant: no user behind them, RFC 9068
+	// §2.2 — sub is the client_id), still subject to the allow-lists.
+	// Default false: routes are for people.
+	AllowClientCredentials bool `yaml:"allow_client_credentials"`
 }
 
 // IdentityHeaders are the header names a route sends the validated

@@ -176,16 +176,7 @@ func (c *Config) validateRoute(ps *problems, r Route, rp string, field func(stri
 			ps.at(field("timeouts."+name), "must not be negative")
 		}
 	}
-	pol := r.Policy
-	lists := len(pol.AllowedEmails) + len(pol.AllowedDomains) + len(pol.AllowedGroups) + len(pol.AllowedClaims)
-	if pol.Public && lists > 0 {
-		ps.at(field("policy.public"), "a public route admits everyone: remove the allow-lists, or public: true")
-	}
-	for k, vs := range pol.AllowedClaims {
-		if k == "" || len(vs) == 0 {
-			ps.at(field("policy.allowed_claims"), "claim %q needs at least one accepted value", k)
-		}
-	}
+	c.validatePolicy(ps, r.Policy, field)
 	h := r.Headers
 	lists2 := map[string][]string{"user": h.User, "email": h.Email, "preferred_username": h.PreferredUsername, "groups": h.Groups, "access_token": h.AccessToken}
 	for name, list := range lists2 {
@@ -198,6 +189,36 @@ func (c *Config) validateRoute(ps *problems, r Route, rp string, field func(stri
 	if h.Assertion != "" {
 		if err := checkHeaderName(h.Assertion, false); err != nil {
 			ps.at(field("headers.assertion"), "%v", err)
+		}
+	}
+}
+
+// validatePolicy checks a route's policy. An allow-list that is written
+// but empty (`allowed_emails: []`, or with no value) is refused: it reads
+// as "nobody", yet a policy whose lists are all absent admits every
+// signed-in user, and a list emptied by mistake (an edit, a variable
+// that expanded to nothing) must not open a route to everyone.
+func (c *Config) validatePolicy(ps *problems, pol Policy, field func(string) string) {
+	lists := len(pol.AllowedEmails) + len(pol.AllowedDomains) + len(pol.AllowedGroups) + len(pol.AllowedClaims)
+	if pol.Public && (lists > 0 || pol.AllowClientCredentials) {
+		ps.at(field("policy.public"), "a public route admits everyone: remove the allow-lists and allow_client_credentials, or public: true")
+	}
+	written := func(key string) bool {
+		p := field("policy." + key) // the shorthand's problems point at `upstream`: it has no policy
+		_, ok := c.positions[p]
+		return ok && strings.HasSuffix(p, key)
+	}
+	for key, n := range map[string]int{
+		"allowed_emails": len(pol.AllowedEmails), "allowed_domains": len(pol.AllowedDomains),
+		"allowed_groups": len(pol.AllowedGroups), "allowed_claims": len(pol.AllowedClaims),
+	} {
+		if n == 0 && written(key) {
+			ps.at(field("policy."+key), "an empty list admits nobody, and is not the way to admit everyone: list who may pass, or remove %s (then any signed-in user passes)", key)
+		}
+	}
+	for k, vs := range pol.AllowedClaims {
+		if k == "" || len(vs) == 0 {
+			ps.at(field("policy.allowed_claims."+k), "claim %q needs at least one accepted value", k)
 		}
 	}
 }

@@ -57,7 +57,7 @@ routes:
 		`routes[5].headers.assertion: header Host cannot carry identity`,
 		`routes[6].path: must be a plain path`,
 		`routes[6].timeouts.dial: must not be negative`,
-		`routes[6].policy.allowed_claims: claim "dept" needs at least one accepted value`,
+		`routes[6].policy.allowed_claims.dept: claim "dept" needs at least one accepted value`,
 	} {
 		wantProblem(t, got, want)
 	}
@@ -65,6 +65,38 @@ routes:
 		if contains(g, "access_token") {
 			t.Errorf("Authorization is allowed for the access token: %s", g)
 		}
+	}
+}
+
+// TestEmptyAllowListsAreRefused: an allow-list that is written but empty
+// would admit every signed-in user (the lists are any-of, and none at all
+// means anyone): each kind is refused where it stands.
+func TestEmptyAllowListsAreRefused(t *testing.T) {
+	src := validBase + `
+routes:
+  - {path: /a, upstream: "http://h", policy: {allowed_emails: []}}
+  - path: /b
+    upstream: "http://h"
+    policy:
+      allowed_domains:
+  - {path: /c, upstream: "http://h", policy: {allowed_groups: [], allowed_emails: [a@example.com]}}
+  - {path: /d, upstream: "http://h", policy: {allowed_claims: {}}}
+  - {path: /e, upstream: "http://h", policy: {allowed_claims: {dept: [], team: [x]}}}
+  - {path: /f, upstream: "http://h", policy: {public: true, allow_client_credentials: true}}
+`
+	got := parseProblems(t, src, noEnv)
+	for _, want := range []string{
+		`aero2.yaml:12:47: routes[0].policy.allowed_emails: an empty list admits nobody`,
+		`aero2.yaml:16:7: routes[1].policy.allowed_domains: an empty list admits nobody`,
+		`aero2.yaml:17:47: routes[2].policy.allowed_groups: an empty list admits nobody`,
+		`aero2.yaml:18:47: routes[3].policy.allowed_claims: an empty list admits nobody`,
+		`aero2.yaml:19:70: routes[4].policy.allowed_claims.dept: claim "dept" needs at least one accepted value`,
+		`aero2.yaml:20:47: routes[5].policy.public: a public route admits everyone`,
+	} {
+		wantProblem(t, got, want)
+	}
+	if len(got) != 6 {
+		t.Errorf("got %d problems, want 6:\n%s", len(got), got)
 	}
 }
 

@@ -28,6 +28,11 @@ type Identity struct {
 	SessionID string `json:"sid,omitempty"`
 	// Claims keeps every claim, for allowed_claims.
 	Claims map[string]any `json:"claims,omitempty"`
+	// Client is set, to the client ID, for a bearer token that a client
+	// obtained for itself (client credentials): no user stands behind it.
+	// RFC 9068 §2.2 tells it by sub being the client_id. Never stored:
+	// proxy sessions are always a user's.
+	Client string `json:"-"`
 }
 
 // identityFromClaims builds an Identity from a claim set. Values of the

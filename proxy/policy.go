@@ -12,13 +12,17 @@ import (
 // configuration; Allows is read-only and safe for concurrent use.
 //
 // Semantics (docs/proxy.md): a public route admits everyone, signed in or
-// not. Otherwise the user must be signed in, and then passes when the
-// allow-lists are all empty, or when any entry of any list matches
-// (any-of within a list and across lists). Emails and domains match only a
-// verified email (email_verified: true): an unverified address proves
-// nothing about who holds it.
+// not. Otherwise the user must be signed in, and then passes when no
+// allow-list is given, or when any entry of any list matches (any-of
+// within a list and across lists). A list that is given but empty matches
+// nobody (config validation refuses one in a file). Emails and domains
+// match only a verified email (email_verified: true): an unverified
+// address proves nothing about who holds it. A bearer token a client got
+// for itself (Identity.Client) passes only where the route allows client
+// credentials, and then under the same lists.
 type Policy struct {
 	Public  bool
+	clients bool            // allow_client_credentials
 	emails  map[string]bool // "local@domain", local part lower-cased too
 	domains map[string]bool
 	groups  map[string]bool
@@ -29,8 +33,9 @@ type Policy struct {
 // entries by path.
 func compilePolicy(cfg *config.Config, p config.Policy, path string) (*Policy, config.Problems) {
 	var ps config.Problems
-	pol := &Policy{Public: p.Public}
-	if len(p.AllowedEmails) > 0 {
+	pol := &Policy{Public: p.Public, clients: p.AllowClientCredentials}
+	// A list given, even empty, is a list: nil means "not given".
+	if p.AllowedEmails != nil {
 		pol.emails = map[string]bool{}
 	}
 	for i, e := range p.AllowedEmails {
@@ -41,7 +46,7 @@ func compilePolicy(cfg *config.Config, p config.Policy, path string) (*Policy, c
 		}
 		pol.emails[strings.ToLower(a.Local)+"@"+a.Domain] = true
 	}
-	if len(p.AllowedDomains) > 0 {
+	if p.AllowedDomains != nil {
 		pol.domains = map[string]bool{}
 	}
 	for i, d := range p.AllowedDomains {
@@ -53,7 +58,7 @@ func compilePolicy(cfg *config.Config, p config.Policy, path string) (*Policy, c
 		}
 		pol.domains[a.Domain] = true
 	}
-	if len(p.AllowedGroups) > 0 {
+	if p.AllowedGroups != nil {
 		pol.groups = map[string]bool{}
 	}
 	for i, g := range p.AllowedGroups {
@@ -62,7 +67,7 @@ func compilePolicy(cfg *config.Config, p config.Policy, path string) (*Policy, c
 		}
 		pol.groups[g] = true
 	}
-	if len(p.AllowedClaims) > 0 {
+	if p.AllowedClaims != nil {
 		pol.claims = map[string]map[string]bool{}
 	}
 	for k, vs := range p.AllowedClaims {
@@ -84,6 +89,9 @@ func (p *Policy) open() bool {
 func (p *Policy) Allows(id *Identity) bool {
 	if id == nil || id.Subject == "" {
 		return false
+	}
+	if id.Client != "" && !p.clients {
+		return false // a route for people: no token without a user
 	}
 	if p.open() {
 		return true

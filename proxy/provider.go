@@ -345,6 +345,11 @@ func (p *OIDCProvider) verifyAccessToken(ctx context.Context, d *discovered, tok
 		return nil, time.Time{}, fmt.Errorf("%w: introspection names another subject", ErrInvalidToken)
 	}
 	id := identityFromClaims(claims)
+	// RFC 9068 §2.2: where no resource owner is involved (the client
+	// credentials grant), sub is the client's own identifier.
+	if cid, _ := claims["client_id"].(string); cid != "" && cid == at.Subject {
+		id.Client = cid
+	}
 	return &id, at.Expiry, nil
 }
 

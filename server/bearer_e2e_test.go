@@ -36,8 +36,9 @@ const (
 )
 
 // bearerConfig is two applications of one Aero2. Application a protects
-// /api (any signed-in caller) and /admin (group admins) and accepts bearer
-// tokens for the proxy's audience; application b protects /b-api.
+// /api (any signed-in caller, services with client credentials too),
+// /people (signed-in users only) and /admin (group admins) and accepts
+// bearer tokens for the proxy's audience; application b protects /b-api.
 const bearerConfig = `
 insecure_dev: true
 store: {type: memory}
@@ -77,7 +78,8 @@ applications:
         redirect_uris: ["` + bearerRedirect + `"]
         scopes: [openid, profile, email, groups]
     routes:
-      - {path: /api, upstream: "UP"}
+      - {path: /api, upstream: "UP", policy: {allow_client_credentials: true}}
+      - {path: /people, upstream: "UP"}
       - {path: /admin, upstream: "UP", policy: {allowed_groups: [admins]}}
   - name: b
     issuer: "{{.URL}}/b"
@@ -88,7 +90,7 @@ applications:
         grant_types: [client_credentials]
         audience: [aero2-proxy]
     routes:
-      - {path: /b-api, upstream: "UP"}
+      - {path: /b-api, upstream: "UP", policy: {allow_client_credentials: true}}
 `
 
 // TestBearerTokensAgainstOwnProvider: API clients call protected routes
@@ -124,6 +126,9 @@ func TestBearerTokensAgainstOwnProvider(t *testing.T) {
 		}
 		// It is a caller without groups: the admins' route refuses it.
 		bearerStatus(t, rc, admin, service, http.StatusForbidden, "service token at the admins' route")
+		// And a route for people, which does not allow client
+		// credentials, refuses it though any signed-in user passes there.
+		bearerStatus(t, rc, in.URL+"/people/x", service, http.StatusForbidden, "service token at a route for people")
 
 		// Another application's token, though the same client ID, secret
 		// and audience: it is admitted at its own application's route...
@@ -154,6 +159,7 @@ func TestBearerTokensAgainstOwnProvider(t *testing.T) {
 		}
 		bearerStatus(t, rc, admin, eve, http.StatusForbidden, "eve's token at the admins' route")
 		bearerAdmitted(t, rc, api, eve) // signed in, just not an admin
+		bearerAdmitted(t, rc, in.URL+"/people/x", eve)
 
 		// A third-party client's user token is for the provider (aud =
 		// issuer): refused. And the client cannot ask for the proxy's

@@ -188,6 +188,8 @@ func (c *Config) validateClients(ps *problems, a *Application, prefix string) {
 		for j, aud := range cl.Audience {
 			if aud == "" || strings.ContainsAny(aud, " \t\r\n") {
 				ps.at(indexPath(path+".audience", j), "expected a non-empty audience without spaces, got %q", aud)
+			} else if IsAssertionAudience(aud) {
+				ps.at(indexPath(path+".audience", j), "%s… is the audience of the proxy's identity assertions: no access token may have it", AssertionAudiencePrefix)
 			}
 		}
 		validateLifetimes(ps, cl.Tokens, path+".tokens")

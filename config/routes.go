@@ -29,6 +29,21 @@ const (
 // it, so no upstream can shadow them.
 const ReservedPrefix = "/.aero2/"
 
+// AssertionAudiencePrefix starts the audience of every identity assertion
+// the proxy sends upstream: "urn:aero2:assertion:" and the route's origin
+// and path, e.g. "urn:aero2:assertion:https://app.example.com/admin". No
+// access token can have an audience there (client audiences and
+// proxy.audiences are refused in this namespace, and an issuer is an
+// https URL), so an upstream that checks aud never takes one for the
+// other — even for a route "/" on the issuer's own origin.
+const AssertionAudiencePrefix = "urn:aero2:assertion:"
+
+// IsAssertionAudience reports whether aud lies in the assertions'
+// namespace (URN namespace identifiers are case-insensitive, RFC 8141).
+func IsAssertionAudience(aud string) bool {
+	return len(aud) >= len(AssertionAudiencePrefix) && strings.EqualFold(aud[:len(AssertionAudiencePrefix)], AssertionAudiencePrefix)
+}
+
 // DefaultProxyScopes are asked for when proxy.scopes is not set: groups
 // for policies on groups, offline_access for a refresh token that keeps a
 // forwarded access token fresh.
@@ -126,6 +141,11 @@ func (c *Config) validateRoutes(ps *problems, a *Application, prefix string, see
 	}
 	if !containsString(p.Scopes, "openid") {
 		ps.at(prefix+"proxy.scopes", "must include openid")
+	}
+	for i, aud := range p.Audiences {
+		if IsAssertionAudience(aud) {
+			ps.at(indexPath(prefix+"proxy.audiences", i), "%s… is the audience of identity assertions, never of an access token", AssertionAudiencePrefix)
+		}
 	}
 	if a.Upstream != "" && len(a.Routes) > 0 {
 		ps.at(prefix+"upstream", "`upstream` is the shorthand for a single route; with `routes`, give each route its upstream (if this one belongs to the route above, indent it into that route)")

@@ -126,3 +126,25 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestAssertionAudienceIsReserved: no access token may carry an audience
+// in the identity assertions' namespace, so neither clients nor the
+// proxy's accepted audiences may name one.
+func TestAssertionAudienceIsReserved(t *testing.T) {
+	src := validBase + `
+proxy: {audiences: [aero2-proxy, "URN:Aero2:Assertion:https://app.example.com"]}
+clients:
+  - id: svc
+    secret: "0123456789abcdef0123456789abcdef-svc"
+    grant_types: [client_credentials]
+    audience: [api, "urn:aero2:assertion:https://app.example.com/admin"]
+routes:
+  - {path: /, upstream: "http://h"}
+`
+	got := parseProblems(t, src, noEnv)
+	wantProblem(t, got, `proxy.audiences[1]: urn:aero2:assertion:… is the audience of identity assertions`)
+	wantProblem(t, got, `clients[0].audience[1]: urn:aero2:assertion:… is the audience of the proxy's identity assertions`)
+	if len(got) != 2 {
+		t.Errorf("got %d problems, want 2:\n%s", len(got), got)
+	}
+}

@@ -10,14 +10,24 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/aero2/aero2/config"
 )
+
+// AssertionType is the JWT typ of identity assertions: neither an access
+// token's ("at+jwt", RFC 9068) nor an ID token's ("JWT"), so that none can
+// be passed off as another by an upstream, or a resource server, that
+// checks typ. The proxy sends no assertion of another type. (authz signs
+// with the same typ; the server's tests check the two agree.)
+const AssertionType = "aero2-assertion+jwt"
 
 // AssertionSigner signs the identity assertion sent upstream. The server
 // wires it to the application's provider key, so that upstreams verify
 // assertions against the provider's JWKS and need not trust the network.
 type AssertionSigner interface {
-	// SignAssertion returns a compact JWS of claims. It sets `iss` (and
-	// the key ID header) itself; the proxy sets everything else.
+	// SignAssertion returns a compact JWS of claims with typ
+	// AssertionType. It sets `iss` (and the key ID header) itself; the
+	// proxy sets everything else.
 	SignAssertion(ctx context.Context, claims map[string]any) (string, error)
 }
 
@@ -35,7 +45,7 @@ type KeySigner struct {
 // issuer.
 func NewKeySigner(issuer string, key crypto.Signer, alg jose.SignatureAlgorithm, kid string) (*KeySigner, error) {
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid, Algorithm: string(alg)}},
-		(&jose.SignerOptions{}).WithType("JWT"))
+		(&jose.SignerOptions{}).WithType(AssertionType))
 	if err != nil {
 		return nil, fmt.Errorf("assertion signer: %w", err)
 	}
@@ -63,6 +73,14 @@ func (k *KeySigner) SignAssertion(_ context.Context, claims map[string]any) (str
 type cachedAssertion struct {
 	jwt   string
 	fresh time.Time // reused until then
+}
+
+// assertionAudience is the audience of the assertions of a route reached
+// at origin (scheme://host): config.AssertionAudiencePrefix, the origin
+// and the route's path prefix. Never an access token's audience, by
+// construction.
+func assertionAudience(origin, prefix string) string {
+	return config.AssertionAudiencePrefix + origin + prefix
 }
 
 // assertionClaims are what an upstream learns: who, for which route

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -78,6 +79,10 @@ func TestBearerTokens(t *testing.T) {
 	if seen.Header.Get("X-Forwarded-User") != "u-alice" || seen.Header.Get("Authorization") != "" {
 		t.Errorf("upstream got user %q, Authorization %q", seen.Header.Get("X-Forwarded-User"), seen.Header.Get("Authorization"))
 	}
+	// RFC 9068 §4: "application/at+jwt", in any case, is the same type.
+	if st := bearerGet(t, s.in.URL+"/admin/api", s.op.Resign(t, good, "application/AT+JWT", nil)); st != 200 {
+		t.Errorf("typ application/AT+JWT: %d", st)
+	}
 	revoked, _ := tokensFrom(t, s.op)
 	s.op.Revoke(t, revoked)
 	// Another provider with the same client: right shape, wrong issuer.
@@ -88,9 +93,19 @@ func TestBearerTokens(t *testing.T) {
 	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + "."
 	// The good token with its signature swapped for another's.
 	forged := parts[0] + "." + parts[1] + "." + strings.Split(foreignToken, ".")[2]
+	// The provider's own signature on the same claims, without the
+	// access token's typ (RFC 9068 §4): an ID token, an assertion, or
+	// anything else the provider signs.
+	typJWT := s.op.Resign(t, good, "JWT", nil)
+	typNone := s.op.Resign(t, good, "", nil)
+	typAssertion := s.op.Resign(t, good, "aero2-assertion+jwt", nil)
+	// The ID token with the access token's claims for audience: still not
+	// an access token.
+	idAsAccess := s.op.Resign(t, idToken, "JWT", func(c map[string]any) { c["aud"] = proxytest.ClientID })
 	for name, tok := range map[string]string{
 		"revoked": revoked, "foreign issuer": foreignToken, "alg none": none, "forged signature": forged,
-		"id token": idToken, "garbage": "not-a-token",
+		"id token": idToken, "garbage": "not-a-token", "typ JWT": typJWT, "no typ": typNone,
+		"typ of an assertion": typAssertion, "id token for the proxy's audience": idAsAccess,
 	} {
 		before := s.up.Count()
 		if st := bearerGet(t, s.in.URL+"/admin/api", tok); st != 401 {
@@ -145,10 +160,13 @@ func keySigner(t *testing.T) (*proxy.KeySigner, string) {
 	return s, jwks.URL
 }
 
-func TestAssertionHeaderVerifiesAgainstTheJWKS(t *testing.T) {
+// assertionProxy runs a proxy, signing in at a test provider, whose route
+// /app sends an assertion signed by signer; it returns the proxy's URL and
+// the upstream.
+func assertionProxy(t *testing.T, signer proxy.AssertionSigner) (string, *proxytest.Upstream) {
+	t.Helper()
 	op := proxytest.StartOP(t)
 	up, _ := proxytest.StartUpstream(t)
-	signer, jwksURL := keySigner(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -176,19 +194,28 @@ routes:
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	op.AllowRedirect(base + "/.aero2/callback")
+	return srv.URL, up
+}
+
+func TestAssertionHeaderVerifiesAgainstTheJWKS(t *testing.T) {
+	signer, jwksURL := keySigner(t)
+	base, up := assertionProxy(t, signer)
 	b := servertest.NewBrowser(t)
-	if p := b.Get(srv.URL + "/app/x"); p.Status != 200 {
+	if p := b.Get(base + "/app/x"); p.Status != 200 {
 		t.Fatalf("sign-in: %d %s", p.Status, p.Body)
 	}
 	seen := up.Last(t)
 	jwt := seen.Header.Get("X-Aero2-Assertion")
 	ks := oidc.NewRemoteKeySet(context.Background(), jwksURL)
-	v := oidc.NewVerifier("https://auth.example.com", ks, &oidc.Config{ClientID: srv.URL + "/app"})
+	v := oidc.NewVerifier("https://auth.example.com", ks, &oidc.Config{ClientID: "urn:aero2:assertion:" + base + "/app"})
 	tok, err := v.Verify(context.Background(), jwt)
 	if err != nil {
 		t.Fatalf("assertion %q does not verify: %v", jwt, err)
+	}
+	if typ := jwtHeader(t, jwt)["typ"]; typ != proxy.AssertionType {
+		t.Errorf("assertion typ %q, want %q", typ, proxy.AssertionType)
 	}
 	var claims struct {
 		Email  string   `json:"email"`
@@ -201,9 +228,56 @@ routes:
 	if seen.Header.Get("X-Forwarded-Access-Token") == "" {
 		t.Error("the access token was not forwarded")
 	}
-	// Another route's audience does not verify.
-	other := oidc.NewVerifier("https://auth.example.com", ks, &oidc.Config{ClientID: srv.URL + "/other"})
-	if _, err := other.Verify(context.Background(), jwt); err == nil {
-		t.Error("the assertion verifies for another audience")
+	// Another route's audience does not verify, nor the route's URL
+	// itself (which an access token for that origin could have).
+	for _, aud := range []string{"urn:aero2:assertion:" + base + "/other", base + "/app", base} {
+		other := oidc.NewVerifier("https://auth.example.com", ks, &oidc.Config{ClientID: aud})
+		if _, err := other.Verify(context.Background(), jwt); err == nil {
+			t.Errorf("the assertion verifies for audience %s", aud)
+		}
 	}
+}
+
+// mistypedSigner signs assertions as plain JWTs, the typ of ID tokens.
+type mistypedSigner struct{ s jose.Signer }
+
+func (m mistypedSigner) SignAssertion(_ context.Context, claims map[string]any) (string, error) {
+	b, _ := json.Marshal(claims)
+	jws, err := m.s.Sign(b)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
+}
+
+// TestAssertionOfAnotherTypeIsNeverSent: the proxy fails closed when its
+// signer does not type the assertion as one.
+func TestAssertionOfAnotherTypeIsNeverSent(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, up := assertionProxy(t, mistypedSigner{js})
+	p := servertest.NewBrowser(t).Get(base + "/app/x")
+	if p.Status != 503 || up.Count() != 0 {
+		t.Errorf("with a signer of plain JWTs: %d, upstream reached %d times", p.Status, up.Count())
+	}
+}
+
+// jwtHeader decodes a compact JWT's protected header.
+func jwtHeader(t *testing.T, jwt string) map[string]any {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(jwt, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := map[string]any{}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

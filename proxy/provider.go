@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -314,6 +315,12 @@ func (p *OIDCProvider) VerifyAccessToken(ctx context.Context, token string) (*Id
 }
 
 func (p *OIDCProvider) verifyAccessToken(ctx context.Context, d *discovered, token string) (*Identity, time.Time, error) {
+	// RFC 9068 §4: a JWT access token says so in its header. Nothing else
+	// the provider signs — ID tokens ("JWT"), the identity assertions the
+	// proxy sends upstream — can then pass for one, whatever its claims.
+	if typ := jwtType(token); !isAccessTokenType(typ) {
+		return nil, time.Time{}, fmt.Errorf("%w: typ %q is not an access token's (at+jwt)", ErrInvalidToken, typ)
+	}
 	at, err := d.atVerifier.Verify(p.ctx(ctx), token)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
@@ -351,6 +358,29 @@ func (p *OIDCProvider) verifyAccessToken(ctx context.Context, d *discovered, tok
 		id.Client = cid
 	}
 	return &id, at.Expiry, nil
+}
+
+// jwtType is the typ of a compact JWT's protected header, or "".
+func jwtType(token string) string {
+	head, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Typ string `json:"typ"`
+	}
+	if json.Unmarshal(raw, &h) != nil {
+		return ""
+	}
+	return h.Typ
+}
+
+// isAccessTokenType accepts "at+jwt" and "application/at+jwt" (RFC 9068
+// §4), in any case: typ is a media type (RFC 7515 §4.1.9).
+func isAccessTokenType(typ string) bool {
+	typ = strings.ToLower(typ)
+	return strings.TrimPrefix(typ, "application/") == "at+jwt"
 }
 
 // introspect asks the provider whether token is active (RFC 7662 §2).

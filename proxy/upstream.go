@@ -119,9 +119,10 @@ func (h *Handler) credentials(r *http.Request, rt *Route, d *decision) (string, 
 
 // assertion signs (or reuses, for half its life) the route's assertion.
 // Its audience is the route: the origin the client used and the route's
-// path prefix, e.g. "https://app.example.com/admin".
+// path prefix, in the assertions' own namespace, e.g.
+// "urn:aero2:assertion:https://app.example.com/admin".
 func (h *Handler) assertion(r *http.Request, rt *Route, res *decision) (string, error) {
-	aud := h.scheme(r) + "://" + config.NormalizeHost(r.Host) + rt.prefix
+	aud := assertionAudience(h.scheme(r)+"://"+config.NormalizeHost(r.Host), rt.prefix)
 	now := h.now()
 	if res.live != nil {
 		res.live.mu.Lock()
@@ -134,6 +135,11 @@ func (h *Handler) assertion(r *http.Request, rt *Route, res *decision) (string, 
 	jwt, err := rt.app.signer.SignAssertion(r.Context(), assertionClaims(res.id, aud, now))
 	if err != nil {
 		return "", fmt.Errorf("signing the assertion: %w", err)
+	}
+	if typ := jwtType(jwt); typ != AssertionType {
+		// Fail closed: an assertion typed like an access or ID token could
+		// be replayed as one.
+		return "", fmt.Errorf("signing the assertion: the signer set typ %q, not %q", typ, AssertionType)
 	}
 	if res.live != nil {
 		res.live.mu.Lock()

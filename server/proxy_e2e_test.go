@@ -1,16 +1,21 @@
 package server_test
 
 import (
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"net/url"
+	"github.com/coreos/go-oidc/v3/oidc"
 
+	"github.com/aero2/aero2/authz"
+	"github.com/aero2/aero2/proxy"
 	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
@@ -203,4 +208,65 @@ func introspectAs(t *testing.T, in *servertest.Instance, clientID, secret, token
 		t.Fatalf("introspection: %d", res.StatusCode)
 	}
 	return body.Active
+}
+
+// TestAssertionCannotPassForAnAccessToken: with Aero2's own provider and a
+// route for "/" on the issuer's own origin, the identity assertion's
+// audience is not the issuer (the audience of access tokens asked for
+// without a resource) and its typ is neither an access token's nor an ID
+// token's: the provider's userinfo and the proxy's bearer check both
+// refuse it, and a verifier expecting the issuer as audience does too.
+func TestAssertionCannotPassForAnAccessToken(t *testing.T) {
+	rc := &recorder{}
+	up := httptest.NewServer(rc)
+	defer up.Close()
+	in := servertest.Start(t, servertest.DevConfig+`
+routes:
+  - path: /
+    upstream: "`+up.URL+`"
+    headers: {assertion: X-Aero2-Assertion}
+`, nil)
+	b := servertest.NewBrowser(t)
+	if p := b.SignInDev(in.URL+"/x", "alice"); p.Status != 200 {
+		t.Fatalf("sign-in: %d %s", p.Status, p.URL)
+	}
+	jwt := rc.last(t).Get("X-Aero2-Assertion")
+	if jwt == "" {
+		t.Fatal("no assertion reached the upstream")
+	}
+	if proxy.AssertionType != authz.AssertionType {
+		t.Fatalf("the proxy requires typ %q, the provider signs %q", proxy.AssertionType, authz.AssertionType)
+	}
+	parts := strings.Split(jwt, ".")
+	var header struct{ Typ, Kid string }
+	var claims struct {
+		Aud string `json:"aud"`
+		Sub string `json:"sub"`
+	}
+	for i, v := range []any{&header, &claims} {
+		raw, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil || json.Unmarshal(raw, v) != nil {
+			t.Fatalf("assertion part %d: %v", i, err)
+		}
+	}
+	if header.Typ != authz.AssertionType || claims.Aud != "urn:aero2:assertion:"+in.URL || claims.Aud == in.URL {
+		t.Errorf("assertion typ %q, aud %q (issuer %s)", header.Typ, claims.Aud, in.URL)
+	}
+	ks := oidc.NewRemoteKeySet(context.Background(), in.URL+"/.well-known/jwks.json")
+	if _, err := oidc.NewVerifier(in.URL, ks, &oidc.Config{ClientID: claims.Aud}).Verify(context.Background(), jwt); err != nil {
+		t.Errorf("the assertion does not verify against the provider's JWKS: %v", err)
+	}
+	if _, err := oidc.NewVerifier(in.URL, ks, &oidc.Config{ClientID: in.URL}).Verify(context.Background(), jwt); err == nil {
+		t.Error("the assertion verifies with the issuer as audience")
+	}
+	for _, u := range []string{in.URL + "/oauth2/userinfo", in.URL + "/x"} {
+		before := rc.count()
+		res := bearerDo(t, u, jwt)
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("the assertion as a bearer token at %s: %d, want 401", u, res.StatusCode)
+		}
+		if rc.count() != before {
+			t.Errorf("the assertion as a bearer token reached the upstream")
+		}
+	}
 }

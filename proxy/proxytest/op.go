@@ -99,7 +99,7 @@ func StartOP(t testing.TB, redirectURIs ...string) *OP {
 		http.Redirect(w, r, op.AuthCallbackURL(p)(r.Context(), id), http.StatusFound)
 	})))
 	mux.HandleFunc("/logged-out", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("signed out at the provider")) })
-	mux.Handle("/", p)
+	mux.Handle("/", o.typedAccessTokens(p))
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Listener.Close()
 	srv.Listener = ln

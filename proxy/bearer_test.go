@@ -6,11 +6,15 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,4 +284,61 @@ func jwtHeader(t *testing.T, jwt string) map[string]any {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// TestUnknownKeyIDsFetchTheJWKSAtMostOncePerInterval: tokens naming keys
+// the provider does not have, which anyone can send, cost at most one
+// JWKS fetch per short interval, however many arrive and however
+// concurrently; a known key ID with a forged signature costs none.
+func TestUnknownKeyIDsFetchTheJWKSAtMostOncePerInterval(t *testing.T) {
+	op := proxytest.StartOP(t)
+	good, _ := tokensFrom(t, op)
+	var skew atomic.Int64
+	p := proxy.NewOIDCProvider(proxy.OIDCConfig{
+		Issuer: op.Issuer, ClientID: proxytest.ClientID, ClientSecret: proxytest.ClientSecret,
+		Audiences: []string{proxytest.ClientID}, TokenCache: time.Second,
+		Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) },
+	})
+	ctx := context.Background()
+	if _, err := p.VerifyAccessToken(ctx, good); err != nil {
+		t.Fatalf("good token: %v", err)
+	}
+	refused := func(n int, tok func(i int) string) {
+		t.Helper()
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				if _, err := p.VerifyAccessToken(ctx, tok(i)); !errors.Is(err, proxy.ErrInvalidToken) {
+					t.Errorf("token %d: %v, want ErrInvalidToken", i, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	unknownKID := func(i int) string { return op.ResignKID(t, good, fmt.Sprintf("made-up-%d-%d", skew.Load(), i)) }
+	base := op.JWKSFetches()
+	refused(50, unknownKID)
+	if n := op.JWKSFetches() - base; n > 1 {
+		t.Errorf("50 tokens with unknown key IDs fetched the JWKS %d times, want at most 1", n)
+	}
+	// A known key ID whose signature does not verify is a forgery, not a
+	// rotation: no fetch, even once the interval has passed.
+	skew.Store(int64(11 * time.Second))
+	base = op.JWKSFetches()
+	parts := strings.Split(good, ".")
+	refused(20, func(i int) string {
+		return parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("forged-%d", i)))
+	})
+	if n := op.JWKSFetches() - base; n != 0 {
+		t.Errorf("forged signatures under a known key ID fetched the JWKS %d times", n)
+	}
+	// After the interval, unknown key IDs may fetch once more — once.
+	refused(50, unknownKID)
+	if n := op.JWKSFetches() - base; n != 1 {
+		t.Errorf("after the interval, 50 unknown key IDs fetched the JWKS %d times, want 1", n)
+	}
+	// The provider's own key still verifies, from the keys in hand.
+	if _, err := p.VerifyAccessToken(ctx, good); err != nil {
+		t.Errorf("good token: %v", err)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 )
 
@@ -144,11 +145,27 @@ func (p *OIDCProvider) discover(context.Context) (*discovered, error) {
 		return nil, fmt.Errorf("provider discovery at %s: %w", p.cfg.Issuer, err)
 	}
 	var extra struct {
-		EndSession    string `json:"end_session_endpoint"`
-		Introspection string `json:"introspection_endpoint"`
+		Issuer        string   `json:"issuer"`
+		JWKS          string   `json:"jwks_uri"`
+		Algs          []string `json:"id_token_signing_alg_values_supported"`
+		EndSession    string   `json:"end_session_endpoint"`
+		Introspection string   `json:"introspection_endpoint"`
 	}
 	if err := op.Claims(&extra); err != nil {
 		return nil, fmt.Errorf("provider discovery at %s: %w", p.cfg.Issuer, err)
+	}
+	if extra.JWKS == "" {
+		return nil, fmt.Errorf("provider discovery at %s: no jwks_uri", p.cfg.Issuer)
+	}
+	// One key set for both verifiers, fetched at most once per
+	// keySetMinRefresh for unknown keys (see keySet), not go-oidc's
+	// RemoteKeySet, which fetches for every token it cannot verify.
+	keys := newKeySet(extra.JWKS, p.cfg.HTTPClient, p.cfg.Now)
+	var algs []string
+	for _, a := range extra.Algs {
+		if slices.Contains(keySetAlgs, jose.SignatureAlgorithm(a)) {
+			algs = append(algs, a)
+		}
 	}
 	d := &discovered{
 		provider: op,
@@ -156,8 +173,8 @@ func (p *OIDCProvider) discover(context.Context) (*discovered, error) {
 			ClientID: p.cfg.ClientID, ClientSecret: p.cfg.ClientSecret,
 			Endpoint: op.Endpoint(), Scopes: p.cfg.Scopes,
 		},
-		idVerifier:    op.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: p.cfg.Now}),
-		atVerifier:    op.Verifier(&oidc.Config{SkipClientIDCheck: true, Now: p.cfg.Now}),
+		idVerifier:    oidc.NewVerifier(extra.Issuer, keys, &oidc.Config{ClientID: p.cfg.ClientID, SupportedSigningAlgs: algs, Now: p.cfg.Now}),
+		atVerifier:    oidc.NewVerifier(extra.Issuer, keys, &oidc.Config{SkipClientIDCheck: true, SupportedSigningAlgs: algs, Now: p.cfg.Now}),
 		endSession:    extra.EndSession,
 		introspection: extra.Introspection,
 	}

@@ -59,14 +59,14 @@ func (o *OP) retype(ctx context.Context, body []byte) ([]byte, error) {
 	if strings.Count(at, ".") != 2 {
 		return body, nil
 	}
-	at, err := o.resign(ctx, at, "at+jwt", nil)
+	at, err := o.resign(ctx, at, "at+jwt", "", nil)
 	if err != nil {
 		return nil, err
 	}
 	resp["access_token"] = at
 	if idt, ok := resp["id_token"].(string); ok {
 		sum := sha256.Sum256([]byte(at))
-		idt, err = o.resign(ctx, idt, "JWT", func(c map[string]any) {
+		idt, err = o.resign(ctx, idt, "JWT", "", func(c map[string]any) {
 			if _, ok := c["at_hash"]; ok {
 				c["at_hash"] = base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
 			}
@@ -79,9 +79,10 @@ func (o *OP) retype(ctx context.Context, body []byte) ([]byte, error) {
 	return json.Marshal(resp)
 }
 
-// resign signs a JWT's payload again with the provider's key, under typ,
-// after edit (when set) has changed its claims.
-func (o *OP) resign(ctx context.Context, jwt, typ string, edit func(map[string]any)) (string, error) {
+// resign signs a JWT's payload again with the provider's key, under typ
+// and key ID kid ("": the key's own), after edit (when set) has changed
+// its claims.
+func (o *OP) resign(ctx context.Context, jwt, typ, kid string, edit func(map[string]any)) (string, error) {
 	key, err := o.storage.SigningKey(ctx)
 	if err != nil {
 		return "", err
@@ -106,7 +107,10 @@ func (o *OP) resign(ctx context.Context, jwt, typ string, edit func(map[string]a
 	if typ != "" {
 		opts = opts.WithType(jose.ContentType(typ))
 	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: key.SignatureAlgorithm(), Key: jose.JSONWebKey{Key: key.Key(), KeyID: key.ID()}}, opts)
+	if kid == "" {
+		kid = key.ID()
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: key.SignatureAlgorithm(), Key: jose.JSONWebKey{Key: key.Key(), KeyID: kid}}, opts)
 	if err != nil {
 		return "", err
 	}
@@ -122,9 +126,33 @@ func (o *OP) resign(ctx context.Context, jwt, typ string, edit func(map[string]a
 // under header typ ("" for none), edited by edit when set.
 func (o *OP) Resign(t testing.TB, jwt, typ string, edit func(claims map[string]any)) string {
 	t.Helper()
-	out, err := o.resign(context.Background(), jwt, typ, edit)
+	out, err := o.resign(context.Background(), jwt, typ, "", edit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
+
+// ResignKID signs an access token's claims again with the provider's key
+// but under another key ID, one the provider's JWKS does not list.
+func (o *OP) ResignKID(t testing.TB, jwt, kid string) string {
+	t.Helper()
+	out, err := o.resign(context.Background(), jwt, "at+jwt", kid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// countJWKS counts the requests for the provider's JWKS.
+func (o *OP) countJWKS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/keys" {
+			o.jwksFetches.Add(1)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// JWKSFetches is how many times the provider's JWKS has been fetched.
+func (o *OP) JWKSFetches() int { return int(o.jwksFetches.Load()) }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/zitadel/oidc/v3/example/server/storage"
@@ -53,6 +54,8 @@ type OP struct {
 
 	mu   sync.Mutex
 	next string // the user the next login signs in as
+
+	jwksFetches atomic.Int64
 }
 
 // StartOP runs a provider on a loopback port. redirectURIs are the
@@ -99,7 +102,7 @@ func StartOP(t testing.TB, redirectURIs ...string) *OP {
 		http.Redirect(w, r, op.AuthCallbackURL(p)(r.Context(), id), http.StatusFound)
 	})))
 	mux.HandleFunc("/logged-out", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("signed out at the provider")) })
-	mux.Handle("/", o.typedAccessTokens(p))
+	mux.Handle("/", o.countJWKS(o.typedAccessTokens(p)))
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Listener.Close()
 	srv.Listener = ln

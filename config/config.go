@@ -208,6 +208,11 @@ type IdentityProvider struct {
 	// self-asserted emails must never have it, or anyone could take over
 	// an account by claiming its address. Default false.
 	LinkByEmail bool `yaml:"link_by_email"`
+	// PrefixGroups names this provider's groups "<id>:<group>" in users'
+	// groups (and so in policies and the groups claim): for a provider
+	// where users make their own groups, whose "admins" must never be
+	// taken for another provider's. Default false.
+	PrefixGroups bool `yaml:"prefix_groups"`
 	// Config is the connector's own settings, decoded strictly by the
 	// connector type (see Decode).
 	Config yaml.Node `yaml:"config"`

@@ -134,6 +134,9 @@ type Provider struct {
 	Connector Connector
 	// LinkByEmail is the provider's link_by_email: see linkable.
 	LinkByEmail bool
+	// PrefixGroups is the provider's prefix_groups: its groups are
+	// "<ID>:<group>" in the user's groups.
+	PrefixGroups bool
 }
 
 // DefaultTimeout bounds each outbound call to a provider when its config

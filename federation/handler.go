@@ -32,6 +32,11 @@ type Options struct {
 	Sessions *session.Manager
 	// Providers are the opened identity providers, in login-page order.
 	Providers []Provider
+	// GroupsMaxAge is how long after its last sign-in a linked identity's
+	// groups still count among the user's: the application's
+	// session.absolute_timeout, as long as a session started there could
+	// have relied on them. 0 counts only the identity signing in.
+	GroupsMaxAge time.Duration
 	// Redirects decides where the browser may go after signing in.
 	Redirects *Redirects
 	// StateCookie is the base name of the cookie binding a sign-in to the

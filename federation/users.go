@@ -69,13 +69,17 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 		u, link, err := h.opts.Store.UserByIdentity(ctx, h.opts.App, p.ID, id.Subject)
 		switch {
 		case err == nil:
-			applyProfile(u, id)
-			u.LastLogin = now
-			if err := h.opts.Store.UpdateUser(ctx, u); err != nil {
+			link.Username, link.Email, link.EmailVerified, link.LastLogin = id.PreferredUsername, id.Email, id.EmailVerified, now
+			link.Groups = slices.Clone(id.Groups)
+			if err := h.opts.Store.UpdateIdentity(ctx, link); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return nil, err
 			}
-			link.Username, link.Email, link.EmailVerified, link.LastLogin = id.PreferredUsername, id.Email, id.EmailVerified, now
-			if err := h.opts.Store.UpdateIdentity(ctx, link); err != nil && !errors.Is(err, store.ErrNotFound) {
+			applyProfile(u, id)
+			if u.Groups, err = h.userGroups(ctx, link); err != nil {
+				return nil, err
+			}
+			u.LastLogin = now
+			if err := h.opts.Store.UpdateUser(ctx, u); err != nil {
 				return nil, err
 			}
 			return u, nil
@@ -85,7 +89,7 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 		link = &store.Identity{
 			App: h.opts.App, IDP: p.ID, Subject: id.Subject,
 			Username: id.PreferredUsername, Email: id.Email, EmailVerified: id.EmailVerified,
-			LinkedAt: now, LastLogin: now,
+			Groups: slices.Clone(id.Groups), LinkedAt: now, LastLogin: now,
 		}
 
 		target, err := h.linkTarget(ctx, p, id)
@@ -102,6 +106,9 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 				return nil, err
 			}
 			applyProfile(target, id)
+			if target.Groups, err = h.userGroups(ctx, link); err != nil {
+				return nil, err
+			}
 			target.LastLogin = now
 			if err := h.opts.Store.UpdateUser(ctx, target); err != nil {
 				return nil, err
@@ -113,6 +120,7 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 		u = &store.User{ID: newUserID(), App: h.opts.App, CreatedAt: now, LastLogin: now}
 		applyProfile(u, id)
 		link.UserID = u.ID
+		u.Groups = h.groupsOf(link, nil)
 		err = h.opts.Store.CreateUser(ctx, u, link)
 		if errors.Is(err, store.ErrExists) {
 			continue // a concurrent first sign-in of the same account won
@@ -168,12 +176,64 @@ func (h *Handler) linkTarget(ctx context.Context, p Provider, id Identity) (*sto
 	return found, nil
 }
 
-// applyProfile copies what the provider says now onto the user.
+// applyProfile copies what the provider says now onto the user. Groups
+// are not a profile field: see userGroups.
 func applyProfile(u *store.User, id Identity) {
 	u.Name = id.Name
 	u.PreferredUsername = id.PreferredUsername
 	u.Email = id.Email
 	u.EmailVerified = id.EmailVerified && id.Email != ""
-	u.Groups = slices.Clone(id.Groups)
 	u.Picture = id.Picture
+}
+
+// userGroups are the user's groups once current, the identity signing in,
+// has been stored: every linked identity keeps the groups its own
+// provider last reported, and the user's are theirs together (see
+// groupsOf). Signing in through one provider neither drops nor replaces
+// the groups another provider vouched for.
+func (h *Handler) userGroups(ctx context.Context, current *store.Identity) ([]string, error) {
+	idents, err := h.opts.Store.Identities(ctx, h.opts.App, current.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return h.groupsOf(current, idents), nil
+}
+
+// groupsOf joins the groups of current and of the other identities in
+// idents: current's first, then the others by provider, each as its
+// provider names them ("<id>:<group>" with prefix_groups, so that a
+// provider where users create their own groups cannot produce another
+// provider's). Another identity counts only while its provider is
+// configured and its last sign-in is at most GroupsMaxAge old: groups
+// are not believed longer than a session started there could rely on
+// them, so a membership the provider withdrew does not live on through
+// sign-ins elsewhere. Records that predate per-identity groups have none.
+func (h *Handler) groupsOf(current *store.Identity, idents []*store.Identity) []string {
+	others := make([]*store.Identity, 0, len(idents))
+	for _, x := range idents {
+		if x.IDP == current.IDP && x.Subject == current.Subject {
+			continue // the stored copy of current
+		}
+		if h.opts.Now().Sub(x.LastLogin) > h.opts.GroupsMaxAge {
+			continue
+		}
+		others = append(others, x)
+	}
+	slices.SortFunc(others, func(a, b *store.Identity) int { return strings.Compare(a.IDP+"\x00"+a.Subject, b.IDP+"\x00"+b.Subject) })
+	out := []string{}
+	for _, x := range append([]*store.Identity{current}, others...) {
+		p, ok := h.providers[x.IDP]
+		if !ok {
+			continue // no longer configured: nothing it said counts
+		}
+		for _, g := range x.Groups {
+			if p.PrefixGroups {
+				g = p.ID + ":" + g
+			}
+			if len(out) < maxGroups && !slices.Contains(out, g) {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
 }

@@ -237,7 +237,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 			problems = append(problems, asProblems(s.cfg, idp.Path, err)...)
 			continue
 		}
-		providers = append(providers, federation.Provider{ID: idp.ID, Name: idp.Name, Type: idp.Type, Connector: conn, LinkByEmail: idp.LinkByEmail})
+		providers = append(providers, federation.Provider{ID: idp.ID, Name: idp.Name, Type: idp.Type, Connector: conn, LinkByEmail: idp.LinkByEmail, PrefixGroups: idp.PrefixGroups})
 	}
 	if len(problems) > 0 {
 		return nil, problems
@@ -249,7 +249,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		Keys: deriveKeys(s.cfg.Secrets.CookieKeys, "aero2 csrf "+a.Name), Now: opts.Now,
 	})
 	fed := federation.New(federation.Options{
-		App: a.Name, Issuer: a.Issuer, Store: s.store, Sessions: sessions, Providers: providers,
+		App: a.Name, Issuer: a.Issuer, Store: s.store, Sessions: sessions, Providers: providers, GroupsMaxAge: a.Session.AbsoluteTimeout,
 		Redirects:   federation.NewRedirects(a.Issuer, a.RedirectAllowList),
 		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
 		Limits: s.limits, Logger: s.log, Now: opts.Now, // federation adds "app" itself

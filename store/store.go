@@ -179,7 +179,9 @@ type User struct {
 }
 
 // Identity links a user to an account at an identity provider. It is unique
-// on (App, IDP, Subject).
+// on (App, IDP, Subject). Groups are the groups the provider reported at the
+// identity's last sign-in; the user's Groups are derived from its
+// identities' (federation).
 type Identity struct {
 	App           string    `json:"app"`
 	IDP           string    `json:"idp"`
@@ -188,6 +190,7 @@ type Identity struct {
 	Username      string    `json:"username,omitempty"`
 	Email         string    `json:"email,omitempty"`
 	EmailVerified bool      `json:"email_verified,omitempty"`
+	Groups        []string  `json:"groups,omitempty"` // as its provider last said; nil in older records
 	LinkedAt      time.Time `json:"linked_at"`
 	LastLogin     time.Time `json:"last_login"`
 }
@@ -210,8 +213,8 @@ type Users interface {
 	// LinkIdentity links another identity to an existing user. ErrExists if
 	// (idp, subject) is linked already; ErrNotFound if the user is absent.
 	LinkIdentity(ctx context.Context, id *Identity) error
-	// UpdateIdentity replaces a linked identity's details (email, last
-	// login). ErrNotFound if it is not linked to id.UserID.
+	// UpdateIdentity replaces a linked identity's details (email, groups,
+	// last login). ErrNotFound if it is not linked to id.UserID.
 	UpdateIdentity(ctx context.Context, id *Identity) error
 	// Identities lists the identities linked to a user.
 	Identities(ctx context.Context, app, userID string) ([]*Identity, error)

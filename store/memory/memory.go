@@ -338,6 +338,7 @@ func cloneUser(u *store.User) *store.User {
 
 func cloneIdentity(id *store.Identity) *store.Identity {
 	out := *id
+	out.Groups = slices.Clone(id.Groups)
 	return &out
 }
 

@@ -1,9 +1,14 @@
 package redis_test
 
 import (
+	"context"
+	"slices"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/store/redis"
 	"github.com/aero2/aero2/store/redis/redistest"
 	"github.com/aero2/aero2/store/storetest"
 )
@@ -11,4 +16,40 @@ import (
 // TestConformance runs the suite against the real Redis on 127.0.0.1:6379.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return redistest.New(t) })
+}
+
+// TestIdentityRecordsWithoutGroups: identities written before they kept
+// their provider's groups (JSON without "groups") still read, with no
+// groups, and take groups on their next update.
+func TestIdentityRecordsWithoutGroups(t *testing.T) {
+	cfg := redistest.Config(t)
+	s, err := redis.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := goredis.NewClient(&goredis.Options{Addr: redistest.Addr()})
+	defer c.Close()
+	ctx := context.Background()
+	// As the previous version wrote them: users at u:<id>, identities at
+	// i:<idp>:<subject>, the user's identities in the set ui:<id>.
+	key := func(kind, k string) string { return cfg.KeyPrefix + ":{app}:" + kind + ":" + k }
+	c.Set(ctx, key("u", "u1"), `{"id":"u1","app":"app","groups":["admins"],"created_at":"2026-01-01T00:00:00Z","last_login":"2026-01-01T00:00:00Z"}`, 0)
+	c.Set(ctx, key("i", "corp:s1"), `{"app":"app","idp":"corp","subject":"s1","user_id":"u1","email":"a@example.com","email_verified":true,"linked_at":"2026-01-01T00:00:00Z","last_login":"2026-01-01T00:00:00Z"}`, 0)
+	c.SAdd(ctx, key("ui", "u1"), "corp:s1")
+	u, id, err := s.UserByIdentity(ctx, "app", "corp", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Groups != nil || id.Email != "a@example.com" || !slices.Equal(u.Groups, []string{"admins"}) {
+		t.Fatalf("old records read as user %+v, identity %+v", u, id)
+	}
+	id.Groups = []string{"eng"}
+	if err := s.UpdateIdentity(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := s.Identities(ctx, "app", "u1")
+	if err != nil || len(ids) != 1 || !slices.Equal(ids[0].Groups, []string{"eng"}) {
+		t.Fatalf("after the update: %v %+v", err, ids)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -362,7 +363,7 @@ func newUser(app, id, email string, verified bool) (*store.User, *store.Identity
 	u := &store.User{ID: id, App: app, Name: "User " + id, Email: email, EmailVerified: verified,
 		Groups: []string{"dev", "ops"}, CreatedAt: now, LastLogin: now}
 	ident := &store.Identity{App: app, IDP: "github", Subject: "gh-" + id, UserID: id,
-		Email: email, EmailVerified: verified, LinkedAt: now, LastLogin: now}
+		Email: email, EmailVerified: verified, Groups: []string{"acme:dev"}, LinkedAt: now, LastLogin: now}
 	return u, ident
 }
 
@@ -381,8 +382,12 @@ func testUsers(t *testing.T, s store.Store) {
 	}
 	bu, bi, err := s.UserByIdentity(ctx(t), app, "github", "gh-u1")
 	mustNil(t, err, "user by identity")
-	if bu.ID != "u1" || bi.UserID != "u1" || bi.Subject != "gh-u1" {
+	if bu.ID != "u1" || bi.UserID != "u1" || bi.Subject != "gh-u1" || !slices.Equal(bi.Groups, []string{"acme:dev"}) {
 		t.Fatalf("by identity: %+v %+v", bu, bi)
+	}
+	bi.Groups[0] = "mutated"
+	if _, again, _ := s.UserByIdentity(ctx(t), app, "github", "gh-u1"); again.Groups[0] != "acme:dev" {
+		t.Fatal("mutating a returned identity changed the stored one")
 	}
 	u.Name = "Alice Renamed"
 	u.Groups = nil
@@ -398,10 +403,16 @@ func testUsers(t *testing.T, s store.Store) {
 
 	ident.Email = "new@example.com"
 	ident.LastLogin = ident.LastLogin.Add(time.Hour)
+	ident.Groups = []string{"acme:ops", "acme:dev"}
 	mustNil(t, s.UpdateIdentity(ctx(t), ident), "update identity")
 	_, bi, _ = s.UserByIdentity(ctx(t), app, "github", "gh-u1")
-	if bi.Email != "new@example.com" || !bi.LastLogin.Equal(ident.LastLogin) {
+	if bi.Email != "new@example.com" || !bi.LastLogin.Equal(ident.LastLogin) || !slices.Equal(bi.Groups, ident.Groups) {
 		t.Fatalf("identity after update: %+v", bi)
+	}
+	ident.Groups = nil // the provider reports none now
+	mustNil(t, s.UpdateIdentity(ctx(t), ident), "update identity without groups")
+	if _, bi, _ = s.UserByIdentity(ctx(t), app, "github", "gh-u1"); len(bi.Groups) != 0 {
+		t.Fatalf("groups after an update without groups: %v", bi.Groups)
 	}
 	moved := *ident
 	moved.UserID = "someone-else"
@@ -446,7 +457,7 @@ func testLinkIdentity(t *testing.T, s store.Store) {
 	app := App(t)
 	u, first := newUser(app, "u1", "a@example.com", true)
 	mustNil(t, s.CreateUser(ctx(t), u, first), "create")
-	second := &store.Identity{App: app, IDP: "google", Subject: "g-1", UserID: "u1", LinkedAt: time.Now()}
+	second := &store.Identity{App: app, IDP: "google", Subject: "g-1", UserID: "u1", Groups: []string{"admins"}, LinkedAt: time.Now()}
 	mustNil(t, s.LinkIdentity(ctx(t), second), "link")
 	mustIs(t, s.LinkIdentity(ctx(t), second), store.ErrExists, "link twice")
 	stolen := *second
@@ -461,9 +472,10 @@ func testLinkIdentity(t *testing.T, s store.Store) {
 	mustNil(t, err, "identities")
 	var names []string
 	for _, i := range ids {
-		names = append(names, i.IDP+"/"+i.Subject)
+		names = append(names, i.IDP+"/"+i.Subject+"/"+strings.Join(i.Groups, ","))
 	}
-	if got := sorted(names); !slices.Equal(got, []string{"github/gh-u1", "google/g-1"}) {
+	// Each identity keeps its own provider's groups.
+	if got := sorted(names); !slices.Equal(got, []string{"github/gh-u1/acme:dev", "google/g-1/admins"}) {
 		t.Fatalf("identities = %v", got)
 	}
 	bu, _, err := s.UserByIdentity(ctx(t), app, "google", "g-1")

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,6 +154,42 @@ func TestTraefikExampleRegexCoversTheList(t *testing.T) {
 	for _, n := range []string{"Accept", "Cookie", "Authorization", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id"} {
 		if re.MatchString(n) {
 			t.Errorf("the example's regex matches %s", n)
+		}
+	}
+}
+
+// TestCaddyExampleCoversTheList: the Caddy example copies some headers
+// from Aero2's answer and deletes the rest of the list from the client's
+// request; between them they must cover it.
+func TestCaddyExampleCoversTheList(t *testing.T) {
+	b, err := os.ReadFile("../examples/forward-auth/Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := map[string]bool{}
+	var prefixes []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*request_header -(\S+)$`).FindAllStringSubmatch(string(b), -1) {
+		if n, ok := strings.CutSuffix(m[1], "*"); ok {
+			prefixes = append(prefixes, stripKey(n))
+		} else {
+			covered[stripKey(n)] = true
+		}
+	}
+	copied := regexp.MustCompile(`(?m)^\s*copy_headers (.+)$`).FindStringSubmatch(string(b))
+	if copied == nil {
+		t.Fatal("the Caddyfile copies no headers")
+	}
+	for _, n := range strings.Fields(copied[1]) {
+		covered[stripKey(n)] = true
+	}
+	for _, n := range strippedHeaders {
+		if !covered[stripKey(n)] {
+			t.Errorf("the Caddyfile neither copies nor deletes %s", n)
+		}
+	}
+	for _, p := range strippedPrefixes {
+		if !slices.Contains(prefixes, p) {
+			t.Errorf("the Caddyfile does not delete the %s* family", p)
 		}
 	}
 }

@@ -62,7 +62,7 @@ func newKeySet(url string, client *http.Client, now func() time.Time) *keySet {
 // signature does not verify is a forgery, not a rotation: it fetches
 // nothing.
 func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	jws, err := jose.ParseSigned(jwt, keySetAlgs)
+	jws, err := jose.ParseSignedCompact(jwt, keySetAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("malformed jwt: %w", err)
 	}

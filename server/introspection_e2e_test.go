@@ -29,7 +29,7 @@ clients:
     grant_types: [client_credentials]
     audience: [https://api.example, https://other.example]
 routes:
-  - {path: /api, upstream: "UP"}
+  - {path: /api, upstream: "UP", policy: {allow_client_credentials: true}}
 `
 
 // TestProxyIntrospectsTokensForItsAudiences: introspection answers

@@ -377,16 +377,9 @@ func (s *sessions) refreshOnce(ctx context.Context, token, id string) (string, e
 	deadline := s.now().Add(refreshWait)
 	for {
 		// Re-read: another replica may have refreshed already.
-		raw, err := s.records.Get(ctx, s.app, recordKey(id))
-		if errors.Is(err, store.ErrNotFound) {
-			return "", errNoSession
-		}
+		cur, err := s.reread(ctx, token, id)
 		if err != nil {
 			return "", err
-		}
-		cur, err := unseal(token, raw)
-		if err != nil {
-			return "", errNoSession
 		}
 		if s.fresh(cur) {
 			s.remember(&live{id: id, rec: cur, checked: s.now()})
@@ -395,6 +388,17 @@ func (s *sessions) refreshOnce(ctx context.Context, token, id string) (string, e
 		err = s.records.Create(ctx, s.app, refreshLockKey(id), []byte{1}, refreshLockTTL)
 		if err == nil {
 			defer s.records.Delete(context.WithoutCancel(ctx), s.app, refreshLockKey(id))
+			// Read again under the lock: another replica may have
+			// refreshed, and released the lock, since the read above —
+			// and redeeming the refresh token it replaced would revoke
+			// the whole family.
+			if cur, err = s.reread(ctx, token, id); err != nil {
+				return "", err
+			}
+			if s.fresh(cur) {
+				s.remember(&live{id: id, rec: cur, checked: s.now()})
+				return cur.AccessToken, nil
+			}
 			return s.refresh(ctx, token, id, cur)
 		}
 		if !errors.Is(err, store.ErrExists) {
@@ -409,6 +413,23 @@ func (s *sessions) refreshOnce(ctx context.Context, token, id string) (string, e
 		case <-time.After(refreshPoll):
 		}
 	}
+}
+
+// reread reads the session's record from the store: errNoSession when it
+// is gone, or not this cookie's.
+func (s *sessions) reread(ctx context.Context, token, id string) (*record, error) {
+	raw, err := s.records.Get(ctx, s.app, recordKey(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	cur, err := unseal(token, raw)
+	if err != nil {
+		return nil, errNoSession
+	}
+	return cur, nil
 }
 
 // refresh redeems the refresh token, holding the session's refresh lock.

@@ -377,7 +377,7 @@ func (s *sessions) refreshOnce(ctx context.Context, token, id string) (string, e
 	deadline := s.now().Add(refreshWait)
 	for {
 		// Re-read: another replica may have refreshed already.
-		cur, err := s.reread(ctx, token, id)
+		cur, err := s.reread(ctx, token)
 		if err != nil {
 			return "", err
 		}
@@ -392,7 +392,7 @@ func (s *sessions) refreshOnce(ctx context.Context, token, id string) (string, e
 			// refreshed, and released the lock, since the read above —
 			// and redeeming the refresh token it replaced would revoke
 			// the whole family.
-			if cur, err = s.reread(ctx, token, id); err != nil {
+			if cur, err = s.reread(ctx, token); err != nil {
 				return "", err
 			}
 			if s.fresh(cur) {
@@ -415,21 +415,14 @@ func (s *sessions) refreshOnce(ctx context.Context, token, id string) (string, e
 	}
 }
 
-// reread reads the session's record from the store: errNoSession when it
-// is gone, or not this cookie's.
-func (s *sessions) reread(ctx context.Context, token, id string) (*record, error) {
-	raw, err := s.records.Get(ctx, s.app, recordKey(id))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errNoSession
+// reread is stored for a refresh: errNoSession when the record is gone,
+// or not this cookie's.
+func (s *sessions) reread(ctx context.Context, token string) (*record, error) {
+	rec, err := s.stored(ctx, token)
+	if err == nil && rec == nil {
+		err = errNoSession
 	}
-	if err != nil {
-		return nil, err
-	}
-	cur, err := unseal(token, raw)
-	if err != nil {
-		return nil, errNoSession
-	}
-	return cur, nil
+	return rec, err
 }
 
 // refresh redeems the refresh token, holding the session's refresh lock.

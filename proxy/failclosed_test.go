@@ -31,7 +31,7 @@ clients:
     grant_types: [client_credentials]
     audience: [aero2-proxy]
 routes:
-  - {path: /app, upstream: "UP"}
+  - {path: /app, upstream: "UP", policy: {allow_client_credentials: true}}
 `
 
 // TestProxyFailsClosedWhenTheStoreFails: with Redis down, hanging, or

@@ -90,7 +90,7 @@ routes:
 		`aero2.yaml:16:7: routes[1].policy.allowed_domains: an empty list admits nobody`,
 		`aero2.yaml:17:47: routes[2].policy.allowed_groups: an empty list admits nobody`,
 		`aero2.yaml:18:47: routes[3].policy.allowed_claims: an empty list admits nobody`,
-		`aero2.yaml:19:70: routes[4].policy.allowed_claims.dept: claim "dept" needs at least one accepted value`,
+		`aero2.yaml:19:64: routes[4].policy.allowed_claims.dept: claim "dept" needs at least one accepted value`,
 		`aero2.yaml:20:47: routes[5].policy.public: a public route admits everyone`,
 	} {
 		wantProblem(t, got, want)

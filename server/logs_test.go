@@ -128,6 +128,7 @@ routes:
     upstream: "`+up.URL+`"
   - path: /api
     upstream: "`+up.URL+`"
+    policy: {allow_client_credentials: true}
   - host: checked.localhost
 `, servertest.Options{Server: server.Options{Logger: log}})
 

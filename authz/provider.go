@@ -166,6 +166,7 @@ func New(opts Options) (*Provider, error) {
 	p.strategy = strategy
 	p.compose(strategy)
 	p.oauth = fosite.NewOAuth2Provider(p.tokens, p.fcfg)
+	p.fcfg.ClientAuthenticationStrategy = p.authenticateClientOnce
 	return p, nil
 }
 

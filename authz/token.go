@@ -31,6 +31,19 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client authentication is required: HTTP Basic with the client ID and secret, or client_id (and client_secret) in the form.")
 		return
 	}
+	// The client is authenticated, and its limit spent, before fosite
+	// reads the grant: fosite's first phase already uses up what it
+	// redeems (a code's PKCE challenge), so a request refused after it
+	// would burn a code the client may retry. fosite's own authentication
+	// inside NewAccessRequest repeats this answer (withClientAuth). A
+	// failed authentication is answered by NewAccessRequest, as before.
+	ctx = withClientAuth(ctx)
+	if c, err := p.oauth.AuthenticateClient(ctx, r, r.PostForm); err == nil {
+		reqlog.SetClient(ctx, c.GetID())
+		if !p.limitClient(w, r, ratelimit.Token, c.GetID()) {
+			return
+		}
+	}
 	// The request's token writes are held and committed together once
 	// fosite has issued everything: a failed request stores nothing.
 	ctx, held := oauthstore.WithRequest(ctx)
@@ -38,10 +51,6 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ar, err := p.oauth.NewAccessRequest(ctx, r, oauthstore.NewSession())
 	if err != nil {
 		p.tokenError(w, r, ar, err)
-		return
-	}
-	reqlog.SetClient(ctx, ar.GetClient().GetID())
-	if !p.limitClient(w, r, ratelimit.Token, ar.GetClient().GetID()) {
 		return
 	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/ory/fosite"
@@ -26,6 +27,17 @@ type Client struct {
 	// server (see mayIntrospect).
 	Introspector  bool
 	ResourceNames []string
+
+	// keys verify a private_key_jwt client's assertions (nil for other
+	// methods); assertionAlg, when set, is the only alg they may use.
+	keys         *clientKeys
+	assertionAlg string
+	// requirePAR: authorization requests only through the PAR endpoint.
+	requirePAR bool
+	// subjects names users to this client: public, or pairwise for its
+	// sector; sector checks its sector_identifier_uri (nil: none).
+	subjects subjectNamer
+	sector   *sectorCheck
 }
 
 var (
@@ -68,12 +80,12 @@ type clientRegistry struct {
 	byID map[string]*Client
 }
 
-func newClientRegistry(app *config.Application, hasher fosite.Hasher) (*clientRegistry, error) {
+func newClientRegistry(app *config.Application, hasher fosite.Hasher, opts Options) (*clientRegistry, error) {
 	r := &clientRegistry{byID: map[string]*Client{}}
 	for i := range app.Clients {
 		cc := &app.Clients[i]
 		var hashed []byte
-		if !cc.IsPublic() {
+		if cc.Secret != "" {
 			var err error
 			if hashed, err = hasher.Hash(context.Background(), []byte(cc.Secret)); err != nil {
 				return nil, err
@@ -99,6 +111,23 @@ func newClientRegistry(app *config.Application, hasher fosite.Hasher) (*clientRe
 			Lifetimes:              app.Lifetimes(cc),
 			Introspector:           cc.Introspector,
 			ResourceNames:          append([]string{cc.ID}, cc.ResourceNames...),
+			assertionAlg:           cc.TokenEndpointAuthSigningAlg,
+			requirePAR:             cc.RequirePushedAuthorizationRequests || app.RequirePushedAuthorizationRequests,
+		}
+		c := r.byID[cc.ID]
+		if cc.TokenEndpointAuthMethod == config.AuthPrivateKeyJWT {
+			c.keys = &clientKeys{uri: cc.JWKSURI, http: opts.HTTPClient, now: opts.Now}
+			if cc.JWKS != nil {
+				set, err := cc.JWKS.JSONWebKeySet()
+				if err != nil {
+					return nil, fmt.Errorf("client %s: jwks: %w", cc.ID, err)
+				}
+				c.keys.static = set
+			}
+		}
+		c.subjects = newSubjectNamer(cc, opts.PairwiseKey)
+		if c.subjects.pairwise && cc.SectorIdentifierURI != "" {
+			c.sector = &sectorCheck{uri: cc.SectorIdentifierURI, redirects: cc.RedirectURIs, http: opts.HTTPClient, now: opts.Now}
 		}
 	}
 	return r, nil

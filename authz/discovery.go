@@ -2,6 +2,8 @@ package authz
 
 import (
 	"net/http"
+
+	"github.com/aero2/aero2/config"
 )
 
 // Scopes Aero2 gives meaning to. Clients may be allowed others (API scopes
@@ -27,8 +29,11 @@ type Metadata struct {
 	SubjectTypesSupported                      []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported           []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgValues  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthSigningAlgValues     []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 	ClaimsSupported                            []string `json:"claims_supported"`
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
 	PromptValuesSupported                      []string `json:"prompt_values_supported"`
@@ -40,25 +45,31 @@ type Metadata struct {
 
 // Metadata returns the provider's discovery document.
 func (p *Provider) Metadata() Metadata {
-	secretMethods := []string{"client_secret_basic", "client_secret_post"}
+	// What clients may authenticate with, at every endpoint that
+	// authenticates them; private_key_jwt with any of AssertionAlgs.
+	secretMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	algs := config.AssertionAlgs
 	return Metadata{
-		Issuer:                                    p.issuer,
-		AuthorizationEndpoint:                     p.url("/oauth2/authorize"),
-		TokenEndpoint:                             p.url("/oauth2/token"),
-		UserinfoEndpoint:                          p.url("/oauth2/userinfo"),
-		JWKSURI:                                   p.url("/.well-known/jwks.json"),
-		EndSessionEndpoint:                        p.url("/oauth2/logout"),
-		IntrospectionEndpoint:                     p.url("/oauth2/introspect"),
-		RevocationEndpoint:                        p.url("/oauth2/revoke"),
-		ScopesSupported:                           supportedScopes,
-		ResponseTypesSupported:                    []string{"code"},
-		ResponseModesSupported:                    []string{"query", "fragment", "form_post"},
-		GrantTypesSupported:                       []string{"authorization_code", "refresh_token", "client_credentials"},
-		SubjectTypesSupported:                     []string{"public"},
-		IDTokenSigningAlgValuesSupported:          []string{"RS256"},
-		TokenEndpointAuthMethodsSupported:         append(secretMethods, "none"),
-		IntrospectionEndpointAuthMethodsSupported: secretMethods,
-		RevocationEndpointAuthMethodsSupported:    append(secretMethods, "none"),
+		Issuer:                                     p.issuer,
+		AuthorizationEndpoint:                      p.url("/oauth2/authorize"),
+		TokenEndpoint:                              p.url("/oauth2/token"),
+		UserinfoEndpoint:                           p.url("/oauth2/userinfo"),
+		JWKSURI:                                    p.url("/.well-known/jwks.json"),
+		EndSessionEndpoint:                         p.url("/oauth2/logout"),
+		IntrospectionEndpoint:                      p.url("/oauth2/introspect"),
+		RevocationEndpoint:                         p.url("/oauth2/revoke"),
+		ScopesSupported:                            supportedScopes,
+		ResponseTypesSupported:                     []string{"code"},
+		ResponseModesSupported:                     []string{"query", "fragment", "form_post"},
+		GrantTypesSupported:                        []string{"authorization_code", "refresh_token", "client_credentials"},
+		SubjectTypesSupported:                      []string{"public"},
+		IDTokenSigningAlgValuesSupported:           []string{"RS256"},
+		TokenEndpointAuthMethodsSupported:          append(secretMethods, "none"),
+		TokenEndpointAuthSigningAlgValuesSupported: algs,
+		IntrospectionEndpointAuthMethodsSupported:  secretMethods,
+		IntrospectionEndpointAuthSigningAlgValues:  algs,
+		RevocationEndpointAuthMethodsSupported:     append(secretMethods, "none"),
+		RevocationEndpointAuthSigningAlgValues:     algs,
 		ClaimsSupported: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
 			"name", "preferred_username", "picture", "email", "email_verified", "groups"},
 		CodeChallengeMethodsSupported:              []string{"S256"},

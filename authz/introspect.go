@@ -14,28 +14,40 @@ import (
 )
 
 // authenticateClient authenticates a confidential client by
-// client_secret_basic or client_secret_post. Public clients cannot
-// authenticate, so they cannot introspect.
+// client_secret_basic, client_secret_post or private_key_jwt. Public
+// clients cannot authenticate, so they cannot introspect.
 func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request) (fosite.Client, bool) {
-	if r.PostForm.Get("client_assertion_type") != "" || r.PostForm.Get("client_assertion") != "" {
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`"`)
-		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client assertions are not supported; use client_secret_basic or client_secret_post.")
-		return nil, false
-	}
-	c, err := p.oauth.AuthenticateClient(r.Context(), r, r.PostForm)
+	c, err := p.oauth.AuthenticateClient(withClientAuth(r.Context()), r, r.PostForm)
 	if err == nil && c.IsPublic() {
-		err = errors.New("public client")
+		err = fosite.ErrInvalidClient.WithHint("A public client cannot authenticate.")
 	}
 	if err != nil {
-		if isUnavailable(err) {
-			p.unavailable(w, r, err)
-			return nil, false
-		}
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`"`)
-		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed.")
+		p.clientAuthError(w, r, err)
 		return nil, false
 	}
 	return c, true
+}
+
+// clientAuthError answers a failed client authentication: 401
+// invalid_client with fosite's hint (which names what was wrong, never a
+// secret) — missing credentials too (RFC 6749 §5.2) —, 400 for a request
+// with two methods, 503 when the store is down.
+func (p *Provider) clientAuthError(w http.ResponseWriter, r *http.Request, err error) {
+	if isUnavailable(err) {
+		p.unavailable(w, r, err)
+		return
+	}
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.HintField == hintMultipleAuthMethods {
+		writeJSONError(w, http.StatusBadRequest, "invalid_request", rfc.GetDescription())
+		return
+	}
+	desc := "Client authentication failed."
+	if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField && rfc.HintField != "" {
+		desc += " " + rfc.HintField
+	}
+	w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`"`)
+	writeJSONError(w, http.StatusUnauthorized, "invalid_client", desc)
 }
 
 // introspect is RFC 7662 token introspection. Only authenticated
@@ -141,16 +153,18 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The client is authenticated first, so that only it spends its
-	// limit; fosite authenticates it again (an HMAC) as it revokes.
-	c, err := p.oauth.AuthenticateClient(r.Context(), r, r.PostForm)
+	// limit; fosite's authentication as it revokes repeats the answer
+	// (withClientAuth).
+	ctx := withClientAuth(r.Context())
+	c, err := p.oauth.AuthenticateClient(ctx, r, r.PostForm)
 	if err == nil {
-		reqlog.SetClient(r.Context(), c.GetID())
+		reqlog.SetClient(ctx, c.GetID())
 	}
 	if err == nil && !p.limitClient(w, r, ratelimit.Revoke, c.GetID()) {
 		return
 	}
 	if err == nil {
-		err = p.oauth.NewRevocationRequest(r.Context(), r)
+		err = p.oauth.NewRevocationRequest(ctx, r)
 	}
 	if err == nil {
 		// fosite revoked the token's grant (and checked the token is this
@@ -170,8 +184,7 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 		// store is the only thing it looked in.
 		p.unavailable(w, r, err)
 	case errors.Is(err, fosite.ErrInvalidClient):
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`"`)
-		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed.")
+		p.clientAuthError(w, r, err)
 	case errors.Is(err, fosite.ErrUnauthorizedClient):
 		// The token belongs to another client: refused, and not revoked
 		// (§2.1).

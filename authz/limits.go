@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/aero2/aero2/ratelimit"
 )
 
@@ -59,13 +61,22 @@ func (p *Provider) limitClient(w http.ResponseWriter, r *http.Request, name rate
 }
 
 // claimedClient is the key of the client a request says it is (HTTP
-// Basic's user, form-encoded per RFC 6749 §2.3.1, or client_id), when that
-// client exists: an unknown ID would only add a bucket to the store.
+// Basic's user, form-encoded per RFC 6749 §2.3.1, client_id, or the sub
+// of a client assertion, unverified), when that client exists: an unknown
+// ID would only add a bucket to the store.
 func (p *Provider) claimedClient(r *http.Request) ratelimit.Key {
 	id := r.PostForm.Get("client_id")
 	if user, _, ok := r.BasicAuth(); ok {
 		if u, err := url.QueryUnescape(user); err == nil {
 			id = u
+		}
+	}
+	if a := r.PostForm.Get("client_assertion"); id == "" && a != "" && len(a) <= maxAssertionBytes {
+		if tok, err := josejwt.ParseSigned(a, assertionAlgs); err == nil {
+			var c josejwt.Claims
+			if tok.UnsafeClaimsWithoutVerification(&c) == nil {
+				id = c.Subject
+			}
 		}
 	}
 	if p.clients.get(id) == nil {

@@ -62,6 +62,13 @@ type Options struct {
 	TokenSecret     []byte
 	ClientSecretKey []byte
 	Logger          *slog.Logger
+	// PairwiseKey (32 bytes or more) computes pairwise subjects (OIDC
+	// Core §8.1); the application's own, and stable across restarts and
+	// replicas. Required when a client has subject_type: pairwise.
+	PairwiseKey []byte
+	// HTTPClient fetches what clients publish (jwks_uri,
+	// sector_identifier_uri); nil means one with a 5-second timeout.
+	HTTPClient *http.Client
 	// Limits are the rate limits (server.rate_limits); nil limits nothing.
 	Limits *ratelimit.Limiter
 	// Now is the clock; nil means time.Now.
@@ -83,6 +90,8 @@ type Provider struct {
 	log      *slog.Logger
 	// corsOrigins may call the back-channel endpoints from browsers.
 	corsOrigins map[string]bool
+	// assertionAudiences name this provider in a client assertion's aud.
+	assertionAudiences []string
 }
 
 // New composes the application's fosite provider.
@@ -102,9 +111,17 @@ func New(opts Options) (*Provider, error) {
 	if opts.LoginURL == nil {
 		return nil, errors.New("authz: LoginURL is required")
 	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: jwksTimeout}
+	}
 	app := opts.Config
+	for i := range app.Clients {
+		if app.Clients[i].SubjectType == config.SubjectPairwise && len(opts.PairwiseKey) < 32 {
+			return nil, errors.New("authz: a pairwise client needs a pairwise key of at least 32 bytes")
+		}
+	}
 	hasher := secretHasher{key: opts.ClientSecretKey}
-	clients, err := newClientRegistry(app, hasher)
+	clients, err := newClientRegistry(app, hasher, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +141,9 @@ func New(opts Options) (*Provider, error) {
 		log:     opts.Logger.With("app", opts.App),
 
 		corsOrigins: corsOrigins(clients),
+		// RFC 7523 §3: the issuer or the token endpoint; RFC 9126 §2: also
+		// the PAR endpoint.
+		assertionAudiences: []string{opts.Issuer, opts.Issuer + "/oauth2/token", opts.Issuer + parPath},
 	}
 	p.tokens = oauthstore.New(oauthstore.Options{
 		App: opts.App, Backend: opts.Store, Clients: clients,

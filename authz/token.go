@@ -26,9 +26,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	// RFC 6749 §5.2: a request with no client authentication at all is
 	// invalid_client (401), not a malformed request. (fosite answers
 	// invalid_request.) A public client identifies itself with client_id.
-	if _, _, basic := r.BasicAuth(); !basic && r.Header.Get("Authorization") == "" && r.PostForm.Get("client_id") == "" {
+	if _, _, basic := r.BasicAuth(); !basic && r.Header.Get("Authorization") == "" && r.PostForm.Get("client_id") == "" && !r.PostForm.Has("client_assertion") {
 		w.Header().Set("WWW-Authenticate", `Basic realm="aero2", charset="UTF-8"`)
-		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client authentication is required: HTTP Basic with the client ID and secret, or client_id (and client_secret) in the form.")
+		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client authentication is required: HTTP Basic with the client ID and secret, client_id (and client_secret) in the form, or a client_assertion (private_key_jwt).")
 		return
 	}
 	// The client is authenticated, and its limit spent, before fosite

@@ -67,6 +67,7 @@ func (a *Application) applyClientDefaults() {
 	setDuration(&t.IDToken, DefaultIDTokenLifetime)
 	setDuration(&t.RefreshToken, DefaultRefreshTokenLifetime)
 	setDuration(&t.AuthorizationCode, DefaultAuthorizationCodeLifetime)
+	a.DeviceAuthorization.applyDefaults()
 	for i := range a.Clients {
 		c := &a.Clients[i]
 		if c.TokenEndpointAuthMethod == "" {
@@ -104,6 +105,7 @@ func (c *Client) IsPublic() bool { return c.TokenEndpointAuthMethod == AuthNone 
 
 func (c *Config) validateClients(ps *problems, a *Application, prefix string) {
 	validateLifetimes(ps, a.Tokens, prefix+"tokens")
+	validateDeviceAuthorization(ps, a.DeviceAuthorization, prefix+"device_authorization")
 	if p := a.SigningKeys.RotationPeriod; p != 0 && p < MinKeyRotationPeriod {
 		ps.at(prefix+"signing_keys.rotation_period", "at least %s (or 0 to rotate only with `aero2 keys rotate`)", MinKeyRotationPeriod)
 	}
@@ -138,9 +140,12 @@ func (c *Config) validateClients(ps *problems, a *Application, prefix string) {
 			if cl.Introspector {
 				ps.at(path+".introspector", "a public client cannot authenticate at the introspection endpoint: only a client with a secret can be an introspector")
 			}
+		case AuthPrivateKeyJWT:
+			// validateClientStandards checks its keys.
 		default:
-			ps.at(path+".token_endpoint_auth_method", "expected client_secret_basic, client_secret_post or none, got %q", cl.TokenEndpointAuthMethod)
+			ps.at(path+".token_endpoint_auth_method", "expected client_secret_basic, client_secret_post, private_key_jwt or none, got %q", cl.TokenEndpointAuthMethod)
 		}
+		c.validateClientStandards(ps, cl, path)
 
 		grants := map[string]bool{}
 		for j, g := range cl.GrantTypes {
@@ -149,20 +154,21 @@ func (c *Config) validateClients(ps *problems, a *Application, prefix string) {
 			case GrantAuthorizationCode, GrantRefreshToken:
 			case GrantClientCredentials:
 				if cl.IsPublic() {
-					ps.at(gp, "client_credentials needs a confidential client (one with a secret)")
+					ps.at(gp, "client_credentials needs a confidential client (one with a secret or private_key_jwt)")
 				}
+			case GrantDeviceCode:
 			case "implicit", "password":
 				ps.at(gp, "the %s grant is not supported (OAuth 2.0 Security BCP): use authorization_code with PKCE", g)
 			default:
-				ps.at(gp, "expected authorization_code, refresh_token or client_credentials, got %q", g)
+				ps.at(gp, "expected authorization_code, refresh_token, client_credentials or %s, got %q", GrantDeviceCode, g)
 			}
 			grants[g] = true
 		}
 		if len(cl.GrantTypes) == 0 {
 			ps.at(path+".grant_types", "at least one grant type")
 		}
-		if grants[GrantRefreshToken] && !grants[GrantAuthorizationCode] {
-			ps.at(path+".grant_types", "refresh_token needs authorization_code (refresh tokens come only from the code flow)")
+		if grants[GrantRefreshToken] && !grants[GrantAuthorizationCode] && !grants[GrantDeviceCode] {
+			ps.at(path+".grant_types", "refresh_token needs authorization_code or the device code grant (refresh tokens come only from a user's sign-in)")
 		}
 		if grants[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
 			ps.at(path+".redirect_uris", "required for the authorization_code grant: the exact URLs the client receives codes at")

@@ -52,7 +52,7 @@ clients:
     introspector: true
   - id: web
     secret: "` + clientSecret + `"
-    token_endpoint_auth_method: private_key_jwt
+    token_endpoint_auth_method: client_secret_jwt
     redirect_uris:
       - http://app.example.com/cb
       - https://app.example.com/cb#frag
@@ -77,11 +77,11 @@ clients:
 		`clients[0].secret: too short`,
 		`clients[0].grant_types[0]: the implicit grant is not supported`,
 		`clients[0].grant_types[1]: the password grant is not supported`,
-		`clients[0].grant_types[3]: expected authorization_code, refresh_token or client_credentials, got "device"`,
+		`clients[0].grant_types[3]: expected authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:device_code, got "device"`,
 		`clients[1].grant_types[0]: client_credentials needs a confidential client`,
 		`clients[1].grant_types: refresh_token needs authorization_code`,
 		`clients[1].introspector: a public client cannot authenticate at the introspection endpoint`,
-		`clients[2].token_endpoint_auth_method: expected client_secret_basic, client_secret_post or none`,
+		`clients[2].token_endpoint_auth_method: expected client_secret_basic, client_secret_post, private_key_jwt or none, got "client_secret_jwt"`,
 		`clients[2].redirect_uris[0]: plain http is allowed only on a loopback host`,
 		`clients[2].redirect_uris[1]: must not have a fragment`,
 		`clients[2].redirect_uris[2]: redirect URIs match exactly; wildcards are not supported`,

@@ -177,6 +177,11 @@ type Application struct {
 	Routes []Route `yaml:"routes"`
 	// Proxy configures how the proxy signs browsers in.
 	Proxy Proxy `yaml:"proxy"`
+	// RequirePushedAuthorizationRequests makes every client of the
+	// application use the PAR endpoint (RFC 9126 §5).
+	RequirePushedAuthorizationRequests bool `yaml:"require_pushed_authorization_requests"`
+	// DeviceAuthorization sets the device flow's codes (RFC 8628).
+	DeviceAuthorization DeviceAuthorization `yaml:"device_authorization"`
 }
 
 // Session configures browser sessions.
@@ -255,6 +260,22 @@ type Client struct {
 	// introspection besides its ID. Not configurable: the server sets it
 	// for the proxy client it derives, to proxy.audiences.
 	ResourceNames []string `yaml:"-"`
+
+	// JWKS (inline) or JWKSURI (fetched, https) are the public keys a
+	// private_key_jwt client signs its assertions with; one of them, and
+	// only for that method. TokenEndpointAuthSigningAlg, when set, is the
+	// only alg its assertions may use (docs/config-clients.md).
+	JWKS                        *JWKS  `yaml:"jwks"`
+	JWKSURI                     string `yaml:"jwks_uri"`
+	TokenEndpointAuthSigningAlg string `yaml:"token_endpoint_auth_signing_alg"`
+	// RequirePushedAuthorizationRequests: the client's authorization
+	// requests must come through the PAR endpoint (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `yaml:"require_pushed_authorization_requests"`
+	// SubjectType is public (default) or pairwise (OIDC Core §8): a
+	// pairwise client sees each user under a subject of its own sector,
+	// the host of its redirect URIs or of SectorIdentifierURI.
+	SubjectType         string `yaml:"subject_type"`
+	SectorIdentifierURI string `yaml:"sector_identifier_uri"`
 }
 
 // TokenLifetimes of the provider's tokens. Zero means "inherit".

@@ -264,6 +264,8 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		LoginURL:        fed.LoginURL,
 		TokenSecret:     appKey(s.cfg, "aero2 token hmac", a.Name),
 		ClientSecretKey: appKey(s.cfg, "aero2 client secrets", a.Name),
+		PairwiseKey:     appKey(s.cfg, "aero2 pairwise subjects", a.Name),
+		HTTPClient:      httpClient,
 		Limits:          s.limits,
 		Logger:          s.log, Now: opts.Now, // authz adds "app" itself
 	})

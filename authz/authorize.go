@@ -82,10 +82,25 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.page(w, http.StatusBadRequest, "Authorization request refused", "The request could not be read: "+err.Error()+".", "invalid_request")
 		return
 	}
-	p.handleAuthorize(w, r, params, started, resumeID)
+	viaPAR := false
+	if resumeID == "" && strings.HasPrefix(params.Get("request_uri"), requestURIPrefix) {
+		// A pushed request (RFC 9126 §4): its parameters are the pushed
+		// ones, whatever else the browser brings.
+		pp, err := p.takePushed(r.Context(), params.Get("client_id"), params.Get("request_uri"))
+		if errors.Is(err, errRequestURI) {
+			p.page(w, http.StatusBadRequest, "Sign-in expired", "This sign-in link has expired or was already used. Go back to the application and start again.", "invalid_request_uri")
+			return
+		}
+		if err != nil {
+			p.pageFailure(w, r, err)
+			return
+		}
+		params, viaPAR = pp, true
+	}
+	p.handleAuthorize(w, r, params, started, resumeID, viaPAR)
 }
 
-func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, params url.Values, started time.Time, resumeID string) {
+func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, params url.Values, started time.Time, resumeID string, viaPAR bool) {
 	ctx := r.Context()
 	ar, err := p.parseAuthorize(r, params)
 	if err != nil {
@@ -93,6 +108,13 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, param
 		return
 	}
 	reqlog.SetClient(ctx, ar.GetClient().GetID())
+	if resumeID == "" && !viaPAR && ar.GetClient().(*Client).requirePAR {
+		// RFC 9126 §6 (require_pushed_authorization_requests): checked
+		// once, where the request comes in; a resumed request came in
+		// through PAR.
+		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("This client must push its authorization requests to the PAR endpoint (RFC 9126)."))
+		return
+	}
 	sess, user, err := p.opts.Sessions.CurrentUser(r)
 	if err != nil && !errors.Is(err, session.ErrNoSession) {
 		p.pageFailure(w, r, err)

@@ -22,6 +22,8 @@ type Metadata struct {
 	EndSessionEndpoint                         string   `json:"end_session_endpoint"`
 	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	PushedAuthorizationRequestEndpoint         string   `json:"pushed_authorization_request_endpoint"`
+	RequirePushedAuthorizationRequests         bool     `json:"require_pushed_authorization_requests"`
 	ScopesSupported                            []string `json:"scopes_supported"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
 	ResponseModesSupported                     []string `json:"response_modes_supported"`
@@ -58,6 +60,8 @@ func (p *Provider) Metadata() Metadata {
 		EndSessionEndpoint:                         p.url("/oauth2/logout"),
 		IntrospectionEndpoint:                      p.url("/oauth2/introspect"),
 		RevocationEndpoint:                         p.url("/oauth2/revoke"),
+		PushedAuthorizationRequestEndpoint:         p.url(parPath),
+		RequirePushedAuthorizationRequests:         p.opts.Config.RequirePushedAuthorizationRequests,
 		ScopesSupported:                            supportedScopes,
 		ResponseTypesSupported:                     []string{"code"},
 		ResponseModesSupported:                     []string{"query", "fragment", "form_post"},

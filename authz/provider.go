@@ -6,6 +6,7 @@
 //	GET      /.well-known/openid-configuration   discovery (OIDC Discovery 1.0)
 //	GET      /.well-known/jwks.json              signing keys (next, current, previous)
 //	GET|POST /oauth2/authorize                   code flow, PKCE S256 required, iss in every response (RFC 9207)
+//	POST     /oauth2/par                         pushed authorization requests (RFC 9126)
 //	POST     /oauth2/consent                     the consent page's form
 //	POST     /oauth2/token                       authorization_code, refresh_token, client_credentials
 //	GET|POST /oauth2/userinfo                    bearer access token
@@ -263,6 +264,9 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.Handle("GET /oauth2/authorize", authorize)
 	mux.Handle("POST /oauth2/authorize", authorize)
 	mux.Handle("POST /oauth2/consent", p.csrf.Handler(http.HandlerFunc(p.consent)))
+	// PAR is the first half of an authorization request: it spends from
+	// the authorize limit, per address.
+	mux.Handle(parPath, p.api(http.MethodPost, p.limitClientAuth(ratelimit.Authorize, p.par)))
 	mux.Handle("/oauth2/token", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Token, p.token)))
 	mux.Handle("/oauth2/userinfo", p.api("GET, POST", p.userinfo))
 	mux.Handle("/oauth2/introspect", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Introspect, p.introspect)))

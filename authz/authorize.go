@@ -108,6 +108,14 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, param
 		return
 	}
 	reqlog.SetClient(ctx, ar.GetClient().GetID())
+	if err := ar.GetClient().(*Client).sector.verify(ctx); err != nil {
+		// OIDC Core §8.1: a sector that does not vouch for the client's
+		// redirect URIs could be another's, whose users' subjects the
+		// client would then share.
+		p.log.Warn("pairwise client's sector_identifier_uri refused", "client", ar.GetClient().GetID(), "err", err)
+		p.authorizeError(w, r, ar, fosite.ErrUnauthorizedClient.WithHint("The client's sector_identifier_uri could not be fetched or does not list its redirect URIs."))
+		return
+	}
 	if resumeID == "" && !viaPAR && ar.GetClient().(*Client).requirePAR {
 		// RFC 9126 §6 (require_pushed_authorization_requests): checked
 		// once, where the request comes in; a resumed request came in
@@ -283,7 +291,7 @@ func (p *Provider) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fo
 	for _, a := range ar.GetRequestedAudience() {
 		ar.GrantAudience(a)
 	}
-	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, p.userSession(sess, user, ar.GetGrantedScopes(), started))
+	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, p.userSession(ar.GetClient().(*Client), sess, user, ar.GetGrantedScopes(), started))
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
@@ -298,14 +306,19 @@ func (p *Provider) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fo
 	}
 }
 
-// userSession is the grant's session: the subject, the browser session
-// (sid), and the ID token's claims for the granted scopes.
-func (p *Provider) userSession(sess *store.Session, user *store.User, scopes fosite.Arguments, started time.Time) *oauthstore.Session {
+// userSession is the grant's session: the subject the client sees (the
+// user's ID, or its pairwise subject), the browser session (sid), and the
+// ID token's claims for the granted scopes.
+func (p *Provider) userSession(client *Client, sess *store.Session, user *store.User, scopes fosite.Arguments, started time.Time) *oauthstore.Session {
 	s := oauthstore.NewSession()
-	s.Subject, s.Username, s.SID, s.AuthTime = user.ID, user.PreferredUsername, sess.ID, sess.AuthTime.UTC()
+	sub := client.subjects.subject(user.ID)
+	s.Subject, s.Username, s.SID, s.AuthTime = sub, user.PreferredUsername, sess.ID, sess.AuthTime.UTC()
+	if sub != user.ID {
+		s.UserID = user.ID
+	}
 	c := s.Claims
 	c.Issuer = p.issuer
-	c.Subject = user.ID
+	c.Subject = sub
 	// Whole seconds, as in the token: fosite compares these two for
 	// prompt and max_age.
 	c.AuthTime = sess.AuthTime.UTC().Truncate(time.Second)

@@ -66,7 +66,7 @@ func (p *Provider) Metadata() Metadata {
 		ResponseTypesSupported:                     []string{"code"},
 		ResponseModesSupported:                     []string{"query", "fragment", "form_post"},
 		GrantTypesSupported:                        []string{"authorization_code", "refresh_token", "client_credentials"},
-		SubjectTypesSupported:                      []string{"public"},
+		SubjectTypesSupported:                      []string{"public", "pairwise"},
 		IDTokenSigningAlgValuesSupported:           []string{"RS256"},
 		TokenEndpointAuthMethodsSupported:          append(secretMethods, "none"),
 		TokenEndpointAuthSigningAlgValuesSupported: algs,

@@ -57,6 +57,17 @@ func (p *Provider) verifyIDTokenHint(ctx context.Context, hint string) (*idToken
 	return h, nil
 }
 
+// hintNames reports whether the hint's subject is userID as the hint's
+// client sees it (its pairwise subject, for a pairwise client).
+func (p *Provider) hintNames(h *idTokenHint, userID string) bool {
+	for _, aud := range h.Aud {
+		if c := p.clients.get(aud); c != nil && c.subjects.subject(userID) == h.Subject {
+			return true
+		}
+	}
+	return false
+}
+
 type hiddenField struct{ Name, Value string }
 
 // logout is RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
@@ -133,7 +144,7 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 		p.pageFailure(w, r, err)
 		return
 	}
-	hintMatches := hint != nil && (cur == nil || cur.ID == hint.SID || cur.UserID == hint.Subject)
+	hintMatches := hint != nil && (cur == nil || cur.ID == hint.SID || p.hintNames(hint, cur.UserID))
 	confirmed := r.Method == http.MethodPost && cur != nil && params.Get("confirm") == "yes" &&
 		p.opts.Sessions.VerifyCSRF(cur, logoutPurpose, params.Get("csrf"))
 	if cur != nil && !hintMatches && !confirmed {

@@ -14,9 +14,14 @@ import (
 // browser session the grant came from, and the ID token's claims. It is
 // fosite's session for every flow.
 type Session struct {
-	// Subject is the user's ID in the application (the sub claim); for
-	// client-credentials grants, the client's ID (RFC 9068 §2.2).
+	// Subject is the sub claim of the grant's tokens: the user's ID in
+	// the application, or for a pairwise client (OIDC Core §8.1) the
+	// user's subject in the client's sector; for client-credentials
+	// grants, the client's ID (RFC 9068 §2.2).
 	Subject string `json:"sub"`
+	// UserID is the user's ID in the application when Subject is not it
+	// (a pairwise client's grant). Never sent to a client.
+	UserID string `json:"uid,omitempty"`
 	// Username is shown at introspection (preferred_username).
 	Username string `json:"username,omitempty"`
 	// SID is the browser session the grant was made in (the store's
@@ -67,6 +72,15 @@ func (s *Session) GetSubject() string {
 }
 
 func (s *Session) SetSubject(sub string) { s.Subject = sub }
+
+// User is the ID of the grant's user in the application (the store's
+// user ID), whatever subject its client sees.
+func (s *Session) User() string {
+	if s.UserID != "" {
+		return s.UserID
+	}
+	return s.Subject
+}
 
 func (s *Session) IDTokenClaims() *jwt.IDTokenClaims {
 	if s.Claims == nil {

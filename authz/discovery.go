@@ -23,6 +23,7 @@ type Metadata struct {
 	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
 	PushedAuthorizationRequestEndpoint         string   `json:"pushed_authorization_request_endpoint"`
+	DeviceAuthorizationEndpoint                string   `json:"device_authorization_endpoint"`
 	RequirePushedAuthorizationRequests         bool     `json:"require_pushed_authorization_requests"`
 	ScopesSupported                            []string `json:"scopes_supported"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
@@ -61,11 +62,12 @@ func (p *Provider) Metadata() Metadata {
 		IntrospectionEndpoint:                      p.url("/oauth2/introspect"),
 		RevocationEndpoint:                         p.url("/oauth2/revoke"),
 		PushedAuthorizationRequestEndpoint:         p.url(parPath),
+		DeviceAuthorizationEndpoint:                p.url(devicePath),
 		RequirePushedAuthorizationRequests:         p.opts.Config.RequirePushedAuthorizationRequests,
 		ScopesSupported:                            supportedScopes,
 		ResponseTypesSupported:                     []string{"code"},
 		ResponseModesSupported:                     []string{"query", "fragment", "form_post"},
-		GrantTypesSupported:                        []string{"authorization_code", "refresh_token", "client_credentials"},
+		GrantTypesSupported:                        []string{"authorization_code", "refresh_token", "client_credentials", config.GrantDeviceCode},
 		SubjectTypesSupported:                      []string{"public", "pairwise"},
 		IDTokenSigningAlgValuesSupported:           []string{"RS256"},
 		TokenEndpointAuthMethodsSupported:          append(secretMethods, "none"),

@@ -7,8 +7,10 @@
 //	GET      /.well-known/jwks.json              signing keys (next, current, previous)
 //	GET|POST /oauth2/authorize                   code flow, PKCE S256 required, iss in every response (RFC 9207)
 //	POST     /oauth2/par                         pushed authorization requests (RFC 9126)
+//	POST     /oauth2/device_authorization        device authorization (RFC 8628)
+//	GET|POST /oauth2/device                      the device flow's user code page
 //	POST     /oauth2/consent                     the consent page's form
-//	POST     /oauth2/token                       authorization_code, refresh_token, client_credentials
+//	POST     /oauth2/token                       authorization_code, refresh_token, client_credentials, device_code
 //	GET|POST /oauth2/userinfo                    bearer access token
 //	POST     /oauth2/introspect                  RFC 7662, client-authenticated
 //	POST     /oauth2/revoke                      RFC 7009
@@ -225,14 +227,22 @@ func (p *Provider) compose(strategy *tokenStrategy) {
 		HandleHelper: &oauth2.HandleHelper{AccessTokenStrategy: strategy, AccessTokenStorage: p.tokens, Config: p.fcfg},
 		Config:       p.fcfg,
 	}
+	// 7. The device code grant (RFC 8628): issues what the code flow
+	// does, with the same strategies and storage.
+	device := &deviceGrant{
+		p:        p,
+		tokens:   &oauth2.HandleHelper{AccessTokenStrategy: strategy, AccessTokenStorage: p.tokens, Config: p.fcfg},
+		refresh:  strategy,
+		idTokens: idHelper,
+	}
 	// No implicit, hybrid or password handler: those grants do not exist
 	// here (RFC 9700 §2.1.2, §2.4).
 	p.fcfg.AuthorizeEndpointHandlers = fosite.AuthorizeEndpointHandlers{code, pk, oidcCode}
 	p.fcfg.TokenEndpointHandlers = fosite.TokenEndpointHandlers{
-		quiet{code}, quiet{pk}, quiet{oidcCode}, quiet{refresh}, quiet{oidcRefresh}, quiet{cc},
+		quiet{code}, quiet{pk}, quiet{oidcCode}, quiet{refresh}, quiet{oidcRefresh}, quiet{cc}, quiet{device},
 	}
-	// 7. Introspection (and userinfo): the token must exist in the store
-	// and verify. 8. Revocation of a grant's tokens.
+	// 8. Introspection (and userinfo): the token must exist in the store
+	// and verify. 9. Revocation of a grant's tokens.
 	p.fcfg.TokenIntrospectionHandlers = fosite.TokenIntrospectionHandlers{
 		&oauth2.CoreValidator{CoreStrategy: strategy, CoreStorage: p.tokens, Config: p.fcfg},
 	}
@@ -267,6 +277,10 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	// PAR is the first half of an authorization request: it spends from
 	// the authorize limit, per address.
 	mux.Handle(parPath, p.api(http.MethodPost, p.limitClientAuth(ratelimit.Authorize, p.par)))
+	mux.Handle(devicePath, p.api(http.MethodPost, p.limitClientAuth(ratelimit.DeviceAuthorization, p.deviceAuthorization)))
+	// The device page is where users type codes: limited like authorize.
+	mux.Handle("GET "+deviceVerifyPath, p.limitAuthorize(http.HandlerFunc(p.devicePage)))
+	mux.Handle("POST "+deviceVerifyPath, p.limitAuthorize(p.csrf.Handler(http.HandlerFunc(p.devicePage))))
 	mux.Handle("/oauth2/token", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Token, p.token)))
 	mux.Handle("/oauth2/userinfo", p.api("GET, POST", p.userinfo))
 	mux.Handle("/oauth2/introspect", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Introspect, p.introspect)))

@@ -8,6 +8,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/aero2/aero2/authz/oauthstore"
+	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/reqlog"
 )
@@ -17,10 +18,10 @@ import (
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	switch gt := r.PostForm.Get("grant_type"); gt {
-	case "authorization_code", "refresh_token", "client_credentials", "":
+	case "authorization_code", "refresh_token", "client_credentials", config.GrantDeviceCode, "":
 	default:
 		// Implicit and password do not exist here (RFC 9700 §2.1.2, §2.4).
-		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "Supported grant types: authorization_code, refresh_token, client_credentials.")
+		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "Supported grant types: authorization_code, refresh_token, client_credentials, "+config.GrantDeviceCode+".")
 		return
 	}
 	// RFC 6749 §5.2: a request with no client authentication at all is
@@ -107,6 +108,8 @@ func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.
 		}
 		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 			err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+		} else if errors.Is(err, oauthstore.ErrDeviceCodeUsed) {
+			err = fosite.ErrInvalidGrant.WithHint("The device code has already been used.")
 		} else {
 			err = fosite.ErrInvalidGrant.WithHint("The refresh token has already been used.")
 		}

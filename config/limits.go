@@ -34,6 +34,12 @@ type RateLimits struct {
 	// Aero2 keep (parked authorization requests, sign-in states), per
 	// address.
 	AnonymousState AddressLimit `yaml:"anonymous_state"`
+	// DeviceAuthorization: /oauth2/device_authorization (RFC 8628 §3.1).
+	DeviceAuthorization ClientLimit `yaml:"device_authorization"`
+	// UserCodeFailures: wrong user codes entered on the device page, per
+	// address and per signed-in user. Once spent, the page refuses to
+	// look codes up: what stops guessing another device's code.
+	UserCodeFailures AccountLimit `yaml:"user_code_failures"`
 }
 
 // Rate is a rate limit: Burst requests at once, refilling at Requests per
@@ -89,6 +95,8 @@ func (r *RateLimits) Rules() []RateLimitRule {
 		{"revoke", &r.Revoke.PerAddress, &r.Revoke.PerClient, "per_client"},
 		{"forward_auth_denials", &r.ForwardAuthDenials.PerAddress, nil, ""},
 		{"anonymous_state", &r.AnonymousState.PerAddress, nil, ""},
+		{"device_authorization", &r.DeviceAuthorization.PerAddress, &r.DeviceAuthorization.PerClient, "per_client"},
+		{"user_code_failures", &r.UserCodeFailures.PerAddress, &r.UserCodeFailures.PerAccount, "per_account"},
 	}
 }
 
@@ -108,7 +116,12 @@ func DefaultRateLimits() RateLimits {
 		// The longest-lived anonymous record (a parked authorization
 		// request) lives 15 minutes: an address has at most 100 + 300 ×
 		// 1.5 = 550 of them at once.
-		AnonymousState: AddressLimit{Rate{Requests: 300, Per: 10 * time.Minute, Burst: 100}},
+		AnonymousState:      AddressLimit{Rate{Requests: 300, Per: 10 * time.Minute, Burst: 100}},
+		DeviceAuthorization: ClientLimit{perMin(60), perMin(600)},
+		// A user code has 20^8 ≈ 2^34.6 values: at 10 wrong guesses an
+		// hour per address, finding one of even a thousand live codes
+		// takes an address thousands of years.
+		UserCodeFailures: AccountLimit{Rate{Requests: 10, Per: time.Hour, Burst: 10}, Rate{Requests: 10, Per: time.Hour, Burst: 10}},
 	}
 }
 

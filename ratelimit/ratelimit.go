@@ -44,6 +44,10 @@ const (
 	Revoke             Name = "revoke"
 	ForwardAuthDenials Name = "forward_auth_denials"
 	AnonymousState     Name = "anonymous_state"
+	// DeviceAuthorization and UserCodeFailures: the device flow (RFC
+	// 8628 §5.1, §5.2).
+	DeviceAuthorization Name = "device_authorization"
+	UserCodeFailures    Name = "user_code_failures"
 )
 
 // Key is what a limit counts: a client address, or an account or client.

@@ -1,0 +1,37 @@
+package oauthstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aero2/aero2/store"
+)
+
+// ErrDeviceCodeUsed is what a second redemption of one device code fails
+// with (wrapped in ErrConcurrentUse): like a reused authorization code, it
+// revokes what the first redemption issued.
+var ErrDeviceCodeUsed = errors.New("oauthstore: device code already used")
+
+func deviceUsedKey(h string) string { return "oauth:device-used:" + h }
+
+// DeviceCodeUsed reports whether the device code named h was redeemed.
+func (s *Store) DeviceCodeUsed(ctx context.Context, h string) (bool, error) {
+	return s.exists(ctx, deviceUsedKey(h))
+}
+
+// RedeemDeviceCode marks the device code named h (the hash of the code)
+// used, for ttl. Inside a Request the marker is a create-if-absent in the
+// commit's batch: of two redemptions at once exactly one commits, the
+// other gets ErrConcurrentUse.
+func (s *Store) RedeemDeviceCode(ctx context.Context, h string, ttl time.Duration) error {
+	return s.guard(ctx, deviceUsedKey(h), ttl, fmt.Errorf("%w: %w", ErrConcurrentUse, ErrDeviceCodeUsed))
+}
+
+// IndexGrant files the grant under the browser session sid, as an
+// authorization code's grant is, so that logout revokes it. Inside a
+// Request, with the commit.
+func (s *Store) IndexGrant(ctx context.Context, sid, grantID string) error {
+	return s.apply(ctx, store.Op{Kind: store.OpSetAdd, Key: sidGrants(sid), TTL: s.opts.GrantTTL, Members: []string{grantID}})
+}

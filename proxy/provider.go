@@ -104,6 +104,8 @@ type discovered struct {
 	atVerifier    *oidc.IDTokenVerifier
 	endSession    string
 	introspection string
+	// par is the provider's PAR endpoint (RFC 9126), if it has one.
+	par string
 }
 
 type introspected struct {
@@ -150,6 +152,7 @@ func (p *OIDCProvider) discover(context.Context) (*discovered, error) {
 		Algs          []string `json:"id_token_signing_alg_values_supported"`
 		EndSession    string   `json:"end_session_endpoint"`
 		Introspection string   `json:"introspection_endpoint"`
+		PAR           string   `json:"pushed_authorization_request_endpoint"`
 	}
 	if err := op.Claims(&extra); err != nil {
 		return nil, fmt.Errorf("provider discovery at %s: %w", p.cfg.Issuer, err)
@@ -177,6 +180,7 @@ func (p *OIDCProvider) discover(context.Context) (*discovered, error) {
 		atVerifier:    oidc.NewVerifier(extra.Issuer, keys, &oidc.Config{SkipClientIDCheck: true, SupportedSigningAlgs: algs, Now: p.cfg.Now}),
 		endSession:    extra.EndSession,
 		introspection: extra.Introspection,
+		par:           extra.PAR,
 	}
 	p.disc = d
 	return d, nil
@@ -190,7 +194,16 @@ func (p *OIDCProvider) AuthCodeURL(ctx context.Context, a AuthRequest) (string, 
 	}
 	c := d.oauth
 	c.RedirectURL = a.RedirectURI
-	return c.AuthCodeURL(a.State, oidc.Nonce(a.Nonce), oauth2.S256ChallengeOption(a.Verifier)), nil
+	target := c.AuthCodeURL(a.State, oidc.Nonce(a.Nonce), oauth2.S256ChallengeOption(a.Verifier))
+	if d.par == "" {
+		return target, nil
+	}
+	// The provider takes pushed requests: the same parameters go there.
+	u, err := url.Parse(target)
+	if err != nil {
+		return "", err
+	}
+	return p.pushAuthorization(p.ctx(ctx), d, u.Query())
 }
 
 // Exchange implements Provider.

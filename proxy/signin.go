@@ -108,15 +108,21 @@ func (h *Handler) startSignIn(w http.ResponseWriter, r *http.Request, ap *appPro
 		Origin: origin, ReturnTo: returnTo, Binding: hash(binding),
 		Nonce: random32(), Verifier: random32() + random32()[:21], // 64 characters (RFC 7636 §4.1: 43-128)
 	}
+	// Anyone can make the proxy keep a state: how many one address may is
+	// limited, and each is small (returnPath, and a bounded Host). Checked
+	// before the provider is asked: with PAR, asking stores the request
+	// there too.
+	if !h.allow(w, r, ap.name, ratelimit.AnonymousState, ratelimit.Address(r)) {
+		return
+	}
 	target, err := ap.provider.AuthCodeURL(r.Context(), AuthRequest{RedirectURI: ap.callbackURL, State: state, Nonce: st.Nonce, Verifier: st.Verifier})
+	if errors.Is(err, ErrProviderUnavailable) {
+		h.unavailable(w, r, err)
+		return
+	}
 	if err != nil {
 		h.log.Error("sign-in provider unusable", "app", ap.name, "err", err)
 		h.page(w, r, http.StatusBadGateway, "Sign-in unavailable", "Aero2 cannot reach its sign-in service right now. Please try again shortly.")
-		return
-	}
-	// Anyone can make the proxy keep a state: how many one address may is
-	// limited, and each is small (returnPath, and a bounded Host).
-	if !h.allow(w, r, ap.name, ratelimit.AnonymousState, ratelimit.Address(r)) {
 		return
 	}
 	val, _ := json.Marshal(st)

@@ -122,36 +122,12 @@ func (k *clientKeys) refresh(ctx context.Context) (*jose.JSONWebKeySet, error) {
 	}
 }
 
-// fetchJWKS GETs a JWKS: https only (plain http on a loopback host, which
-// the configuration allows only with insecure_dev), no redirects (the URI
-// is registered exactly; a redirect could lead anywhere), 200, at most
-// maxJWKSBytes, and only keys that can verify a client assertion are kept.
+// fetchJWKS GETs a client's JWKS (fetchClientDocument), and keeps only
+// the keys that can verify a client assertion.
 func fetchJWKS(ctx context.Context, hc *http.Client, raw string) (*jose.JSONWebKeySet, error) {
-	u, err := url.Parse(raw)
-	if err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && config.IsLoopbackHost(u.Hostname()))) {
-		return nil, fmt.Errorf("jwks_uri %q: not an https URL", raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	body, err := fetchClientDocument(ctx, hc, raw, "application/jwk-set+json, application/json", maxJWKSBytes)
 	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	c := *hc
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	res, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetching jwks_uri: %w", err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetching jwks_uri: status %d", res.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(res.Body, maxJWKSBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading jwks_uri: %w", err)
-	}
-	if len(body) > maxJWKSBytes {
-		return nil, fmt.Errorf("jwks_uri: larger than %d bytes", maxJWKSBytes)
+		return nil, fmt.Errorf("jwks_uri: %w", err)
 	}
 	// Key by key: one key go-jose cannot read (a type it does not know)
 	// must not hide the others.
@@ -172,6 +148,41 @@ func fetchJWKS(ctx context.Context, hc *http.Client, raw string) (*jose.JSONWebK
 		return nil, errors.New("jwks_uri: no public signing key in the set")
 	}
 	return set, nil
+}
+
+// fetchClientDocument GETs a document a client publishes (its jwks_uri,
+// its sector_identifier_uri): https only (plain http on a loopback host,
+// which the configuration allows only with insecure_dev), no redirects
+// (the URI is registered exactly; a redirect could lead anywhere), status
+// 200, at most max bytes.
+func fetchClientDocument(ctx context.Context, hc *http.Client, raw, accept string, max int) ([]byte, error) {
+	u, err := url.Parse(raw)
+	if err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && config.IsLoopbackHost(u.Hostname()))) {
+		return nil, fmt.Errorf("%q: not an https URL", raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", accept)
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	res, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d", res.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > max {
+		return nil, fmt.Errorf("larger than %d bytes", max)
+	}
+	return body, nil
 }
 
 // match returns the keys named kid, or every key for "".

@@ -53,7 +53,8 @@ var scopeDescriptions = map[string]string{
 	"offline_access": "Stay connected when you are not using it",
 }
 
-func (p *Provider) renderConsent(w http.ResponseWriter, sess *store.Session, user *store.User, c *Client, scopes []string, pendingID string) {
+// scopeLines describe scopes to the user (the consent and device pages).
+func scopeLines(scopes []string) []scopeLine {
 	var lines []scopeLine
 	for _, s := range scopes {
 		d, ok := scopeDescriptions[s]
@@ -62,6 +63,11 @@ func (p *Provider) renderConsent(w http.ResponseWriter, sess *store.Session, use
 		}
 		lines = append(lines, scopeLine{s, d})
 	}
+	return lines
+}
+
+func (p *Provider) renderConsent(w http.ResponseWriter, sess *store.Session, user *store.User, c *Client, scopes []string, pendingID string) {
+	lines := scopeLines(scopes)
 	web.Render(w, http.StatusOK, "consent", web.Page{Title: "Allow access?", AppName: p.opts.App, Data: struct {
 		Client  string
 		User    *store.User

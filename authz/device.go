@@ -326,13 +326,7 @@ func (p *Provider) deviceLookup(w http.ResponseWriter, r *http.Request, sess *st
 		p.pageFailure(w, r, err)
 		return
 	}
-	for _, s := range rec.Scopes {
-		desc, ok := scopeDescriptions[s]
-		if !ok {
-			desc = "Permission “" + s + "”"
-		}
-		d.Scopes = append(d.Scopes, scopeLine{s, desc})
-	}
+	d.Scopes = scopeLines(rec.Scopes)
 	d.Step, d.Client, d.Device = "confirm", client.Name, string(hv)
 	d.CSRF = p.opts.Sessions.CSRFToken(sess, deviceConfirmPurpose(string(hv)))
 	web.Render(w, http.StatusOK, "device", web.Page{Title: "Allow the device?", AppName: p.opts.App, Data: d})

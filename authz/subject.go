@@ -7,9 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -103,24 +101,9 @@ func (s *sectorCheck) verify(ctx context.Context) error {
 func (s *sectorCheck) fetch(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jwksTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.uri, nil)
+	body, err := fetchClientDocument(ctx, s.http, s.uri, "application/json", maxSectorBytes)
 	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/json")
-	c := *s.http
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	res, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetching sector_identifier_uri: %w", err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetching sector_identifier_uri: status %d", res.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(res.Body, maxSectorBytes+1))
-	if err != nil || len(body) > maxSectorBytes {
-		return errors.New("sector_identifier_uri: unreadable or too large")
+		return fmt.Errorf("sector_identifier_uri: %w", err)
 	}
 	var uris []string
 	if err := json.Unmarshal(body, &uris); err != nil {

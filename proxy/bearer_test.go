@@ -8,10 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,110 +21,17 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
-	"golang.org/x/oauth2"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/config/configtest"
 	"github.com/aero2/aero2/proxy"
 	"github.com/aero2/aero2/proxy/proxytest"
-	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store/memory"
 )
 
-// tokensFrom runs the code flow with PKCE against op by hand and returns
-// the access and ID tokens, as an API client would get them.
-func tokensFrom(t *testing.T, op *proxytest.OP) (string, string) {
-	t.Helper()
-	const cb = "http://127.0.0.1:1/cb"
-	op.AllowRedirect(cb)
-	ctx := context.Background()
-	p, err := oidc.NewProvider(ctx, op.Issuer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := oauth2.Config{ClientID: proxytest.ClientID, ClientSecret: proxytest.ClientSecret, Endpoint: p.Endpoint(), RedirectURL: cb, Scopes: []string{"openid", "email", "profile"}}
-	verifier := oauth2.GenerateVerifier()
-	b := servertest.NewBrowser(t).NoRedirects()
-	loc := c.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier))
-	for i := 0; i < 10 && !strings.HasPrefix(loc, cb); i++ {
-		res, err := b.Client.Get(loc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		u, _ := res.Request.URL.Parse(res.Header.Get("Location"))
-		loc = u.String()
-	}
-	u, _ := url.Parse(loc)
-	tok, err := c.Exchange(ctx, u.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok.AccessToken, tok.Extra("id_token").(string)
-}
-
-func bearerGet(t *testing.T, u, token string) int {
-	t.Helper()
-	req, _ := http.NewRequest("GET", u, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	return res.StatusCode
-}
-
-func TestBearerTokens(t *testing.T) {
-	s := start(t, nil, routesYAML, nil)
-	good, idToken := tokensFrom(t, s.op)
-	if st := bearerGet(t, s.in.URL+"/admin/api", good); st != 200 {
-		t.Fatalf("valid token: %d", st)
-	}
-	seen := s.up.Last(t)
-	if seen.Header.Get("X-Forwarded-User") != "u-alice" || seen.Header.Get("Authorization") != "" {
-		t.Errorf("upstream got user %q, Authorization %q", seen.Header.Get("X-Forwarded-User"), seen.Header.Get("Authorization"))
-	}
-	// RFC 9068 §4: "application/at+jwt", in any case, is the same type.
-	if st := bearerGet(t, s.in.URL+"/admin/api", s.op.Resign(t, good, "application/AT+JWT", nil)); st != 200 {
-		t.Errorf("typ application/AT+JWT: %d", st)
-	}
-	revoked, _ := tokensFrom(t, s.op)
-	s.op.Revoke(t, revoked)
-	// Another provider with the same client: right shape, wrong issuer.
-	foreign := proxytest.StartOP(t)
-	foreignToken, _ := tokensFrom(t, foreign)
-	// alg none: the good token's claims, unsigned.
-	parts := strings.Split(good, ".")
-	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + "."
-	// The good token with its signature swapped for another's.
-	forged := parts[0] + "." + parts[1] + "." + strings.Split(foreignToken, ".")[2]
-	// The provider's own signature on the same claims, without the
-	// access token's typ (RFC 9068 §4): an ID token, an assertion, or
-	// anything else the provider signs.
-	typJWT := s.op.Resign(t, good, "JWT", nil)
-	typNone := s.op.Resign(t, good, "", nil)
-	typAssertion := s.op.Resign(t, good, "aero2-assertion+jwt", nil)
-	// The ID token with the access token's claims for audience: still not
-	// an access token.
-	idAsAccess := s.op.Resign(t, idToken, "JWT", func(c map[string]any) { c["aud"] = proxytest.ClientID })
-	for name, tok := range map[string]string{
-		"revoked": revoked, "foreign issuer": foreignToken, "alg none": none, "forged signature": forged,
-		"id token": idToken, "garbage": "not-a-token", "typ JWT": typJWT, "no typ": typNone,
-		"typ of an assertion": typAssertion, "id token for the proxy's audience": idAsAccess,
-	} {
-		before := s.up.Count()
-		if st := bearerGet(t, s.in.URL+"/admin/api", tok); st != 401 {
-			t.Errorf("%s: %d, want 401", name, st)
-		}
-		if s.up.Count() != before {
-			t.Errorf("%s reached the upstream", name)
-		}
-	}
-}
-
 func TestExpiredBearerToken(t *testing.T) {
 	op := proxytest.StartOP(t)
-	good, _ := tokensFrom(t, op)
+	good, _ := op.Tokens(t)
 	p := proxy.NewOIDCProvider(proxy.OIDCConfig{
 		Issuer: op.Issuer, ClientID: proxytest.ClientID, ClientSecret: proxytest.ClientSecret,
 		Audiences: []string{proxytest.ClientID}, TokenCache: time.Second,
@@ -179,7 +87,7 @@ func assertionProxy(t *testing.T, signer proxy.AssertionSigner) (string, *proxyt
 	src := `
 insecure_dev: true
 server: {public_url: "` + base + `"}
-secrets: {cookie_keys: ["` + servertest.CookieKey + `"], storage_key: "` + servertest.StorageKey + `"}
+secrets: {cookie_keys: ["` + configtest.CookieKey + `"], storage_key: "` + configtest.StorageKey + `"}
 identity_providers: [{id: dev, type: dev}]
 proxy: {provider: "` + op.Issuer + `", client_secret: ` + proxytest.ClientSecret + `}
 routes:
@@ -190,7 +98,7 @@ routes:
 		t.Fatal(err)
 	}
 	st := memory.New()
-	h, err := proxy.New(proxy.Options{Config: cfg, Store: st, Apps: []proxy.App{{Config: cfg.Apps()[0], Signer: signer}}, Logger: servertest.Logger(t)})
+	h, err := proxy.New(proxy.Options{Config: cfg, Store: st, Apps: []proxy.App{{Config: cfg.Apps()[0], Signer: signer}}, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,9 +114,8 @@ routes:
 func TestAssertionHeaderVerifiesAgainstTheJWKS(t *testing.T) {
 	signer, jwksURL := keySigner(t)
 	base, up := assertionProxy(t, signer)
-	b := servertest.NewBrowser(t)
-	if p := b.Get(base + "/app/x"); p.Status != 200 {
-		t.Fatalf("sign-in: %d %s", p.Status, p.Body)
+	if status, body := browse(t, base+"/app/x"); status != 200 {
+		t.Fatalf("sign-in: %d %s", status, body)
 	}
 	seen := up.Last(t)
 	jwt := seen.Header.Get("X-Aero2-Assertion")
@@ -266,9 +173,8 @@ func TestAssertionOfAnotherTypeIsNeverSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	base, up := assertionProxy(t, mistypedSigner{js})
-	p := servertest.NewBrowser(t).Get(base + "/app/x")
-	if p.Status != 503 || up.Count() != 0 {
-		t.Errorf("with a signer of plain JWTs: %d, upstream reached %d times", p.Status, up.Count())
+	if status, _ := browse(t, base+"/app/x"); status != 503 || up.Count() != 0 {
+		t.Errorf("with a signer of plain JWTs: %d, upstream reached %d times", status, up.Count())
 	}
 }
 
@@ -292,7 +198,7 @@ func jwtHeader(t *testing.T, jwt string) map[string]any {
 // concurrently; a known key ID with a forged signature costs none.
 func TestUnknownKeyIDsFetchTheJWKSAtMostOncePerInterval(t *testing.T) {
 	op := proxytest.StartOP(t)
-	good, _ := tokensFrom(t, op)
+	good, _ := op.Tokens(t)
 	var skew atomic.Int64
 	p := proxy.NewOIDCProvider(proxy.OIDCConfig{
 		Issuer: op.Issuer, ClientID: proxytest.ClientID, ClientSecret: proxytest.ClientSecret,
@@ -341,4 +247,21 @@ func TestUnknownKeyIDsFetchTheJWKSAtMostOncePerInterval(t *testing.T) {
 	if _, err := p.VerifyAccessToken(ctx, good); err != nil {
 		t.Errorf("good token: %v", err)
 	}
+}
+
+// browse gets u as a browser would: following redirects, keeping cookies;
+// it returns the status and body of the page the redirects end on.
+func browse(t *testing.T, u string) (int, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	res, err := (&http.Client{Jar: jar}).Get(u)
+	if err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(body)
 }

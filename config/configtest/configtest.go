@@ -47,3 +47,10 @@ func KeyPair(t testing.TB, dir, name string) (cert, key string) {
 	}
 	return cert, key
 }
+
+// Secrets of valid length for a test configuration's secrets.cookie_keys
+// and secrets.storage_key.
+const (
+	CookieKey  = "test-cookie-key-0123456789abcdef-0123"
+	StorageKey = "test-storage-key-0123456789abcdef-012"
+)

@@ -1,6 +1,6 @@
 // Package proxytest has helpers for the proxy's tests and benchmarks: a
 // real OpenID provider on loopback, upstream servers that record what they
-// receive, and a browser that signs in through the provider.
+// receive, and the code flow an API client runs for its tokens.
 //
 // The provider is zitadel/oidc's `op` package with its example storage:
 // an implementation nobody here wrote, so that the proxy's client side is

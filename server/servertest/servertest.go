@@ -23,6 +23,7 @@ import (
 	"text/template"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/config/configtest"
 	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/store"
 )
@@ -41,8 +42,8 @@ type Instance struct {
 
 // Keys are test secrets of valid length.
 const (
-	CookieKey  = "test-cookie-key-0123456789abcdef-0123"
-	StorageKey = "test-storage-key-0123456789abcdef-012"
+	CookieKey  = configtest.CookieKey
+	StorageKey = configtest.StorageKey
 )
 
 // DevConfig is a config for one application at {{.URL}} with the dev

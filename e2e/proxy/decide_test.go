@@ -122,13 +122,13 @@ routes:
 	if p := alice.Get(s.in.URL + "/app"); p.Status != 200 {
 		t.Fatalf("alice signs in: %d", p.Status)
 	}
-	aliceToken, _ := tokensFrom(t, s.op)
+	aliceToken, _ := s.op.Tokens(t)
 	s.op.SignInAs("u-bob")
 	bob := servertest.NewBrowser(t)
 	if p := bob.Get(s.in.URL + "/app"); p.Status != 200 {
 		t.Fatalf("bob signs in: %d", p.Status)
 	}
-	bobToken, _ := tokensFrom(t, s.op)
+	bobToken, _ := s.op.Tokens(t)
 	// Eve's session will be refused its refresh.
 	s.op.SignInAs("u-eve")
 	eve := servertest.NewBrowser(t)
@@ -143,13 +143,13 @@ routes:
 	}
 	s.op.SignInAs("u-alice")
 	s.op.SetSessionID("u-alice", ps.ID)
-	endedToken, _ := tokensFrom(t, s.op)
+	endedToken, _ := s.op.Tokens(t)
 	if err := st.DeleteSession(ctx, "default", ps.ID); err != nil {
 		t.Fatal(err)
 	}
 	// A token the proxy has never checked, for when the provider is down.
 	s.op.SetSessionID("u-alice", "")
-	uncheckedToken, _ := tokensFrom(t, s.op)
+	uncheckedToken, _ := s.op.Tokens(t)
 
 	type scenario struct {
 		name    string

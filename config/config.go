@@ -96,9 +96,29 @@ type Log struct {
 
 // Store selects where state lives.
 type Store struct {
-	// Type is memory (default; one instance only) or redis.
-	Type  string `yaml:"type"`
-	Redis Redis  `yaml:"redis"`
+	// Type is memory (default; one instance only), redis or postgres.
+	Type     string   `yaml:"type"`
+	Redis    Redis    `yaml:"redis"`
+	Postgres Postgres `yaml:"postgres"`
+}
+
+// Postgres configures store/postgres.
+type Postgres struct {
+	// DSN is a libpq connection string or postgres:// URL; give its
+	// password through the environment: dsn: "${AERO2_DATABASE_URL}".
+	DSN string `yaml:"dsn"`
+	// MaxConns bounds the connection pool (0: pgx's default, at least 4).
+	MaxConns int `yaml:"max_conns"`
+	// ConnectTimeout bounds one connection attempt.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// QueryTimeout bounds one store call (a statement or one batch).
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// SweepInterval is how often expired rows are deleted (they are
+	// invisible from the moment they expire either way).
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// MigrateOnStart lets serve apply pending schema migrations itself;
+	// otherwise it refuses to start on an older schema (aero2 migrate).
+	MigrateOnStart bool `yaml:"migrate_on_start"`
 }
 
 // Redis configures store/redis. One address is a single node; several

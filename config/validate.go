@@ -25,7 +25,12 @@ const (
 	DefaultRedisKeyPrefix    = "aero2"
 	DefaultRedisDialTimeout  = 5 * time.Second
 	DefaultRedisIOTimeout    = 3 * time.Second
-	DefaultCookieName        = "aero2_session"
+	// PostgreSQL: a call fails (503) within QueryTimeout when the
+	// database stops answering, rather than when TCP gives up.
+	DefaultPostgresConnectTimeout = 5 * time.Second
+	DefaultPostgresQueryTimeout   = 3 * time.Second
+	DefaultPostgresSweepInterval  = time.Minute
+	DefaultCookieName             = "aero2_session"
 	// MinSecretLength is the shortest accepted key: 32 bytes carry 256 bits
 	// only if they are random; shorter cannot.
 	MinSecretLength = 32
@@ -70,6 +75,10 @@ func (c *Config) applyDefaults() {
 	setDuration(&r.DialTimeout, DefaultRedisDialTimeout)
 	setDuration(&r.ReadTimeout, DefaultRedisIOTimeout)
 	setDuration(&r.WriteTimeout, DefaultRedisIOTimeout)
+	pg := &c.Store.Postgres
+	setDuration(&pg.ConnectTimeout, DefaultPostgresConnectTimeout)
+	setDuration(&pg.QueryTimeout, DefaultPostgresQueryTimeout)
+	setDuration(&pg.SweepInterval, DefaultPostgresSweepInterval)
 
 	if len(c.Applications) == 0 {
 		if c.Application.Name == "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"time"
 
 	"github.com/ory/fosite"
@@ -23,7 +24,88 @@ func consentKey(userID, clientID string) string {
 	return fmt.Sprintf("authz:consent:%d:%s:%s", len(userID), userID, clientID)
 }
 
+// consentsKey indexes the clients a user has consented to, for the
+// account page's list of applications with access.
+func consentsKey(userID string) string { return "authz:consents:" + userID }
+
 func consentPurpose(pendingID string) string { return "consent " + pendingID }
+
+// Consent is a client the user allowed, with the scopes it was allowed.
+type Consent struct {
+	ClientID string
+	// Client is the client's name, as the consent page showed it.
+	Client string
+	// Scopes describe what the client may see, for people.
+	Scopes []string
+}
+
+// Consents lists the clients the user has allowed (remembered consents),
+// by name. A client that has left the configuration is not listed: its
+// tokens are worthless already.
+func (p *Provider) Consents(ctx context.Context, userID string) ([]Consent, error) {
+	ids, err := p.opts.Store.SetMembers(ctx, p.opts.App, consentsKey(userID))
+	if err != nil {
+		return nil, err
+	}
+	var out []Consent
+	for _, id := range ids {
+		c := p.clients.get(id)
+		if c == nil {
+			continue
+		}
+		scopes, err := p.opts.Store.SetMembers(ctx, p.opts.App, consentKey(userID, id))
+		if err != nil {
+			return nil, err
+		}
+		if len(scopes) == 0 {
+			continue // expired, or removed half-way: nothing is remembered
+		}
+		sort.Strings(scopes)
+		var lines []string
+		for _, l := range scopeLines(scopes) {
+			lines = append(lines, l.Description)
+		}
+		out = append(out, Consent{ClientID: id, Client: c.Name, Scopes: lines})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Client < out[j].Client })
+	return out, nil
+}
+
+// RemoveConsent forgets that the user allowed the client and revokes
+// every token the client holds for the user: its next authorization
+// request asks the user again. Removing a consent that does not exist is
+// not an error.
+//
+// The order is what keeps it whole. Tokens are revoked before the consent
+// is forgotten, so a failure leaves the client listed and the user can
+// try again; they are revoked once more after, for a code issued by a
+// request that read the consent just before it was forgotten; the index
+// entry goes last, so that nothing is unlisted while it still has access.
+func (p *Provider) RemoveConsent(ctx context.Context, userID, clientID string) error {
+	if err := p.tokens.RevokeUserClient(ctx, userID, clientID); err != nil {
+		return err
+	}
+	// A set is emptied, not deleted: Delete is for records (the memory
+	// store keeps sets apart).
+	key := consentKey(userID, clientID)
+	scopes, err := p.opts.Store.SetMembers(ctx, p.opts.App, key)
+	if err != nil {
+		return err
+	}
+	if len(scopes) > 0 {
+		if err := p.opts.Store.SetRemove(ctx, p.opts.App, key, scopes...); err != nil {
+			return err
+		}
+	}
+	if err := p.tokens.RevokeUserClient(ctx, userID, clientID); err != nil {
+		return err
+	}
+	if err := p.opts.Store.SetRemove(ctx, p.opts.App, consentsKey(userID), clientID); err != nil {
+		return err
+	}
+	p.log.Info("consent removed", "user", userID, "client", clientID)
+	return nil
+}
 
 // hasConsent reports whether the user granted the client every scope asked.
 func (p *Provider) hasConsent(ctx context.Context, userID, clientID string, scopes []string) (bool, error) {
@@ -69,13 +151,14 @@ func scopeLines(scopes []string) []scopeLine {
 func (p *Provider) renderConsent(w http.ResponseWriter, sess *store.Session, user *store.User, c *Client, scopes []string, pendingID string) {
 	lines := scopeLines(scopes)
 	web.Render(w, http.StatusOK, "consent", web.Page{Title: "Allow access?", AppName: p.opts.App, Data: struct {
-		Client  string
-		User    *store.User
-		Scopes  []scopeLine
-		Action  string
-		Request string
-		CSRF    string
-	}{c.Name, user, lines, p.url("/oauth2/consent"), pendingID, p.opts.Sessions.CSRFToken(sess, consentPurpose(pendingID))}})
+		Client     string
+		User       *store.User
+		Scopes     []scopeLine
+		Action     string
+		Request    string
+		CSRF       string
+		AccountURL string
+	}{c.Name, user, lines, p.url("/oauth2/consent"), pendingID, p.opts.Sessions.CSRFToken(sess, consentPurpose(pendingID)), p.url("/account")}})
 }
 
 // consent receives the consent page's decision. The CSRF token is bound to
@@ -121,6 +204,12 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client := ar.GetClient().(*Client)
+	// The index first: a consent the account page cannot list is one the
+	// user cannot remove.
+	if err := p.opts.Store.SetAdd(r.Context(), p.opts.App, consentsKey(user.ID), consentTTL, client.GetID()); err != nil {
+		p.pageFailure(w, r, err)
+		return
+	}
 	if err := p.opts.Store.SetAdd(r.Context(), p.opts.App, consentKey(user.ID, client.GetID()), consentTTL, ar.GetRequestedScopes()...); err != nil {
 		p.pageFailure(w, r, err)
 		return

@@ -480,7 +480,7 @@ func (g *deviceGrant) HandleTokenEndpointRequest(ctx context.Context, ar fosite.
 	if err := p.tokens.RedeemDeviceCode(ctx, h, rec.Expires.Sub(p.opts.Now())+deviceGrace); err != nil {
 		return err
 	}
-	return p.tokens.IndexGrant(ctx, dec.SID, rec.GrantID)
+	return p.tokens.IndexGrant(ctx, dec.SID, dec.UserID, client.GetID(), rec.GrantID)
 }
 
 func (g *deviceGrant) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {

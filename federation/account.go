@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -13,6 +14,26 @@ import (
 
 // csrfPurpose names the account page's forms in their CSRF tokens.
 const csrfPurpose = "account"
+
+// Consents are what the provider remembers a user allowed. federation
+// does not import the provider: the server adapts it to this.
+type Consents interface {
+	// Consents lists the clients the user has allowed.
+	Consents(ctx context.Context, userID string) ([]Consent, error)
+	// RemoveConsent forgets the user's consent to the client and revokes
+	// the tokens the client holds for the user. Removing an absent
+	// consent is not an error.
+	RemoveConsent(ctx context.Context, userID, clientID string) error
+}
+
+// Consent is a client the user allowed.
+type Consent struct {
+	ClientID string
+	// Client is the client's display name.
+	Client string
+	// Scopes describe, for people, what the client was allowed.
+	Scopes []string
+}
 
 // identityRow is a linked identity with its provider's display name.
 type identityRow struct {
@@ -68,6 +89,13 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, sessionRow{Handle: x.ID, Started: x.CreatedAt, LastSeen: x.LastSeen, IDP: x.IDP, IP: x.IP, UserAgent: x.UserAgent, Current: x.ID == s.ID})
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].LastSeen.After(rows[j].LastSeen) })
+	var consents []Consent
+	if h.opts.Consents != nil {
+		if consents, err = h.opts.Consents.Consents(ctx, u.ID); err != nil {
+			h.storeFailure(w, r, err)
+			return
+		}
+	}
 	notice := ""
 	switch r.URL.Query().Get("ended") {
 	case "1":
@@ -75,16 +103,21 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 	case "all":
 		notice = "Every other session was signed out."
 	}
+	if r.URL.Query().Get("removed") == "1" {
+		notice = "The application's access was removed. It will ask you again before it can use your account."
+	}
 	web.Render(w, http.StatusOK, "account", web.Page{Title: "Your account", AppName: h.appName, Data: struct {
 		User          *store.User
 		Session       *store.Session
 		Identities    []identityRow
 		Sessions      []sessionRow
+		Consents      []Consent
 		CSRF          string
 		LogoutURL     string
 		EndSessionURL string
+		RemoveURL     string
 		Notice        string
-	}{u, s, identRows, rows, h.opts.Sessions.CSRFToken(s, csrfPurpose), h.URL("/logout"), h.URL("/account/sessions/end"), notice}})
+	}{u, s, identRows, rows, consents, h.opts.Sessions.CSRFToken(s, csrfPurpose), h.URL("/logout"), h.URL("/account/sessions/end"), h.URL("/account/consents/remove"), notice}})
 }
 
 // formSession parses a bounded form and returns the session after checking
@@ -175,4 +208,24 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 		h.log.Info("session ended from the account page", "user", s.UserID)
 	}
 	http.Redirect(w, r, h.URL("/account?ended=1"), http.StatusSeeOther)
+}
+
+// removeConsent removes an application's access (client=<id>) from the
+// account page: the user's own consent only, since the user is the
+// session's; a client never allowed, or unknown, changes nothing.
+func (h *Handler) removeConsent(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.formSession(w, r)
+	if !ok {
+		return
+	}
+	client := r.PostForm.Get("client")
+	if client == "" || len(client) > 256 || h.opts.Consents == nil {
+		h.fail(w, http.StatusBadRequest, "Bad request", "No application was chosen.", "invalid_request", false)
+		return
+	}
+	if err := h.opts.Consents.RemoveConsent(r.Context(), s.UserID, client); err != nil {
+		h.storeFailure(w, r, err)
+		return
+	}
+	http.Redirect(w, r, h.URL("/account?removed=1"), http.StatusSeeOther)
 }

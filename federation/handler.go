@@ -46,6 +46,10 @@ type Options struct {
 	Secure      bool
 	CookiePath  string
 	Logger      *slog.Logger
+	// Consents are the applications users have allowed, which the
+	// account page lists and removes: the provider's, wired by the
+	// server. nil lists none.
+	Consents Consents
 	// Limits are the rate limits (server.rate_limits); nil limits nothing.
 	Limits *ratelimit.Limiter
 	// Now is the clock; nil means time.Now.
@@ -103,6 +107,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /logout", h.csrf.Handler(http.HandlerFunc(h.logout)))
 	mux.HandleFunc("GET /account", h.account)
 	mux.Handle("POST /account/sessions/end", h.csrf.Handler(http.HandlerFunc(h.endSession)))
+	mux.Handle("POST /account/consents/remove", h.csrf.Handler(http.HandlerFunc(h.removeConsent)))
 	for id, p := range h.providers {
 		if hc, ok := p.Connector.(HTTPConnector); ok {
 			prefix := "/rp/idp/" + id

@@ -248,11 +248,13 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		IdleTimeout: a.Session.IdleTimeout, AbsoluteTimeout: a.Session.AbsoluteTimeout,
 		Keys: deriveKeys(s.cfg.Secrets.CookieKeys, "aero2 csrf "+a.Name), Now: opts.Now,
 	})
+	consents := &consents{}
 	fed := federation.New(federation.Options{
 		App: a.Name, Issuer: a.Issuer, Store: s.store, Sessions: sessions, Providers: providers, GroupsMaxAge: a.Session.AbsoluteTimeout,
 		Redirects:   federation.NewRedirects(a.Issuer, a.RedirectAllowList),
 		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
-		Limits: s.limits, Logger: s.log, Now: opts.Now, // federation adds "app" itself
+		Consents: consents,
+		Limits:   s.limits, Logger: s.log, Now: opts.Now, // federation adds "app" itself
 	})
 	km, err := authz.NewKeys(&a, s.store, appKey(s.cfg, "aero2 signing keys", a.Name), s.log, opts.Now) // keys adds "app" itself
 	if err != nil {
@@ -276,6 +278,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 	// sign-in, the proxy's sign-out), the manager ends it, and this hook
 	// revokes what the provider issued in it.
 	sessions.OnEnd(prov.RevokeSessions)
+	consents.p = prov
 	mux := http.NewServeMux()
 	fed.Register(mux)
 	prov.Register(mux)
@@ -288,6 +291,24 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		name: a.Name, host: config.NormalizeHost(iss.Host), basePath: basePath, handler: h, mux: mux,
 		sessions: sessions, provider: prov, keys: km, keyRotation: a.SigningKeys.RotationPeriod,
 	}, nil
+}
+
+// consents shows the provider's remembered consents on the account page
+// (federation does not import authz). p is set once the provider is
+// built, before either serves a request.
+type consents struct{ p *authz.Provider }
+
+func (c *consents) Consents(ctx context.Context, userID string) ([]federation.Consent, error) {
+	list, err := c.p.Consents(ctx, userID)
+	out := make([]federation.Consent, 0, len(list))
+	for _, x := range list {
+		out = append(out, federation.Consent{ClientID: x.ClientID, Client: x.Client, Scopes: x.Scopes})
+	}
+	return out, err
+}
+
+func (c *consents) RemoveConsent(ctx context.Context, userID, clientID string) error {
+	return c.p.RemoveConsent(ctx, userID, clientID)
 }
 
 // appKey derives a 32-byte key for one purpose of one application from

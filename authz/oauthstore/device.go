@@ -29,9 +29,12 @@ func (s *Store) RedeemDeviceCode(ctx context.Context, h string, ttl time.Duratio
 	return s.guard(ctx, deviceUsedKey(h), ttl, fmt.Errorf("%w: %w", ErrConcurrentUse, ErrDeviceCodeUsed))
 }
 
-// IndexGrant files the grant under the browser session sid, as an
-// authorization code's grant is, so that logout revokes it. Inside a
-// Request, with the commit.
-func (s *Store) IndexGrant(ctx context.Context, sid, grantID string) error {
-	return s.apply(ctx, store.Op{Kind: store.OpSetAdd, Key: sidGrants(sid), TTL: s.opts.GrantTTL, Members: []string{grantID}})
+// IndexGrant files the grant under the browser session sid and under its
+// user and client, as an authorization code's grant is, so that logout
+// and removing the client's access revoke it. Inside a Request, with the
+// commit.
+func (s *Store) IndexGrant(ctx context.Context, sid, userID, clientID, grantID string) error {
+	return s.apply(ctx,
+		store.Op{Kind: store.OpSetAdd, Key: sidGrants(sid), TTL: s.opts.GrantTTL, Members: []string{grantID}},
+		store.Op{Kind: store.OpSetAdd, Key: userClientGrants(userID, clientID), TTL: s.opts.GrantTTL, Members: []string{grantID}})
 }

@@ -115,7 +115,14 @@ func grantAccess(id string) string { return "oauth:grant-at:" + id }
 func grantRefr(id string) string   { return "oauth:grant-rt:" + id }
 func revokedKey(id string) string  { return "oauth:grant-revoked:" + id }
 func sidGrants(sid string) string  { return "oauth:sid:" + sid }
-func jtiKey(jti string) string     { return "oauth:jti:" + hash(jti) }
+
+// userClientGrants indexes the grants a user made to one client, so that
+// removing the client's access (the account page) revokes them. The user
+// ID's length is in the key, so no user/client pair spells another's.
+func userClientGrants(userID, clientID string) string {
+	return fmt.Sprintf("oauth:user-client:%d:%s:%s", len(userID), userID, clientID)
+}
+func jtiKey(jti string) string { return "oauth:jti:" + hash(jti) }
 
 // hash names a token by the SHA-256 of its signature (or of the code).
 func hash(s string) string {
@@ -277,9 +284,16 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string
 	if err := s.opts.Backend.Create(ctx, s.opts.App, codeKey(hash(signature)), data, s.ttl(exp, s.opts.CodeTTL)); err != nil {
 		return err
 	}
-	// Index the grant under the browser session, for logout.
-	if sid := req.GetSession().(*Session).SID; sid != "" {
-		return s.opts.Backend.SetAdd(ctx, s.opts.App, sidGrants(sid), s.opts.GrantTTL, req.GetID())
+	// Index the grant under the browser session, for logout, and under
+	// its user and client, for removing the client's access.
+	sess := req.GetSession().(*Session)
+	if sid := sess.SID; sid != "" {
+		if err := s.opts.Backend.SetAdd(ctx, s.opts.App, sidGrants(sid), s.opts.GrantTTL, req.GetID()); err != nil {
+			return err
+		}
+	}
+	if user := sess.User(); user != "" {
+		return s.opts.Backend.SetAdd(ctx, s.opts.App, userClientGrants(user, req.GetClient().GetID()), s.opts.GrantTTL, req.GetID())
 	}
 	return nil
 }
@@ -547,6 +561,26 @@ func (s *Store) RevokeSession(ctx context.Context, sid string) error {
 	}
 	if len(grants) > 0 {
 		return s.opts.Backend.SetRemove(ctx, s.opts.App, sidGrants(sid), grants...)
+	}
+	return nil
+}
+
+// RevokeUserClient revokes every grant the user made to the client (its
+// codes' and device codes' tokens, in every browser session): what
+// removing a client's access from the account page does.
+func (s *Store) RevokeUserClient(ctx context.Context, userID, clientID string) error {
+	key := userClientGrants(userID, clientID)
+	grants, err := s.opts.Backend.SetMembers(ctx, s.opts.App, key)
+	if err != nil {
+		return err
+	}
+	for _, id := range grants {
+		if err := s.RevokeGrant(ctx, id); err != nil {
+			return err
+		}
+	}
+	if len(grants) > 0 {
+		return s.opts.Backend.SetRemove(ctx, s.opts.App, key, grants...)
 	}
 	return nil
 }

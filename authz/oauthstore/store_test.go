@@ -41,7 +41,7 @@ func (c clients) GetClient(_ context.Context, id string) (fosite.Client, error) 
 	return nil, fosite.ErrNotFound
 }
 
-var testClients = clients{"web": &fosite.DefaultClient{ID: "web"}}
+var testClients = clients{"web": &fosite.DefaultClient{ID: "web"}, "other": &fosite.DefaultClient{ID: "other"}}
 
 func newStore(app string, be oauthstore.Backend) *oauthstore.Store {
 	return oauthstore.New(oauthstore.Options{App: app, Backend: be, Clients: testClients, GrantTTL: time.Hour, CodeTTL: 5 * time.Minute})
@@ -209,6 +209,45 @@ func TestSessionRevocationAndScoping(t *testing.T) {
 		if _, err := s.GetAccessTokenSession(ctx, "at-removed", nil); !errors.Is(err, fosite.ErrNotFound) {
 			t.Fatalf("token of a removed client: %v", err)
 		}
+	})
+}
+
+// TestUserClientRevocation: removing a client's access revokes the
+// grants that user made to that client, in every browser session, and
+// nothing of another client's or another user's.
+func TestUserClientRevocation(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+		ctx := t.Context()
+		aliceWeb1, aliceWeb2 := request("a-web-1", "sid-1"), request("a-web-2", "sid-2")
+		aliceOther := request("a-other", "sid-1")
+		aliceOther.Client = testClients["other"]
+		bobWeb := request("b-web", "sid-3")
+		bobWeb.Session.(*oauthstore.Session).Subject = "bob"
+		// A pairwise grant names its user by UserID, not by its subject.
+		pairwise := request("a-web-pairwise", "sid-2")
+		pairwise.Session.(*oauthstore.Session).Subject, pairwise.Session.(*oauthstore.Session).UserID = "pairwise-sub", "alice"
+		all := []*fosite.Request{aliceWeb1, aliceWeb2, aliceOther, bobWeb, pairwise}
+		for _, r := range all {
+			must(t, s.CreateAuthorizeCodeSession(ctx, "code-"+r.ID, r))
+			must(t, s.CreateAccessTokenSession(ctx, "at-"+r.ID, r))
+			must(t, s.CreateRefreshTokenSession(ctx, "rt-"+r.ID, "at-"+r.ID, r))
+		}
+		must(t, s.RevokeUserClient(ctx, "alice", "web"))
+		revoked := map[string]bool{"a-web-1": true, "a-web-2": true, "a-web-pairwise": true}
+		for _, r := range all {
+			_, atErr := s.GetAccessTokenSession(ctx, "at-"+r.ID, nil)
+			_, rtErr := s.GetRefreshTokenSession(ctx, "rt-"+r.ID, nil)
+			if revoked[r.ID] {
+				if !errors.Is(atErr, fosite.ErrNotFound) || !errors.Is(rtErr, fosite.ErrNotFound) {
+					t.Errorf("grant %s after removing alice's access for web: access %v, refresh %v", r.ID, atErr, rtErr)
+				}
+			} else if atErr != nil || rtErr != nil {
+				t.Errorf("grant %s was revoked with alice's access for web: access %v, refresh %v", r.ID, atErr, rtErr)
+			}
+		}
+		// Idempotent: nothing left to revoke is not an error.
+		must(t, s.RevokeUserClient(ctx, "alice", "web"))
+		must(t, s.RevokeUserClient(ctx, "nobody", "web"))
 	})
 }
 

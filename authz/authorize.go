@@ -130,7 +130,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, param
 	}
 	if user != nil {
 		if d := p.opts.Limits.Allow(ctx, p.opts.App, ratelimit.Authorize, ratelimit.Account(user.ID)); !d.Allowed {
-			ratelimit.WritePage(w, p.opts.App, d)
+			ratelimit.WritePage(w, p.opts.DisplayName, d)
 			return
 		}
 	}
@@ -145,7 +145,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, param
 		// anonymous_state), and what each holds (knownParams).
 		if sess == nil && resumeID == "" {
 			if d := p.opts.Limits.Allow(ctx, p.opts.App, ratelimit.AnonymousState, ratelimit.Address(r)); !d.Allowed {
-				ratelimit.WritePage(w, p.opts.App, d)
+				ratelimit.WritePage(w, p.opts.DisplayName, d)
 				return
 			}
 		}

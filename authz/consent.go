@@ -150,7 +150,7 @@ func scopeLines(scopes []string) []scopeLine {
 
 func (p *Provider) renderConsent(w http.ResponseWriter, sess *store.Session, user *store.User, c *Client, scopes []string, pendingID string) {
 	lines := scopeLines(scopes)
-	web.Render(w, http.StatusOK, "consent", web.Page{Title: "Allow access?", AppName: p.opts.App, Data: struct {
+	web.Render(w, http.StatusOK, "consent", web.Page{Title: "Allow access?", AppName: p.opts.DisplayName, Data: struct {
 		Client     string
 		User       *store.User
 		Scopes     []scopeLine

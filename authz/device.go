@@ -274,7 +274,7 @@ func (p *Provider) devicePage(w http.ResponseWriter, r *http.Request) {
 	d := devicePageData{Step: "enter", User: user, Code: formatUserCode(code), Action: p.url(deviceVerifyPath), CSRF: p.opts.Sessions.CSRFToken(sess, deviceCSRFPurpose)}
 	switch {
 	case r.Method != http.MethodPost:
-		web.Render(w, http.StatusOK, "device", web.Page{Title: "Connect a device", AppName: p.opts.App, Data: d})
+		web.Render(w, http.StatusOK, "device", web.Page{Title: "Connect a device", AppName: p.opts.DisplayName, Data: d})
 	case r.PostForm.Has("device"):
 		p.deviceDecide(w, r, sess, user, d)
 	default:
@@ -293,13 +293,13 @@ func (p *Provider) deviceLookup(w http.ResponseWriter, r *http.Request, sess *st
 	}
 	failures := []ratelimit.Key{ratelimit.Address(r), ratelimit.Account(user.ID)}
 	if dec := p.opts.Limits.Check(ctx, p.opts.App, ratelimit.Peek(ratelimit.UserCodeFailures, failures...)); !dec.Allowed {
-		ratelimit.WritePage(w, p.opts.App, dec)
+		ratelimit.WritePage(w, p.opts.DisplayName, dec)
 		return
 	}
 	wrong := func() {
 		p.opts.Limits.Allow(context.WithoutCancel(ctx), p.opts.App, ratelimit.UserCodeFailures, failures...)
 		d.Problem = "That code is not valid, or has expired. Check the code on your device."
-		web.Render(w, http.StatusBadRequest, "device", web.Page{Title: "Connect a device", AppName: p.opts.App, Data: d})
+		web.Render(w, http.StatusBadRequest, "device", web.Page{Title: "Connect a device", AppName: p.opts.DisplayName, Data: d})
 	}
 	code, ok := normalizeUserCode(r.PostForm.Get("user_code"))
 	d.Code = formatUserCode(code)
@@ -329,7 +329,7 @@ func (p *Provider) deviceLookup(w http.ResponseWriter, r *http.Request, sess *st
 	d.Scopes = scopeLines(rec.Scopes)
 	d.Step, d.Client, d.Device = "confirm", client.Name, string(hv)
 	d.CSRF = p.opts.Sessions.CSRFToken(sess, deviceConfirmPurpose(string(hv)))
-	web.Render(w, http.StatusOK, "device", web.Page{Title: "Allow the device?", AppName: p.opts.App, Data: d})
+	web.Render(w, http.StatusOK, "device", web.Page{Title: "Allow the device?", AppName: p.opts.DisplayName, Data: d})
 }
 
 // deviceDecide records the user's answer for the device request, once.
@@ -374,7 +374,7 @@ func (p *Provider) deviceDecide(w http.ResponseWriter, r *http.Request, sess *st
 	if c := p.clients.get(rec.ClientID); c != nil {
 		d.Client = c.Name
 	}
-	web.Render(w, http.StatusOK, "device", web.Page{Title: "Device", AppName: p.opts.App, Data: d})
+	web.Render(w, http.StatusOK, "device", web.Page{Title: "Device", AppName: p.opts.DisplayName, Data: d})
 }
 
 // The device grant's errors at the token endpoint (RFC 8628 §3.5).

@@ -151,7 +151,7 @@ func isUnavailable(err error) bool { return errors.Is(err, store.ErrUnavailable)
 // redirects: it is what the user sees when the client's redirect_uri
 // cannot be trusted.
 func (p *Provider) page(w http.ResponseWriter, status int, title, msg, code string) {
-	web.Error(w, status, p.opts.App, title, web.ErrorData{Message: msg, Code: code})
+	web.Error(w, status, p.opts.DisplayName, title, web.ErrorData{Message: msg, Code: code})
 }
 
 // pageFailure answers a store error on a browser-facing endpoint.

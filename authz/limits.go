@@ -17,7 +17,7 @@ import (
 func (p *Provider) limitAuthorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d := p.opts.Limits.Allow(r.Context(), p.opts.App, ratelimit.Authorize, ratelimit.Address(r)); !d.Allowed {
-			ratelimit.WritePage(w, p.opts.App, d)
+			ratelimit.WritePage(w, p.opts.DisplayName, d)
 			return
 		}
 		next.ServeHTTP(w, r)

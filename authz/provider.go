@@ -47,6 +47,9 @@ type Options struct {
 	// token, and the base of every endpoint).
 	App    string
 	Issuer string
+	// DisplayName is the application's name on pages (its display_name);
+	// empty means App.
+	DisplayName string
 	// Config is the application's configuration: clients, token
 	// lifetimes, signing key rotation.
 	Config *config.Application
@@ -104,6 +107,9 @@ func New(opts Options) (*Provider, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.DisplayName == "" {
+		opts.DisplayName = opts.App
 	}
 	if len(opts.TokenSecret) < 32 {
 		return nil, errors.New("authz: token secret must be at least 32 bytes")

@@ -168,6 +168,17 @@ type Application struct {
 	// Name identifies the application in the store and in logs:
 	// lower-case letters, digits and '-'. Required in `applications`.
 	Name string `yaml:"name"`
+	// DisplayName is the application's name on Aero2's pages (sign-in,
+	// consent, sign-out, errors). Default: Name, or for the default
+	// application the host of its issuer ("auth.example.com"), never the
+	// internal "default".
+	DisplayName string `yaml:"display_name"`
+	// AutoRedirect skips the sign-in page's chooser: the browser goes
+	// straight to the one identity provider (like oauth2-proxy's
+	// --skip-provider-button). Only with exactly one identity provider;
+	// after a sign-out the page is still shown, so that signing out does
+	// not sign the user straight back in.
+	AutoRedirect bool `yaml:"auto_redirect"`
 	// Issuer is the application's base URL (host or path). Defaults to
 	// server.public_url for the default application.
 	Issuer string `yaml:"issuer"`

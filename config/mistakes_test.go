@@ -264,3 +264,30 @@ func TestFilesNamedInTheConfigMustBeThere(t *testing.T) {
 	onlyProblems(t, validBase+"routes:\n  - path: /a\n    upstream: https://h\n    tls: {ca_file: "+missing+"}\n",
 		"aero2.yaml:13:11: routes[0].tls.ca_file: cannot read "+missing+": no such file or directory")
 }
+
+func TestDisplayNameAndAutoRedirect(t *testing.T) {
+	// The default application is shown by its issuer's host, never as
+	// "default"; a named one by its name; display_name wins over both.
+	cfg, err := Parse("aero2.yaml", []byte(validBase), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Apps()[0].DisplayName; got != "auth.example.com" {
+		t.Errorf("default application's display name = %q, want its issuer's host", got)
+	}
+	cfg, err = Parse("aero2.yaml", []byte(validBase+"display_name: Example Corp\nauto_redirect: true\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Apps()[0]; a.DisplayName != "Example Corp" || !a.AutoRedirect {
+		t.Errorf("display_name %q, auto_redirect %v", a.DisplayName, a.AutoRedirect)
+	}
+
+	// auto_redirect with two providers has no one provider to go to.
+	onlyProblems(t, validBase+"  - id: gh\n    type: github\nauto_redirect: true\n",
+		`aero2.yaml:12:1: auto_redirect: needs exactly one identity provider, and the application has 2`)
+	onlyProblems(t, validBase+"display_name: \"two\\nlines\"\n",
+		`aero2.yaml:10:1: display_name: expected a name of at most 100 characters, without control characters`)
+	onlyProblems(t, validBase+"display_name: "+strings.Repeat("x", 101)+"\n",
+		`display_name: expected a name of at most 100 characters`)
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Defaults, in one place. docs/config.md repeats them for readers.
@@ -100,6 +101,12 @@ func (a *Application) applyDefaults() {
 		a.Session.CookieName = DefaultCookieName
 		if a.Name != DefaultApplication {
 			a.Session.CookieName += "_" + strings.ReplaceAll(a.Name, "-", "_")
+		}
+	}
+	if a.DisplayName == "" {
+		a.DisplayName = a.Name
+		if u, err := url.Parse(a.Issuer); a.Name == DefaultApplication && err == nil && u.Host != "" {
+			a.DisplayName = u.Host
 		}
 	}
 	setDuration(&a.Session.IdleTimeout, DefaultSessionIdle)
@@ -255,6 +262,12 @@ func (c *Config) validateApp(ps *problems, a *Application, prefix string) {
 	}
 	if len(a.IdentityProviders) == 0 {
 		ps.at(prefix+"identity_providers", "required: at least one identity provider")
+	}
+	if a.AutoRedirect && len(a.IdentityProviders) > 1 {
+		ps.at(prefix+"auto_redirect", "needs exactly one identity provider, and the application has %d: the sign-in page is where users choose between them", len(a.IdentityProviders))
+	}
+	if len(a.DisplayName) > 100 || strings.IndexFunc(a.DisplayName, unicode.IsControl) >= 0 {
+		ps.at(prefix+"display_name", "expected a name of at most 100 characters, without control characters")
 	}
 	ids := map[string]bool{}
 	for i := range a.IdentityProviders {

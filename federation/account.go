@@ -44,13 +44,34 @@ type identityRow struct {
 type sessionRow struct {
 	// Handle is the session's store ID (a hash of its cookie token): it
 	// names the session in the form without being usable as a cookie.
-	Handle    string
-	Started   time.Time
-	LastSeen  time.Time
-	IDP       string
-	IP        string
-	UserAgent string
-	Current   bool
+	Handle   string
+	Started  time.Time
+	LastSeen time.Time
+	// IDP is the identity provider's display name.
+	IDP string
+	IP  string
+	// Browser names the session's browser for people ("Chrome on
+	// macOS"), from its User-Agent header.
+	Browser string
+	Current bool
+}
+
+// SignOutLabel is the session's sign-out button, which says which
+// session it ends (to people and to screen readers alike).
+func (r sessionRow) SignOutLabel() string {
+	return "Sign out this session: " + r.Browser + ", signed in " + r.Started.Format(timeFormat)
+}
+
+// timeFormat is how the account page shows times.
+const timeFormat = "2 Jan 2006, 15:04 MST"
+
+// providerName is an identity provider's display name (its id when it
+// has left the configuration).
+func (h *Handler) providerName(id string) string {
+	if p, ok := h.providers[id]; ok && p.Name != "" {
+		return p.Name
+	}
+	return id
 }
 
 // account shows who is signed in, with their identities and sessions.
@@ -73,11 +94,7 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 	sort.Slice(idents, func(i, j int) bool { return idents[i].LinkedAt.Before(idents[j].LinkedAt) })
 	identRows := make([]identityRow, 0, len(idents))
 	for _, x := range idents {
-		name := x.IDP
-		if p, ok := h.providers[x.IDP]; ok && p.Name != "" {
-			name = p.Name
-		}
-		identRows = append(identRows, identityRow{Identity: x, Provider: name})
+		identRows = append(identRows, identityRow{Identity: x, Provider: h.providerName(x.IDP)})
 	}
 	sessions, err := h.opts.Store.UserSessions(ctx, h.opts.App, u.ID)
 	if err != nil {
@@ -86,7 +103,7 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := make([]sessionRow, 0, len(sessions))
 	for _, x := range sessions {
-		rows = append(rows, sessionRow{Handle: x.ID, Started: x.CreatedAt, LastSeen: x.LastSeen, IDP: x.IDP, IP: x.IP, UserAgent: x.UserAgent, Current: x.ID == s.ID})
+		rows = append(rows, sessionRow{Handle: x.ID, Started: x.CreatedAt, LastSeen: x.LastSeen, IDP: h.providerName(x.IDP), IP: x.IP, Browser: describeAgent(x.UserAgent), Current: x.ID == s.ID})
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].LastSeen.After(rows[j].LastSeen) })
 	var consents []Consent
@@ -109,6 +126,8 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 	web.Render(w, http.StatusOK, "account", web.Page{Title: "Your account", AppName: h.appName, Data: struct {
 		User          *store.User
 		Session       *store.Session
+		SignedInWith  string
+		TimeFormat    string
 		Identities    []identityRow
 		Sessions      []sessionRow
 		Consents      []Consent
@@ -117,7 +136,7 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 		EndSessionURL string
 		RemoveURL     string
 		Notice        string
-	}{u, s, identRows, rows, consents, h.opts.Sessions.CSRFToken(s, csrfPurpose), h.URL("/logout"), h.URL("/account/sessions/end"), h.URL("/account/consents/remove"), notice}})
+	}{u, s, h.providerName(s.IDP), timeFormat, identRows, rows, consents, h.opts.Sessions.CSRFToken(s, csrfPurpose), h.URL("/logout"), h.URL("/account/sessions/end"), h.URL("/account/consents/remove"), notice}})
 }
 
 // formSession parses a bounded form and returns the session after checking

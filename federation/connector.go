@@ -97,6 +97,8 @@ type Env struct {
 	// App is the application's name; records a connector stores are
 	// scoped by it.
 	App string
+	// DisplayName is the application's name on pages.
+	DisplayName string
 	// Issuer is the application's base URL.
 	Issuer string
 	// CallbackURL is where the provider sends the browser back.

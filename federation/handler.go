@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
@@ -26,6 +25,12 @@ type Options struct {
 	// App is the application's name; Issuer its base URL.
 	App    string
 	Issuer string
+	// DisplayName is the application's name on pages (its
+	// display_name); empty means App.
+	DisplayName string
+	// AutoRedirect sends the sign-in page straight to the one identity
+	// provider (auto_redirect).
+	AutoRedirect bool
 	// Store holds login state, users and sessions.
 	Store store.Store
 	// Sessions reads and writes the application's browser sessions.
@@ -59,7 +64,7 @@ type Options struct {
 // Handler serves the sign-in pages and the /rp/* flow of one application.
 type Handler struct {
 	opts      Options
-	appName   string // shown on pages; empty for the default application
+	appName   string // shown on pages
 	providers map[string]Provider
 	stateName string
 	csrf      *http.CrossOriginProtection
@@ -82,14 +87,14 @@ func New(opts Options) *Handler {
 	}
 	h := &Handler{
 		opts:      opts,
-		appName:   opts.App,
+		appName:   opts.DisplayName,
 		providers: map[string]Provider{},
 		stateName: session.CookieName(opts.StateCookie, opts.Secure, opts.CookiePath),
 		csrf:      http.NewCrossOriginProtection(),
 		log:       opts.Logger.With("app", opts.App),
 	}
-	if opts.App == config.DefaultApplication {
-		h.appName = "" // a single-application deployment needs no name on its pages
+	if h.appName == "" {
+		h.appName = opts.App
 	}
 	for _, p := range opts.Providers {
 		h.providers[p.ID] = p
@@ -145,11 +150,19 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	for _, p := range h.opts.Providers {
 		links = append(links, providerLink{p.Name, h.URL("/rp/authorize?" + url.Values{"idp": {p.ID}, "redirect_uri": {returnTo}}.Encode())})
 	}
+	signedOut := r.URL.Query().Get("signed_out") == "1"
+	// auto_redirect: no choice to make. Not right after a sign-out, which
+	// would otherwise sign the user straight back in wherever the
+	// provider still has a session.
+	if h.opts.AutoRedirect && len(links) == 1 && !signedOut {
+		http.Redirect(w, r, links[0].URL, http.StatusFound)
+		return
+	}
 	data := struct {
 		Providers []providerLink
 		Notice    string
 	}{links, ""}
-	if r.URL.Query().Get("signed_out") == "1" {
+	if signedOut {
 		data.Notice = "You have signed out."
 	}
 	web.Render(w, http.StatusOK, "login", web.Page{Title: "Sign in", AppName: h.appName, Data: data})

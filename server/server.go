@@ -229,7 +229,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 			continue
 		}
 		conn, err := cc.Open(ctx, federation.Env{
-			ID: idp.ID, App: a.Name, Issuer: a.Issuer, CallbackURL: a.Issuer + "/rp/callback/" + idp.ID,
+			ID: idp.ID, App: a.Name, DisplayName: a.DisplayName, Issuer: a.Issuer, CallbackURL: a.Issuer + "/rp/callback/" + idp.ID,
 			InsecureDev: s.cfg.InsecureDev, Records: s.store, HTTPClient: httpClient,
 			Logger: connLog.With("idp", idp.ID), Config: s.cfg, Path: idp.Path,
 		})
@@ -250,7 +250,8 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 	})
 	consents := &consents{}
 	fed := federation.New(federation.Options{
-		App: a.Name, Issuer: a.Issuer, Store: s.store, Sessions: sessions, Providers: providers, GroupsMaxAge: a.Session.AbsoluteTimeout,
+		App: a.Name, DisplayName: a.DisplayName, AutoRedirect: a.AutoRedirect,
+		Issuer: a.Issuer, Store: s.store, Sessions: sessions, Providers: providers, GroupsMaxAge: a.Session.AbsoluteTimeout,
 		Redirects:   federation.NewRedirects(a.Issuer, a.RedirectAllowList),
 		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
 		Consents: consents,
@@ -262,7 +263,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 	}
 	a.Clients = withProxyClient(s.cfg, a)
 	prov, err := authz.New(authz.Options{
-		App: a.Name, Issuer: a.Issuer, Config: &a, Store: s.store, Sessions: sessions, Keys: km,
+		App: a.Name, DisplayName: a.DisplayName, Issuer: a.Issuer, Config: &a, Store: s.store, Sessions: sessions, Keys: km,
 		LoginURL:        fed.LoginURL,
 		TokenSecret:     appKey(s.cfg, "aero2 token hmac", a.Name),
 		ClientSecretKey: appKey(s.cfg, "aero2 client secrets", a.Name),

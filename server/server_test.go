@@ -187,7 +187,7 @@ func TestLogoutAndSignOutEverywhere(t *testing.T) {
 		laptop, phone := servertest.NewBrowser(t), servertest.NewBrowser(t)
 		laptop.SignInDev(in.URL+"/login", "alice")
 		p := phone.SignInDev(in.URL+"/login", "alice")
-		if !strings.Contains(p.Body, "Active sessions") || strings.Count(p.Body, "<tr><td>") < 2 {
+		if !strings.Contains(p.Body, "Active sessions") || strings.Count(p.Body, "<small>Signed in with dev, ") < 2 {
 			t.Fatalf("account page does not list both sessions:\n%s", p.Body)
 		}
 

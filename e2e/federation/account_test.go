@@ -42,7 +42,7 @@ func TestAccountPage(t *testing.T) {
 			laptop.SignInDev(in.URL+"/login", "alice")
 			tablet.SignInDev(in.URL+"/login", "alice")
 			p := phone.SignInDev(in.URL+"/login", "alice")
-			for _, want := range []string{"Linked identities", "<td>dev</td><td>alice</td><td>alice@example.com <span class=\"ok\">verified</span>", "Active sessions", "<em>this browser</em>"} {
+			for _, want := range []string{"Linked identities", "<strong>dev</strong>: alice\n<small>alice@example.com <span class=\"ok\">verified</span> · linked ", "Active sessions", "<em>(this browser)</em>", `aria-label="Sign out this session: an unknown browser, signed in `} {
 				if !strings.Contains(p.Body, want) {
 					t.Errorf("account page lacks %q:\n%s", want, p.Body)
 				}

@@ -66,7 +66,7 @@ func TestLinkByEmail(t *testing.T) {
 					if linked := first == second; linked != c.wantLinked {
 						t.Fatalf("linked = %v, want %v", linked, c.wantLinked)
 					}
-					if c.wantLinked && (!strings.Contains(p.Body, "<td>dev</td>") || !strings.Contains(p.Body, "<td>github</td>")) {
+					if c.wantLinked && (!strings.Contains(p.Body, "<strong>dev</strong>: ") || !strings.Contains(p.Body, "<strong>github</strong>: ")) {
 						t.Errorf("account page does not list both identities:\n%s", p.Body)
 					}
 					// Signing in again finds the same user by identity.

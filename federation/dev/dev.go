@@ -53,6 +53,7 @@ var _ federation.HTTPConnector = (*connector)(nil)
 type connector struct {
 	id      string
 	app     string
+	title   string // the application's display name
 	base    string // <issuer>/rp/idp/<id>
 	cb      string // <issuer>/rp/callback/<id>
 	users   []User
@@ -71,7 +72,7 @@ func (c *Config) Open(_ context.Context, env federation.Env) (federation.Connect
 		ps = append(ps, env.Config.Problem(env.Path+".config.users", "at least one user is required"))
 	}
 	conn := &connector{
-		id: env.ID, app: env.App, base: env.Issuer + "/rp/idp/" + env.ID, cb: env.CallbackURL,
+		id: env.ID, app: env.App, title: env.DisplayName, base: env.Issuer + "/rp/idp/" + env.ID, cb: env.CallbackURL,
 		byID: map[string]User{}, records: env.Records, log: env.Logger,
 	}
 	for i, u := range c.Users {
@@ -161,10 +162,10 @@ func (c *connector) Handler() http.Handler {
 func (c *connector) page(w http.ResponseWriter, r *http.Request) {
 	state := r.URL.Query().Get("state")
 	if state == "" || len(state) > 256 {
-		web.Error(w, http.StatusBadRequest, c.app, "Sign-in expired", web.ErrorData{Message: "Start the sign-in from the application.", Code: "invalid_request"})
+		web.Error(w, http.StatusBadRequest, c.title, "Sign-in expired", web.ErrorData{Message: "Start the sign-in from the application.", Code: "invalid_request"})
 		return
 	}
-	web.Render(w, http.StatusOK, "dev_login", web.Page{Title: "Development sign-in", AppName: c.app, Data: struct {
+	web.Render(w, http.StatusOK, "dev_login", web.Page{Title: "Development sign-in", AppName: c.title, Data: struct {
 		Name   string
 		Action string
 		State  string
@@ -175,12 +176,12 @@ func (c *connector) page(w http.ResponseWriter, r *http.Request) {
 func (c *connector) choose(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
-		web.Error(w, http.StatusBadRequest, c.app, "Bad request", web.ErrorData{Message: "The form could not be read.", Code: "invalid_request"})
+		web.Error(w, http.StatusBadRequest, c.title, "Bad request", web.ErrorData{Message: "The form could not be read.", Code: "invalid_request"})
 		return
 	}
 	state, subject := r.PostForm.Get("state"), r.PostForm.Get("user")
 	if _, ok := c.byID[subject]; !ok || state == "" || len(state) > 256 {
-		web.Error(w, http.StatusBadRequest, c.app, "Bad request", web.ErrorData{Message: "Choose one of the listed users.", Code: "invalid_request"})
+		web.Error(w, http.StatusBadRequest, c.title, "Bad request", web.ErrorData{Message: "Choose one of the listed users.", Code: "invalid_request"})
 		return
 	}
 	code := rand.Text()
@@ -190,7 +191,7 @@ func (c *connector) choose(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, store.ErrUnavailable) {
 			status = http.StatusServiceUnavailable
 		}
-		web.Error(w, status, c.app, "Temporarily unavailable", web.ErrorData{Message: "Please try again in a few seconds.", Code: "temporarily_unavailable"})
+		web.Error(w, status, c.title, "Temporarily unavailable", web.ErrorData{Message: "Please try again in a few seconds.", Code: "temporarily_unavailable"})
 		return
 	}
 	http.Redirect(w, r, c.cb+"?"+url.Values{"code": {code}, "state": {state}}.Encode(), http.StatusSeeOther)

@@ -76,7 +76,7 @@ func TestSignIn(t *testing.T) {
 			if p.Status != 200 || p.URL.Path != "/account" {
 				t.Fatalf("sign-in ended at %d %s:\n%s", p.Status, p.URL, p.Body)
 			}
-			for _, want := range []string{"Signed in as Alice Example", "alice@example.com", `<span class="ok">verified</span>`, "admins, dev", "Signed in with</dt><dd>corp"} {
+			for _, want := range []string{"Signed in as Alice Example", "alice@example.com", `<span class="ok">verified</span>`, "admins, dev", "Signed in with</dt><dd>Corp SSO, "} {
 				if !strings.Contains(p.Body, want) {
 					t.Errorf("account page lacks %q", want)
 				}

@@ -185,7 +185,8 @@ func (h *Handler) answerProxy(w http.ResponseWriter, r *http.Request, rt *Route,
 
 // answerForwardAuth is forward-auth's answer about orig, the request as
 // the client sent it to the proxy in front: 200 with the identity headers
-// when admitted. A browser that must sign in is sent to /.aero2/start on
+// when admitted (every one of h.family, empty when unknown, and the
+// client's Cookie header without Aero2's cookies). A browser that must sign in is sent to /.aero2/start on
 // the application's host (which the proxy in front routes to Aero2) and
 // back to target — unless redirects is false (?redirect=0, for nginx,
 // whose auth_request takes only 2xx, 401 and 403), which answers 401 and
@@ -196,7 +197,14 @@ func (h *Handler) answerProxy(w http.ResponseWriter, r *http.Request, rt *Route,
 // checks before asking anything.
 func (h *Handler) answerForwardAuth(w http.ResponseWriter, orig *http.Request, rt *Route, target string, d decision, redirects bool) {
 	if d.verdict == verdictAdmitted {
-		rt.headers.write(w.Header(), &d)
+		// Every name of the family, empty unless set below: the front
+		// proxy replaces the client's copies with these.
+		hd := w.Header()
+		for _, n := range h.family {
+			hd[n] = []string{""}
+		}
+		rt.headers.write(hd, &d)
+		hd["Cookie"] = []string{h.cookies.without(orig.Header)}
 		w.WriteHeader(http.StatusOK)
 		return
 	}

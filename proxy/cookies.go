@@ -55,6 +55,16 @@ func (c ownCookies) stripRequest(h http.Header) {
 	}
 }
 
+// without is the Cookie header h carries once Aero2's cookies are
+// removed ("" when nothing is left): what forward-auth tells the front
+// proxy to send upstream instead of the client's, so that the session
+// cookie never reaches an application behind nginx or Caddy either.
+func (c ownCookies) without(h http.Header) string {
+	rest := http.Header{"Cookie": h["Cookie"]}
+	c.stripRequest(rest)
+	return strings.Join(rest["Cookie"], "; ")
+}
+
 // stripResponse removes every Set-Cookie of an upstream's response that
 // names one of Aero2's cookies, and reports whether it removed any. An
 // upstream that could set, overwrite or delete them could fix a session

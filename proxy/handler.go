@@ -78,6 +78,9 @@ type Handler struct {
 	order   []*appProxy
 	strip   stripSet
 	cookies ownCookies
+	// family is what forward-auth's 200 always carries
+	// (forwardAuthFamily).
+	family  []string
 	trusted func(netip.Addr) bool
 	csrfKey []byte
 	cop     *http.CrossOriginProtection
@@ -226,6 +229,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h.table = newTable(routes)
 	h.strip = newStripSet(plans)
+	h.family = forwardAuthFamily(plans)
 	return h, nil
 }
 

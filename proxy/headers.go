@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/aero2/aero2/config"
@@ -26,10 +27,20 @@ var (
 // identity headers of cloud front ends (AWS ALB, Google IAP, Azure App
 // Service, Cloudflare Access, Pomerium, Authentik, Tailscale), which an
 // application moved behind Aero2 may still believe.
-var strippedHeaders = []string{
+var strippedHeaders = slices.Concat(identityHeaders, routingHeaders)
+
+// identityHeaders say who the user is. Forward-auth's 200 carries every
+// one of them (forwardAuthFamily), empty when Aero2 knows no value.
+var identityHeaders = []string{
 	"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username", "X-Forwarded-Groups",
 	"X-Forwarded-Name", "X-Forwarded-Access-Token", "X-Forwarded-Uid", "X-Aero2-Assertion",
 	"X-User", "X-Email", "X-Id-Token",
+}
+
+// routingHeaders say how the request was routed. A front proxy sets some
+// of them itself, so forward-auth does not answer them: the examples
+// remove the client's copies.
+var routingHeaders = []string{
 	"X-Real-Ip", "X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Port", "X-Forwarded-Prefix",
 	"X-Original-Url", "X-Original-Uri", "X-Original-Method", "X-Rewrite-Url",
 	// RFC 7239: Aero2 writes X-Forwarded-For, -Host and -Proto instead
@@ -131,6 +142,41 @@ func newStripSet(plans []headerPlan) stripSet {
 		}
 	}
 	return s
+}
+
+// forwardAuthFamily is every header forward-auth's 200 carries, in
+// canonical form and sorted: the identity headers of the list above,
+// the default names (docs/proxy.md) and every name any route sets, each
+// present even when empty, and Cookie. A front proxy copies them all onto
+// the upstream request, so whatever the client sent under those names is
+// replaced, also when Aero2 knows no value (a user without groups, a
+// public route): Caddy 2.6's copy_headers, given a header the answer
+// lacks, sends its placeholder ("{http.reverse_proxy.header.…}") instead,
+// and nginx's auth_request_set would need a default per name. The
+// Authorization header a route may set is not among them: a front proxy
+// that copied it empty would remove the client's own credentials.
+func forwardAuthFamily(plans []headerPlan) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(n string) {
+		n = http.CanonicalHeaderKey(n)
+		if !seen[n] && n != "Authorization" {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	for _, set := range [][]string{identityHeaders, defaultUserHeaders, defaultEmailHeaders, defaultUsernameHeaders, defaultGroupsHeaders, {"Cookie"}} {
+		for _, n := range set {
+			add(n)
+		}
+	}
+	for _, p := range plans {
+		for _, n := range p.names() {
+			add(n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // stripKey lower-cases a header name and reads '_' as '-': CGI, PHP, WSGI

@@ -170,3 +170,79 @@ func TestSignOutEndsBothSessions(t *testing.T) {
 		t.Errorf("still admitted after sign-out: %d", p.Status)
 	}
 }
+
+// TestForwardAuthAnswersTheWholeFamily: forward-auth's 200 carries every
+// identity header of the family, empty when Aero2 knows no value (a user
+// without groups, a public route), and the client's Cookie header without
+// Aero2's cookies. A front proxy copies them all, so a client's own
+// X-Forwarded-Groups never passes next to an answer that lacks it, and
+// Caddy 2.6 never forwards its placeholder for a missing header.
+func TestForwardAuthAnswersTheWholeFamily(t *testing.T) {
+	s := start(t, nil, routesYAML+`  - {path: /custom, upstream: "UP", headers: {user: [X-Custom-User], access_token: [Authorization]}}
+`, nil)
+	host := strings.TrimPrefix(s.in.URL, "http://")
+	s.op.SignInAs("u-eve") // no groups
+	eve := servertest.NewBrowser(t)
+	eve.Get(s.in.URL + "/app")
+	family := []string{
+		"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username", "X-Forwarded-Groups",
+		"X-Forwarded-Name", "X-Forwarded-Access-Token", "X-Forwarded-Uid", "X-Aero2-Assertion",
+		"X-User", "X-Email", "X-Id-Token",
+		"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups",
+		"X-Custom-User", "Cookie",
+	}
+	ask := func(c *http.Client, uri string, cookie string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.in.URL+"/.aero2/forward-auth", nil)
+		req.Header.Set("X-Forwarded-Host", host)
+		req.Header.Set("X-Forwarded-Uri", uri)
+		req.Header.Set("X-Forwarded-Groups", "admins") // the client's own, forged
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: %d", uri, res.StatusCode)
+		}
+		return res
+	}
+	answer := func(res *http.Response, name string) string {
+		t.Helper()
+		vs, ok := res.Header[name]
+		if !ok || len(vs) != 1 {
+			t.Errorf("the answer carries %s %q, want it once", name, vs)
+			return ""
+		}
+		return vs[0]
+	}
+	u, _ := url.Parse(s.in.URL)
+	var session string
+	for _, c := range eve.Jar.Cookies(u) {
+		session += c.Name + "=" + c.Value + "; "
+	}
+	res := ask(eve.NoRedirects().Client, "/app/x", session+"theme=dark; Aero2_Proxy_Login=x; __Secure-aero2_session=y")
+	want := map[string]string{
+		"X-Forwarded-User": "u-eve", "X-Auth-Request-User": "u-eve",
+		"X-Forwarded-Email": "eve@example.com", "X-Auth-Request-Email": "eve@example.com",
+		"X-Forwarded-Preferred-Username": "eve", "X-Auth-Request-Preferred-Username": "eve", "Cookie": "theme=dark",
+	}
+	for _, n := range family {
+		if got := answer(res, n); got != want[n] {
+			t.Errorf("signed in without groups: %s = %q, want %q", n, got, want[n])
+		}
+	}
+	if _, ok := res.Header["Authorization"]; ok {
+		t.Errorf("the answer carries Authorization: a front proxy copying it would drop the client's own")
+	}
+	// A public route: nobody is known, so every name is there and empty.
+	res = ask(servertest.NewBrowser(t).Client, "/public/x", "")
+	for _, n := range family {
+		if got := answer(res, n); got != "" {
+			t.Errorf("public route: %s = %q, want empty", n, got)
+		}
+	}
+}

@@ -126,9 +126,11 @@ func FuzzStripHeaders(f *testing.F) {
 }
 
 // TestTraefikExampleRegexCoversTheList: with Traefik, the front proxy
-// replaces the client's identity headers by Aero2's answer only for names
-// its authResponseHeadersRegex matches. The example's regex must match the
-// whole list (and not the headers a request needs).
+// replaces the client's headers by Aero2's answer only for names its
+// authResponseHeadersRegex matches. The example's regex must match the
+// whole list and the family forward-auth answers (Cookie included), and
+// not the headers a request needs. (Traefik is not in Debian: this is its
+// test, next to e2e/forwardauth's runs of nginx and Caddy.)
 func TestTraefikExampleRegexCoversTheList(t *testing.T) {
 	b, err := os.ReadFile("../examples/forward-auth/traefik.yaml")
 	if err != nil {
@@ -139,7 +141,7 @@ func TestTraefikExampleRegexCoversTheList(t *testing.T) {
 		t.Fatal("examples/forward-auth/traefik.yaml has no authResponseHeadersRegex")
 	}
 	re := regexp.MustCompile(string(m[1]))
-	for _, n := range strippedHeaders {
+	for _, n := range slices.Concat(strippedHeaders, forwardAuthFamily(nil)) {
 		for _, v := range []string{n, http.CanonicalHeaderKey(n), strings.ReplaceAll(n, "-", "_")} {
 			if !re.MatchString(v) {
 				t.Errorf("the example's regex does not match %s", v)
@@ -151,40 +153,33 @@ func TestTraefikExampleRegexCoversTheList(t *testing.T) {
 			t.Errorf("the example's regex does not match %s", v)
 		}
 	}
-	for _, n := range []string{"Accept", "Cookie", "Authorization", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id"} {
+	for _, n := range []string{"Accept", "Authorization", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id", "Cookies"} {
 		if re.MatchString(n) {
 			t.Errorf("the example's regex matches %s", n)
 		}
 	}
 }
 
-// TestCaddyExampleCoversTheList: the Caddy example copies some headers
-// from Aero2's answer and deletes the rest of the list from the client's
-// request; between them they must cover it.
+// TestCaddyExampleCoversTheList: the Caddy example deletes the client's
+// copies of the whole list, then copies the family forward-auth answers.
+// (e2e/forwardauth runs it with the real Caddy.)
 func TestCaddyExampleCoversTheList(t *testing.T) {
 	b, err := os.ReadFile("../examples/forward-auth/Caddyfile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	covered := map[string]bool{}
+	deleted := map[string]bool{}
 	var prefixes []string
 	for _, m := range regexp.MustCompile(`(?m)^\s*request_header -(\S+)$`).FindAllStringSubmatch(string(b), -1) {
 		if n, ok := strings.CutSuffix(m[1], "*"); ok {
 			prefixes = append(prefixes, stripKey(n))
 		} else {
-			covered[stripKey(n)] = true
+			deleted[stripKey(n)] = true
 		}
 	}
-	copied := regexp.MustCompile(`(?m)^\s*copy_headers (.+)$`).FindStringSubmatch(string(b))
-	if copied == nil {
-		t.Fatal("the Caddyfile copies no headers")
-	}
-	for _, n := range strings.Fields(copied[1]) {
-		covered[stripKey(n)] = true
-	}
 	for _, n := range strippedHeaders {
-		if !covered[stripKey(n)] {
-			t.Errorf("the Caddyfile neither copies nor deletes %s", n)
+		if !deleted[stripKey(n)] {
+			t.Errorf("the Caddyfile does not delete %s", n)
 		}
 	}
 	for _, p := range strippedPrefixes {
@@ -192,4 +187,123 @@ func TestCaddyExampleCoversTheList(t *testing.T) {
 			t.Errorf("the Caddyfile does not delete the %s* family", p)
 		}
 	}
+	// Names with '_', which CGI gateways read as names with '-'.
+	if !regexp.MustCompile(`(?m)^\s*request_header -\*_\*$`).MatchString(string(b)) {
+		t.Error("the Caddyfile does not delete names with '_'")
+	}
+	m := regexp.MustCompile(`(?s)copy_headers \{(.*?)\}`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatal("the Caddyfile copies no headers")
+	}
+	copied := strings.Fields(m[1])
+	if want := forwardAuthFamily(nil); !slices.Equal(sorted(copied), want) {
+		t.Errorf("the Caddyfile copies %q, want forward-auth's family %q", sorted(copied), want)
+	}
+}
+
+// TestNginxExampleCoversTheList: the nginx example clears the client's
+// copies of the whole list (headers-more, which can match prefixes), then
+// sets every name of the family from Aero2's answer, each from its own
+// response header. (e2e/forwardauth runs it with the real nginx.)
+func TestNginxExampleCoversTheList(t *testing.T) {
+	b, err := os.ReadFile("../examples/forward-auth/nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	m := regexp.MustCompile(`more_clear_input_headers([^;]*);`).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatal("the nginx example clears no input headers")
+	}
+	cleared := map[string]bool{}
+	var prefixes []string
+	for _, n := range strings.Fields(m[1]) {
+		if p, ok := strings.CutSuffix(n, "*"); ok {
+			prefixes = append(prefixes, stripKey(p))
+		} else {
+			cleared[stripKey(n)] = true
+		}
+	}
+	for _, n := range strippedHeaders {
+		if !cleared[stripKey(n)] {
+			t.Errorf("the nginx example does not clear %s", n)
+		}
+	}
+	for _, p := range strippedPrefixes {
+		if !slices.Contains(prefixes, p) {
+			t.Errorf("the nginx example does not clear the %s* family", p)
+		}
+	}
+	vars := map[string]string{} // $variable: the response header it holds
+	for _, m := range regexp.MustCompile(`(?m)^\s*auth_request_set \$(\w+) \$upstream_http_(\w+);`).FindAllStringSubmatch(s, -1) {
+		vars[m[1]] = m[2]
+	}
+	var set []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*proxy_set_header (\S+) \$(\w+);`).FindAllStringSubmatch(s, -1) {
+		from, ok := vars[m[2]]
+		if !ok {
+			continue
+		}
+		if want := strings.ReplaceAll(strings.ToLower(m[1]), "-", "_"); from != want {
+			t.Errorf("the nginx example sets %s from %s", m[1], from)
+		}
+		set = append(set, http.CanonicalHeaderKey(m[1]))
+	}
+	if want := forwardAuthFamily(nil); !slices.Equal(sorted(set), want) {
+		t.Errorf("the nginx example sets %q from Aero2's answer, want forward-auth's family %q", sorted(set), want)
+	}
+}
+
+// TestEnvoyExampleCoversTheList: the Envoy example's Lua filter removes
+// the client's copies of the whole list; ext_authz then allows onto the
+// upstream request exactly the family forward-auth answers. (Envoy is not
+// in Debian: this is its test.)
+func TestEnvoyExampleCoversTheList(t *testing.T) {
+	b, err := os.ReadFile("../examples/forward-auth/envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	quoted := func(block string) []string {
+		var out []string
+		for _, m := range regexp.MustCompile(`"([^"]+)"`).FindAllStringSubmatch(block, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	names := regexp.MustCompile(`(?s)for _, n in ipairs\(\{(.*?)\}\)`).FindStringSubmatch(s)
+	prefixes := regexp.MustCompile(`(?s)local prefixes = \{(.*?)\}`).FindStringSubmatch(s)
+	if names == nil || prefixes == nil {
+		t.Fatal("the Envoy example's Lua filter lists no names or prefixes")
+	}
+	var want []string
+	for _, n := range strippedHeaders {
+		want = append(want, stripKey(n))
+	}
+	if got := quoted(names[1]); !slices.Equal(sorted(got), sorted(want)) {
+		t.Errorf("the Lua filter removes %q, want %q", got, want)
+	}
+	if got := quoted(prefixes[1]); !slices.Equal(sorted(got), sorted(strippedPrefixes)) {
+		t.Errorf("the Lua filter removes the families %q, want %q", got, strippedPrefixes)
+	}
+	up := regexp.MustCompile(`(?s)allowed_upstream_headers:\s*patterns:(.*?)allowed_client_headers`).FindStringSubmatch(s)
+	if up == nil {
+		t.Fatal("the Envoy example allows no upstream headers")
+	}
+	var allowed []string
+	for _, m := range regexp.MustCompile(`\{exact: ([\w-]+)\}`).FindAllStringSubmatch(up[1], -1) {
+		allowed = append(allowed, http.CanonicalHeaderKey(m[1]))
+	}
+	if want := forwardAuthFamily(nil); !slices.Equal(sorted(allowed), want) {
+		t.Errorf("the Envoy example allows %q upstream, want forward-auth's family %q", sorted(allowed), want)
+	}
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	for i, n := range out {
+		out[i] = http.CanonicalHeaderKey(n)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -1,11 +1,15 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -215,4 +219,67 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.finishAuthorize(w, r, ar, sess, user, pr.Started, id)
+}
+
+// ConsentRecord is what one user allowed one client, as the store holds
+// it (`aero2 consents list`).
+type ConsentRecord struct {
+	App      string   `json:"app"`
+	UserID   string   `json:"user_id"`
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes"`
+}
+
+// ConsentStore is what listing every user's consents needs.
+type ConsentStore interface {
+	store.Sets
+	SetKeys(ctx context.Context, app, prefix string) ([]string, error)
+}
+
+// parseConsentKey reverses consentKey.
+func parseConsentKey(key string) (userID, clientID string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "authz:consent:")
+	if !ok {
+		return "", "", false
+	}
+	n, rest, ok := strings.Cut(rest, ":")
+	l, err := strconv.Atoi(n)
+	if !ok || err != nil || l < 0 || len(rest) < l+1 || rest[l] != ':' {
+		return "", "", false
+	}
+	return rest[:l], rest[l+1:], true
+}
+
+// ListConsents lists the consents given in app: userID's, or everyone's
+// when userID is "". Unlike Provider.Consents (the account page's), it
+// names the scopes, and clients that left the configuration too.
+func ListConsents(ctx context.Context, st ConsentStore, app, userID string) ([]ConsentRecord, error) {
+	prefix := "authz:consent:"
+	if userID != "" {
+		prefix = consentKey(userID, "")
+	}
+	keys, err := st.SetKeys(ctx, app, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []ConsentRecord
+	for _, k := range keys {
+		uid, cid, ok := parseConsentKey(k)
+		if !ok {
+			continue
+		}
+		scopes, err := st.SetMembers(ctx, app, k)
+		if err != nil {
+			return nil, err
+		}
+		if len(scopes) == 0 {
+			continue // removed since the listing
+		}
+		slices.Sort(scopes)
+		out = append(out, ConsentRecord{App: app, UserID: uid, ClientID: cid, Scopes: scopes})
+	}
+	slices.SortFunc(out, func(a, b ConsentRecord) int {
+		return cmp.Or(cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.ClientID, b.ClientID))
+	})
+	return out, nil
 }

@@ -78,6 +78,16 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := ar.GetSession().(*oauthstore.Session)
+	if err := p.grantUser(r.Context(), sess); err != nil {
+		if isUnavailable(err) {
+			p.unavailable(w, r, err)
+			return
+		}
+		// A disabled or deleted user's tokens are no longer active
+		// (RFC 7662 §2.2: "active" is the server's current judgement).
+		writeJSON(w, map[string]any{"active": false})
+		return
+	}
 	out := map[string]any{
 		"active":    true,
 		"iss":       p.issuer,

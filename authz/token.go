@@ -54,6 +54,18 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.tokenError(w, r, ar, err)
 		return
 	}
+	if err := p.grantUser(ctx, ar.GetSession().(*oauthstore.Session)); err != nil {
+		// The user was disabled or deleted after the grant was made:
+		// the grant dies (its code or refresh token is burnt already).
+		if errors.Is(err, errUserGone) {
+			if rerr := p.tokens.RevokeGrant(r.Context(), ar.GetID()); rerr != nil {
+				p.log.Warn("revoking the grant of a disabled user", "err", rerr)
+			}
+			err = fosite.ErrInvalidGrant.WithHint("The user may no longer sign in.")
+		}
+		p.tokenError(w, r, ar, err)
+		return
+	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		// fosite checks the scopes and audiences a service client asks for
 		// against what it may have, but grants nothing: the token is for

@@ -75,8 +75,8 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := p.opts.Store.GetUser(ctx, p.opts.App, sess.User())
-	if errors.Is(err, store.ErrNotFound) {
-		p.bearerError(w, http.StatusUnauthorized, "invalid_token", "The user no longer exists.")
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
+		p.bearerError(w, http.StatusUnauthorized, "invalid_token", "The user no longer exists or may no longer sign in.")
 		return
 	}
 	if err != nil {

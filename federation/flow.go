@@ -171,6 +171,11 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	ident = h.cleanIdentity(p.ID, ident)
 	u, err := h.upsertUser(r, p, ident)
+	if errors.Is(err, ErrUserDisabled) {
+		h.log.Info("sign-in refused: user disabled", "idp", idp)
+		h.fail(w, http.StatusForbidden, "Account disabled", "Your account has been disabled. Ask the administrator of this application.", "access_denied", false)
+		return
+	}
 	if err != nil {
 		h.storeFailure(w, r, err)
 		return

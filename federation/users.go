@@ -58,6 +58,10 @@ func (h *Handler) cleanIdentity(idp string, id Identity) Identity {
 	return id
 }
 
+// ErrUserDisabled: the user signing in was disabled by an administrator
+// (`aero2 users disable`).
+var ErrUserDisabled = errors.New("federation: user disabled")
+
 // upsertUser finds the user linked to (idp, subject) and refreshes their
 // profile from the identity, or links the identity to an existing user
 // (see linkTarget), or creates a new user. Users are found by the
@@ -68,6 +72,8 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 	for attempt := 0; attempt < 3; attempt++ {
 		u, link, err := h.opts.Store.UserByIdentity(ctx, h.opts.App, p.ID, id.Subject)
 		switch {
+		case err == nil && u.Disabled:
+			return nil, ErrUserDisabled
 		case err == nil:
 			link.Username, link.Email, link.EmailVerified, link.LastLogin = id.PreferredUsername, id.Email, id.EmailVerified, now
 			link.Groups = slices.Clone(id.Groups)
@@ -97,6 +103,10 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 			return nil, err
 		}
 		if target != nil {
+			if target.Disabled {
+				// A new identity must not be a way back in.
+				return nil, ErrUserDisabled
+			}
 			link.UserID = target.ID
 			err := h.opts.Store.LinkIdentity(ctx, link)
 			if errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrNotFound) {

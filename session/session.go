@@ -209,8 +209,10 @@ func (m *Manager) CurrentUser(r *http.Request) (*store.Session, *store.User, err
 		return nil, nil, err
 	}
 	u, err := m.be.GetUser(r.Context(), m.cfg.App, s.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, ErrNoSession // the user was deleted
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
+		// The user was deleted, or disabled: disabling ends every
+		// session, but one may have started as it ran.
+		return nil, nil, ErrNoSession
 	}
 	if err != nil {
 		return nil, nil, err

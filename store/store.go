@@ -176,6 +176,9 @@ type User struct {
 	Picture           string    `json:"picture,omitempty"`
 	CreatedAt         time.Time `json:"created_at"`
 	LastLogin         time.Time `json:"last_login"`
+	// Disabled users cannot sign in, and their sessions and tokens have
+	// ended (`aero2 users disable`). Only Admin.SetUserDisabled writes it.
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // Identity links a user to an account at an identity provider. It is unique
@@ -204,6 +207,7 @@ type Users interface {
 	// GetUser returns the user, or ErrNotFound.
 	GetUser(ctx context.Context, app, id string) (*User, error)
 	// UpdateUser replaces a stored user's profile. ErrNotFound if absent.
+	// The stored Disabled flag is kept, whatever u says (Admin).
 	UpdateUser(ctx context.Context, u *User) error
 	// UserByIdentity finds the user linked to (idp, subject).
 	UserByIdentity(ctx context.Context, app, idp, subject string) (*User, *Identity, error)

@@ -148,6 +148,14 @@ func (m *Manager) Load(ctx context.Context) error {
 	return err
 }
 
+// Stored reads the keys in the store without generating any (for `aero2
+// keys list`): store.ErrNotFound when the application has none yet.
+func (m *Manager) Stored(ctx context.Context) (*Set, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.loadLocked(ctx, false)
+}
+
 // Set returns the keys in force, re-reading them from the store when the
 // cached copy is older than RefreshEvery. A failed re-read keeps the cached
 // set (and is logged): signing must not stop because Redis blinked.

@@ -3,13 +3,17 @@
 //
 //	aero2 serve --config aero2.yaml   run the server
 //	aero2 check --config aero2.yaml   validate a configuration
-//	aero2 keys rotate --config aero2.yaml [--app NAME]
-//	                                  rotate token signing keys
+//	aero2 users list|show|disable|enable|delete
+//	aero2 sessions list|revoke
+//	aero2 consents list|revoke
+//	aero2 clients list
+//	aero2 keys list|rotate            administer what the servers share
 //	aero2 secret                      print a new random secret
 //	aero2 version                     print the version
 //	aero2 help [COMMAND]              explain a command
 //
-// --config defaults to $AERO2_CONFIG.
+// --config defaults to $AERO2_CONFIG. The admin commands (admin.go) print
+// tables for people and JSON with --json.
 package main
 
 import (
@@ -47,17 +51,22 @@ type command struct {
 	config  bool   // takes --config
 	flags   func(fs *flag.FlagSet) func() flagValues
 	run     func(ctx context.Context, c *invocation) int
+	// minArgs and maxArgs bound the positional arguments (a user ID).
+	minArgs, maxArgs int
 }
 
 // flagValues are a command's own flags, once parsed.
 type flagValues struct {
-	app string
+	app, user, client string
+	json              bool
 }
 
 // invocation is what a command runs with.
 type invocation struct {
+	name           string // the command's name
 	path           string // --config
 	flags          flagValues
+	args           []string // positional
 	stdout, stderr io.Writer
 }
 
@@ -82,19 +91,6 @@ but worth knowing, such as a route that only answers forward-auth) and
 		run: runCheck,
 	},
 	{
-		name: "keys rotate", summary: "rotate the token signing keys in the shared store", args: "[--config FILE] [--app NAME]", config: true,
-		help: `Rotates the signing keys of every application (or of NAME): the next
-key becomes the current one and a new next key is made; the retired key
-stays published until the tokens it signed have expired. Needs the store
-the servers share (store.type: redis); running servers pick the new keys
-up within 30 seconds.`,
-		flags: func(fs *flag.FlagSet) func() flagValues {
-			app := fs.String("app", "", "rotate only this application's keys")
-			return func() flagValues { return flagValues{app: *app} }
-		},
-		run: runKeysRotate,
-	},
-	{
 		name: "secret", summary: "print a new random secret", args: "",
 		help: `Prints a new random secret: 32 random bytes, base64url-encoded (43
 characters). Use one for each of secrets.cookie_keys, secrets.storage_key
@@ -114,6 +110,8 @@ Go version.`,
 	},
 }
 
+func init() { commands = append(commands, adminCommands...) }
+
 func lookup(name string) *command {
 	for _, c := range commands {
 		if c.name == name {
@@ -127,9 +125,9 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("Aero2: OpenID Connect provider, federation broker and identity-aware proxy.\n\nUsage: aero2 COMMAND [flags]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-17s %s\n", c.name, c.summary)
 	}
-	b.WriteString("  help         explain a command: aero2 help COMMAND (or aero2 COMMAND -h)\n\n--config defaults to $AERO2_CONFIG.\n")
+	b.WriteString("  help              explain a command: aero2 help COMMAND (or aero2 COMMAND -h)\n\n--config defaults to $AERO2_CONFIG.\n")
 	return b.String()
 }
 
@@ -144,16 +142,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		name = "version"
 	case "help", "--help", "-h":
 		return runHelp(rest, stdout, stderr)
-	case "keys":
-		if len(rest) == 0 || rest[0] != "rotate" {
-			if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help") {
-				fmt.Fprint(stdout, keysHelp())
-				return 0
+	}
+	if isGroup(name) {
+		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help") {
+			fmt.Fprint(stdout, groupHelp(name))
+			return 0
+		}
+		if len(rest) == 0 || lookup(name+" "+rest[0]) == nil {
+			if len(rest) > 0 {
+				fmt.Fprintf(stderr, "aero2 %s: unknown command %q\n\n", name, rest[0])
 			}
-			fmt.Fprint(stderr, keysHelp())
+			fmt.Fprint(stderr, groupHelp(name))
 			return 2
 		}
-		name, rest = "keys rotate", rest[1:]
+		name, rest = name+" "+rest[0], rest[1:]
 	}
 	cmd := lookup(name)
 	if cmd == nil {
@@ -169,19 +171,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd.flags != nil {
 		values = cmd.flags(fs)
 	}
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, commandHelp(cmd))
-			return 0
+	// Flags may come before and after the positional arguments
+	// (`aero2 users show ID --json`): the flag package stops at the
+	// first non-flag, so parse again after each.
+	var pos []string
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, commandHelp(cmd))
+				return 0
+			}
+			fmt.Fprint(stderr, "\n"+commandHelp(cmd))
+			return 2
 		}
-		fmt.Fprint(stderr, "\n"+commandHelp(cmd))
+		left := fs.Args()
+		if consumed := rest[:len(rest)-len(left)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			// After "--" everything is an argument: a session ID may
+			// begin with "-" (base64url).
+			pos = append(pos, left...)
+			break
+		}
+		if len(left) == 0 {
+			break
+		}
+		pos, rest = append(pos, left[0]), left[1:]
+	}
+	if len(pos) > cmd.maxArgs {
+		fmt.Fprintf(stderr, "aero2 %s: unexpected argument %q\n\n%s", cmd.name, pos[cmd.maxArgs], commandHelp(cmd))
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "aero2 %s: unexpected argument %q\n\n%s", cmd.name, fs.Arg(0), commandHelp(cmd))
+	if len(pos) < cmd.minArgs {
+		fmt.Fprintf(stderr, "aero2 %s: missing argument\n\n%s", cmd.name, commandHelp(cmd))
 		return 2
 	}
-	inv := &invocation{flags: values(), stdout: stdout, stderr: stderr}
+	inv := &invocation{name: cmd.name, flags: values(), args: pos, stdout: stdout, stderr: stderr}
 	if cmd.config {
 		if *path == "" {
 			fmt.Fprintf(stderr, "aero2 %s: no configuration: pass --config FILE or set AERO2_CONFIG\n", cmd.name)
@@ -215,8 +238,9 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 	case "help":
 		fmt.Fprint(stdout, "Usage: aero2 help [COMMAND]\n\nExplains COMMAND, or lists the commands. aero2 COMMAND -h says the same.\n")
 		return 0
-	case "keys":
-		fmt.Fprint(stdout, keysHelp())
+	}
+	if isGroup(name) {
+		fmt.Fprint(stdout, groupHelp(name))
 		return 0
 	}
 	cmd := lookup(name)
@@ -228,8 +252,27 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func keysHelp() string {
-	return "Usage: aero2 keys rotate [--config FILE] [--app NAME]\n\nCommands:\n  rotate       " + lookup("keys rotate").summary + "\n\nSee aero2 help keys rotate.\n"
+// isGroup reports whether name is a group of sub-commands ("users").
+func isGroup(name string) bool {
+	for _, c := range commands {
+		if g, _, ok := strings.Cut(c.name, " "); ok && g == name {
+			return true
+		}
+	}
+	return false
+}
+
+// groupHelp lists a group's sub-commands.
+func groupHelp(group string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: aero2 %s COMMAND [flags]\n\nCommands:\n", group)
+	for _, c := range commands {
+		if g, sub, ok := strings.Cut(c.name, " "); ok && g == group {
+			fmt.Fprintf(&b, "  %-12s %s\n", sub, c.summary)
+		}
+	}
+	fmt.Fprintf(&b, "\nSee aero2 help %s COMMAND.\n", group)
+	return b.String()
 }
 
 // commandHelp is a command's usage line, what it does, and its flags.
@@ -288,18 +331,6 @@ func runCheck(ctx context.Context, c *invocation) int {
 		fmt.Fprintln(c.stdout, n.Error())
 	}
 	fmt.Fprintf(c.stdout, "%s: OK (%d application(s))\n", c.path, len(cfg.Apps()))
-	return 0
-}
-
-func runKeysRotate(ctx context.Context, c *invocation) int {
-	cfg, ok := loadConfig(c)
-	if !ok {
-		return 1
-	}
-	if err := server.RotateKeys(ctx, cfg, c.flags.app, c.stdout); err != nil {
-		printErr(c.stderr, err)
-		return 1
-	}
 	return 0
 }
 

@@ -141,7 +141,7 @@ func TestServeUnreachableRedisExitsNonZero(t *testing.T) {
 }
 
 func TestKeysRotate(t *testing.T) {
-	if code, _, errs := runCmd(t, "keys"); code != 2 || !strings.Contains(errs, "keys rotate") {
+	if code, _, errs := runCmd(t, "keys"); code != 2 || !strings.Contains(errs, "\n  rotate ") || !strings.Contains(errs, "\n  list ") {
 		t.Errorf("keys without rotate: %d %q", code, errs)
 	}
 	// The memory store lives in one server process: rotating it from the
@@ -178,6 +178,17 @@ func TestEachCommandHasItsOwnHelp(t *testing.T) {
 		{[]string{"serve"}, "Usage: aero2 serve [--config FILE]", []string{"SIGTERM", "-config string"}},
 		{[]string{"check"}, "Usage: aero2 check [--config FILE]", []string{"FILE:LINE:COL", "forward-auth", "-config string"}},
 		{[]string{"keys", "rotate"}, "Usage: aero2 keys rotate [--config FILE] [--app NAME]", []string{"store.type: redis", "-app string", "-config string"}},
+		{[]string{"users", "list"}, "Usage: aero2 users list [--config FILE] [--app NAME] [--json]", []string{"store.type: redis", "-app string", "-json"}},
+		{[]string{"users", "show"}, "Usage: aero2 users show [--config FILE] [--app NAME] [--json] USER_ID", []string{"identity provider accounts", "-json"}},
+		{[]string{"users", "disable"}, "Usage: aero2 users disable", []string{"can no longer sign in", "refresh tokens", "proxy.session_cache"}},
+		{[]string{"users", "enable"}, "Usage: aero2 users enable", []string{"sign in again"}},
+		{[]string{"users", "delete"}, "Usage: aero2 users delete", []string{"with a new ID"}},
+		{[]string{"sessions", "list"}, "Usage: aero2 sessions list", []string{"-user string"}},
+		{[]string{"sessions", "revoke"}, "Usage: aero2 sessions revoke [--config FILE] [--app NAME] [--json] (SESSION_ID | --user USER_ID)", []string{"proxy sessions", "-user string"}},
+		{[]string{"consents", "list"}, "Usage: aero2 consents list", []string{"consent page"}},
+		{[]string{"consents", "revoke"}, "Usage: aero2 consents revoke", []string{"-client string", "-user string"}},
+		{[]string{"clients", "list"}, "Usage: aero2 clients list", []string{"never", "any store.type"}},
+		{[]string{"keys", "list"}, "Usage: aero2 keys list", []string{"previous", "-json"}},
 		{[]string{"secret"}, "Usage: aero2 secret\n", []string{"32 random bytes", "$(aero2 secret)"}},
 		{[]string{"version"}, "Usage: aero2 version\n", []string{"Go version"}},
 	} {
@@ -214,13 +225,26 @@ func TestEachCommandHasItsOwnHelp(t *testing.T) {
 	}
 	// The general usage lists every command; `help keys` its one command.
 	code, out, _ := runCmd(t, "help")
-	for _, c := range []string{"serve", "check", "keys rotate", "secret", "version", "help"} {
+	for _, c := range []string{"serve", "check", "users list", "users disable", "sessions revoke", "consents revoke", "clients list", "keys list", "keys rotate", "secret", "version", "help"} {
 		if code != 0 || !strings.Contains(out, "\n  "+c+" ") {
 			t.Errorf("help: exit %d, no %q in:\n%s", code, c, out)
 		}
 	}
-	if code, out, _ := runCmd(t, "help", "keys"); code != 0 || !strings.Contains(out, "rotate ") || !strings.Contains(out, "aero2 help keys rotate") {
-		t.Errorf("help keys: %d %q", code, out)
+	for _, g := range []string{"keys", "users", "sessions", "consents", "clients"} {
+		code, out, errs := runCmd(t, "help", g)
+		_, out2, _ := runCmd(t, g, "--help")
+		if code != 0 || errs != "" || !strings.Contains(out, "\n  list ") || !strings.Contains(out, "aero2 help "+g+" COMMAND") || out2 != out {
+			t.Errorf("help %s: %d %q", g, code, out)
+		}
+	}
+	if code, _, errs := runCmd(t, "users", "frob"); code != 2 || !strings.Contains(errs, `aero2 users: unknown command "frob"`) || !strings.Contains(errs, "\n  disable ") {
+		t.Errorf("users frob: %d %q", code, errs)
+	}
+	if code, _, errs := runCmd(t, "users", "show"); code != 2 || !strings.Contains(errs, "missing argument") || !strings.Contains(errs, "Usage: aero2 users show") {
+		t.Errorf("users show without an ID: %d %q", code, errs)
+	}
+	if code, _, errs := runCmd(t, "users", "show", "a", "b"); code != 2 || !strings.Contains(errs, `unexpected argument "b"`) {
+		t.Errorf("users show a b: %d %q", code, errs)
 	}
 	if code, _, errs := runCmd(t, "help", "nope"); code != 2 || !strings.Contains(errs, `unknown command "nope"`) {
 		t.Errorf("help nope: %d %q", code, errs)

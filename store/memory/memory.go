@@ -398,8 +398,10 @@ func (s *Store) UpdateUser(_ context.Context, u *store.User) error {
 		return store.ErrNotFound
 	}
 	s.unindexEmail(old)
-	s.users[k(u.App, u.ID)] = cloneUser(u)
-	s.indexEmail(u)
+	nu := cloneUser(u)
+	nu.Disabled = old.Disabled // store.Admin.SetUserDisabled's alone
+	s.users[k(u.App, u.ID)] = nu
+	s.indexEmail(nu)
 	return nil
 }
 

@@ -14,6 +14,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return memory.New() })
 }
 
+func TestAdminConformance(t *testing.T) {
+	storetest.RunAdmin(t, func(t *testing.T) storetest.AdminStore { return memory.New() })
+}
+
 // TestSweepFreesExpiredEntries checks that expired entries leave memory,
 // not only that they become invisible (which the suite checks).
 func TestSweepFreesExpiredEntries(t *testing.T) {

@@ -18,6 +18,11 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return redistest.New(t) })
 }
 
+// TestAdminConformance: the admin commands' listings on the real Redis.
+func TestAdminConformance(t *testing.T) {
+	storetest.RunAdmin(t, func(t *testing.T) storetest.AdminStore { return redistest.New(t) })
+}
+
 // TestIdentityRecordsWithoutGroups: identities written before they kept
 // their provider's groups (JSON without "groups") still read, with no
 // groups, and take groups on their next update.

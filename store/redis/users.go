@@ -96,12 +96,10 @@ func (s *Store) GetUser(ctx context.Context, app, id string) (*store.User, error
 
 // UpdateUser moves the email index entry in the same transaction as the
 // write, under WATCH of the user, so the index never names a stale email.
+// The stored Disabled flag is kept (store.Admin.SetUserDisabled's alone).
 func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
-	uj, err := json.Marshal(u)
-	if err != nil {
-		return err
-	}
 	key := s.userKey(u.App, u.ID)
+	var err error
 	for attempt := 0; attempt < 10; attempt++ {
 		err = s.c.Watch(ctx, func(tx *goredis.Tx) error {
 			b, err := tx.Get(ctx, key).Bytes()
@@ -110,6 +108,12 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 			}
 			var old store.User
 			if err := json.Unmarshal(b, &old); err != nil {
+				return err
+			}
+			nu := *u
+			nu.Disabled = old.Disabled
+			uj, err := json.Marshal(&nu)
+			if err != nil {
 				return err
 			}
 			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {

@@ -78,6 +78,9 @@ type Server struct {
 	RateLimits RateLimits `yaml:"rate_limits"`
 	// TLS serves HTTPS directly when both files are set.
 	TLS TLSFiles `yaml:"tls"`
+	// WatchConfig reloads the configuration when its file changes, as
+	// SIGHUP does (docs/operations.md). Default false.
+	WatchConfig bool `yaml:"watch_config"`
 }
 
 // TLSFiles names a certificate and its key.

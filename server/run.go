@@ -17,16 +17,27 @@ const maxHeaderBytes = 64 << 10
 
 // Run builds the server and serves until ctx ends (SIGINT/SIGTERM in
 // cmd/aero2); then in-flight requests get up to server.shutdown_timeout to
-// finish, and the store closes last.
+// finish, and the store closes last. SIGHUP, and with server.watch_config
+// a change of the file, reloads the configuration (Live).
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	s, err := New(ctx, cfg, Options{Logger: log})
+	live, err := NewLive(ctx, cfg, Options{Logger: log})
 	if err != nil {
 		return err
 	}
+	s := live.Current()
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
-		s.Close()
+		live.Close()
 		return fmt.Errorf("server.listen: %w", err)
+	}
+	rctx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	live.reloadOnSignal(rctx)
+	if cfg.Server.WatchConfig {
+		if err := live.watchFile(rctx, cfg.File); err != nil {
+			live.Close()
+			return fmt.Errorf("server.watch_config: %w", err)
+		}
 	}
 	log.Info("Aero2 listening", "addr", ln.Addr().String(), "store", cfg.Store.Type, "applications", len(s.apps))
 	for _, a := range cfg.Apps() {
@@ -38,14 +49,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// Aero2's endpoints, proxy_body_idle_timeout between reads when
 	// proxied.
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           live,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	tls := cfg.Server.TLS
-	return Serve(ctx, srv, ln, cfg.Server.ShutdownTimeout, tls.CertFile, tls.KeyFile, s.Close, log)
+	return Serve(ctx, srv, ln, cfg.Server.ShutdownTimeout, tls.CertFile, tls.KeyFile, live.Close, log)
 }
 
 // Serve runs srv on ln until ctx ends, then shuts down gracefully: the

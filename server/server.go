@@ -355,15 +355,24 @@ func deriveKeys(secrets []string, purpose string) [][]byte {
 // Handler is the server's root handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// Config is the configuration the server was built from.
+func (s *Server) Config() *config.Config { return s.cfg }
+
 // Store is the server's store.
 func (s *Server) Store() store.Store { return s.store }
 
 // Close stops background work and releases the store.
 func (s *Server) Close() error {
+	s.stopBackground()
+	return s.store.Close()
+}
+
+// stopBackground stops scheduled key rotation (start), leaving the store
+// open: a reloaded Server replacing this one shares it.
+func (s *Server) stopBackground() {
 	if s.stop != nil {
 		s.stop()
 	}
-	return s.store.Close()
 }
 
 // ownBody bounds the body of a request to Aero2's own endpoints.

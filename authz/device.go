@@ -505,6 +505,7 @@ func (g *deviceGrant) PopulateTokenEndpointResponse(ctx context.Context, ar fosi
 	}
 	if ar.GetGrantedScopes().Has("openid") {
 		sess := ar.GetSession().(*oauthstore.Session)
+		sess.IDTokenHeaders().Add("alg", g.p.signer.HashHint(ctx))
 		sess.Claims.AccessTokenHash = g.idTokens.GetAccessTokenHash(ctx, ar, resp)
 		return g.idTokens.IssueExplicitIDToken(ctx, fosite.GetEffectiveLifespan(client, gt, fosite.IDToken, g.p.fcfg.IDTokenLifespan), ar, resp)
 	}

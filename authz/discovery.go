@@ -1,7 +1,9 @@
 package authz
 
 import (
+	"context"
 	"net/http"
+	"slices"
 
 	"github.com/aero2/aero2/config"
 )
@@ -47,7 +49,7 @@ type Metadata struct {
 }
 
 // Metadata returns the provider's discovery document.
-func (p *Provider) Metadata() Metadata {
+func (p *Provider) Metadata(ctx context.Context) Metadata {
 	// What clients may authenticate with, at every endpoint that
 	// authenticates them; private_key_jwt with any of AssertionAlgs.
 	secretMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
@@ -69,7 +71,7 @@ func (p *Provider) Metadata() Metadata {
 		ResponseModesSupported:                     []string{"query", "fragment", "form_post"},
 		GrantTypesSupported:                        []string{"authorization_code", "refresh_token", "client_credentials", config.GrantDeviceCode},
 		SubjectTypesSupported:                      []string{"public", "pairwise"},
-		IDTokenSigningAlgValuesSupported:           []string{"RS256"},
+		IDTokenSigningAlgValuesSupported:           p.signingAlgs(ctx),
 		TokenEndpointAuthMethodsSupported:          append(secretMethods, "none"),
 		TokenEndpointAuthSigningAlgValuesSupported: algs,
 		IntrospectionEndpointAuthMethodsSupported:  secretMethods,
@@ -84,11 +86,29 @@ func (p *Provider) Metadata() Metadata {
 	}
 }
 
+// signingAlgs are the algorithms of the published keys, the current key's
+// first: what ID tokens (and access and logout tokens) are signed with
+// now, and after the next rotation, when the configured algorithm changed.
+// Without the keys, the configured algorithm.
+func (p *Provider) signingAlgs(ctx context.Context) []string {
+	set, err := p.opts.Keys.Set(ctx)
+	if err != nil {
+		return []string{p.opts.Config.SigningKeys.Algorithm}
+	}
+	var out []string
+	for _, k := range set.All() {
+		if !slices.Contains(out, string(k.Alg)) {
+			out = append(out, string(k.Alg))
+		}
+	}
+	return out
+}
+
 func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Access-Control-Allow-Origin", "*") // public metadata
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
-	writeBody(w, p.Metadata())
+	writeBody(w, p.Metadata(r.Context()))
 }
 
 // jwks publishes the next, current and previous public keys. Clients cache

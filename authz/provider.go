@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
@@ -216,7 +217,7 @@ func (p *Provider) compose(strategy *tokenStrategy) {
 	// prompt/max_age at authorize; issues the ID token after the access
 	// token exists (its at_hash needs it).
 	oidcCode := &openid.OpenIDConnectExplicitHandler{
-		OpenIDConnectRequestStorage:   p.tokens,
+		OpenIDConnectRequestStorage:   hashAlgStorage{p.tokens, p.signer},
 		OpenIDConnectRequestValidator: openid.NewOpenIDConnectRequestValidator(p.signer, p.fcfg),
 		IDTokenHandleHelper:           idHelper,
 		Config:                        p.fcfg,
@@ -244,8 +245,11 @@ func (p *Provider) compose(strategy *tokenStrategy) {
 	// No implicit, hybrid or password handler: those grants do not exist
 	// here (RFC 9700 §2.1.2, §2.4).
 	p.fcfg.AuthorizeEndpointHandlers = fosite.AuthorizeEndpointHandlers{code, pk, oidcCode}
+	// hashAlg after the refresh grant restores the session, before the
+	// ID token handler hashes the access token into it (the code flow's
+	// session is read again by oidcCode: hashAlgStorage).
 	p.fcfg.TokenEndpointHandlers = fosite.TokenEndpointHandlers{
-		quiet{code}, quiet{pk}, quiet{oidcCode}, quiet{refresh}, quiet{oidcRefresh}, quiet{cc}, quiet{device},
+		quiet{code}, quiet{pk}, quiet{refresh}, hashAlg{p.signer}, quiet{oidcCode}, quiet{oidcRefresh}, quiet{cc}, quiet{device},
 	}
 	// 8. Introspection (and userinfo): the token must exist in the store
 	// and verify. 9. Revocation of a grant's tokens.
@@ -269,6 +273,51 @@ func (q quiet) PopulateTokenEndpointResponse(ctx context.Context, r fosite.Acces
 		return fosite.ErrUnknownRequest
 	}
 	return q.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, r, resp)
+}
+
+// hashAlg tells fosite's ID token handlers which hash at_hash takes: the
+// current key's (SHA-512 for EdDSA, OIDC Core §3.1.3.6), which fosite
+// reads from the session's ID token header (see keys.JWTSigner.HashHint).
+type hashAlg struct{ signer *keys.JWTSigner }
+
+// HandleTokenEndpointRequest handles nothing: a grant only hashAlg
+// "handled" would pass for a supported one.
+func (hashAlg) HandleTokenEndpointRequest(context.Context, fosite.AccessRequester) error {
+	return fosite.ErrUnknownRequest
+}
+
+func (h hashAlg) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, _ fosite.AccessResponder) error {
+	if sess, ok := r.GetSession().(*oauthstore.Session); ok {
+		sess.IDTokenHeaders().Add("alg", h.signer.HashHint(ctx))
+	}
+	return fosite.ErrUnknownRequest
+}
+
+// hashAlgStorage is the code flow's OpenID Connect session storage for
+// oidcCode, which reads the session (over the request's) just before it
+// hashes the access token: the hint goes in after the read.
+type hashAlgStorage struct {
+	*oauthstore.Store
+	signer *keys.JWTSigner
+}
+
+func (h hashAlgStorage) GetOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) (fosite.Requester, error) {
+	r, err := h.Store.GetOpenIDConnectSession(ctx, code, req)
+	for _, q := range []fosite.Requester{r, req} {
+		if q == nil {
+			continue
+		}
+		if sess, ok := q.GetSession().(*oauthstore.Session); ok {
+			sess.IDTokenHeaders().Add("alg", h.signer.HashHint(ctx))
+		}
+	}
+	return r, err
+}
+
+func (hashAlg) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool { return false }
+
+func (hashAlg) CanHandleTokenEndpointRequest(context.Context, fosite.AccessRequester) bool {
+	return true
 }
 
 // Register adds the provider's routes to mux (paths relative to the
@@ -333,6 +382,7 @@ func KeyRetention(app *config.Application) time.Duration {
 func NewKeys(app *config.Application, st store.Records, encryptionKey []byte, log *slog.Logger, now func() time.Time) (*keys.Manager, error) {
 	return keys.NewManager(keys.Options{
 		App: app.Name, Store: st, EncryptionKey: encryptionKey,
+		Algorithm: jose.SignatureAlgorithm(app.SigningKeys.Algorithm),
 		Retention: KeyRetention(app), Logger: log, Now: now,
 	})
 }

@@ -53,7 +53,19 @@ type SigningKeys struct {
 	// has signed for this long. 0 (the default) rotates only on
 	// `aero2 keys rotate`.
 	RotationPeriod time.Duration `yaml:"rotation_period"`
+	// Algorithm is what the application's tokens are signed with: RS256
+	// (the default), ES256 (ECDSA P-256) or EdDSA (Ed25519). A change
+	// takes effect at the next rotation: the next key is made for the new
+	// algorithm at start-up, and published before it signs.
+	Algorithm string `yaml:"algorithm"`
 }
+
+// SigningAlgorithms are the values of signing_keys.algorithm.
+var SigningAlgorithms = []string{"RS256", "ES256", "EdDSA"}
+
+// DefaultSigningAlgorithm is signing_keys.algorithm when unset: what every
+// relying party supports (OIDC Core §15.1).
+const DefaultSigningAlgorithm = "RS256"
 
 var (
 	clientIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~:@-]{0,127}$`)
@@ -68,6 +80,9 @@ func (a *Application) applyClientDefaults() {
 	setDuration(&t.RefreshToken, DefaultRefreshTokenLifetime)
 	setDuration(&t.AuthorizationCode, DefaultAuthorizationCodeLifetime)
 	a.DeviceAuthorization.applyDefaults()
+	if a.SigningKeys.Algorithm == "" {
+		a.SigningKeys.Algorithm = DefaultSigningAlgorithm
+	}
 	for i := range a.Clients {
 		c := &a.Clients[i]
 		if c.TokenEndpointAuthMethod == "" {
@@ -108,6 +123,9 @@ func (c *Config) validateClients(ps *problems, a *Application, prefix string) {
 	validateDeviceAuthorization(ps, a.DeviceAuthorization, prefix+"device_authorization")
 	if p := a.SigningKeys.RotationPeriod; p != 0 && p < MinKeyRotationPeriod {
 		ps.at(prefix+"signing_keys.rotation_period", "at least %s (or 0 to rotate only with `aero2 keys rotate`)", MinKeyRotationPeriod)
+	}
+	if alg := a.SigningKeys.Algorithm; !slices.Contains(SigningAlgorithms, alg) {
+		ps.at(prefix+"signing_keys.algorithm", "expected one of %s, got %q", strings.Join(SigningAlgorithms, ", "), alg)
 	}
 	ids := map[string]bool{}
 	for i := range a.Clients {

@@ -291,3 +291,50 @@ func TestDisplayNameAndAutoRedirect(t *testing.T) {
 	onlyProblems(t, validBase+"display_name: "+strings.Repeat("x", 101)+"\n",
 		`display_name: expected a name of at most 100 characters`)
 }
+
+func TestSigningAlgorithmPerApplication(t *testing.T) {
+	cfg, err := Parse("aero2.yaml", []byte(validBase), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.SigningKeys.Algorithm; got != "RS256" {
+		t.Errorf("default signing_keys.algorithm = %q, want RS256", got)
+	}
+	for _, alg := range SigningAlgorithms {
+		cfg, err := Parse("aero2.yaml", []byte(validBase+"signing_keys: {algorithm: "+alg+"}\n"), noEnv)
+		if err != nil {
+			t.Fatalf("%s: %v", alg, err)
+		}
+		if cfg.SigningKeys.Algorithm != alg {
+			t.Errorf("algorithm = %q, want %q", cfg.SigningKeys.Algorithm, alg)
+		}
+	}
+	// Symmetric, unsigned, other curves, and a case slip: refused at the
+	// key's line and column.
+	for _, alg := range []string{"HS256", "none", "ES384", "es256", "PS256"} {
+		wantProblem(t, parseProblems(t, validBase+"signing_keys:\n  algorithm: "+alg+"\n", noEnv),
+			`aero2.yaml:11:3: signing_keys.algorithm: expected one of RS256, ES256, EdDSA, got "`+alg+`"`)
+	}
+	src := `
+secrets:
+  cookie_keys: ["0123456789abcdef0123456789abcdef"]
+  storage_key: "fedcba9876543210fedcba9876543210"
+applications:
+  - name: shop
+    issuer: https://shop.example.com
+    identity_providers: [{id: corp, type: oidc}]
+    signing_keys: {algorithm: EdDSA}
+  - name: blog
+    issuer: https://blog.example.com
+    identity_providers: [{id: corp, type: oidc}]
+    signing_keys: {algorithm: HS512}
+`
+	wantProblem(t, parseProblems(t, src, noEnv), `applications[1].signing_keys.algorithm: expected one of RS256, ES256, EdDSA, got "HS512"`)
+	cfg, err = Parse("x", []byte(strings.Replace(src, "HS512", "ES256", 1)), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if apps := cfg.Apps(); apps[0].SigningKeys.Algorithm != "EdDSA" || apps[1].SigningKeys.Algorithm != "ES256" {
+		t.Errorf("per-application algorithms: %q, %q", apps[0].SigningKeys.Algorithm, apps[1].SigningKeys.Algorithm)
+	}
+}

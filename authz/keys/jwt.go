@@ -5,22 +5,28 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/asn1"
 	"errors"
 	"fmt"
+	"math/big"
+	"slices"
 	"strings"
 
 	"github.com/go-jose/go-jose/v3"
 	fjwt "github.com/ory/fosite/token/jwt"
 )
 
-// Alg is the only algorithm Aero2 signs with and accepts.
+// Alg is the default algorithm, and the one keys stored before ES256 and
+// EdDSA were added sign with.
 const Alg = jose.RS256
 
 // JWTSigner is fosite's jwt.Signer over a Manager: it signs with the
-// current key and verifies with whichever published key the token's kid
-// names. Tokens whose alg is anything but RS256 — "none", or HS256 with
-// the public key as an HMAC secret (the algorithm-confusion attack) — are
-// refused before any key is used.
+// current key, in that key's algorithm, and verifies with whichever
+// published key the token's kid names, in that key's algorithm only.
+// Tokens whose alg is anything else — "none", HS256 with the public key as
+// an HMAC secret (the algorithm-confusion attack), or RS256 under an EC
+// key's kid — are refused before any key is used (RFC 8725 §2.1, §3.1).
 type JWTSigner struct {
 	Keys *Manager
 }
@@ -34,7 +40,7 @@ func (j *JWTSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header 
 	if err != nil {
 		return "", "", err
 	}
-	t := fjwt.NewWithClaims(Alg, claims)
+	t := fjwt.NewWithClaims(s.Current.Alg, claims)
 	if header != nil {
 		for k, v := range header.ToMap() {
 			if k != "kid" && k != "alg" {
@@ -53,7 +59,7 @@ func (j *JWTSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header 
 // returns the token. It does not check iss, aud or typ: callers do.
 func (j *JWTSigner) Decode(ctx context.Context, token string) (*fjwt.Token, error) {
 	return fjwt.ParseWithClaims(token, fjwt.MapClaims{}, func(t *fjwt.Token) (any, error) {
-		if t.Method != Alg {
+		if !slices.Contains(Algorithms, t.Method) {
 			return nil, fmt.Errorf("unexpected signing algorithm %q", t.Method)
 		}
 		kid, _ := t.Header["kid"].(string)
@@ -64,11 +70,17 @@ func (j *JWTSigner) Decode(ctx context.Context, token string) (*fjwt.Token, erro
 		if err != nil {
 			return nil, err
 		}
-		return k.Public, nil
+		if t.Method != k.Alg {
+			return nil, fmt.Errorf("signing algorithm %q is not its key's (%s)", t.Method, k.Alg)
+		}
+		// A JSONWebKey, which fosite passes to go-jose as it is (it
+		// would turn a bare ed25519.PublicKey into a pointer go-jose
+		// does not take).
+		return &jose.JSONWebKey{Key: k.PublicKey}, nil
 	})
 }
 
-// Verify checks a compact JWS: one signature, RS256, by the published key
+// Verify checks a compact JWS: one signature, in its key's algorithm, by the published key
 // its kid names. It returns the protected header and the payload without
 // decoding the payload's claims: for a token found in the store, the
 // stored record, not the payload, is what Aero2 trusts, and decoding the
@@ -85,7 +97,7 @@ func (j *JWTSigner) Verify(ctx context.Context, token string) (jose.Header, []by
 		return jose.Header{}, nil, errors.New("want exactly one signature")
 	}
 	h := jws.Signatures[0].Protected
-	if h.Algorithm != string(Alg) {
+	if !slices.Contains(Algorithms, jose.SignatureAlgorithm(h.Algorithm)) {
 		return jose.Header{}, nil, fmt.Errorf("unexpected signing algorithm %q", h.Algorithm)
 	}
 	if h.KeyID == "" {
@@ -95,7 +107,10 @@ func (j *JWTSigner) Verify(ctx context.Context, token string) (jose.Header, []by
 	if err != nil {
 		return jose.Header{}, nil, err
 	}
-	payload, err := jws.Verify(k.Public)
+	if jose.SignatureAlgorithm(h.Algorithm) != k.Alg {
+		return jose.Header{}, nil, fmt.Errorf("signing algorithm %q is not its key's (%s)", h.Algorithm, k.Alg)
+	}
+	payload, err := jws.Verify(k.PublicKey)
 	if err != nil {
 		return jose.Header{}, nil, err
 	}
@@ -110,10 +125,39 @@ func (j *JWTSigner) Validate(ctx context.Context, token string) (string, error) 
 	return j.GetSignature(ctx, token)
 }
 
-// Hash is SHA-256, the hash of RS256 (for at_hash and c_hash).
-func (j *JWTSigner) Hash(_ context.Context, in []byte) ([]byte, error) {
+// Hash is the hash of the current key's algorithm, for at_hash and c_hash
+// (OIDC Core §3.1.3.6): SHA-256 for RS256 and ES256, SHA-512 for EdDSA
+// (Ed25519 hashes with SHA-512; go-oidc and openid-client expect it).
+func (j *JWTSigner) Hash(ctx context.Context, in []byte) ([]byte, error) {
+	if j.alg(ctx) == jose.EdDSA {
+		sum := sha512.Sum512(in)
+		return sum[:], nil
+	}
 	sum := sha256.Sum256(in)
 	return sum[:], nil
+}
+
+// alg is the current key's algorithm (the default when the keys cannot be
+// read: signing fails then anyway).
+func (j *JWTSigner) alg(ctx context.Context) jose.SignatureAlgorithm {
+	s, err := j.Keys.Set(ctx)
+	if err != nil {
+		return Alg
+	}
+	return s.Current.Alg
+}
+
+// HashHint is the "alg" to put in a session's ID token header so that
+// fosite computes at_hash with the current key's hash: fosite reads the
+// hash size from alg[2:] (handler/openid/helper.go, ComputeHash), which
+// "EdDSA" has not. The header's alg is never sent as it is: Generate sets
+// the real one.
+func (j *JWTSigner) HashHint(ctx context.Context) string {
+	if a := j.alg(ctx); a == jose.EdDSA {
+		return "Ed512"
+	} else {
+		return string(a)
+	}
 }
 
 // GetSignature returns the third part of a compact JWS.
@@ -125,28 +169,64 @@ func (j *JWTSigner) GetSignature(_ context.Context, token string) (string, error
 	return parts[2], nil
 }
 
-// GetSigningMethodLength is SHA-256's size.
-func (j *JWTSigner) GetSigningMethodLength(context.Context) int { return sha256.Size }
+// GetSigningMethodLength is the size of Hash.
+func (j *JWTSigner) GetSigningMethodLength(ctx context.Context) int {
+	if j.alg(ctx) == jose.EdDSA {
+		return sha512.Size
+	}
+	return sha256.Size
+}
 
 // opaque adapts a Key's crypto.Signer to go-jose: go-jose computes the
-// signing input, the Signer signs its SHA-256.
+// signing input, the Signer signs it in the key's algorithm.
 type opaque struct{ k *Key }
 
 func (o opaque) Public() *jose.JSONWebKey {
-	return &jose.JSONWebKey{Key: o.k.Public, KeyID: o.k.ID, Algorithm: string(Alg), Use: "sig"}
+	return &jose.JSONWebKey{Key: o.k.PublicKey, KeyID: o.k.ID, Algorithm: string(o.k.Alg), Use: "sig"}
 }
 
-func (o opaque) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{Alg} }
+func (o opaque) Algs() []jose.SignatureAlgorithm { return []jose.SignatureAlgorithm{o.k.Alg} }
 
 func (o opaque) SignPayload(payload []byte, alg jose.SignatureAlgorithm) ([]byte, error) {
-	if alg != Alg {
-		return nil, fmt.Errorf("keys: unsupported algorithm %q", alg)
+	if alg != o.k.Alg {
+		return nil, fmt.Errorf("keys: key %s signs %s, not %q", o.k.ID, o.k.Alg, alg)
 	}
-	sum := sha256.Sum256(payload)
-	return o.k.Signer.Sign(rand.Reader, sum[:], crypto.SHA256)
+	switch alg {
+	case jose.RS256:
+		sum := sha256.Sum256(payload)
+		return o.k.Signer.Sign(rand.Reader, sum[:], crypto.SHA256)
+	case jose.ES256:
+		sum := sha256.Sum256(payload)
+		der, err := o.k.Signer.Sign(rand.Reader, sum[:], crypto.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		return ecdsaJOSE(der, 32)
+	case jose.EdDSA:
+		// Ed25519 signs the message itself (RFC 8037 §3.1).
+		return o.k.Signer.Sign(rand.Reader, payload, crypto.Hash(0))
+	}
+	return nil, fmt.Errorf("%w %q", ErrAlgorithm, alg)
 }
 
-// JWKS is the public key set to publish: current, next and previous keys.
+// ecdsaJOSE turns crypto.Signer's ASN.1 ECDSA signature into JWS's: R and
+// S as fixed-size big-endian integers, concatenated (RFC 7518 §3.4).
+func ecdsaJOSE(der []byte, size int) ([]byte, error) {
+	var sig struct{ R, S *big.Int }
+	rest, err := asn1.Unmarshal(der, &sig)
+	if err != nil || len(rest) > 0 || sig.R.Sign() <= 0 || sig.S.Sign() <= 0 ||
+		sig.R.BitLen() > 8*size || sig.S.BitLen() > 8*size {
+		return nil, errors.New("keys: malformed ECDSA signature from the signer")
+	}
+	out := make([]byte, 2*size)
+	sig.R.FillBytes(out[:size])
+	sig.S.FillBytes(out[size:])
+	return out, nil
+}
+
+// JWKS is the public key set to publish: current, next and previous keys,
+// each with its alg (kty RSA, or EC with crv P-256, or OKP with crv
+// Ed25519).
 func (m *Manager) JWKS(ctx context.Context) (*jose.JSONWebKeySet, error) {
 	s, err := m.Set(ctx)
 	if err != nil {
@@ -154,7 +234,7 @@ func (m *Manager) JWKS(ctx context.Context) (*jose.JSONWebKeySet, error) {
 	}
 	out := &jose.JSONWebKeySet{}
 	for _, k := range s.All() {
-		out.Keys = append(out.Keys, jose.JSONWebKey{Key: k.Public, KeyID: k.ID, Algorithm: string(Alg), Use: "sig"})
+		out.Keys = append(out.Keys, jose.JSONWebKey{Key: k.PublicKey, KeyID: k.ID, Algorithm: string(k.Alg), Use: "sig"})
 	}
 	return out, nil
 }

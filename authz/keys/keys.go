@@ -7,6 +7,12 @@
 //	current  signs every new token
 //	previous retired, still published until the tokens it signed expire
 //
+// Each application signs with one algorithm (Options.Algorithm): RS256 by
+// default, ES256 (P-256) or EdDSA (Ed25519). Every key records its own
+// algorithm, so a change of algorithm is one more rotation: the next key is
+// generated for the new algorithm, published, and signs from the next
+// rotation on, while keys of the old one verify until they retire.
+//
 // Signing goes through crypto.Signer only (Key.Signer), so a faster or
 // hardware-backed signer can replace crypto/rsa without touching the flows.
 package keys
@@ -14,6 +20,9 @@ package keys
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -21,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,14 +47,28 @@ const RSABits = 2048
 // ErrUnknownKey: a token names a kid that is not in the key set.
 var ErrUnknownKey = errors.New("keys: unknown key id")
 
+// Algorithms an application may sign with (config signing_keys.algorithm).
+// Asymmetric only: relying parties verify with the published keys.
+var Algorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}
+
+// ErrAlgorithm: an algorithm Aero2 does not sign with.
+var ErrAlgorithm = errors.New("keys: unsupported signing algorithm")
+
 // Key is one signing key.
 type Key struct {
 	// ID is the JWK thumbprint (RFC 7638) of the public key, used as kid.
 	ID string
+	// Alg is the one algorithm the key signs and verifies with: RS256,
+	// ES256 or EdDSA. A token naming another alg is refused, whatever
+	// its kid (RFC 8725 §3.1).
+	Alg jose.SignatureAlgorithm
 	// Signer makes the signatures: the private key itself unless
-	// Options.WrapSigner replaced it.
+	// Options.WrapSigner replaced it (RSA keys).
 	Signer crypto.Signer
-	// Public verifies them.
+	// PublicKey verifies them: *rsa.PublicKey, *ecdsa.PublicKey or
+	// ed25519.PublicKey.
+	PublicKey crypto.PublicKey
+	// Public is PublicKey for an RSA key, nil for others.
 	Public *rsa.PublicKey
 	// CreatedAt is when the key was generated; ActivatedAt when it became
 	// current; RetiredAt when it stopped being current.
@@ -89,11 +113,16 @@ type Options struct {
 	// up. Default 30s. Tokens signed by a key not yet known locally also
 	// trigger a re-read (at most once a second).
 	RefreshEvery time.Duration
-	// Generate makes a new private key; nil means RSA 2048 from crypto/rsa.
+	// Algorithm is what new keys sign with: RS256 (the default), ES256 or
+	// EdDSA. Keys already stored keep theirs (see Load).
+	Algorithm jose.SignatureAlgorithm
+	// Generate makes a new RSA private key (RS256); nil means RSA 2048
+	// from crypto/rsa.
 	Generate func() (*rsa.PrivateKey, error)
-	// WrapSigner turns a private key into the signer used for tokens; nil
-	// uses the key itself (crypto/rsa). This is the seam for a faster
-	// implementation.
+	// WrapSigner turns an RSA private key into the signer used for
+	// tokens; nil uses the key itself (crypto/rsa). This is the seam for
+	// a faster implementation. ES256 and EdDSA keys sign with crypto/ecdsa
+	// and crypto/ed25519.
 	WrapSigner func(*rsa.PrivateKey) crypto.Signer
 	Logger     *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -119,6 +148,12 @@ func NewManager(opts Options) (*Manager, error) {
 	if opts.RefreshEvery <= 0 {
 		opts.RefreshEvery = 30 * time.Second
 	}
+	if opts.Algorithm == "" {
+		opts.Algorithm = jose.RS256
+	}
+	if !slices.Contains(Algorithms, opts.Algorithm) {
+		return nil, fmt.Errorf("%w %q", ErrAlgorithm, opts.Algorithm)
+	}
 	if opts.Generate == nil {
 		opts.Generate = func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, RSABits) }
 	}
@@ -141,10 +176,24 @@ func NewManager(opts Options) (*Manager, error) {
 // Load reads the keys from the store, generating and storing a first set
 // when there is none (the first start of an application). Of replicas
 // starting together, one set wins and all use it.
+//
+// When the next key is not of Options.Algorithm (the configuration
+// changed), Load replaces it with a key that is: the next key has signed
+// nothing, and its replacement is published now and signs from the next
+// rotation, so relying parties have it before they see a token it signed.
 func (m *Manager) Load(ctx context.Context) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, err := m.loadLocked(ctx, true)
+	s, err := m.loadLocked(ctx, true)
+	m.mu.Unlock()
+	if err != nil || s.Next.Alg == m.opts.Algorithm {
+		return err
+	}
+	err = m.replaceNext(ctx)
+	if errors.Is(err, ErrRotationInProgress) {
+		// Another replica rotates or replaces it now; its set is read
+		// within RefreshEvery.
+		return nil
+	}
 	return err
 }
 
@@ -268,8 +317,18 @@ func (m *Manager) readStored(ctx context.Context) (*storedSet, error) {
 	return m.sealer.open(sealed)
 }
 
+// newStoredKey generates a key of Options.Algorithm.
 func (m *Manager) newStoredKey() (storedKey, error) {
-	priv, err := m.opts.Generate()
+	var priv crypto.Signer
+	var err error
+	switch m.opts.Algorithm {
+	case jose.ES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case jose.EdDSA:
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		priv, err = m.opts.Generate()
+	}
 	if err != nil {
 		return storedKey{}, fmt.Errorf("generating a signing key: %w", err)
 	}
@@ -277,7 +336,11 @@ func (m *Manager) newStoredKey() (storedKey, error) {
 	if err != nil {
 		return storedKey{}, err
 	}
-	return storedKey{ID: Thumbprint(&priv.PublicKey), PKCS8: der, CreatedAt: m.opts.Now().UTC()}, nil
+	sk := storedKey{ID: thumbprint(priv.Public()), PKCS8: der, CreatedAt: m.opts.Now().UTC()}
+	if m.opts.Algorithm != jose.RS256 {
+		sk.Alg = string(m.opts.Algorithm) // absent means RS256: the sets stored before ES256 and EdDSA
+	}
+	return sk, nil
 }
 
 func (m *Manager) generateStored() (*storedSet, error) {
@@ -306,14 +369,32 @@ func (m *Manager) parse(ss *storedSet) (*Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("signing key %s: %w", sk.ID, err)
 		}
-		priv, ok := raw.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("signing key %s: not an RSA key", sk.ID)
+		k := &Key{ID: sk.ID, Alg: jose.SignatureAlgorithm(sk.Alg), CreatedAt: sk.CreatedAt, ActivatedAt: sk.ActivatedAt, RetiredAt: sk.RetiredAt}
+		if k.Alg == "" {
+			k.Alg = jose.RS256
 		}
-		if Thumbprint(&priv.PublicKey) != sk.ID {
+		// The stored alg must fit the key: a key is never used with an
+		// algorithm of another family.
+		switch priv := raw.(type) {
+		case *rsa.PrivateKey:
+			if k.Alg == jose.RS256 {
+				k.Signer, k.PublicKey, k.Public = m.opts.WrapSigner(priv), &priv.PublicKey, &priv.PublicKey
+			}
+		case *ecdsa.PrivateKey:
+			if k.Alg == jose.ES256 && priv.Curve == elliptic.P256() {
+				k.Signer, k.PublicKey = priv, &priv.PublicKey
+			}
+		case ed25519.PrivateKey:
+			if k.Alg == jose.EdDSA {
+				k.Signer, k.PublicKey = priv, priv.Public()
+			}
+		}
+		if k.Signer == nil {
+			return nil, fmt.Errorf("signing key %s: a %T cannot sign %s", sk.ID, raw, k.Alg)
+		}
+		if thumbprint(k.PublicKey) != sk.ID {
 			return nil, fmt.Errorf("signing key %s: kid does not match the key", sk.ID)
 		}
-		k := &Key{ID: sk.ID, Signer: m.opts.WrapSigner(priv), Public: &priv.PublicKey, CreatedAt: sk.CreatedAt, ActivatedAt: sk.ActivatedAt, RetiredAt: sk.RetiredAt}
 		m.parsed[sk.ID] = k
 		return k, nil
 	}
@@ -345,7 +426,10 @@ func (m *Manager) parse(ss *storedSet) (*Set, error) {
 // Thumbprint is the RFC 7638 SHA-256 thumbprint of an RSA public key,
 // base64url: a kid that names the key itself, so two replicas can never
 // give one kid to two keys.
-func Thumbprint(pub *rsa.PublicKey) string {
+func Thumbprint(pub *rsa.PublicKey) string { return thumbprint(pub) }
+
+// thumbprint is the RFC 7638 thumbprint of an RSA, EC or Ed25519 key.
+func thumbprint(pub crypto.PublicKey) string {
 	sum, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
 	if err != nil {
 		panic(err) // only for key types other than RSA/EC/OKP

@@ -1,9 +1,12 @@
 package keys
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
+
+	"github.com/go-jose/go-jose/v3"
 
 	"github.com/aero2/aero2/store"
 )
@@ -89,6 +92,36 @@ func (m *Manager) rotate(ctx context.Context, onlyIfOlder time.Duration) (*Set, 
 	ns := &storedSet{Version: 1, Current: ss.Next, Next: next, Previous: prev}
 	ns.Current.ActivatedAt = now
 	return m.storeSet(ctx, ns)
+}
+
+// replaceNext replaces the next key with one of Options.Algorithm, under
+// the rotation lock; a next key already of that algorithm is kept. The
+// next key has signed nothing (it becomes current only by rotation, under
+// the same lock), so nothing it signed can stop verifying.
+func (m *Manager) replaceNext(ctx context.Context) error {
+	if err := m.opts.Store.Create(ctx, m.opts.App, lockKey, []byte("1"), lockTTL); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return ErrRotationInProgress
+		}
+		return err
+	}
+	defer m.opts.Store.Delete(context.WithoutCancel(ctx), m.opts.App, lockKey)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ss, err := m.readStored(ctx)
+	if err != nil {
+		return err
+	}
+	if alg := cmp.Or(ss.Next.Alg, string(jose.RS256)); alg == string(m.opts.Algorithm) {
+		return nil
+	}
+	if ss.Next, err = m.newStoredKey(); err != nil {
+		return err
+	}
+	m.opts.Logger.Info("signing keys: the next key is of the configured algorithm", "app", m.opts.App, "alg", m.opts.Algorithm, "next", ss.Next.ID)
+	_, err = m.storeSet(ctx, ss)
+	return err
 }
 
 // storeSet writes ns and makes it the cached set; m.mu is held.

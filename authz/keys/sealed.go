@@ -21,7 +21,9 @@ const sealVersion = 1
 var ErrCorrupt = errors.New("keys: stored signing keys cannot be decrypted (was secrets.storage_key changed?)")
 
 type storedKey struct {
-	ID          string    `json:"kid"`
+	ID string `json:"kid"`
+	// Alg is RS256 when empty (sets stored before ES256 and EdDSA).
+	Alg         string    `json:"alg,omitempty"`
 	PKCS8       []byte    `json:"pkcs8"`
 	CreatedAt   time.Time `json:"created_at"`
 	ActivatedAt time.Time `json:"activated_at,omitzero"`

@@ -34,6 +34,8 @@ type Client struct {
 	assertionAlg string
 	// requirePAR: authorization requests only through the PAR endpoint.
 	requirePAR bool
+	// requireDPoP: token requests only with a DPoP proof (RFC 9449 §5.2).
+	requireDPoP bool
 	// subjects names users to this client: public, or pairwise for its
 	// sector; sector checks its sector_identifier_uri (nil: none).
 	subjects subjectNamer
@@ -113,6 +115,7 @@ func newClientRegistry(app *config.Application, hasher fosite.Hasher, opts Optio
 			ResourceNames:          append([]string{cc.ID}, cc.ResourceNames...),
 			assertionAlg:           cc.TokenEndpointAuthSigningAlg,
 			requirePAR:             cc.RequirePushedAuthorizationRequests || app.RequirePushedAuthorizationRequests,
+			requireDPoP:            cc.RequireDPoP,
 		}
 		c := r.byID[cc.ID]
 		if cc.TokenEndpointAuthMethod == config.AuthPrivateKeyJWT {

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/dpop"
 )
 
 // Scopes Aero2 gives meaning to. Clients may be allowed others (API scopes
@@ -46,6 +47,7 @@ type Metadata struct {
 	RequestParameterSupported                  bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
 	ClaimsParameterSupported                   bool     `json:"claims_parameter_supported"`
+	DPoPSigningAlgValuesSupported              []string `json:"dpop_signing_alg_values_supported"`
 }
 
 // Metadata returns the provider's discovery document.
@@ -83,6 +85,7 @@ func (p *Provider) Metadata(ctx context.Context) Metadata {
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		PromptValuesSupported:                      []string{"none", "login", "consent", "select_account"},
 		AuthorizationResponseIssParameterSupported: true,
+		DPoPSigningAlgValuesSupported:              dpop.AlgNames(),
 	}
 }
 

@@ -90,9 +90,12 @@ func (p *Provider) cors(w http.ResponseWriter, r *http.Request, methods string) 
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Add("Vary", "Origin")
+	// A browser client reads the nonce it must put in its next proof
+	// (RFC 9449 §8).
+	h.Set("Access-Control-Expose-Headers", "DPoP-Nonce, WWW-Authenticate")
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		h.Set("Access-Control-Allow-Methods", methods)
-		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, DPoP")
 		h.Set("Access-Control-Max-Age", "600")
 		return true
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/aero2/aero2/authz/oauthstore"
+	"github.com/aero2/aero2/dpop"
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/reqlog"
 )
@@ -105,6 +106,11 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	switch tu {
 	case fosite.AccessToken:
 		out["token_type"] = "Bearer"
+		if sess.JKT != "" {
+			// RFC 9449 §6.2: the resource server checks the proof's key.
+			out["token_type"] = dpop.Scheme
+			out["cnf"] = map[string]any{"jkt": sess.JKT}
+		}
 		out["exp"] = sess.GetExpiresAt(fosite.AccessToken).Unix()
 		aud := []string(ar.GetGrantedAudience())
 		if len(aud) == 0 {

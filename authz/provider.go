@@ -37,6 +37,7 @@ import (
 	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/authz/oauthstore"
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/dpop"
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
@@ -99,6 +100,10 @@ type Provider struct {
 	corsOrigins map[string]bool
 	// assertionAudiences name this provider in a client assertion's aud.
 	assertionAudiences []string
+	// dpop checks DPoP proofs; dpopNonces makes the nonces it requires
+	// when the application says so.
+	dpop       *dpop.Verifier
+	dpopNonces *dpop.Nonces
 }
 
 // New composes the application's fosite provider.
@@ -155,6 +160,7 @@ func New(opts Options) (*Provider, error) {
 		// the PAR endpoint.
 		assertionAudiences: []string{opts.Issuer, opts.Issuer + "/oauth2/token", opts.Issuer + parPath},
 	}
+	p.newDPoP()
 	p.tokens = oauthstore.New(oauthstore.Options{
 		App: opts.App, Backend: opts.Store, Clients: clients,
 		GrantTTL: grantTTL, CodeTTL: codeTTL, Now: opts.Now,

@@ -85,6 +85,13 @@ func (s *tokenStrategy) GenerateAccessToken(ctx context.Context, req fosite.Requ
 	if !sess.AuthTime.IsZero() {
 		claims["auth_time"] = sess.AuthTime.Unix()
 	}
+	// RFC 9449 §6.1: a token requested with a DPoP proof names its key;
+	// the session records it for introspection, userinfo and (public
+	// clients) the next refresh. A request without a proof unbinds.
+	sess.JKT = jktFrom(ctx)
+	if sess.JKT != "" {
+		claims["cnf"] = map[string]any{"jkt": sess.JKT}
+	}
 	// RFC 9068 §2.2.3.1: identity claims may ride in the access token. The
 	// proxy and other resource servers decide policy (allowed emails,
 	// domains, groups) on them without a userinfo call. They are the ID

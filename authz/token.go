@@ -9,6 +9,7 @@ import (
 
 	"github.com/aero2/aero2/authz/oauthstore"
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/dpop"
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/reqlog"
 )
@@ -39,11 +40,28 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	// inside NewAccessRequest repeats this answer (withClientAuth). A
 	// failed authentication is answered by NewAccessRequest, as before.
 	ctx = withClientAuth(ctx)
+	var client *Client
 	if c, err := p.oauth.AuthenticateClient(ctx, r, r.PostForm); err == nil {
 		reqlog.SetClient(ctx, c.GetID())
 		if !p.limitClient(w, r, ratelimit.Token, c.GetID()) {
 			return
 		}
+		client, _ = c.(*Client)
+	}
+	// DPoP (RFC 9449 §5): a proof binds the tokens to its key. Checked
+	// before fosite redeems anything, so a bad proof burns no code.
+	proof, err := p.proof(r, "/oauth2/token", "")
+	if err != nil {
+		p.dpopTokenError(w, r, err)
+		return
+	}
+	if proof == nil && client != nil && client.requireDPoP {
+		writeJSONError(w, http.StatusBadRequest, "invalid_dpop_proof", "This client must send a DPoP proof with every token request (RFC 9449).")
+		return
+	}
+	if proof != nil {
+		ctx = withJKT(ctx, proof.JKT)
+		p.giveNonce(w)
 	}
 	// The request's token writes are held and committed together once
 	// fosite has issued everything: a failed request stores nothing.
@@ -66,6 +84,15 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.tokenError(w, r, ar, err)
 		return
 	}
+	// RFC 9449 §5.0: a public client's refresh token is bound to the key
+	// it was issued with; only a proof by that key uses it. (A
+	// confidential client's is bound to its authentication instead.)
+	if ar.GetGrantTypes().ExactOne("refresh_token") && ar.GetClient().IsPublic() {
+		if bound := ar.GetSession().(*oauthstore.Session).JKT; bound != "" && (proof == nil || proof.JKT != bound) {
+			writeJSONError(w, http.StatusBadRequest, "invalid_dpop_proof", "The refresh token is bound to a DPoP key: send a proof signed with it.")
+			return
+		}
+	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		// fosite checks the scopes and audiences a service client asks for
 		// against what it may have, but grants nothing: the token is for
@@ -85,6 +112,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		p.tokenError(w, r, ar, err)
 		return
+	}
+	if proof != nil {
+		resp.SetTokenType(dpop.Scheme) // RFC 9449 §5.1: token_type DPoP
 	}
 	if !ar.GetGrantTypes().ExactOne("client_credentials") {
 		reqlog.SetUser(ctx, ar.GetSession().GetSubject()) // the client's own token has no user

@@ -8,25 +8,66 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/aero2/aero2/authz/oauthstore"
+	"github.com/aero2/aero2/dpop"
 	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/store"
 )
 
-// bearerToken reads an access token from the Authorization header, or from
-// a form body's access_token (RFC 6750 §2.1, §2.2). Never from the query
+// accessToken reads an access token from the Authorization header
+// (schemes Bearer and DPoP, RFC 6750 §2.1, RFC 9449 §7.1), or from a form
+// body's access_token (RFC 6750 §2.2, as Bearer). Never from the query
 // string (§2.3): URLs end up in logs and Referer headers.
-func bearerToken(r *http.Request) string {
+func accessToken(r *http.Request) (scheme, token string) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, tok, ok := strings.Cut(auth, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return ""
-		}
-		return strings.TrimSpace(tok)
+		return dpop.ParseAuthorization(auth)
 	}
-	if r.Method == http.MethodPost {
-		return r.PostForm.Get("access_token")
+	if r.Method == http.MethodPost && r.PostForm.Get("access_token") != "" {
+		return "Bearer", r.PostForm.Get("access_token")
 	}
-	return ""
+	return "", ""
+}
+
+// checkDPoP lets a DPoP-bound token (jkt set) through only as
+// "Authorization: DPoP" with a proof by its key that hashes it (RFC 9449
+// §7.1): as Bearer, a stolen bound token would work without the key
+// (§7.2). The DPoP scheme with an unbound token is refused too. It
+// answers the refusals itself.
+func (p *Provider) checkDPoP(w http.ResponseWriter, r *http.Request, scheme, tok, jkt string) bool {
+	if jkt == "" && scheme != dpop.Scheme {
+		return true
+	}
+	if jkt == "" || scheme != dpop.Scheme {
+		p.dpopError(w, "invalid_token", "A DPoP-bound access token is sent with the DPoP scheme and a proof; a Bearer token with Bearer.")
+		return false
+	}
+	proof, err := p.proof(r, "/oauth2/userinfo", tok)
+	switch {
+	case errors.Is(err, dpop.ErrUseNonce):
+		p.giveNonce(w)
+		p.dpopError(w, "use_dpop_nonce", "Resource server requires nonce in DPoP proof.")
+		return false
+	case isUnavailable(err):
+		p.unavailable(w, r, err)
+		return false
+	case err != nil:
+		p.log.Info("userinfo: DPoP proof refused", "err", err)
+		p.dpopError(w, "invalid_dpop_proof", "The DPoP proof is invalid.")
+		return false
+	case proof == nil:
+		p.dpopError(w, "invalid_dpop_proof", "A DPoP-bound access token needs a DPoP proof.")
+		return false
+	case proof.JKT != jkt:
+		p.dpopError(w, "invalid_dpop_proof", "The DPoP proof is not signed by the key the token is bound to.")
+		return false
+	}
+	p.giveNonce(w)
+	return true
+}
+
+// dpopError answers 401 with a DPoP challenge (RFC 9449 §7.1).
+func (p *Provider) dpopError(w http.ResponseWriter, code, desc string) {
+	w.Header().Set("WWW-Authenticate", `DPoP error="`+code+`", error_description="`+desc+`", algs="`+strings.Join(dpop.AlgNames(), " ")+`"`)
+	writeJSONError(w, http.StatusUnauthorized, code, desc)
 }
 
 // bearerError answers a failed bearer authentication (RFC 6750 §3).
@@ -52,7 +93,7 @@ func (p *Provider) bearerError(w http.ResponseWriter, status int, code, desc str
 // filtered by the granted scopes. A revoked, logged-out or expired token is
 // invalid_token.
 func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
-	tok := bearerToken(r)
+	scheme, tok := accessToken(r)
 	if tok == "" {
 		p.bearerError(w, http.StatusUnauthorized, "", "")
 		return
@@ -69,6 +110,9 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := ar.GetSession().(*oauthstore.Session)
 	reqlog.SetClient(ctx, ar.GetClient().GetID())
+	if !p.checkDPoP(w, r, scheme, tok, sess.JKT) {
+		return
+	}
 	if !ar.GetGrantedScopes().Has("openid") || sess.SID == "" {
 		// Client-credentials tokens have no user behind them.
 		p.bearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")

@@ -216,6 +216,9 @@ type Application struct {
 	RequirePushedAuthorizationRequests bool `yaml:"require_pushed_authorization_requests"`
 	// DeviceAuthorization sets the device flow's codes (RFC 8628).
 	DeviceAuthorization DeviceAuthorization `yaml:"device_authorization"`
+	// RequireDPoPNonce makes DPoP proofs at the provider carry a nonce it
+	// gave (RFC 9449 §8): proofs cannot be made in advance.
+	RequireDPoPNonce bool `yaml:"require_dpop_nonce"`
 }
 
 // Session configures browser sessions.
@@ -310,6 +313,10 @@ type Client struct {
 	// the host of its redirect URIs or of SectorIdentifierURI.
 	SubjectType         string `yaml:"subject_type"`
 	SectorIdentifierURI string `yaml:"sector_identifier_uri"`
+	// RequireDPoP: every token request of the client carries a DPoP
+	// proof, so all its tokens are sender-constrained (RFC 9449 §5.2,
+	// dpop_bound_access_tokens).
+	RequireDPoP bool `yaml:"require_dpop"`
 }
 
 // TokenLifetimes of the provider's tokens. Zero means "inherit".

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/dpop"
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/session"
@@ -61,7 +62,10 @@ type decision struct {
 	id      *Identity // who, when known (admitted or denied)
 	live    *live     // the proxy session, when the cookie admitted
 	token   string    // its cookie token
-	bearer  bool      // the request carried an Authorization: Bearer token
+	bearer  bool      // the request carried an access token (Authorization: Bearer or DPoP)
+	// dpop, for a token refused for how it was presented, is the DPoP
+	// challenge's error code.
+	dpop string
 	// accessToken and assertion are what an admitted request carries
 	// upstream, when the route sends them.
 	accessToken, assertion string
@@ -80,12 +84,24 @@ func (h *Handler) authenticate(r *http.Request, rt *Route) decision {
 	}
 	ctx := r.Context()
 	var d decision
-	if token, ok := bearerToken(r); ok {
+	if scheme, token := dpop.ParseAuthorization(r.Header.Get("Authorization")); token != "" {
 		id, err := rt.app.provider.VerifyAccessToken(ctx, token)
 		if errors.Is(err, ErrInvalidToken) {
-			return refused(verdictTokenInvalid, err)
+			d := refused(verdictTokenInvalid, err)
+			if scheme == dpop.Scheme {
+				d.dpop = "invalid_token"
+			}
+			return d
 		}
 		if err != nil {
+			return refused(verdictUnavailable, err)
+		}
+		var de *errDPoP
+		if err := rt.checkDPoP(r, scheme, token, id); errors.As(err, &de) {
+			d := refused(verdictTokenInvalid, err)
+			d.dpop = de.code
+			return d
+		} else if err != nil {
 			return refused(verdictUnavailable, err)
 		}
 		if alive := rt.app.sessions.alive; alive != nil && id.SessionID != "" {
@@ -138,17 +154,6 @@ func (h *Handler) authenticate(r *http.Request, rt *Route) decision {
 		return refused(verdictUnavailable, err)
 	}
 	return d
-}
-
-// bearerToken returns the token of an "Authorization: Bearer" header
-// (RFC 6750 §2.1; the scheme is case-insensitive).
-func bearerToken(r *http.Request) (string, bool) {
-	v := r.Header.Get("Authorization")
-	if len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
-		return "", false
-	}
-	t := strings.TrimSpace(v[7:])
-	return t, t != ""
 }
 
 // wantsRedirect tells a browser navigation, which is sent to sign in, from
@@ -237,7 +242,16 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, rt *Route, d de
 		h.apiError(w, http.StatusUnauthorized, "unauthorized", "Sign-in required.")
 	case verdictTokenInvalid, verdictSessionEnded:
 		h.log.Info("bearer token refused", "route", rt.name, "err", d.err)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="aero2", error="invalid_token"`)
+		if d.dpop == "invalid_dpop_proof" {
+			w.Header().Set("WWW-Authenticate", dpopChallenge(d.dpop))
+			h.apiError(w, http.StatusUnauthorized, d.dpop, "The DPoP proof is missing or not valid for this request and token.")
+			return
+		}
+		if d.dpop != "" {
+			w.Header().Set("WWW-Authenticate", dpopChallenge(d.dpop))
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="aero2", error="invalid_token"`)
+		}
 		msg := "The access token is not valid here."
 		if d.verdict == verdictSessionEnded {
 			msg = "The session this token belongs to has ended."

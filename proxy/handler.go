@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/dpop"
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/store"
 )
@@ -114,6 +115,8 @@ type appProxy struct {
 	callbackURL  string
 	signedOutURL string
 	signer       AssertionSigner
+	// dpop checks DPoP proofs of bound tokens, jti in the store.
+	dpop *dpop.Verifier
 }
 
 // Route is a compiled route.
@@ -204,6 +207,7 @@ func New(opts Options) (*Handler, error) {
 				app: ac.Name, records: opts.Store, alive: alive, provider: provider,
 				ttl: p.SessionCache, lifetime: ac.Session.AbsoluteTimeout, now: opts.Now, cache: map[string]*live{},
 			},
+			dpop: newDPoPVerifier(opts.Store, ac.Name, opts.Now),
 		}
 		h.apps[ap.name] = ap
 		h.order = append(h.order, ap)

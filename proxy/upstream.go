@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/dpop"
 )
 
 // maxIdlePerHost sizes the idle pool to an upstream. Go's default of 2
@@ -100,7 +101,7 @@ func (h *Handler) credentials(r *http.Request, rt *Route, d *decision) (string, 
 	var at, as string
 	if len(rt.headers.accessToken) > 0 {
 		if d.bearer {
-			at, _ = bearerToken(r)
+			_, at = dpop.ParseAuthorization(r.Header.Get("Authorization"))
 		} else {
 			var err error
 			if at, err = rt.app.sessions.accessToken(r.Context(), d.token, d.live); err != nil {
@@ -182,6 +183,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	h.cookies.stripRequest(out.Header)
 	if f.d.bearer {
 		delete(out.Header, "Authorization") // Aero2's token, not the upstream's
+		delete(out.Header, "Dpop")          // and its proof, spent here
 	}
 	rt.headers.write(out.Header, &f.d)
 }

@@ -30,6 +30,10 @@ type Session struct {
 	SID string `json:"sid,omitempty"`
 	// AuthTime is when the user last signed in (OIDC auth_time).
 	AuthTime time.Time `json:"auth_time,omitzero"`
+	// JKT is the thumbprint of the DPoP key the grant's latest tokens are
+	// bound to (RFC 9449 §6): the access token's cnf.jkt, and for a
+	// public client the key its refresh token must be used with.
+	JKT string `json:"jkt,omitempty"`
 
 	Claims    *jwt.IDTokenClaims             `json:"id_token_claims,omitempty"`
 	Headers   *jwt.Headers                   `json:"id_token_headers,omitempty"`

@@ -39,10 +39,26 @@ function tokenFields(t) {
   };
 }
 
+// dpop is the DPoP handle (RFC 9449) when input.dpop names an algorithm:
+// openid-client then signs a proof for every token, userinfo and resource
+// request, and follows use_dpop_nonce answers by itself.
+let dpop;
+let dpopJWK;
+async function dpopOptions(config) {
+  if (!input.dpop) return {};
+  if (!dpop) {
+    const pair = await client.randomDPoPKeyPair(input.dpop);
+    dpopJWK = await crypto.subtle.exportKey('jwk', pair.publicKey);
+    dpop = client.getDPoPHandle(config, pair);
+  }
+  return { DPoP: dpop };
+}
+
 async function main() {
   const c = input.client;
   const config = await client.discovery(new URL(input.issuer), c.id, c.metadata ?? {}, await clientAuth(c),
     { execute: [client.allowInsecureRequests] });
+  const opts = await dpopOptions(config);
   switch (input.op) {
     case 'metadata':
       return { metadata: config.serverMetadata() };
@@ -63,7 +79,7 @@ async function main() {
     case 'callback': {
       const tokens = await client.authorizationCodeGrant(config, new URL(input.callback_url), {
         pkceCodeVerifier: input.verifier, expectedState: input.state, expectedNonce: input.nonce, idTokenExpected: true,
-      });
+      }, undefined, opts);
       return await afterTokens(config, tokens);
     }
     case 'device': {
@@ -73,8 +89,11 @@ async function main() {
       return await afterTokens(config, tokens);
     }
     case 'client_credentials': {
-      const tokens = await client.clientCredentialsGrant(config, { scope: input.scope });
-      return { tokens: tokenFields(tokens) };
+      const params = { ...(input.scope ? { scope: input.scope } : {}), ...(input.extra ?? {}) };
+      const tokens = await client.clientCredentialsGrant(config, params, opts);
+      const res = { tokens: tokenFields(tokens), dpop_jwk: dpopJWK };
+      if (input.resource_url) res.resource = await resource(config, tokens.access_token, opts);
+      return res;
     }
     case 'introspect':
       return { introspection: await client.tokenIntrospection(config, input.token) };
@@ -86,15 +105,35 @@ async function main() {
 // afterTokens reads the ID token's claims and, as asked, calls userinfo,
 // introspection and refresh with the tokens.
 async function afterTokens(config, tokens) {
+  const opts = await dpopOptions(config);
   const claims = tokens.claims();
-  const res = { tokens: tokenFields(tokens), claims };
-  if (input.userinfo) res.userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+  const res = { tokens: tokenFields(tokens), claims, dpop_jwk: dpopJWK };
+  if (input.userinfo) res.userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub, opts);
   if (input.introspect) res.introspection = await client.tokenIntrospection(config, tokens.access_token);
+  if (input.resource_url) res.resource = await resource(config, tokens.access_token, opts);
   if (input.refresh) {
-    const r = await client.refreshTokenGrant(config, tokens.refresh_token);
+    const r = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, opts);
     res.refreshed = { tokens: tokenFields(r), claims: r.claims() };
+    if (input.refresh_other_key) {
+      // The refreshed refresh token, with a proof by a key of another
+      // handle: a thief's.
+      const pair = await client.randomDPoPKeyPair(input.dpop);
+      try {
+        await client.refreshTokenGrant(config, r.tokens?.refresh_token ?? r.refresh_token, undefined, { DPoP: client.getDPoPHandle(config, pair) });
+        res.other_key_refresh = { error: 'none: the server accepted it' };
+      } catch (e) {
+        res.other_key_refresh = { error: e.error ?? e.code ?? 'exception', status: e.status };
+      }
+    }
   }
   return res;
+}
+
+// resource calls input.resource_url (a route behind the proxy) with the
+// access token: as DPoP with a proof when dpop is on, else as Bearer.
+async function resource(config, accessToken, opts) {
+  const r = await client.fetchProtectedResource(config, accessToken, new URL(input.resource_url), 'GET', undefined, undefined, opts);
+  return { status: r.status, body: await r.text(), www_authenticate: r.headers.get('www-authenticate') };
 }
 
 try {

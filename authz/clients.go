@@ -36,6 +36,9 @@ type Client struct {
 	requirePAR bool
 	// requireDPoP: token requests only with a DPoP proof (RFC 9449 §5.2).
 	requireDPoP bool
+	// backchannelURI is told when a session the client got tokens in
+	// ends (Back-Channel Logout 1.0).
+	backchannelURI string
 	// subjects names users to this client: public, or pairwise for its
 	// sector; sector checks its sector_identifier_uri (nil: none).
 	subjects subjectNamer
@@ -116,6 +119,7 @@ func newClientRegistry(app *config.Application, hasher fosite.Hasher, opts Optio
 			assertionAlg:           cc.TokenEndpointAuthSigningAlg,
 			requirePAR:             cc.RequirePushedAuthorizationRequests || app.RequirePushedAuthorizationRequests,
 			requireDPoP:            cc.RequireDPoP,
+			backchannelURI:         cc.BackchannelLogoutURI,
 		}
 		c := r.byID[cc.ID]
 		if cc.TokenEndpointAuthMethod == config.AuthPrivateKeyJWT {

@@ -48,6 +48,8 @@ type Metadata struct {
 	RequestURIParameterSupported               bool     `json:"request_uri_parameter_supported"`
 	ClaimsParameterSupported                   bool     `json:"claims_parameter_supported"`
 	DPoPSigningAlgValuesSupported              []string `json:"dpop_signing_alg_values_supported"`
+	BackchannelLogoutSupported                 bool     `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported          bool     `json:"backchannel_logout_session_supported"`
 }
 
 // Metadata returns the provider's discovery document.
@@ -86,6 +88,8 @@ func (p *Provider) Metadata(ctx context.Context) Metadata {
 		PromptValuesSupported:                      []string{"none", "login", "consent", "select_account"},
 		AuthorizationResponseIssParameterSupported: true,
 		DPoPSigningAlgValuesSupported:              dpop.AlgNames(),
+		BackchannelLogoutSupported:                 true,
+		BackchannelLogoutSessionSupported:          true,
 	}
 }
 

@@ -104,6 +104,8 @@ type Provider struct {
 	// when the application says so.
 	dpop       *dpop.Verifier
 	dpopNonces *dpop.Nonces
+	// bcl delivers back-channel logouts.
+	bcl *backchannel
 }
 
 // New composes the application's fosite provider.
@@ -161,6 +163,7 @@ func New(opts Options) (*Provider, error) {
 		assertionAudiences: []string{opts.Issuer, opts.Issuer + "/oauth2/token", opts.Issuer + parPath},
 	}
 	p.newDPoP()
+	p.newBackchannel()
 	p.tokens = oauthstore.New(oauthstore.Options{
 		App: opts.App, Backend: opts.Store, Clients: clients,
 		GrantTTL: grantTTL, CodeTTL: codeTTL, Now: opts.Now,

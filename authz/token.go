@@ -93,6 +93,17 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Back-channel logout: a client that gets tokens in a browser session
+	// is told when it ends. Recorded before anything is issued, so a
+	// store failure issues nothing rather than tokens that outlive the
+	// session's logout unannounced.
+	if gt := ar.GetGrantTypes(); gt.ExactOne("authorization_code") || gt.ExactOne(config.GrantDeviceCode) {
+		sess := ar.GetSession().(*oauthstore.Session)
+		if err := p.rememberLogoutTarget(ctx, client, sess.SID, sess.Subject); err != nil {
+			p.tokenError(w, r, ar, err)
+			return
+		}
+	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		// fosite checks the scopes and audiences a service client asks for
 		// against what it may have, but grants nothing: the token is for

@@ -317,6 +317,13 @@ type Client struct {
 	// proof, so all its tokens are sender-constrained (RFC 9449 §5.2,
 	// dpop_bound_access_tokens).
 	RequireDPoP bool `yaml:"require_dpop"`
+	// BackchannelLogoutURI is where the client is sent a logout token
+	// when a browser session it got tokens in ends (OIDC Back-Channel
+	// Logout 1.0 §2.2); https, or http on loopback with insecure_dev.
+	// BackchannelLogoutSessionRequired: the token must carry sid (Aero2's
+	// always do).
+	BackchannelLogoutURI             string `yaml:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired bool   `yaml:"backchannel_logout_session_required"`
 }
 
 // TokenLifetimes of the provider's tokens. Zero means "inherit".

@@ -338,3 +338,23 @@ applications:
 		t.Errorf("per-application algorithms: %q, %q", apps[0].SigningKeys.Algorithm, apps[1].SigningKeys.Algorithm)
 	}
 }
+
+func TestBackchannelLogoutURI(t *testing.T) {
+	client := func(extra string) string {
+		return validBase + "clients:\n  - id: rp\n    secret: \"0123456789abcdef0123456789abcdef\"\n    redirect_uris: [\"https://rp.example/cb\"]\n" + extra
+	}
+	if _, err := Parse("aero2.yaml", []byte(client("    backchannel_logout_uri: https://rp.example/bcl\n    backchannel_logout_session_required: true\n")), noEnv); err != nil {
+		t.Fatal(err)
+	}
+	for uri, want := range map[string]string{
+		"http://rp.example/bcl":     "expected https",
+		"https://user@rp.example/b": "must not have user info",
+		"https://rp.example/b#frag": "must not have user info or a fragment",
+		"ftp://rp.example/bcl":      "expected an https URL",
+		"/relative":                 "expected an absolute https URL",
+	} {
+		wantProblem(t, parseProblems(t, client("    backchannel_logout_uri: \""+uri+"\"\n"), noEnv), "aero2.yaml:14:5: clients[0].backchannel_logout_uri: "+want)
+	}
+	wantProblem(t, parseProblems(t, client("    backchannel_logout_session_required: true\n"), noEnv),
+		"clients[0].backchannel_logout_session_required: only with a backchannel_logout_uri")
+}

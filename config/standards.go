@@ -197,6 +197,14 @@ func (c *Config) validateClientStandards(ps *problems, cl *Client, path string) 
 		}
 	}
 
+	if cl.BackchannelLogoutURI != "" {
+		if err := c.checkFetchURL(cl.BackchannelLogoutURI); err != nil {
+			ps.at(path+".backchannel_logout_uri", "%v", err)
+		}
+	} else if cl.BackchannelLogoutSessionRequired {
+		ps.at(path+".backchannel_logout_session_required", "only with a backchannel_logout_uri")
+	}
+
 	switch cl.SubjectType {
 	case "", SubjectPublic:
 		if cl.SectorIdentifierURI != "" {

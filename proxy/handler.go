@@ -204,7 +204,7 @@ func New(opts Options) (*Handler, error) {
 			callbackURL: home + callbackPath, signedOutURL: home + signedOutPath,
 			cookie: p.CookieName, loginCookie: p.CookieName + "_login",
 			sessions: &sessions{
-				app: ac.Name, records: opts.Store, alive: alive, provider: provider,
+				app: ac.Name, records: opts.Store, sets: opts.Store, alive: alive, provider: provider,
 				ttl: p.SessionCache, lifetime: ac.Session.AbsoluteTimeout, now: opts.Now, cache: map[string]*live{},
 			},
 			dpop: newDPoPVerifier(opts.Store, ac.Name, opts.Now),

@@ -122,6 +122,7 @@ type live struct {
 type sessions struct {
 	app      string
 	records  store.Records
+	sets     store.Sets       // indexes for back-channel logout; nil: none
 	alive    ProviderSessions // nil: no provider-session check
 	provider Provider
 	ttl      time.Duration // cache
@@ -261,6 +262,10 @@ func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string
 			continue
 		}
 		if err != nil {
+			return "", nil, err
+		}
+		if err := s.index(ctx, id, &rec.Identity); err != nil {
+			_ = s.records.Delete(context.WithoutCancel(ctx), s.app, recordKey(id))
 			return "", nil, err
 		}
 		l := &live{id: id, rec: rec, checked: s.now()}

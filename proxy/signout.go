@@ -19,6 +19,7 @@ import (
 var endpoints = map[string]string{
 	callbackPath: "GET", handoffPath: "GET", startPath: "GET",
 	signOutPath: "GET, POST", signedOutPath: "GET",
+	backchannelPath: "POST",
 }
 
 // IsEndpoint reports whether p is one of the proxy's own endpoints.
@@ -63,6 +64,10 @@ func (h *Handler) ServeReserved(w http.ResponseWriter, r *http.Request) {
 		h.signOutPage(w, r)
 	case p == signOutPath:
 		h.cop.Handler(http.HandlerFunc(h.signOut)).ServeHTTP(w, r)
+	case p == backchannelPath:
+		// Not behind CrossOriginProtection: the provider POSTs from its
+		// server, and the logout token, not the origin, authenticates.
+		h.backchannelLogout(w, r)
 	case p == signedOutPath:
 		web.Render(w, http.StatusOK, "signout", web.Page{Title: "Signed out", Data: struct{ SignedIn bool }{false}})
 	case IsForwardAuth(p):

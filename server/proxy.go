@@ -121,9 +121,13 @@ func proxyClient(cfg *config.Config, a config.Application) (config.Client, bool)
 		TokenEndpointAuthMethod: config.AuthClientSecretBasic,
 		RedirectURIs:            []string{origin + "/.aero2/callback"},
 		PostLogoutRedirectURIs:  []string{origin + "/.aero2/signed_out"},
-		Scopes:                  slices.Clone(a.Proxy.Scopes),
-		GrantTypes:              []string{config.GrantAuthorizationCode, config.GrantRefreshToken},
-		FirstParty:              true,
+		// The proxy is told when a provider session ends, and ends its
+		// own sessions from it (proxy/backchannel.go).
+		BackchannelLogoutURI:             origin + "/.aero2/backchannel-logout",
+		BackchannelLogoutSessionRequired: true,
+		Scopes:                           slices.Clone(a.Proxy.Scopes),
+		GrantTypes:                       []string{config.GrantAuthorizationCode, config.GrantRefreshToken},
+		FirstParty:                       true,
 	}, true
 }
 

@@ -124,6 +124,7 @@ func (s *Server) start(ctx context.Context) error {
 			return fmt.Errorf("application %s: signing keys: %w", a.name, err)
 		}
 		a.keys.Schedule(bg, a.keyRotation)
+		a.provider.RunBackchannel(bg)
 	}
 	return nil
 }
@@ -279,6 +280,9 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 	// sign-in, the proxy's sign-out), the manager ends it, and this hook
 	// revokes what the provider issued in it.
 	sessions.OnEnd(prov.RevokeSessions)
+	// … and this one queues a logout token for each client (the proxy
+	// among them) that registered a back-channel logout URI.
+	sessions.OnEnd(prov.BackchannelLogout)
 	consents.p = prov
 	mux := http.NewServeMux()
 	fed.Register(mux)

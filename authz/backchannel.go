@@ -101,8 +101,10 @@ func (p *Provider) rememberLogoutTarget(ctx context.Context, c *Client, sid, sub
 	if c == nil || c.backchannelURI == "" || sid == "" {
 		return nil
 	}
+	// As long as the browser session or the client's tokens may live:
+	// the client's own session may outlive its tokens.
 	lt := c.Lifetimes
-	ttl := max(lt.RefreshToken, lt.AccessToken, lt.IDToken)
+	ttl := max(lt.RefreshToken, lt.AccessToken, lt.IDToken, p.opts.Config.Session.AbsoluteTimeout)
 	return p.opts.Store.SetAdd(ctx, p.opts.App, bclSession+sid, ttl, c.GetID()+" "+sub)
 }
 

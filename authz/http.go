@@ -144,8 +144,8 @@ func noStore(w http.ResponseWriter) {
 // client's fault, and never a reason to say a token is inactive.
 func (p *Provider) unavailable(w http.ResponseWriter, r *http.Request, err error) {
 	p.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
-	w.Header().Set("Retry-After", "5")
-	writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The server cannot reach its storage; try again shortly.")
+	noStore(w)
+	web.StoreUnavailable.With("The server cannot reach its storage; try again shortly.").WriteJSON(w)
 }
 
 func isUnavailable(err error) bool { return errors.Is(err, store.ErrUnavailable) }
@@ -161,12 +161,11 @@ func (p *Provider) page(w http.ResponseWriter, status int, title, msg, code stri
 func (p *Provider) pageFailure(w http.ResponseWriter, r *http.Request, err error) {
 	if isUnavailable(err) {
 		p.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
-		w.Header().Set("Retry-After", "5")
-		p.page(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Aero2 cannot reach its storage right now. Please try again in a few seconds.", "temporarily_unavailable")
+		web.StoreUnavailable.WritePage(w, p.opts.DisplayName)
 		return
 	}
 	p.log.Error("request failed", "path", r.URL.Path, "err", err)
-	p.page(w, http.StatusInternalServerError, "Something went wrong", "Aero2 could not complete the request.", "server_error")
+	web.InternalError.WritePage(w, p.opts.DisplayName)
 }
 
 func writeBody(w http.ResponseWriter, v any) {

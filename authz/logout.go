@@ -181,7 +181,7 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.String(), http.StatusSeeOther)
 		return
 	}
-	web.Render(w, http.StatusOK, "logout", web.Page{Title: "Signed out", AppName: p.opts.DisplayName, Data: struct{ Confirm bool }{false}})
+	web.SignedOut(w, p.opts.DisplayName, p.opts.LoginURL(p.url("/account")))
 }
 
 func (p *Provider) renderLogoutConfirm(w http.ResponseWriter, cur *store.Session, client *Client, params url.Values) {
@@ -196,11 +196,10 @@ func (p *Provider) renderLogoutConfirm(w http.ResponseWriter, cur *store.Session
 		name = client.Name
 	}
 	web.Render(w, http.StatusOK, "logout", web.Page{Title: "Sign out?", AppName: p.opts.DisplayName, Data: struct {
-		Confirm bool
-		Client  string
-		App     string
-		Action  string
-		Fields  []hiddenField
-		CSRF    string
-	}{true, name, p.opts.DisplayName, p.url("/oauth2/logout"), fields, p.opts.Sessions.CSRFToken(cur, logoutPurpose)}})
+		Client string
+		App    string
+		Action string
+		Fields []hiddenField
+		CSRF   string
+	}{name, p.opts.DisplayName, p.url("/oauth2/logout"), fields, p.opts.Sessions.CSRFToken(cur, logoutPurpose)}})
 }

@@ -150,22 +150,20 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	for _, p := range h.opts.Providers {
 		links = append(links, providerLink{p.Name, h.URL("/rp/authorize?" + url.Values{"idp": {p.ID}, "redirect_uri": {returnTo}}.Encode())})
 	}
-	signedOut := r.URL.Query().Get("signed_out") == "1"
-	// auto_redirect: no choice to make. Not right after a sign-out, which
-	// would otherwise sign the user straight back in wherever the
-	// provider still has a session.
-	if h.opts.AutoRedirect && len(links) == 1 && !signedOut {
+	if r.URL.Query().Get("signed_out") == "1" {
+		// Where signing out ends: the one signed-out page. Its link
+		// signs in again, to the same place; never by itself, which with
+		// auto_redirect would sign the user straight back in wherever the
+		// provider still has a session.
+		web.SignedOut(w, h.appName, h.LoginURL(returnTo))
+		return
+	}
+	// auto_redirect: no choice to make.
+	if h.opts.AutoRedirect && len(links) == 1 {
 		http.Redirect(w, r, links[0].URL, http.StatusFound)
 		return
 	}
-	data := struct {
-		Providers []providerLink
-		Notice    string
-	}{links, ""}
-	if signedOut {
-		data.Notice = "You have signed out."
-	}
-	web.Render(w, http.StatusOK, "login", web.Page{Title: "Sign in", AppName: h.appName, Data: data})
+	web.Render(w, http.StatusOK, "login", web.Page{Title: "Sign in", AppName: h.appName, Data: struct{ Providers []providerLink }{links}})
 }
 
 // fail renders an error page. startAgain offers a link back to sign-in.
@@ -183,12 +181,11 @@ func (h *Handler) fail(w http.ResponseWriter, status int, title, msg, code strin
 func (h *Handler) storeFailure(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, store.ErrUnavailable) {
 		h.log.Warn("store unavailable", "path", r.URL.Path, "err", err)
-		w.Header().Set("Retry-After", "5")
-		h.fail(w, http.StatusServiceUnavailable, "Temporarily unavailable", "Aero2 cannot reach its storage right now. Please try again in a few seconds.", "temporarily_unavailable", false)
+		web.StoreUnavailable.WritePage(w, h.appName)
 		return
 	}
 	h.log.Error("request failed", "path", r.URL.Path, "err", err)
-	h.fail(w, http.StatusInternalServerError, "Something went wrong", "Aero2 could not complete the request.", "server_error", true)
+	web.InternalError.WithBack(h.URL("/login"), "").WritePage(w, h.appName)
 }
 
 func (h *Handler) now() time.Time { return h.opts.Now() }

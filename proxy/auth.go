@@ -280,10 +280,5 @@ func (h *Handler) cannotCheck(w http.ResponseWriter, r *http.Request, err error,
 		return
 	}
 	h.log.Warn("proxy cannot check the session", "path", r.URL.Path, "err", err, "store_unavailable", errors.Is(err, store.ErrUnavailable))
-	w.Header().Set("Retry-After", "5")
-	if !page {
-		h.apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Aero2 cannot check the session right now.")
-		return
-	}
-	h.page(w, r, http.StatusServiceUnavailable, "Temporarily unavailable", "Aero2 cannot check your session right now. Please try again in a few seconds.")
+	errCannotCheck.Write(w, "", page)
 }

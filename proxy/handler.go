@@ -17,6 +17,7 @@ import (
 	"github.com/aero2/aero2/dpop"
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/web"
 )
 
 // App is one application's part of the proxy: its routes and settings,
@@ -381,11 +382,11 @@ func (h *Handler) ServeRoute(w http.ResponseWriter, r *http.Request, c Choice) {
 		if d.encodedSlash {
 			msg = "Encoded slashes are not allowed in this address."
 		}
-		h.page(w, r, http.StatusBadRequest, "Bad request", msg)
+		h.problem(w, r, errBadRequest.With(msg))
 		return
 	case pathRedirect:
 		if d.encodedSlash || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
-			h.page(w, r, http.StatusBadRequest, "Bad request", "This address is not valid.")
+			h.problem(w, r, errBadRequest)
 			return
 		}
 		// The clean path is read and matched again from the start.
@@ -399,7 +400,7 @@ func (h *Handler) ServeRoute(w http.ResponseWriter, r *http.Request, c Choice) {
 	}
 	rt := d.route
 	if rt == nil || rt.upstream == nil {
-		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
+		h.problem(w, r, web.NotFound)
 		return
 	}
 	h.answerProxy(w, r, rt, h.authenticate(r, rt))

@@ -19,6 +19,7 @@ import (
 	"github.com/aero2/aero2/safeurl"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/web"
 )
 
 // Reserved endpoints, under config.ReservedPrefix on every host.
@@ -122,7 +123,7 @@ func (h *Handler) startSignIn(w http.ResponseWriter, r *http.Request, ap *appPro
 	}
 	if err != nil {
 		h.log.Error("sign-in provider unusable", "app", ap.name, "err", err)
-		h.page(w, r, http.StatusBadGateway, "Sign-in unavailable", "Aero2 cannot reach its sign-in service right now. Please try again shortly.")
+		h.problem(w, r, errSignInUnavailable)
 		return
 	}
 	val, _ := json.Marshal(st)
@@ -146,19 +147,19 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 		rd = "/"
 	}
 	if !safeurl.LocalPath(rd) {
-		h.page(w, r, http.StatusBadRequest, "Sign-in refused", "The page asked to return to an address this site does not allow.")
+		h.problem(w, r, errSignInRefused)
 		return
 	}
 	u, _ := url.Parse(rd)
 	host := config.NormalizeHost(r.Host)
 	d := h.table.choose(host, u.EscapedPath())
 	if d.verdict != pathOK {
-		h.page(w, r, http.StatusBadRequest, "Sign-in refused", "The page asked to return to an address this site does not allow.")
+		h.problem(w, r, errSignInRefused)
 		return
 	}
 	rt := d.route
 	if rt == nil {
-		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
+		h.problem(w, r, web.NotFound)
 		return
 	}
 	h.startSignIn(w, r, rt.app, rt.origin(host), u.RequestURI())
@@ -194,22 +195,22 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	// RFC 9207: when the provider names itself, it must be ours (mix-up).
 	if iss := q.Get("iss"); q.Has("iss") && iss != ap.issuer {
 		h.log.Warn("callback from another issuer", "app", ap.name, "iss", iss)
-		h.signInFailed(w, r, http.StatusBadRequest, "The answer came from another sign-in service than the one this sign-in started with.")
+		h.signInFailedAt(w, r, http.StatusBadRequest, "The answer came from another sign-in service than the one this sign-in started with.", ap.restart(st.Origin, st.ReturnTo))
 		return
 	}
 	if e := q.Get("error"); e != "" {
 		h.log.Info("provider refused sign-in", "app", ap.name, "error", e)
-		h.signInFailed(w, r, http.StatusForbidden, "The sign-in was cancelled or refused.")
+		h.signInFailedAt(w, r, http.StatusForbidden, "The sign-in was cancelled or refused.", ap.restart(st.Origin, st.ReturnTo))
 		return
 	}
 	tokens, err := ap.provider.Exchange(ctx, AuthRequest{RedirectURI: ap.callbackURL, State: state, Nonce: st.Nonce, Verifier: st.Verifier}, q.Get("code"))
 	if err != nil {
 		h.log.Warn("sign-in failed", "app", ap.name, "err", err)
-		h.signInFailed(w, r, http.StatusBadGateway, "Aero2 could not complete the sign-in. Please try again.")
+		h.signInFailedAt(w, r, http.StatusBadGateway, "Aero2 could not complete the sign-in. Please try again.", ap.restart(st.Origin, st.ReturnTo))
 		return
 	}
 	if tokens.Identity.Subject == "" {
-		h.signInFailed(w, r, http.StatusBadGateway, "The sign-in service did not say who you are.")
+		h.signInFailedAt(w, r, http.StatusBadGateway, "The sign-in service did not say who you are.", ap.restart(st.Origin, st.ReturnTo))
 		return
 	}
 	// The browser carries a code that signs it in: only ever to an origin
@@ -267,7 +268,7 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(hash(c.Value)), []byte(hs.Binding)) != 1 {
-		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in was not started in this browser. Please try again.")
+		h.signInFailedAt(w, r, http.StatusBadRequest, "This sign-in was not started in this browser. Please try again.", ap.restart(hs.Origin, hs.ReturnTo))
 		return
 	}
 	name := session.CookieName(ap.cookie, secure, "/")
@@ -314,8 +315,26 @@ func (h *Handler) takeOnce(w http.ResponseWriter, r *http.Request, ap *appProxy,
 	return raw, true
 }
 
+// signInFailed answers a sign-in that cannot finish, with a "Start
+// again" link to the host's start page.
 func (h *Handler) signInFailed(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	h.page(w, r, status, "Sign-in failed", msg)
+	h.signInFailedAt(w, r, status, msg, "/")
+}
+
+// signInFailedAt is signInFailed with "Start again" leading to again.
+func (h *Handler) signInFailedAt(w http.ResponseWriter, r *http.Request, status int, msg, again string) {
+	h.problem(w, r, withStatus(errSignInFailed, status).With(msg).WithBack(again, "Start again"))
+}
+
+// restart is where "Start again" leads once a sign-in's own record is
+// read: a new sign-in to the page it was for, on the host it started on
+// (the origin is checked to be one the application serves, as where the
+// sign-in's code goes); "/" otherwise.
+func (ap *appProxy) restart(origin, returnTo string) string {
+	if origin == "" || ap.origin(hostOf(origin)) != origin || !safeurl.LocalPath(returnTo) {
+		return "/"
+	}
+	return origin + startPath + "?" + url.Values{"rd": {returnTo}}.Encode()
 }
 
 // origin is the application's origin on a normalised host, or "" when

@@ -50,7 +50,7 @@ func (h *Handler) ServeReserved(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	if allow, ok := endpoints[p]; ok && !strings.Contains(", "+allow+", ", ", "+r.Method+", ") {
 		w.Header().Set("Allow", allow)
-		h.page(w, r, http.StatusMethodNotAllowed, "Method not allowed", "This address does not answer that kind of request.")
+		h.problem(w, r, errMethodNotAllowed)
 		return
 	}
 	switch {
@@ -69,13 +69,14 @@ func (h *Handler) ServeReserved(w http.ResponseWriter, r *http.Request) {
 		// server, and the logout token, not the origin, authenticates.
 		h.backchannelLogout(w, r)
 	case p == signedOutPath:
-		web.Render(w, http.StatusOK, "signout", web.Page{Title: "Signed out", Data: struct{ SignedIn bool }{false}})
+		// "/" leads on: the host's start page signs in again.
+		web.SignedOut(w, "", "/")
 	case IsForwardAuth(p):
 		h.forwardAuth(w, r)
 	case strings.HasPrefix(p, web.StaticPrefix):
 		web.Static().ServeHTTP(w, r)
 	default:
-		h.page(w, r, http.StatusNotFound, "Not found", "Nothing is served at this address.")
+		h.problem(w, r, web.NotFound)
 	}
 }
 
@@ -111,12 +112,15 @@ func (h *Handler) signOutPage(w http.ResponseWriter, r *http.Request) {
 			user = l.rec.Identity.Display()
 		}
 	}
+	if user == "" {
+		web.SignedOut(w, "", "/")
+		return
+	}
 	web.Render(w, http.StatusOK, "signout", web.Page{Title: "Sign out", Data: struct {
-		SignedIn   bool
 		User       string
 		SignOutURL string
 		CSRF       string
-	}{user != "", user, signOutPath, h.csrfToken(r)}})
+	}{user, signOutPath, h.csrfToken(r)}})
 }
 
 // signOut ends this browser's proxy sessions on this host and sends it to
@@ -128,11 +132,11 @@ func (h *Handler) signOutPage(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
-		h.page(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		h.problem(w, r, errBadRequest.With("The form could not be read."))
 		return
 	}
 	if !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(h.csrfToken(r))) {
-		h.page(w, r, http.StatusForbidden, "Request refused", "This form has expired or did not come from this site. Reload the page and try again.")
+		h.problem(w, r, errFormRefused)
 		return
 	}
 	logout := ""

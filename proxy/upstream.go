@@ -221,5 +221,5 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	if errors.As(err, &ne) && ne.Timeout() {
 		status = http.StatusGatewayTimeout
 	}
-	h.page(w, r, status, "Application unavailable", "The application at this address is not answering. Please try again shortly.")
+	h.problem(w, r, withStatus(errUpstreamDown, status))
 }

@@ -145,6 +145,6 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.proxy.ServeRoute(w, r, o.choice)
 		answerLate(w, body)
 	default:
-		web.Error(w, http.StatusNotFound, "", "Not found", web.ErrorData{Message: "Nothing is served at this address."})
+		web.NotFound.WritePage(w, "")
 	}
 }

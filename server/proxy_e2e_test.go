@@ -154,7 +154,7 @@ func TestProviderSignOutStopsTheProxy(t *testing.T) {
 		// Sign out on Aero2's own account page, not at the proxy.
 		p := b.Get(in.URL + "/account")
 		action, v := p.Form(t, "/logout")
-		if p := b.PostForm(action, v); !strings.Contains(p.Body, "You have signed out") {
+		if p := b.PostForm(action, v); !strings.Contains(p.Body, "You are signed out") {
 			t.Fatalf("logout: %d %s", p.Status, p.URL)
 		}
 		eventuallyRefused(t, b, in.URL+"/app")

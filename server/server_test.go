@@ -200,7 +200,7 @@ func TestLogoutAndSignOutEverywhere(t *testing.T) {
 			t.Errorf("logout with forged csrf: %d", p.Status)
 		}
 		v.Set("everywhere", "1")
-		if p := phone.PostForm(action, v); p.Status != 200 || !strings.Contains(p.Body, "You have signed out") {
+		if p := phone.PostForm(action, v); p.Status != 200 || !strings.Contains(p.Body, "You are signed out") {
 			t.Fatalf("logout everywhere: %d %s", p.Status, p.URL)
 		}
 		for name, b := range map[string]*servertest.Browser{"phone": phone, "laptop": laptop} {

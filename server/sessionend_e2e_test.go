@@ -210,7 +210,7 @@ func TestEveryWayOfEndingASessionEndsItsTokens(t *testing.T) {
 	}{
 		{"sign-out on Aero2's pages", func(t *testing.T, e *endingEnv, v, _ *signedInBrowser) bool {
 			action, f := v.b.Get(e.in.URL+"/account").Form(t, "/logout")
-			if p := v.b.PostForm(action, f); !strings.Contains(p.Body, "You have signed out") {
+			if p := v.b.PostForm(action, f); !strings.Contains(p.Body, "You are signed out") {
 				t.Fatalf("sign-out: %d %s", p.Status, p.URL)
 			}
 			return false
@@ -218,7 +218,7 @@ func TestEveryWayOfEndingASessionEndsItsTokens(t *testing.T) {
 		{"sign-out everywhere", func(t *testing.T, e *endingEnv, _, by *signedInBrowser) bool {
 			action, f := by.b.Get(e.in.URL+"/account").Form(t, "/logout")
 			f.Set("everywhere", "1")
-			if p := by.b.PostForm(action, f); !strings.Contains(p.Body, "You have signed out") {
+			if p := by.b.PostForm(action, f); !strings.Contains(p.Body, "You are signed out") {
 				t.Fatalf("sign-out everywhere: %d %s", p.Status, p.URL)
 			}
 			return true

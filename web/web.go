@@ -109,6 +109,8 @@ type ErrorData struct {
 	Message string
 	Code    string // an OAuth error code or similar, when there is one
 	Back    string // where "start again" leads; empty for no link
+	// BackText words the Back link; "Start again" when empty.
+	BackText string
 }
 
 // Error renders the error page.

@@ -60,3 +60,39 @@ func TestStatic(t *testing.T) {
 		t.Error("templates reachable through the static handler")
 	}
 }
+
+func TestProblemAnswersBothWays(t *testing.T) {
+	p := StoreUnavailable.With("Try later.")
+	w := httptest.NewRecorder()
+	p.WriteJSON(w)
+	if w.Code != 503 || w.Header().Get("Retry-After") != "5" || w.Header().Get("Cache-Control") != "no-store" ||
+		strings.TrimSpace(w.Body.String()) != `{"error":"temporarily_unavailable","error_description":"Try later."}` {
+		t.Errorf("JSON: %d %v %q", w.Code, w.Header(), w.Body)
+	}
+	w = httptest.NewRecorder()
+	p.WritePage(w, "shop")
+	if w.Code != 503 || w.Header().Get("Retry-After") != "5" || !strings.Contains(w.Body.String(), "<h1>Temporarily unavailable</h1>") || !strings.Contains(w.Body.String(), "Try later.") {
+		t.Errorf("page: %d %v\n%s", w.Code, w.Header(), w.Body)
+	}
+	// The 404 page offers a way on; a Back link without words is "Start
+	// again".
+	w = httptest.NewRecorder()
+	NotFound.WritePage(w, "")
+	if w.Code != 404 || !strings.Contains(w.Body.String(), `<a href="/">Go to the start page</a>`) {
+		t.Errorf("404 page without a way on:\n%s", w.Body)
+	}
+	w = httptest.NewRecorder()
+	InternalError.WithBack("/login", "").WritePage(w, "")
+	if !strings.Contains(w.Body.String(), `<a href="/login">Start again</a>`) || w.Header().Get("Retry-After") != "" {
+		t.Errorf("500 page:\n%s", w.Body)
+	}
+}
+
+func TestSignedOutPage(t *testing.T) {
+	w := httptest.NewRecorder()
+	SignedOut(w, "shop", "/login?return_to=%2Faccount")
+	body := w.Body.String()
+	if w.Code != 200 || !strings.Contains(body, "<h1>Signed out</h1>") || !strings.Contains(body, "You are signed out.") || !strings.Contains(body, `<a href="/login?return_to=%2Faccount">Sign in again</a>`) {
+		t.Errorf("signed-out page:\n%s", body)
+	}
+}

@@ -103,7 +103,7 @@ func TestAccountPage(t *testing.T) {
 			// Sign out (this browser only).
 			p = phone.Get(in.URL + "/account")
 			action, v = p.Form(t, "/logout")
-			if r := phone.PostForm(action, v); !strings.Contains(r.Body, "You have signed out") {
+			if r := phone.PostForm(action, v); !strings.Contains(r.Body, "You are signed out") {
 				t.Fatalf("sign out: %d\n%s", r.Status, r.Body)
 			}
 			if !signedOut(phone, in) {

@@ -36,7 +36,7 @@ func TestAutoRedirect(t *testing.T) {
 	// After signing out, the page: auto_redirect would sign the user back
 	// in at once wherever the provider still has a session.
 	action, v := b.Get(in.URL+"/account").Form(t, "/logout")
-	if p := b.PostForm(action, v); p.Status != http.StatusOK || !strings.Contains(p.Body, "You have signed out") || !strings.Contains(p.Body, "Continue with dev") {
+	if p := b.PostForm(action, v); p.Status != http.StatusOK || !strings.Contains(p.Body, "You are signed out") || !strings.Contains(p.Body, ">Sign in again<") {
 		t.Fatalf("after sign-out with auto_redirect: %d at %s\n%s", p.Status, p.URL, p.Body)
 	}
 

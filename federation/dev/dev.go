@@ -187,11 +187,12 @@ func (c *connector) choose(w http.ResponseWriter, r *http.Request) {
 	code := rand.Text()
 	val, _ := json.Marshal(issued{Subject: subject, State: state})
 	if err := c.records.Create(r.Context(), c.app, codeKey(c.id, code), val, codeTTL); err != nil {
-		status := http.StatusInternalServerError
 		if errors.Is(err, store.ErrUnavailable) {
-			status = http.StatusServiceUnavailable
+			web.StoreUnavailable.WritePage(w, c.title)
+			return
 		}
-		web.Error(w, status, c.title, "Temporarily unavailable", web.ErrorData{Message: "Please try again in a few seconds.", Code: "temporarily_unavailable"})
+		c.log.Error("dev sign-in code not stored", "err", err)
+		web.InternalError.WritePage(w, c.title)
 		return
 	}
 	http.Redirect(w, r, c.cb+"?"+url.Values{"code": {code}, "state": {state}}.Encode(), http.StatusSeeOther)

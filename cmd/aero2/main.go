@@ -3,6 +3,7 @@
 //
 //	aero2 serve --config aero2.yaml   run the server
 //	aero2 check --config aero2.yaml   validate a configuration
+//	aero2 migrate --config aero2.yaml apply PostgreSQL schema migrations
 //	aero2 users list|show|disable|enable|delete
 //	aero2 sessions list|revoke
 //	aero2 consents list|revoke
@@ -76,6 +77,8 @@ var commands = []*command{
 		help: `Runs Aero2: loads and checks the configuration, opens the store (and
 fails at once if Redis cannot be reached), then serves until SIGINT or
 SIGTERM, when in-flight requests get server.shutdown_timeout to finish.
+On PostgreSQL it refuses a schema older than it needs (run aero2 migrate,
+or set store.postgres.migrate_on_start).
 Logs go to standard error (log.format: text on a terminal, else JSON).`,
 		run: runServe,
 	},
@@ -89,6 +92,17 @@ FILE:LINE:COL: KEY: what is wrong, and exits 1; or prints notices (valid,
 but worth knowing, such as a route that only answers forward-auth) and
 "OK", and exits 0.`,
 		run: runCheck,
+	},
+	{
+		name: "migrate", summary: "apply the PostgreSQL schema migrations", args: "[--config FILE]", config: true,
+		help: `Brings the schema of the PostgreSQL database that store.postgres names
+(store.type postgres or combined) to the version this aero2 needs,
+applying each missing migration once, in order, in a transaction of its
+own, and prints what it applied. Migrations only move forward. Replicas
+may run it at once: they take turns on a lock. serve refuses to start on
+an older schema unless store.postgres.migrate_on_start is true. Other
+stores have no schema: it says so and exits 0.`,
+		run: runMigrate,
 	},
 	{
 		name: "secret", summary: "print a new random secret", args: "",
@@ -331,6 +345,18 @@ func runCheck(ctx context.Context, c *invocation) int {
 		fmt.Fprintln(c.stdout, n.Error())
 	}
 	fmt.Fprintf(c.stdout, "%s: OK (%d application(s))\n", c.path, len(cfg.Apps()))
+	return 0
+}
+
+func runMigrate(ctx context.Context, c *invocation) int {
+	cfg, ok := loadConfig(c)
+	if !ok {
+		return 1
+	}
+	if err := server.Migrate(ctx, cfg, c.stdout); err != nil {
+		printErr(c.stderr, err)
+		return 1
+	}
 	return 0
 }
 

@@ -68,8 +68,9 @@ identity_providers:
 
 // Start listens on a loopback port, renders the config template with
 // {{.URL}} (and {{.Host}}, {{.Port}}), and serves Aero2 on it with st as
-// the store (nil: the store the config names). The instance stops when the
-// test ends.
+// the store (nil: the store the config names; for a memory store, the one
+// $AERO2_TEST_STORE selects when it names postgres or combined). The
+// instance stops when the test ends.
 func Start(t testing.TB, tmpl string, st store.Store) *Instance {
 	t.Helper()
 	return StartWith(t, tmpl, Options{Store: st})
@@ -124,6 +125,9 @@ func StartWith(t testing.TB, tmpl string, opts Options) *Instance {
 	}
 	so := opts.Server
 	so.Store = opts.Store
+	if so.Store == nil && cfg.Store.Type == "memory" {
+		so.Store = selectedStore(t)
+	}
 	if so.Logger == nil {
 		so.Logger = Logger(t)
 	}

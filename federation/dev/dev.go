@@ -189,7 +189,10 @@ func (c *connector) choose(w http.ResponseWriter, r *http.Request) {
 	if err := c.records.Create(r.Context(), c.app, codeKey(c.id, code), val, codeTTL); err != nil {
 		status := http.StatusInternalServerError
 		if errors.Is(err, store.ErrUnavailable) {
+			// As every other 503 of Aero2's: the client may retry, and
+			// says when (RFC 9110 §10.2.3).
 			status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "5")
 		}
 		web.Error(w, status, c.title, "Temporarily unavailable", web.ErrorData{Message: "Please try again in a few seconds.", Code: "temporarily_unavailable"})
 		return

@@ -272,6 +272,17 @@ var (
 // action contains actionPart.
 func (p *Page) Form(t testing.TB, actionPart string) (string, url.Values) {
 	t.Helper()
+	if action, v, ok := p.FindForm(actionPart); ok {
+		return action, v
+	}
+	t.Fatalf("no form with action %q on %s (status %d):\n%s", actionPart, p.URL, p.Status, p.Body)
+	return "", nil
+}
+
+// FindForm is Form for callers that must not fail the test (load
+// generators in goroutines of their own): ok is false when there is no
+// such form.
+func (p *Page) FindForm(actionPart string) (action string, v url.Values, ok bool) {
 	for _, m := range formRE.FindAllStringSubmatch(p.Body, -1) {
 		action := html.UnescapeString(m[1])
 		if !strings.Contains(action, actionPart) {
@@ -281,10 +292,9 @@ func (p *Page) Form(t testing.TB, actionPart string) (string, url.Values) {
 		for _, h := range hiddenRE.FindAllStringSubmatch(m[2], -1) {
 			v.Set(html.UnescapeString(h[1]), html.UnescapeString(h[2]))
 		}
-		return action, v
+		return action, v, true
 	}
-	t.Fatalf("no form with action %q on %s (status %d):\n%s", actionPart, p.URL, p.Status, p.Body)
-	return "", nil
+	return "", nil, false
 }
 
 // SignInDev signs in as the dev provider's user, starting at startURL (a

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Most records and sets are short-lived state (login state, codes,
@@ -48,4 +50,20 @@ func DurableRecord(key string) bool { return key == SigningKeysKey }
 func DurableSet(key string) bool {
 	_, _, ok := ParseConsentKey(key)
 	return ok
+}
+
+// Consent is one consent set as ConsentLister returns it.
+type Consent struct {
+	UserID, ClientID string
+	Scopes           []string
+	// TTL is the time the consent has left (0: no expiry).
+	TTL time.Duration
+}
+
+// ConsentLister lists an application's live consents with the time they
+// have left: what `aero2 store copy` needs beyond Admin (whose SetKeys
+// names the sets but not their life).
+type ConsentLister interface {
+	// ListConsents returns every live consent of app.
+	ListConsents(ctx context.Context, app string) ([]Consent, error)
 }

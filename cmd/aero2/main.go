@@ -9,6 +9,8 @@
 //	aero2 consents list|revoke
 //	aero2 clients list
 //	aero2 keys list|rotate            administer what the servers share
+//	aero2 store copy --from a.yaml --to b.yaml
+//	                                  copy users, identities, consents, keys
 //	aero2 secret                      print a new random secret
 //	aero2 version                     print the version
 //	aero2 help [COMMAND]              explain a command
@@ -60,6 +62,7 @@ type command struct {
 type flagValues struct {
 	app, user, client string
 	json              bool
+	from, to          string
 }
 
 // invocation is what a command runs with.
@@ -103,6 +106,24 @@ may run it at once: they take turns on a lock. serve refuses to start on
 an older schema unless store.postgres.migrate_on_start is true. Other
 stores have no schema: it says so and exits 0.`,
 		run: runMigrate,
+	},
+	{
+		name: "store copy", summary: "copy users, identities, consents and keys between stores", args: "--from FILE --to FILE",
+		help: `Copies every application's data of record — users with their linked
+identities, consents and token signing keys — from the store that the
+--from configuration names to the one --to names: from Redis to
+PostgreSQL, say, when moving an existing deployment. Migrate the
+destination first (aero2 migrate). Both configurations must have the same
+secrets.storage_key (the signing keys are sealed with it). It is
+idempotent: what the destination has already is left as it is and
+counted, so an interrupted copy can be run again. Sessions, tokens and
+other short-lived state are not copied: users sign in again.`,
+		flags: func(fs *flag.FlagSet) func() flagValues {
+			from := fs.String("from", "", "configuration of the store to copy from")
+			to := fs.String("to", "", "configuration of the store to copy into")
+			return func() flagValues { return flagValues{from: *from, to: *to} }
+		},
+		run: runStoreCopy,
 	},
 	{
 		name: "secret", summary: "print a new random secret", args: "",
@@ -354,6 +375,27 @@ func runMigrate(ctx context.Context, c *invocation) int {
 		return 1
 	}
 	if err := server.Migrate(ctx, cfg, c.stdout); err != nil {
+		printErr(c.stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func runStoreCopy(ctx context.Context, c *invocation) int {
+	if c.flags.from == "" || c.flags.to == "" {
+		fmt.Fprint(c.stderr, "aero2 store copy: --from and --to are required\n\nUsage: aero2 store copy --from FILE --to FILE\n")
+		return 2
+	}
+	var cfgs [2]*config.Config
+	for i, path := range []string{c.flags.from, c.flags.to} {
+		cfg, err := config.Load(path)
+		if err != nil {
+			printErr(c.stderr, err)
+			return 1
+		}
+		cfgs[i] = cfg
+	}
+	if err := server.CopyStore(ctx, cfgs[0], cfgs[1], c.stdout); err != nil {
 		printErr(c.stderr, err)
 		return 1
 	}

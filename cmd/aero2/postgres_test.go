@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/postgres"
 	"github.com/aero2/aero2/store/postgres/pgtest"
+	"github.com/aero2/aero2/store/redis"
 	"github.com/aero2/aero2/store/redis/redistest"
 )
 
@@ -83,5 +87,79 @@ func TestMigrateAndServeOnAnOlderSchema(t *testing.T) {
 	// Other stores have nothing to migrate.
 	if code, out, _ := runCmd(t, "migrate", "--config", writeConfig(t, good)); code != 0 || !strings.Contains(out, "nothing to migrate") {
 		t.Fatalf("migrate on memory: %d %q", code, out)
+	}
+}
+
+// TestStoreCopyRedisToPostgres: users with their identities, consents and
+// signing keys move from Redis to PostgreSQL; a second run copies nothing
+// and says so (idempotent); short-lived state stays behind.
+func TestStoreCopyRedisToPostgres(t *testing.T) {
+	ctx := t.Context()
+	rc := redistest.Config(t)
+	src, err := redis.Open(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for _, id := range []string{"u1", "u2"} {
+		if err := src.CreateUser(ctx, &store.User{ID: id, App: "default", Name: "User " + id, Email: id + "@example.com", EmailVerified: true, CreatedAt: now, LastLogin: now},
+			&store.Identity{App: "default", IDP: "dev", Subject: id, UserID: id, LinkedAt: now, LastLogin: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := src.LinkIdentity(ctx, &store.Identity{App: "default", IDP: "github", Subject: "42", UserID: "u1", Groups: []string{"acme"}, LinkedAt: now, LastLogin: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.SetAdd(ctx, "default", store.ConsentKey("u1", "web"), time.Hour, "openid", "email"); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Create(ctx, "default", store.SigningKeysKey, []byte("sealed key set"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.CreateSession(ctx, &store.Session{ID: "s1", App: "default", UserID: "u1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	from := writeConfig(t, good+"store: {type: redis, redis: {addrs: [\""+redistest.Addr()+"\"], key_prefix: "+rc.KeyPrefix+"}}\n")
+	pg := pgtest.Config(t)
+	to := writeConfig(t, good+"store: {type: postgres, postgres: {dsn: \""+pg.DSN+"\"}}\n")
+	if code, _, errs := runCmd(t, "store", "copy", "--from", from, "--to", to); code != 1 || !strings.Contains(errs, "run `aero2 migrate`") {
+		t.Fatalf("copy into an unmigrated database: %d %q", code, errs)
+	}
+	if code, _, errs := runCmd(t, "migrate", "--config", to); code != 0 {
+		t.Fatal(errs)
+	}
+	code, out, errs := runCmd(t, "store", "copy", "--from", from, "--to", to)
+	if code != 0 || !strings.Contains(out, "default: users 2 copied, 0 already there; identities 3 copied, 0 already there; consents 1 copied, 0 already there; signing keys copied") {
+		t.Fatalf("copy: %d %q %q", code, out, errs)
+	}
+	code, out, errs = runCmd(t, "store", "copy", "--from", from, "--to", to)
+	if code != 0 || !strings.Contains(out, "users 0 copied, 2 already there; identities 0 copied, 3 already there; consents 0 copied, 1 already there; signing keys already there") {
+		t.Fatalf("second copy: %d %q %q", code, out, errs)
+	}
+	dst := pgtest.Open(t, pg)
+	u, id, err := dst.UserByIdentity(ctx, "default", "github", "42")
+	if err != nil || u.ID != "u1" || u.Email != "u1@example.com" || !u.EmailVerified || len(id.Groups) != 1 {
+		t.Fatalf("copied user: %+v %+v %v", u, id, err)
+	}
+	if m, err := dst.SetMembers(ctx, "default", store.ConsentKey("u1", "web")); err != nil || len(m) != 2 {
+		t.Fatalf("copied consent: %v %v", m, err)
+	}
+	if v, err := dst.Get(ctx, "default", store.SigningKeysKey); err != nil || string(v) != "sealed key set" {
+		t.Fatalf("copied keys: %q %v", v, err)
+	}
+	if _, err := dst.GetSession(ctx, "default", "s1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a session was copied: %v", err)
+	}
+	// Refusals: a memory store; different storage keys; missing flags.
+	if code, _, errs := runCmd(t, "store", "copy", "--from", writeConfig(t, good), "--to", to); code != 1 || !strings.Contains(errs, "memory") {
+		t.Errorf("copy from memory: %d %q", code, errs)
+	}
+	other := strings.Replace(good, "fedcba9876543210fedcba9876543210", "0000000000000000fedcba9876543210", 1)
+	if code, _, errs := runCmd(t, "store", "copy", "--from", from, "--to", writeConfig(t, other+"store: {type: postgres, postgres: {dsn: \""+pg.DSN+"\"}}\n")); code != 1 || !strings.Contains(errs, "storage_key") {
+		t.Errorf("copy between storage keys: %d %q", code, errs)
+	}
+	if code, _, _ := runCmd(t, "store", "copy", "--from", from); code != 2 {
+		t.Errorf("copy without --to: %d", code)
 	}
 }

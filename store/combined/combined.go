@@ -229,3 +229,14 @@ func (s *Store) UpdateIdentity(ctx context.Context, id *store.Identity) error {
 func (s *Store) Identities(ctx context.Context, app, userID string) ([]*store.Identity, error) {
 	return s.Durable.Identities(ctx, app, userID)
 }
+
+var _ store.ConsentLister = (*Store)(nil)
+
+// ListConsents lists the durable backend's consents.
+func (s *Store) ListConsents(ctx context.Context, app string) ([]store.Consent, error) {
+	l, ok := s.Durable.(store.ConsentLister)
+	if !ok {
+		return nil, errors.New("combined: the durable store cannot list consents")
+	}
+	return l.ListConsents(ctx, app)
+}

@@ -240,3 +240,66 @@ func (s *Store) ListConsents(ctx context.Context, app string) ([]store.Consent, 
 	}
 	return l.ListConsents(ctx, app)
 }
+
+var _ store.Admin = (*Store)(nil)
+
+func (s *Store) durableAdmin() (store.Admin, error) {
+	a, ok := s.Durable.(store.Admin)
+	if !ok {
+		return nil, errors.New("combined: the durable store cannot be administered")
+	}
+	return a, nil
+}
+
+// ListUsers lists the durable backend's users.
+func (s *Store) ListUsers(ctx context.Context, app string) ([]*store.User, error) {
+	a, err := s.durableAdmin()
+	if err != nil {
+		return nil, err
+	}
+	return a.ListUsers(ctx, app)
+}
+
+// SetUserDisabled sets the flag in the durable backend.
+func (s *Store) SetUserDisabled(ctx context.Context, app, id string, disabled bool) error {
+	a, err := s.durableAdmin()
+	if err != nil {
+		return err
+	}
+	return a.SetUserDisabled(ctx, app, id, disabled)
+}
+
+// DeleteUser deletes the user from the durable backend.
+func (s *Store) DeleteUser(ctx context.Context, app, id string) error {
+	a, err := s.durableAdmin()
+	if err != nil {
+		return err
+	}
+	return a.DeleteUser(ctx, app, id)
+}
+
+// ListSessions lists the ephemeral backend's sessions.
+func (s *Store) ListSessions(ctx context.Context, app string) ([]*store.Session, error) {
+	a, ok := s.Ephemeral.(store.Admin)
+	if !ok {
+		return nil, errors.New("combined: the ephemeral store cannot be administered")
+	}
+	return a.ListSessions(ctx, app)
+}
+
+// SetKeys lists the sets of both backends (each holds its own kinds).
+func (s *Store) SetKeys(ctx context.Context, app, prefix string) ([]string, error) {
+	var out []string
+	for _, b := range []store.Store{s.Durable, s.Ephemeral} {
+		a, ok := b.(store.Admin)
+		if !ok {
+			return nil, errors.New("combined: a backend cannot be administered")
+		}
+		keys, err := a.SetKeys(ctx, app, prefix)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, keys...)
+	}
+	return out, nil
+}

@@ -17,6 +17,7 @@ import (
 // TestConformance runs the suite against PostgreSQL and Redis combined.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return combined.New(pgtest.New(t), redistest.New(t)) })
+	storetest.RunAdmin(t, func(t *testing.T) storetest.AdminStore { return combined.New(pgtest.New(t), redistest.New(t)) })
 }
 
 // TestEachKindInItsBackend: users, consents and signing keys are in

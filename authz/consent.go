@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -22,11 +21,9 @@ import (
 // consentTTL is how long a remembered consent lasts.
 const consentTTL = 365 * 24 * time.Hour
 
-// consentKey names the set of scopes a user granted a client. The user ID's
-// length is in the key, so no user/client pair can spell another's.
-func consentKey(userID, clientID string) string {
-	return fmt.Sprintf("authz:consent:%d:%s:%s", len(userID), userID, clientID)
-}
+// consentKey names the set of scopes a user granted a client
+// (store.ConsentKey: stores that keep consents as rows parse it).
+func consentKey(userID, clientID string) string { return store.ConsentKey(userID, clientID) }
 
 // consentsKey indexes the clients a user has consented to, for the
 // account page's list of applications with access.

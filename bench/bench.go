@@ -95,10 +95,18 @@ type Target struct {
 // Close stops the server.
 func (t *Target) Close() { t.stop() }
 
-// StoreConfig is the YAML `store:` value: "{type: memory}" or Redis.
-func StoreConfig(kind, redisAddr, prefix string) string {
-	if kind == "redis" {
-		return fmt.Sprintf("{type: redis, redis: {addrs: [%q], key_prefix: %q}}", redisAddr, prefix)
+// StoreConfig is the YAML `store:` value: "{type: memory}", Redis (under
+// prefix), PostgreSQL at pgDSN (migrated on start), or both combined.
+func StoreConfig(kind, redisAddr, prefix, pgDSN string) string {
+	rd := fmt.Sprintf("redis: {addrs: [%q], key_prefix: %q}", redisAddr, prefix)
+	pg := fmt.Sprintf("postgres: {dsn: %q, migrate_on_start: true, max_conns: 32}", pgDSN)
+	switch kind {
+	case "redis":
+		return "{type: redis, " + rd + "}"
+	case "postgres":
+		return "{type: postgres, " + pg + "}"
+	case "combined":
+		return "{type: combined, " + pg + ", " + rd + "}"
 	}
 	return "{type: memory}"
 }
@@ -197,6 +205,21 @@ var Scenarios = []Scenario{
 	{"refresh_token", 2, setupRefresh},
 	{"introspection (JWT)", 0, setupIntrospection},
 	{"authorize->token", 2, setupRoundTrip},
+	{"federated sign-in", 0, setupSignIn},
+}
+
+// setupSignIn: each op is a whole sign-in with the dev identity provider
+// in a new browser — /rp/authorize (login state stored), the provider's
+// form, its callback (state taken, user looked up by identity and
+// updated, session created, cookie set) — ending on the account page
+// (the session read). With the dev provider in-process, what it measures
+// is Aero2 and its store, not an identity provider's latency.
+func setupSignIn(t *Target, workers int) ([]func() error, error) {
+	ops := make([]func() error, workers)
+	for i := range ops {
+		ops[i] = func() error { _, err := t.browser(); return err }
+	}
+	return ops, nil
 }
 
 func clientCredentials(t *Target, c *http.Client) (*tokenResponse, error) {

@@ -5,20 +5,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aero2/aero2/store/postgres/pgtest"
 	"github.com/aero2/aero2/store/redis/redistest"
 )
 
-// TestScenariosRun runs every scenario briefly on both stores, so the
+// TestScenariosRun runs every scenario briefly on every store, so the
 // benchmark cannot rot: each must complete requests without an error. It
 // measures nothing.
 func TestScenariosRun(t *testing.T) {
-	for _, st := range []string{"memory", "redis"} {
+	for _, st := range []string{"memory", "redis", "postgres", "combined"} {
 		t.Run(st, func(t *testing.T) {
-			cfg := StoreConfig("memory", "", "")
-			if st == "redis" {
+			var addr, prefix, dsn string
+			if st == "redis" || st == "combined" {
 				rc := redistest.Config(t)
-				cfg = StoreConfig("redis", rc.Addrs[0], rc.KeyPrefix)
+				addr, prefix = rc.Addrs[0], rc.KeyPrefix
 			}
+			if st == "postgres" || st == "combined" {
+				dsn = pgtest.Config(t).DSN
+			}
+			cfg := StoreConfig(st, addr, prefix, dsn)
 			target, err := Start(context.Background(), cfg, 2)
 			if err != nil {
 				t.Fatal(err)

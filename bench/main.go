@@ -1,7 +1,8 @@
 // Command bench is the load benchmark of Aero2's OpenID Connect provider:
 // real HTTP on loopback against an in-process Aero2, on the memory store
-// and on Redis, for client-credentials issuance, the refresh grant, JWT
-// introspection and full authorize→token round trips.
+// on Redis, on PostgreSQL and on the combined store, for client-credentials
+// issuance, the refresh grant, JWT introspection, full authorize→token
+// round trips and federated sign-ins.
 //
 // Every issued token costs RSA signatures, so the same run first measures
 // the ceiling — RS256 signatures per second from Go's crypto/rsa on all
@@ -13,12 +14,14 @@
 //
 //	go run ./bench                         # 5 s per scenario, memory and redis
 //	go run ./bench -duration 10s -stores redis
+//	go run ./bench -stores memory,redis,postgres,combined -only sign-in,authorize
 //
 // This is a benchmark, not a test: it asserts nothing about speed, it
 // reports. It fails only when a request fails.
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"flag"
@@ -32,18 +35,23 @@ import (
 
 func main() {
 	dur := flag.Duration("duration", 5*time.Second, "how long each scenario (and each ceiling measurement) runs")
-	stores := flag.String("stores", "memory,redis", "stores to benchmark: memory, redis")
+	stores := flag.String("stores", "memory,redis", "stores to benchmark: memory, redis, postgres, combined")
 	workers := flag.Int("workers", 8*runtime.GOMAXPROCS(0), "concurrent clients")
-	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address for -stores redis")
+	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address for -stores redis, combined")
+	pgDSN := flag.String("postgres", cmp.Or(os.Getenv("AERO2_DATABASE_URL"), os.Getenv("AERO2_TEST_POSTGRES_DSN")),
+		"PostgreSQL DSN for -stores postgres, combined (default $AERO2_DATABASE_URL, else $AERO2_TEST_POSTGRES_DSN); each run uses a schema of its own, dropped afterwards")
 	slices := flag.Int("slices", 10, "each scenario's time is cut into this many slices, each next to a ceiling slice of the same length")
-	only := flag.String("only", "", "run only the scenarios whose name contains this")
+	only := flag.String("only", "", "run only the scenarios whose name contains one of these (comma-separated)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *only != "" {
 		var keep []Scenario
 		for _, sc := range Scenarios {
-			if strings.Contains(sc.Name, *only) {
-				keep = append(keep, sc)
+			for _, o := range strings.Split(*only, ",") {
+				if o != "" && strings.Contains(sc.Name, o) {
+					keep = append(keep, sc)
+					break
+				}
 			}
 		}
 		Scenarios = keep
@@ -57,14 +65,14 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*dur, *slices, strings.Split(*stores, ","), *workers, *redisAddr); err != nil {
+	if err := run(*dur, *slices, strings.Split(*stores, ","), *workers, *redisAddr, *pgDSN); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr string) error {
+func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr, pgDSN string) error {
 	fmt.Printf("Aero2 provider benchmark: %d cores (GOMAXPROCS), %d concurrent clients, %s per scenario, %s\n",
 		runtime.GOMAXPROCS(0), workers, dur, runtime.Version())
 	ceil, err := NewCeiling()
@@ -81,14 +89,22 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 	for _, st := range stores {
 		st = strings.TrimSpace(st)
 		prefix := "aero2bench-" + rand.Text()[:10]
-		t, err := Start(context.Background(), StoreConfig(st, redisAddr, prefix), workers)
+		dsn, dropSchema := "", func() {}
+		if st == "postgres" || st == "combined" {
+			if dsn, dropSchema, err = benchSchema(pgDSN); err != nil {
+				return fmt.Errorf("%s: %w", st, err)
+			}
+		}
+		t, err := Start(context.Background(), StoreConfig(st, redisAddr, prefix, dsn), workers)
 		if err != nil {
+			dropSchema()
 			return fmt.Errorf("%s: %w", st, err)
 		}
 		for _, sc := range Scenarios {
 			ops, err := sc.Setup(t, workers)
 			if err != nil {
 				t.Close()
+				dropSchema()
 				return fmt.Errorf("%s %s setup: %w", st, sc.Name, err)
 			}
 			Run(ops, slice) // warm-up: connections, caches
@@ -108,6 +124,7 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 			}
 			if r.Errors > 0 {
 				t.Close()
+				dropSchema()
 				return fmt.Errorf("%s %s: %d of %d requests failed; first: %v", st, sc.Name, r.Errors, r.Errors+r.Requests, r.FirstErr)
 			}
 			ceiling := float64(sigs) / sigTime.Seconds()
@@ -119,9 +136,10 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 				r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), sc.Sigs, ceiling, frac)
 		}
 		t.Close()
-		if st == "redis" {
+		if st == "redis" || st == "combined" {
 			cleanRedis(redisAddr, prefix)
 		}
+		dropSchema()
 	}
 	fmt.Println("\nceiling: crypto/rsa RS256 signatures/s on all cores (2048-bit key), measured in slices interleaved with each row's load.")
 	fmt.Println("of ceiling: req/s x signatures per request / ceiling.")

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Defaults, in one place. docs/config.md repeats them for readers.
@@ -204,29 +206,65 @@ func (c *Config) validateStore(ps *problems) {
 	switch c.Store.Type {
 	case "memory":
 	case "redis":
-		r := c.Store.Redis
-		if len(r.Addrs) == 0 {
-			ps.at("store.redis.addrs", "required for store type redis: one host:port, several for a Cluster, or the sentinels with master_name")
-		}
-		for i, a := range r.Addrs {
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				ps.at(indexPath("store.redis.addrs", i), "expected host:port, got %q", a)
-			}
-		}
-		if r.DB != 0 && len(r.Addrs) > 1 && r.MasterName == "" {
-			ps.at("store.redis.db", "Redis Cluster has only database 0")
-		}
-		if r.PoolSize < 0 {
-			ps.at("store.redis.pool_size", "must not be negative")
-		}
-		if strings.ContainsAny(r.KeyPrefix, "{} ") {
-			ps.at("store.redis.key_prefix", "must not contain braces or spaces (Aero2 adds its own hash tags)")
-		}
-		if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
-			ps.at("store.redis.tls", "cert_file and key_file go together")
-		}
+		c.validateRedis(ps)
+	case "postgres":
+		c.validatePostgres(ps)
+	case "combined":
+		// PostgreSQL keeps the data of record, Redis the short-lived
+		// state (sessions, tokens, login state, rate limits).
+		c.validatePostgres(ps)
+		c.validateRedis(ps)
 	default:
-		ps.at("store.type", "expected memory or redis, got %q", c.Store.Type)
+		ps.at("store.type", "expected memory, redis, postgres or combined, got %q", c.Store.Type)
+	}
+}
+
+func (c *Config) validateRedis(ps *problems) {
+	r := c.Store.Redis
+	if len(r.Addrs) == 0 {
+		ps.at("store.redis.addrs", "required for store type %s: one host:port, several for a Cluster, or the sentinels with master_name", c.Store.Type)
+	}
+	for i, a := range r.Addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			ps.at(indexPath("store.redis.addrs", i), "expected host:port, got %q", a)
+		}
+	}
+	if r.DB != 0 && len(r.Addrs) > 1 && r.MasterName == "" {
+		ps.at("store.redis.db", "Redis Cluster has only database 0")
+	}
+	if r.PoolSize < 0 {
+		ps.at("store.redis.pool_size", "must not be negative")
+	}
+	if strings.ContainsAny(r.KeyPrefix, "{} ") {
+		ps.at("store.redis.key_prefix", "must not contain braces or spaces (Aero2 adds its own hash tags)")
+	}
+	if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
+		ps.at("store.redis.tls", "cert_file and key_file go together")
+	}
+}
+
+// validatePostgres checks store.postgres. No message repeats the DSN or
+// any part of it: it holds the database password.
+func (c *Config) validatePostgres(ps *problems) {
+	pg := c.Store.Postgres
+	switch {
+	case pg.DSN == "":
+		ps.at("store.postgres.dsn", "required for store type %s: a postgres:// URL or key=value pairs, from the environment: dsn: \"${AERO2_DATABASE_URL}\"", c.Store.Type)
+	default:
+		if _, err := pgconn.ParseConfig(pg.DSN); err != nil {
+			ps.at("store.postgres.dsn", "not a PostgreSQL connection string (expected postgres://USER@HOST:5432/DATABASE or host=HOST dbname=DATABASE …)")
+		}
+	}
+	if pg.MaxConns < 0 {
+		ps.at("store.postgres.max_conns", "must not be negative")
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"connect_timeout", pg.ConnectTimeout}, {"query_timeout", pg.QueryTimeout}, {"sweep_interval", pg.SweepInterval}} {
+		if d.v < 0 {
+			ps.at("store.postgres."+d.key, "must not be negative")
+		}
 	}
 }
 

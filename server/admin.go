@@ -36,7 +36,7 @@ type Admin struct {
 }
 
 // memoryStoreAdmin explains why the memory store cannot be administered.
-const memoryStoreAdmin = "needs the store the servers share (store.type: redis): the memory store lives inside the one server process that uses it, and no command can reach it from outside"
+const memoryStoreAdmin = "needs the store the servers share (store.type: redis, postgres or combined): the memory store lives inside the one server process that uses it, and no command can reach it from outside"
 
 // OpenAdmin connects to the configured store and builds the applications.
 // The memory store is refused with an error that says why; so is a store

@@ -35,7 +35,7 @@ func (s *Server) RotateKeys(ctx context.Context, app string) error {
 // "next", and the retired one stays published until its tokens expire.
 func RotateKeys(ctx context.Context, cfg *config.Config, app string, out io.Writer) error {
 	if cfg.Store.Type == "memory" {
-		return fmt.Errorf("keys rotate needs the store the servers share (store.type: redis): the memory store lives inside one server process, whose keys are new at every start")
+		return fmt.Errorf("keys rotate needs the store the servers share (store.type: redis, postgres or combined): the memory store lives inside one server process, whose keys are new at every start")
 	}
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {

@@ -27,7 +27,9 @@ import (
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/store/combined"
 	"github.com/aero2/aero2/store/memory"
+	"github.com/aero2/aero2/store/postgres"
 	"github.com/aero2/aero2/store/redis"
 	"github.com/aero2/aero2/web"
 )
@@ -142,11 +144,26 @@ func Check(ctx context.Context, cfg *config.Config, connectors federation.Regist
 	return err
 }
 
-// OpenStore opens the store the config names.
+// OpenStore opens the store the config names. A PostgreSQL schema older
+// than this build needs is refused (postgres.ErrSchemaOutdated, whose
+// message says to run `aero2 migrate`), unless migrate_on_start is set.
 func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	switch cfg.Store.Type {
 	case "redis":
 		return redis.Open(ctx, cfg.Store.Redis)
+	case "postgres":
+		return postgres.Open(ctx, cfg.Store.Postgres)
+	case "combined":
+		pg, err := postgres.Open(ctx, cfg.Store.Postgres)
+		if err != nil {
+			return nil, err
+		}
+		rd, err := redis.Open(ctx, cfg.Store.Redis)
+		if err != nil {
+			pg.Close()
+			return nil, err
+		}
+		return combined.New(pg, rd), nil
 	default:
 		return memory.New(), nil
 	}

@@ -21,7 +21,7 @@ import (
 // stores runs a test on the memory store and on the real Redis.
 func stores(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	t.Run("memory", func(t *testing.T) { fn(t, nil) })
-	t.Run("redis", func(t *testing.T) { fn(t, redistest.New(t)) })
+	t.Run("redis", func(t *testing.T) { fn(t, servertest.SharedStore(t)) })
 }
 
 func TestDevSignInEndsOnAccountPage(t *testing.T) {

@@ -8,7 +8,8 @@ package store_test
 //	go test -run '^$' -bench . -benchtime 2s ./store/
 //
 // memory's baseline is a mutex-guarded map read; Redis's is a bare PING
-// round trip over the same connection pool.
+// round trip over the same connection pool; PostgreSQL's a SELECT 1. The
+// user lookup is the one of every federated sign-in callback.
 
 import (
 	"context"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
+	"github.com/aero2/aero2/store/postgres"
+	"github.com/aero2/aero2/store/postgres/pgtest"
 	"github.com/aero2/aero2/store/redis"
 	"github.com/aero2/aero2/store/redis/redistest"
 )
@@ -48,6 +51,13 @@ func backends() []backend {
 				c := s.(*redis.Store).Client()
 				return func(ctx context.Context) error { return c.Ping(ctx).Err() }
 			}},
+		// PostgreSQL's baseline is SELECT 1 over the same pool: a round
+		// trip with a cached prepared statement.
+		{"postgres", func(b *testing.B) store.Store { return pgtest.New(b) },
+			func(b *testing.B, s store.Store) func(context.Context) error {
+				p := s.(*postgres.Store).Pool()
+				return func(ctx context.Context) error { _, err := p.Exec(ctx, "SELECT 1"); return err }
+			}},
 	}
 }
 
@@ -66,6 +76,10 @@ func BenchmarkStore(b *testing.B) {
 				b.Fatal(err)
 			}
 			base := be.baseline(b, s)
+			u := &store.User{ID: "u1", App: app, Name: "Bench", Email: "bench@example.com", EmailVerified: true, Groups: []string{"dev"}, CreatedAt: now, LastLogin: now}
+			if err := s.CreateUser(ctx, u, &store.Identity{App: app, IDP: "github", Subject: "1", UserID: "u1", LinkedAt: now, LastLogin: now}); err != nil {
+				b.Fatal(err)
+			}
 
 			b.Run("baseline", func(b *testing.B) {
 				for b.Loop() {
@@ -77,6 +91,14 @@ func BenchmarkStore(b *testing.B) {
 			b.Run("session-read", func(b *testing.B) {
 				for b.Loop() {
 					if _, err := s.GetSession(ctx, app, sess.ID); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			// The user lookup of every federated sign-in callback.
+			b.Run("user-by-identity", func(b *testing.B) {
+				for b.Loop() {
+					if _, _, err := s.UserByIdentity(ctx, app, "github", "1"); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/aero2/aero2/store"
 )
 
 // recordKey is where an application's key set lives in the store.
-const recordKey = "signing-keys"
+const recordKey = store.SigningKeysKey
 
 // sealVersion prefixes every sealed value, so the format can change later.
 const sealVersion = 1

@@ -3,11 +3,14 @@
 //
 //	aero2 serve --config aero2.yaml   run the server
 //	aero2 check --config aero2.yaml   validate a configuration
+//	aero2 migrate --config aero2.yaml apply PostgreSQL schema migrations
 //	aero2 users list|show|disable|enable|delete
 //	aero2 sessions list|revoke
 //	aero2 consents list|revoke
 //	aero2 clients list
 //	aero2 keys list|rotate            administer what the servers share
+//	aero2 store copy --from a.yaml --to b.yaml
+//	                                  copy users, identities, consents, keys
 //	aero2 secret                      print a new random secret
 //	aero2 version                     print the version
 //	aero2 help [COMMAND]              explain a command
@@ -59,6 +62,7 @@ type command struct {
 type flagValues struct {
 	app, user, client string
 	json              bool
+	from, to          string
 }
 
 // invocation is what a command runs with.
@@ -76,6 +80,8 @@ var commands = []*command{
 		help: `Runs Aero2: loads and checks the configuration, opens the store (and
 fails at once if Redis cannot be reached), then serves until SIGINT or
 SIGTERM, when in-flight requests get server.shutdown_timeout to finish.
+On PostgreSQL it refuses a schema older than it needs (run aero2 migrate,
+or set store.postgres.migrate_on_start).
 Logs go to standard error (log.format: text on a terminal, else JSON).`,
 		run: runServe,
 	},
@@ -89,6 +95,35 @@ FILE:LINE:COL: KEY: what is wrong, and exits 1; or prints notices (valid,
 but worth knowing, such as a route that only answers forward-auth) and
 "OK", and exits 0.`,
 		run: runCheck,
+	},
+	{
+		name: "migrate", summary: "apply the PostgreSQL schema migrations", args: "[--config FILE]", config: true,
+		help: `Brings the schema of the PostgreSQL database that store.postgres names
+(store.type postgres or combined) to the version this aero2 needs,
+applying each missing migration once, in order, in a transaction of its
+own, and prints what it applied. Migrations only move forward. Replicas
+may run it at once: they take turns on a lock. serve refuses to start on
+an older schema unless store.postgres.migrate_on_start is true. Other
+stores have no schema: it says so and exits 0.`,
+		run: runMigrate,
+	},
+	{
+		name: "store copy", summary: "copy users, identities, consents and keys between stores", args: "--from FILE --to FILE",
+		help: `Copies every application's data of record — users with their linked
+identities, consents and token signing keys — from the store that the
+--from configuration names to the one --to names: from Redis to
+PostgreSQL, say, when moving an existing deployment. Migrate the
+destination first (aero2 migrate). Both configurations must have the same
+secrets.storage_key (the signing keys are sealed with it). It is
+idempotent: what the destination has already is left as it is and
+counted, so an interrupted copy can be run again. Sessions, tokens and
+other short-lived state are not copied: users sign in again.`,
+		flags: func(fs *flag.FlagSet) func() flagValues {
+			from := fs.String("from", "", "configuration of the store to copy from")
+			to := fs.String("to", "", "configuration of the store to copy into")
+			return func() flagValues { return flagValues{from: *from, to: *to} }
+		},
+		run: runStoreCopy,
 	},
 	{
 		name: "secret", summary: "print a new random secret", args: "",
@@ -331,6 +366,39 @@ func runCheck(ctx context.Context, c *invocation) int {
 		fmt.Fprintln(c.stdout, n.Error())
 	}
 	fmt.Fprintf(c.stdout, "%s: OK (%d application(s))\n", c.path, len(cfg.Apps()))
+	return 0
+}
+
+func runMigrate(ctx context.Context, c *invocation) int {
+	cfg, ok := loadConfig(c)
+	if !ok {
+		return 1
+	}
+	if err := server.Migrate(ctx, cfg, c.stdout); err != nil {
+		printErr(c.stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func runStoreCopy(ctx context.Context, c *invocation) int {
+	if c.flags.from == "" || c.flags.to == "" {
+		fmt.Fprint(c.stderr, "aero2 store copy: --from and --to are required\n\nUsage: aero2 store copy --from FILE --to FILE\n")
+		return 2
+	}
+	var cfgs [2]*config.Config
+	for i, path := range []string{c.flags.from, c.flags.to} {
+		cfg, err := config.Load(path)
+		if err != nil {
+			printErr(c.stderr, err)
+			return 1
+		}
+		cfgs[i] = cfg
+	}
+	if err := server.CopyStore(ctx, cfgs[0], cfgs[1], c.stdout); err != nil {
+		printErr(c.stderr, err)
+		return 1
+	}
 	return 0
 }
 

@@ -189,6 +189,8 @@ func TestEachCommandHasItsOwnHelp(t *testing.T) {
 		{[]string{"consents", "revoke"}, "Usage: aero2 consents revoke", []string{"-client string", "-user string"}},
 		{[]string{"clients", "list"}, "Usage: aero2 clients list", []string{"never", "any store.type"}},
 		{[]string{"keys", "list"}, "Usage: aero2 keys list", []string{"previous", "-json"}},
+		{[]string{"migrate"}, "Usage: aero2 migrate [--config FILE]", []string{"forward", "migrate_on_start", "-config string"}},
+		{[]string{"store", "copy"}, "Usage: aero2 store copy --from FILE --to FILE", []string{"idempotent", "storage_key", "-from string", "-to string"}},
 		{[]string{"secret"}, "Usage: aero2 secret\n", []string{"32 random bytes", "$(aero2 secret)"}},
 		{[]string{"version"}, "Usage: aero2 version\n", []string{"Go version"}},
 	} {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
-	"github.com/aero2/aero2/store/redis/redistest"
 )
 
 // Client secrets of the test configuration.
@@ -59,7 +58,7 @@ clients:
 // stores runs fn on the memory store and on the real Redis.
 func stores(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	t.Run("memory", func(t *testing.T) { fn(t, nil) })
-	t.Run("redis", func(t *testing.T) { fn(t, redistest.New(t)) })
+	t.Run("redis", func(t *testing.T) { fn(t, servertest.SharedStore(t)) })
 }
 
 // env is one running Aero2 seen from its clients.

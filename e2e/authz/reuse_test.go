@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
-	"github.com/aero2/aero2/store/redis/redistest"
 )
 
 // tokenReply is one token endpoint answer.
@@ -173,7 +173,7 @@ func tombstone(key string, _ []store.Op) bool { return strings.HasPrefix(key, "o
 // stallStores runs fn on a stall over memory and over the real Redis.
 func stallStores(t *testing.T, fn func(t *testing.T, st *stall)) {
 	t.Run("memory", func(t *testing.T) { fn(t, &stall{Store: memory.New()}) })
-	t.Run("redis", func(t *testing.T) { fn(t, &stall{Store: redistest.New(t)}) })
+	t.Run("redis", func(t *testing.T) { fn(t, &stall{Store: servertest.SharedStore(t)}) })
 }
 
 // held starts a token request that stops where match says, and returns a

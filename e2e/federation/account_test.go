@@ -8,7 +8,6 @@ import (
 
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
-	"github.com/aero2/aero2/store/redis/redistest"
 )
 
 var endFormRE = regexp.MustCompile(`name="session" value="([^"]+)"`)
@@ -30,7 +29,7 @@ func signedOut(b *servertest.Browser, in *servertest.Instance) bool {
 func TestAccountPage(t *testing.T) {
 	for name, st := range map[string]func(*testing.T) store.Store{
 		"memory": func(*testing.T) store.Store { return nil },
-		"redis":  func(t *testing.T) store.Store { return redistest.New(t) },
+		"redis":  func(t *testing.T) store.Store { return servertest.SharedStore(t) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			in := servertest.Start(t, servertest.DevConfig, st(t))

@@ -14,7 +14,6 @@ import (
 
 	"github.com/aero2/aero2/federation/github/githubfake"
 	"github.com/aero2/aero2/server/servertest"
-	"github.com/aero2/aero2/store/redis/redistest"
 )
 
 // BenchmarkCallback measures the sign-in callback against GitHub's fake
@@ -64,7 +63,7 @@ func BenchmarkCallback(b *testing.B) {
 	})
 
 	b.Run("full", func(b *testing.B) {
-		in := servertest.Start(b, githubConfig(gh, false), redistest.New(b))
+		in := servertest.Start(b, githubConfig(gh, false), servertest.SharedStore(b))
 		br := servertest.NewBrowser(b)
 		start := in.URL + "/rp/authorize?idp=github&redirect_uri=/account"
 		lat := make([]time.Duration, 0, b.N)
@@ -98,7 +97,7 @@ func BenchmarkCallback(b *testing.B) {
 func BenchmarkCallbackParallel(b *testing.B) {
 	gh := githubfake.Start(b, githubfake.User{ID: 1, Login: "bench", Name: "Bench",
 		Emails: []githubfake.Email{{Email: "bench@example.com", Primary: true, Verified: true}}})
-	in := servertest.Start(b, githubConfig(gh, false), redistest.New(b))
+	in := servertest.Start(b, githubConfig(gh, false), servertest.SharedStore(b))
 	br := servertest.NewBrowser(b)
 	start := in.URL + "/rp/authorize?idp=github&redirect_uri=/account"
 	callbacks := make(chan string, b.N)

@@ -103,7 +103,7 @@ func TestReplayedCallback(t *testing.T) {
 	for name, st := range map[string]func(*testing.T) *servertest.Instance{
 		"memory": func(t *testing.T) *servertest.Instance { return servertest.Start(t, servertest.DevConfig, nil) },
 		"redis": func(t *testing.T) *servertest.Instance {
-			return servertest.Start(t, servertest.DevConfig, redistest.New(t))
+			return servertest.Start(t, servertest.DevConfig, servertest.SharedStore(t))
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

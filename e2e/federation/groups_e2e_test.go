@@ -8,7 +8,6 @@ import (
 
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
-	"github.com/aero2/aero2/store/redis/redistest"
 )
 
 // groupsConfig has two dev providers that link by email: corp, whose
@@ -59,7 +58,7 @@ func TestGroupsOfOneProviderDoNotSatisfyAnother(t *testing.T) {
 	defer up.Close()
 	for name, st := range map[string]func(*testing.T) store.Store{
 		"memory": func(*testing.T) store.Store { return nil },
-		"redis":  func(t *testing.T) store.Store { return redistest.New(t) },
+		"redis":  func(t *testing.T) store.Store { return servertest.SharedStore(t) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			in := servertest.Start(t, groupsConfig(up.URL, true), st(t))

@@ -7,7 +7,6 @@ import (
 	"github.com/aero2/aero2/federation/github/githubfake"
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
-	"github.com/aero2/aero2/store/redis/redistest"
 )
 
 // userID reads the user ID off the account page.
@@ -54,7 +53,7 @@ func TestLinkByEmail(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			for name, st := range map[string]func(*testing.T) store.Store{
 				"memory": func(*testing.T) store.Store { return nil },
-				"redis":  func(t *testing.T) store.Store { return redistest.New(t) },
+				"redis":  func(t *testing.T) store.Store { return servertest.SharedStore(t) },
 			} {
 				t.Run(name, func(t *testing.T) {
 					gh := githubfake.Start(t, githubfake.User{ID: 77, Login: "gh-" + c.devUser, Emails: c.emails})

@@ -14,7 +14,6 @@ import (
 	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
-	"github.com/aero2/aero2/store/redis/redistest"
 )
 
 // setup is a whole Aero2 (server, proxy) in front of a recording upstream,
@@ -71,7 +70,7 @@ proxy:
 
 func stores(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	t.Run("memory", func(t *testing.T) { fn(t, nil) })
-	t.Run("redis", func(t *testing.T) { fn(t, redistest.New(t)) })
+	t.Run("redis", func(t *testing.T) { fn(t, servertest.SharedStore(t)) })
 }
 
 // rawRequest sends a request line and headers exactly as written, which

@@ -9,7 +9,6 @@ import (
 	"github.com/aero2/aero2/proxy/proxytest"
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
-	"github.com/aero2/aero2/store/redis/redistest"
 )
 
 // TestProxySignsInWithPAR: at a provider that advertises a PAR endpoint
@@ -22,7 +21,7 @@ func TestProxySignsInWithPAR(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		st   func(t *testing.T) store.Store
-	}{{"memory", func(*testing.T) store.Store { return nil }}, {"redis", func(t *testing.T) store.Store { return redistest.New(t) }}} {
+	}{{"memory", func(*testing.T) store.Store { return nil }}, {"redis", func(t *testing.T) store.Store { return servertest.SharedStore(t) }}} {
 		t.Run(c.name, func(t *testing.T) {
 			up, _ := proxytest.StartUpstream(t)
 			cfg := servertest.DevConfig + "require_pushed_authorization_requests: true\n" + strings.ReplaceAll(ownProviderConfig, "UP", up.URL)

@@ -68,8 +68,9 @@ identity_providers:
 
 // Start listens on a loopback port, renders the config template with
 // {{.URL}} (and {{.Host}}, {{.Port}}), and serves Aero2 on it with st as
-// the store (nil: the store the config names). The instance stops when the
-// test ends.
+// the store (nil: the store the config names; for a memory store, the one
+// $AERO2_TEST_STORE selects when it names postgres or combined). The
+// instance stops when the test ends.
 func Start(t testing.TB, tmpl string, st store.Store) *Instance {
 	t.Helper()
 	return StartWith(t, tmpl, Options{Store: st})
@@ -124,6 +125,9 @@ func StartWith(t testing.TB, tmpl string, opts Options) *Instance {
 	}
 	so := opts.Server
 	so.Store = opts.Store
+	if so.Store == nil && cfg.Store.Type == "memory" {
+		so.Store = selectedStore(t)
+	}
 	if so.Logger == nil {
 		so.Logger = Logger(t)
 	}
@@ -268,6 +272,17 @@ var (
 // action contains actionPart.
 func (p *Page) Form(t testing.TB, actionPart string) (string, url.Values) {
 	t.Helper()
+	if action, v, ok := p.FindForm(actionPart); ok {
+		return action, v
+	}
+	t.Fatalf("no form with action %q on %s (status %d):\n%s", actionPart, p.URL, p.Status, p.Body)
+	return "", nil
+}
+
+// FindForm is Form for callers that must not fail the test (load
+// generators in goroutines of their own): ok is false when there is no
+// such form.
+func (p *Page) FindForm(actionPart string) (action string, v url.Values, ok bool) {
 	for _, m := range formRE.FindAllStringSubmatch(p.Body, -1) {
 		action := html.UnescapeString(m[1])
 		if !strings.Contains(action, actionPart) {
@@ -277,10 +292,9 @@ func (p *Page) Form(t testing.TB, actionPart string) (string, url.Values) {
 		for _, h := range hiddenRE.FindAllStringSubmatch(m[2], -1) {
 			v.Set(html.UnescapeString(h[1]), html.UnescapeString(h[2]))
 		}
-		return action, v
+		return action, v, true
 	}
-	t.Fatalf("no form with action %q on %s (status %d):\n%s", actionPart, p.URL, p.Status, p.Body)
-	return "", nil
+	return "", nil, false
 }
 
 // SignInDev signs in as the dev provider's user, starting at startURL (a

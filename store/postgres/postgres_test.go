@@ -12,4 +12,5 @@ import (
 // ./scripts/test starts.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return pgtest.New(t) })
+	storetest.RunAdmin(t, func(t *testing.T) storetest.AdminStore { return pgtest.New(t) })
 }

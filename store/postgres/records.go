@@ -23,7 +23,7 @@ type recordSQL struct {
 
 // signingKeysKey is the record authz/keys keeps an application's sealed
 // key set under.
-const signingKeysKey = "signing-keys"
+const signingKeysKey = store.SigningKeysKey
 
 var (
 	genericRecords = recordSQL{

@@ -2,12 +2,13 @@ package postgres
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/aero2/aero2/store"
 )
 
 // setSQL is the SQL of one kind of set: a row per set (its expiry, and the
@@ -64,27 +65,12 @@ var (
 	}
 )
 
-// consentPrefix starts authz's consent keys:
-// "authz:consent:<len(user)>:<user>:<client>".
-const consentPrefix = "authz:consent:"
-
-// parseConsentKey splits a consent key into user and client; ok is false
-// for any other key, which stays a generic set.
+// parseConsentKey splits a consent key (store.ConsentKey) into user and
+// client; ok is false for any other key, which stays a generic set, and
+// for user or client IDs that a text column cannot hold.
 func parseConsentKey(key string) (user, client string, ok bool) {
-	rest, found := strings.CutPrefix(key, consentPrefix)
-	if !found {
-		return "", "", false
-	}
-	n, rest, found := strings.Cut(rest, ":")
-	if !found {
-		return "", "", false
-	}
-	l, err := strconv.Atoi(n)
-	if err != nil || l < 0 || l > len(rest) || strconv.Itoa(l) != n || len(rest) < l+1 || rest[l] != ':' {
-		return "", "", false
-	}
-	user, client = rest[:l], rest[l+1:]
-	if !textual(user) || !textual(client) {
+	user, client, ok = store.ParseConsentKey(key)
+	if !ok || !textual(user) || !textual(client) {
 		return "", "", false
 	}
 	return user, client, true

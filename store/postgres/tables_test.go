@@ -267,3 +267,35 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 		t.Fatalf("cancelled request: %v (latch %v)", err, store.LatchOf(cctx).Tripped())
 	}
 }
+
+// TestLister: what aero2 store copy reads.
+func TestLister(t *testing.T) {
+	s := pgtest.New(t)
+	ctx := t.Context()
+	now := time.Now()
+	for _, id := range []string{"b", "a"} {
+		if err := s.CreateUser(ctx, &store.User{ID: id, App: "app", CreatedAt: now, LastLogin: now},
+			&store.Identity{App: "app", IDP: "gh", Subject: id, UserID: id, LinkedAt: now, LastLogin: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetAdd(ctx, "app", store.ConsentKey("a", "web"), time.Hour, "openid", "email"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetAdd(ctx, "app", store.ConsentKey("b", "web"), time.Millisecond, "openid"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	users, err := s.ListUsers(ctx, "app")
+	if err != nil || len(users) != 2 || users[0].ID != "a" || users[1].ID != "b" {
+		t.Fatalf("ListUsers = %v, %v", users, err)
+	}
+	if other, _ := s.ListUsers(ctx, "other"); len(other) != 0 {
+		t.Fatal("ListUsers crosses applications")
+	}
+	cs, err := s.ListConsents(ctx, "app")
+	if err != nil || len(cs) != 1 || cs[0].UserID != "a" || cs[0].ClientID != "web" || !slices.Equal(cs[0].Scopes, []string{"email", "openid"}) ||
+		cs[0].TTL <= 59*time.Minute || cs[0].TTL > time.Hour {
+		t.Fatalf("ListConsents = %+v, %v (the expired one must not be listed)", cs, err)
+	}
+}

@@ -17,14 +17,14 @@ import (
 // which a hostile provider account could put in a display name.
 
 const (
-	userColumns     = `id, app, name, preferred_username, email, email_verified, groups, picture, created_at, last_login`
+	userColumns     = `id, app, name, preferred_username, email, email_verified, groups, picture, created_at, last_login, disabled`
 	identityColumns = `app, idp, subject, user_id, username, email, email_verified, groups, linked_at, last_login`
 )
 
 func userArgs(u *store.User) pgx.NamedArgs {
 	return pgx.NamedArgs{"id": clean(u.ID), "app": u.App, "name": clean(u.Name), "username": clean(u.PreferredUsername),
 		"email": clean(u.Email), "verified": u.EmailVerified, "groups": cleanAll(u.Groups), "picture": clean(u.Picture),
-		"created_at": u.CreatedAt, "last_login": u.LastLogin}
+		"created_at": u.CreatedAt, "last_login": u.LastLogin, "disabled": u.Disabled}
 }
 
 func identityArgs(id *store.Identity) pgx.NamedArgs {
@@ -47,14 +47,14 @@ func cleanAll(ss []string) []string {
 
 const (
 	insertUser = `INSERT INTO users (` + userColumns + `)
-		VALUES (@id, @app, @name, @username, @email, @verified, @groups, @picture, @created_at, @last_login)`
+		VALUES (@id, @app, @name, @username, @email, @verified, @groups, @picture, @created_at, @last_login, @disabled)`
 	insertIdentity = `INSERT INTO identities (` + identityColumns + `)
 		VALUES (@app, @idp, @subject, @user, @username, @email, @verified, @groups, @linked_at, @last_login)`
 )
 
 func scanUser(row pgx.Row) (*store.User, error) {
 	var u store.User
-	if err := row.Scan(&u.ID, &u.App, &u.Name, &u.PreferredUsername, &u.Email, &u.EmailVerified, &u.Groups, &u.Picture, &u.CreatedAt, &u.LastLogin); err != nil {
+	if err := row.Scan(&u.ID, &u.App, &u.Name, &u.PreferredUsername, &u.Email, &u.EmailVerified, &u.Groups, &u.Picture, &u.CreatedAt, &u.LastLogin, &u.Disabled); err != nil {
 		return nil, err
 	}
 	u.CreatedAt, u.LastLogin = u.CreatedAt.UTC(), u.LastLogin.UTC()
@@ -102,6 +102,9 @@ func (s *Store) GetUser(ctx context.Context, app, id string) (*store.User, error
 	return u, nil
 }
 
+// UpdateUser writes the profile; the disabled flag is SetUserDisabled's
+// alone, so a sign-in racing an administrator's disable cannot enable the
+// user again by writing back what it read.
 func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 	n, err := s.exec(ctx, `UPDATE users SET name = @name, preferred_username = @username, email = @email,
 		email_verified = @verified, groups = @groups, picture = @picture, created_at = @created_at, last_login = @last_login
@@ -123,9 +126,9 @@ func (s *Store) UserByIdentity(ctx context.Context, app, idp, subject string) (*
 	defer cancel()
 	var u store.User
 	var id store.Identity
-	dest := append([]any{&u.ID, &u.App, &u.Name, &u.PreferredUsername, &u.Email, &u.EmailVerified, &u.Groups, &u.Picture, &u.CreatedAt, &u.LastLogin}, identityDest(&id)...)
+	dest := append([]any{&u.ID, &u.App, &u.Name, &u.PreferredUsername, &u.Email, &u.EmailVerified, &u.Groups, &u.Picture, &u.CreatedAt, &u.LastLogin, &u.Disabled}, identityDest(&id)...)
 	err = s.pool.QueryRow(ctx, `SELECT u.id, u.app, u.name, u.preferred_username, u.email, u.email_verified, u.groups, u.picture,
-		u.created_at, u.last_login, i.app, i.idp, i.subject, i.user_id, i.username, i.email, i.email_verified, i.groups, i.linked_at, i.last_login
+		u.created_at, u.last_login, u.disabled, i.app, i.idp, i.subject, i.user_id, i.username, i.email, i.email_verified, i.groups, i.linked_at, i.last_login
 		FROM identities i JOIN users u ON u.app = i.app AND u.id = i.user_id
 		WHERE i.app = @app AND i.idp = @idp AND i.subject = @subject`,
 		pgx.NamedArgs{"app": app, "idp": clean(idp), "subject": clean(subject)}).Scan(dest...)

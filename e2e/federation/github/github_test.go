@@ -16,7 +16,6 @@ import (
 	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
-	"github.com/aero2/aero2/store/redis/redistest"
 )
 
 var octo = githubfake.User{
@@ -59,7 +58,7 @@ const authorize = "/rp/authorize?idp=github&redirect_uri=/account"
 func TestSignIn(t *testing.T) {
 	for name, st := range map[string]func(t *testing.T) store.Store{
 		"memory": func(*testing.T) store.Store { return nil },
-		"redis":  func(t *testing.T) store.Store { return redistest.New(t) },
+		"redis":  func(t *testing.T) store.Store { return servertest.SharedStore(t) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			gh := githubfake.Start(t, octo)

@@ -10,7 +10,6 @@ import (
 	"github.com/aero2/aero2/federation/oidc/oidctest"
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
-	"github.com/aero2/aero2/store/redis/redistest"
 )
 
 // config is an Aero2 with one `oidc` provider, "corp", at op.
@@ -49,7 +48,7 @@ const authorize = "/rp/authorize?idp=corp&redirect_uri=/account"
 func TestSignIn(t *testing.T) {
 	for name, st := range map[string]func(t *testing.T) store.Store{
 		"memory": func(*testing.T) store.Store { return nil },
-		"redis":  func(t *testing.T) store.Store { return redistest.New(t) },
+		"redis":  func(t *testing.T) store.Store { return servertest.SharedStore(t) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, in := start(t, st(t), "")

@@ -86,6 +86,14 @@ func (t *trustedProxies) ClientIP(r *http.Request) netip.Addr {
 	return a
 }
 
+// addrString is a's text, or "" for no address.
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -145,11 +153,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		// answers 503 after one store timeout, not one per call.
 		ctx = store.FailFast(ctx)
 		r = r.WithContext(ctx) // one copy of the request for all three
-		if ip := s.trusted.ClientIP(r); ip.IsValid() {
+		ip := s.trusted.ClientIP(r)
+		if ip.IsValid() {
 			if p, ok := peer(r.RemoteAddr); !ok || p != ip {
 				r.RemoteAddr = netip.AddrPortFrom(ip, 0).String()
 			}
 		}
+		// The audit log names the request and its client by these.
+		rec.note.Start(s.ids.next(), addrString(ip))
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -163,8 +174,17 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 				return
 			}
-			var attrs [10]slog.Attr // on the stack: every request logs
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", rec.accessAttrs(attrs[:0], r, time.Since(start))...)
+			d := time.Since(start)
+			if s.metrics != nil {
+				kind, detail := rec.note.Kind()
+				status := rec.status
+				if status == 0 {
+					status = http.StatusOK // nothing written: net/http sends 200
+				}
+				s.metrics.Request(kind, detail, status, d)
+			}
+			var attrs [11]slog.Attr // on the stack: every request logs
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", rec.accessAttrs(attrs[:0], r, d)...)
 		}()
 		next.ServeHTTP(rec, r)
 	})
@@ -191,6 +211,9 @@ func (rec *statusRecorder) accessAttrs(attrs []slog.Attr, r *http.Request, d tim
 	}
 	if checked != nil {
 		attrs = append(attrs, slog.Bool("forward_auth", true))
+	}
+	if id, _ := reqlog.Request(r.Context()); id != "" {
+		attrs = append(attrs, slog.String("request_id", id))
 	}
 	return attrs
 }

@@ -20,11 +20,20 @@ const maxHeaderBytes = 64 << 10
 // finish, and the store closes last. SIGHUP, and with server.watch_config
 // a change of the file, reloads the configuration (Live).
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	live, err := NewLive(ctx, cfg, Options{Logger: log})
+	obs, err := openObservability(cfg)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	live, err := NewLive(ctx, cfg, Options{Logger: log, Metrics: obs.metrics, Audit: obs.audit})
 	if err != nil {
 		return err
 	}
 	s := live.Current()
+	if err := obs.serveMetrics(ctx, cfg.Server.MetricsListen, log); err != nil {
+		live.Close()
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		live.Close()

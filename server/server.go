@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/authz"
 	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/config"
@@ -23,6 +24,7 @@ import (
 	"github.com/aero2/aero2/federation/dev"
 	"github.com/aero2/aero2/federation/github"
 	"github.com/aero2/aero2/federation/oidc"
+	"github.com/aero2/aero2/metrics"
 	"github.com/aero2/aero2/proxy"
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/session"
@@ -63,6 +65,12 @@ type Options struct {
 	// application's own session manager when the proxy signs in at the
 	// application's own provider, and no check otherwise.
 	ProviderSessions func(app string) proxy.ProviderSessions
+	// Metrics, when set, are filled by the server (Run sets them when
+	// server.metrics_listen is); nil records none.
+	Metrics *metrics.Metrics
+	// Audit receives the audit events (Run sets it from log.audit); nil
+	// records none.
+	Audit audit.Logger
 }
 
 // Server is a running Aero2: the store and one handler per application.
@@ -75,6 +83,11 @@ type Server struct {
 	trusted *trustedProxies
 	limits  *ratelimit.Limiter // nil with server.rate_limits.disabled
 	proxy   *proxy.Handler     // nil without routes
+	// metrics are nil when off; audit is the audit log and the metrics
+	// that count its events together (nil when both are off).
+	metrics *metrics.Metrics
+	audit   audit.Logger
+	ids     *requestIDs
 	// stop ends background work (scheduled key rotation).
 	stop context.CancelFunc
 }
@@ -152,8 +165,21 @@ func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 }
 
 func build(ctx context.Context, cfg *config.Config, st store.Store, opts Options) (*Server, error) {
-	s := &Server{cfg: cfg, store: st, log: opts.Logger}
-	s.limits = ratelimit.New(st, cfg.Server.RateLimits, opts.Logger.With("part", "ratelimit"))
+	s := &Server{cfg: cfg, store: st, log: opts.Logger, metrics: opts.Metrics, ids: newRequestIDs()}
+	var counted audit.Logger
+	if ms, ok := st.(*measuredStore); ok {
+		// A reload builds on the running server's store: measure it once.
+		st = ms.Store
+		s.store = st
+	}
+	if s.metrics != nil {
+		counted = s.metrics
+		// Every part's store calls go through one measured store.
+		s.store = &measuredStore{Store: st, m: s.metrics}
+	}
+	s.audit = audit.Tee(opts.Audit, counted)
+	s.limits = ratelimit.New(s.store, cfg.Server.RateLimits, opts.Logger.With("part", "ratelimit"))
+	s.limits.ReportTo(s.audit)
 	var err error
 	if s.trusted, err = newTrustedProxies(cfg.Server.TrustedProxies); err != nil {
 		return nil, err
@@ -255,7 +281,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		Redirects:   federation.NewRedirects(a.Issuer, a.RedirectAllowList),
 		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
 		Consents: consents,
-		Limits:   s.limits, Logger: s.log, Now: opts.Now, // federation adds "app" itself
+		Limits:   s.limits, Audit: s.audit, Logger: s.log, Now: opts.Now, // federation adds "app" itself
 	})
 	km, err := authz.NewKeys(&a, s.store, appKey(s.cfg, "aero2 signing keys", a.Name), s.log, opts.Now) // keys adds "app" itself
 	if err != nil {
@@ -270,6 +296,8 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		PairwiseKey:     appKey(s.cfg, "aero2 pairwise subjects", a.Name),
 		HTTPClient:      httpClient,
 		Limits:          s.limits,
+		Audit:           s.audit,
+		ObserveSigning:  s.signingObserver(a.Name),
 		Logger:          s.log, Now: opts.Now, // authz adds "app" itself
 	})
 	if err != nil {

@@ -8,6 +8,8 @@
 //	aero2 consents list|revoke
 //	aero2 clients list
 //	aero2 keys list|rotate            administer what the servers share
+//	aero2 healthcheck [--config FILE | --url URL]
+//	                                  exit 0 when /readyz answers 200
 //	aero2 secret                      print a new random secret
 //	aero2 version                     print the version
 //	aero2 help [COMMAND]              explain a command
@@ -30,6 +32,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/server"
@@ -59,6 +62,9 @@ type command struct {
 type flagValues struct {
 	app, user, client string
 	json              bool
+	// healthcheck's: --url, --config (optional there) and --timeout.
+	healthURL, healthConfig string
+	timeout                 time.Duration
 }
 
 // invocation is what a command runs with.
@@ -89,6 +95,23 @@ FILE:LINE:COL: KEY: what is wrong, and exits 1; or prints notices (valid,
 but worth knowing, such as a route that only answers forward-auth) and
 "OK", and exits 0.`,
 		run: runCheck,
+	},
+	{
+		name: "healthcheck", summary: "exit 0 when the server's /readyz answers 200", args: "[--config FILE | --url URL] [--timeout D]",
+		help: `Asks the running server's /readyz (ready: its store answers) and exits
+0 when it answers 200, or 1 with one line saying why (the status and
+body it answered, or why nothing answered). The address is the
+configuration's server.listen, on loopback when it listens on every
+address, over https with server.tls.cert_file as the trusted
+certificate when TLS is on; --url names another. It is the container
+image's HEALTHCHECK: the image has no shell, curl or wget.`,
+		flags: func(fs *flag.FlagSet) func() flagValues {
+			cfg := fs.String("config", os.Getenv("AERO2_CONFIG"), "configuration file (default $AERO2_CONFIG); not needed with --url")
+			u := fs.String("url", "", "the /readyz URL to ask instead of the configuration's listener")
+			timeout := fs.Duration("timeout", defaultHealthTimeout, "how long to wait for the answer")
+			return func() flagValues { return flagValues{healthURL: *u, healthConfig: *cfg, timeout: *timeout} }
+		},
+		run: runHealthcheck,
 	},
 	{
 		name: "secret", summary: "print a new random secret", args: "",

@@ -77,6 +77,10 @@ type Event struct {
 	IDP string
 	// Route is the proxy route (its config path, such as routes[0]).
 	Route string
+	// Session is a browser session's store ID: the hash of its cookie,
+	// never the cookie itself (it cannot be turned back into one). The
+	// account page shows it as the session's handle.
+	Session string
 	// GrantType is the token request's grant_type.
 	GrantType string
 	// Reason is a short machine word saying why.
@@ -126,6 +130,7 @@ func (s *slogLogger) Log(ctx context.Context, e Event) {
 	add("client_id", e.Client)
 	add("idp", e.IDP)
 	add("route", e.Route)
+	add("session", e.Session)
 	add("grant_type", e.GrantType)
 	add("reason", e.Reason)
 	add("actor", e.Actor)

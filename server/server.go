@@ -273,6 +273,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		App: a.Name, CookieName: a.Session.CookieName, Secure: secure, Path: cookiePath,
 		IdleTimeout: a.Session.IdleTimeout, AbsoluteTimeout: a.Session.AbsoluteTimeout,
 		Keys: deriveKeys(s.cfg.Secrets.CookieKeys, "aero2 csrf "+a.Name), Now: opts.Now,
+		Audit: s.audit,
 	})
 	consents := &consents{}
 	fed := federation.New(federation.Options{

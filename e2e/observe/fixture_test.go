@@ -21,8 +21,10 @@ import (
 )
 
 const (
-	webSecret   = "web-secret-0123456789abcdef-0123456789"
-	webRedirect = "http://localhost/callback"
+	webSecret     = "web-secret-0123456789abcdef-0123456789"
+	webRedirect   = "http://localhost/callback"
+	thirdSecret   = "third-secret-0123456789abcdef-01234567"
+	thirdRedirect = "https://third.example/cb"
 )
 
 // config is DevConfig with a web client, a proxied route to UP, a route
@@ -36,6 +38,10 @@ clients:
     redirect_uris: ["` + webRedirect + `"]
     scopes: [openid, profile, email, offline_access]
     first_party: true
+  - id: third
+    name: Third Party
+    secret: "` + thirdSecret + `"
+    redirect_uris: ["` + thirdRedirect + `"]
 routes:
   - {path: /app, upstream: "UP"}
   - {path: /finance, upstream: "UP", policy: {allowed_groups: [finance]}}
@@ -83,6 +89,11 @@ func start(t *testing.T, st store.Store, so server.Options) *env {
 // authorization request and returns the code and its verifier.
 func (e *env) code() (code, verifier string) {
 	e.t.Helper()
+	return e.codeIn(e.browser())
+}
+
+// browser is a browser that stops at redirects leaving Aero2.
+func (e *env) browser() *servertest.Browser {
 	b := servertest.NewBrowser(e.t)
 	b.Client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if !strings.HasPrefix(req.URL.String(), e.in.URL) {
@@ -90,6 +101,12 @@ func (e *env) code() (code, verifier string) {
 		}
 		return nil
 	}
+	return b
+}
+
+// codeIn is code in browser b.
+func (e *env) codeIn(b *servertest.Browser) (code, verifier string) {
+	e.t.Helper()
 	verifier = oauth2.GenerateVerifier()
 	p := b.SignInDev(e.web.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier)), "alice")
 	loc, err := url.Parse(p.Header.Get("Location"))

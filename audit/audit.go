@@ -17,8 +17,10 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/aero2/aero2/reqlog"
 )
@@ -110,6 +112,27 @@ func Log(ctx context.Context, l Logger, e Event) {
 // the event happened while serving one.
 func New(w io.Writer) Logger {
 	return &slogLogger{l: slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+}
+
+// Open returns the Logger that log.audit names: "" none (nil), "stdout"
+// or "stderr" those streams, anything else a file path, appended to and
+// created readable by its owner only. close releases the file (a no-op
+// otherwise). The server and the administration commands both open the
+// audit log this way.
+func Open(dest string) (l Logger, close func() error, err error) {
+	switch dest {
+	case "":
+		return nil, func() error { return nil }, nil
+	case "stdout":
+		return New(os.Stdout), func() error { return nil }, nil
+	case "stderr":
+		return New(os.Stderr), func() error { return nil }, nil
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("log.audit: %w", err)
+	}
+	return New(f), f.Close, nil
 }
 
 // NewHandler returns a Logger over any slog handler (its level Info).

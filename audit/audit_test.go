@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/aero2/aero2/audit"
@@ -57,5 +58,34 @@ func TestLogLine(t *testing.T) {
 	}
 	if _, ok := got["request_id"]; ok {
 		t.Error("request_id outside a request")
+	}
+}
+
+// TestOpen: log.audit's values; a file is appended to, mode 0600.
+func TestOpen(t *testing.T) {
+	for _, d := range []string{"", "stdout", "stderr"} {
+		l, closeFn, err := audit.Open(d)
+		if err != nil || closeFn() != nil || (d == "") != (l == nil) {
+			t.Fatalf("Open(%q): %v %v", d, l, err)
+		}
+	}
+	p := t.TempDir() + "/audit.jsonl"
+	for i := range 2 {
+		l, closeFn, err := audit.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		audit.Log(context.Background(), l, audit.Event{Type: audit.ConfigReloaded, Reason: "ok"})
+		closeFn()
+		data, _ := os.ReadFile(p)
+		if n := bytes.Count(data, []byte("config.reloaded")); n != i+1 {
+			t.Fatalf("after %d opens the file has %d events", i+1, n)
+		}
+	}
+	if st, _ := os.Stat(p); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", st.Mode().Perm())
+	}
+	if _, _, err := audit.Open(t.TempDir() + "/no/such/dir/a.jsonl"); err == nil {
+		t.Error("a file that cannot be created opened")
 	}
 }

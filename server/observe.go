@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -276,7 +275,7 @@ func (s *measuredStore) Ping(ctx context.Context) error {
 type observability struct {
 	metrics *metrics.Metrics
 	audit   audit.Logger
-	file    *os.File // the audit file, closed last
+	close   func() error // closes the audit file
 }
 
 func openObservability(cfg *config.Config) (*observability, error) {
@@ -284,28 +283,11 @@ func openObservability(cfg *config.Config) (*observability, error) {
 	if cfg.Server.MetricsListen != "" {
 		o.metrics = metrics.New()
 	}
-	switch out := cfg.Log.Audit; out {
-	case "":
-	case "stdout":
-		o.audit = audit.New(os.Stdout)
-	case "stderr":
-		o.audit = audit.New(os.Stderr)
-	default:
-		// Appended to, never truncated; readable by the server's user only.
-		f, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("log.audit: %w", err)
-		}
-		o.file = f
-		o.audit = audit.New(f)
+	var err error
+	if o.audit, o.close, err = audit.Open(cfg.Log.Audit); err != nil {
+		return nil, err
 	}
 	return o, nil
-}
-
-func (o *observability) close() {
-	if o.file != nil {
-		o.file.Close()
-	}
 }
 
 // serveMetrics serves /metrics and /debug/pprof/ on addr until ctx ends.

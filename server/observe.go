@@ -35,6 +35,9 @@ func newRequestIDs() *requestIDs {
 }
 
 func (g *requestIDs) next() string {
+	if g == nil {
+		return ""
+	}
 	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
 }
 

@@ -118,6 +118,14 @@ func TestAuditLogOfAFullFlow(t *testing.T) {
 		if p := wb.PostForm(action, v); !strings.HasPrefix(p.Header.Get("Location"), thirdRedirect) {
 			t.Fatalf("consent answered %d %q", p.Status, p.Header.Get("Location"))
 		}
+		// And removed from the account page.
+		action, v = wb.Get(e.in.URL+"/account").Form(t, "/account/consents/remove")
+		if v.Get("client") != "third" {
+			t.Fatalf("remove form names %q", v.Get("client"))
+		}
+		if p := wb.PostForm(action, v); p.Status != http.StatusSeeOther && p.Status != http.StatusOK {
+			t.Fatalf("remove consent: %d", p.Status)
+		}
 		for _, j := range []*servertest.Browser{b, wb} {
 			for _, c := range j.Jar.Cookies(mustURL(e.in.URL)) {
 				secrets = append(secrets, c.Value)
@@ -156,6 +164,7 @@ func TestAuditLogOfAFullFlow(t *testing.T) {
 			{"event": "token.revoked", "client_id": "web"},
 			{"event": "rate_limit.hit", "reason": "revoke"},
 			{"event": "consent.given", "client_id": "third", "user": "*"},
+			{"event": "consent.removed", "client_id": "third", "user": "*"},
 		}
 		for _, w := range want {
 			if !hasEvent(events, w) {

@@ -10,15 +10,20 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/aero2/aero2/metrics"
 	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/server/servertest"
 )
 
-// BenchmarkObservability measures what metrics cost on the proxy path (a
+// BenchmarkObservability measures what metrics (and, apart, traces) cost
+// on the proxy path (a
 // signed-in browser's GET through a route to an upstream) and at the token
 // endpoint (client_credentials), as the ratio of the same request's time
-// on a server with them on over one with them off. Both servers run in the
+// on a server with them on over one with them off (metrics/off,
+// traces/off). Both servers run in the
 // same process and the requests take turns, so both see the same machine.
 //
 //	go test -run '^$' -bench BenchmarkObservability -benchtime 3000x ./bench/
@@ -44,6 +49,10 @@ routes:
 	variants := []*variant{
 		{name: "off", in: servertest.StartWith(b, cfg, servertest.Options{Server: server.Options{Logger: quiet}})},
 		{name: "metrics", in: servertest.StartWith(b, cfg, servertest.Options{Server: server.Options{Logger: quiet, Metrics: metrics.New()}})},
+		// Every span made and ended, then dropped by the exporter: the
+		// cost inside Aero2, without an OTLP collector's I/O.
+		{name: "traces", in: servertest.StartWith(b, cfg, servertest.Options{Server: server.Options{Logger: quiet,
+			TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))}})},
 	}
 	for _, v := range variants {
 		br := v.in.NewBrowser(b)

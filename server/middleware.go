@@ -10,9 +10,15 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/aero2/aero2/proxy"
 	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/tracing"
 	"github.com/aero2/aero2/web"
 )
 
@@ -84,6 +90,25 @@ func (t *trustedProxies) ClientIP(r *http.Request) netip.Addr {
 		a = h
 	}
 	return a
+}
+
+// endSpan names a request's span by its endpoint kind and ends it.
+func endSpan(span trace.Span, method, kind, detail string, status int) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	name := method + " " + kind
+	if kind == "" {
+		name = method
+	} else if detail != "" {
+		name += " " + detail
+	}
+	span.SetName(name)
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if status >= 500 {
+		span.SetStatus(codes.Error, "")
+	}
+	span.End()
 }
 
 // addrString is a's text, or "" for no address.
@@ -161,6 +186,15 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		// The audit log names the request and its client by these.
 		rec.note.Start(s.ids.next(), addrString(ip))
+		var span trace.Span
+		if s.tracer != nil {
+			// A caller's traceparent (W3C Trace Context) makes this
+			// request part of its trace; it decides nothing else.
+			ctx = tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			ctx, span = s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+			r = r.WithContext(ctx)
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -175,6 +209,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				return
 			}
 			d := time.Since(start)
+			if span != nil {
+				kind, detail := rec.note.Kind()
+				endSpan(span, r.Method, kind, detail, rec.status)
+			}
 			if s.metrics != nil {
 				kind, detail := rec.note.Kind()
 				status := rec.status

@@ -14,10 +14,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/metrics"
 	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/tracing"
 )
 
 // requestIDs makes request IDs: a random prefix for the process and a
@@ -43,23 +48,41 @@ func (g *requestIDs) next() string {
 
 // signingObserver times each JWT signature of app.
 func (s *Server) signingObserver(app string) func(ctx context.Context) (context.Context, func(error)) {
-	if s.metrics == nil {
+	if s.metrics == nil && s.tracer == nil {
 		return nil
 	}
-	m := s.metrics
+	m, tr := s.metrics, s.tracer
 	return func(ctx context.Context) (context.Context, func(error)) {
 		start := time.Now()
-		return ctx, func(error) { m.Signing(app, time.Since(start)) }
+		var span trace.Span
+		if tr != nil {
+			ctx, span = tr.Start(ctx, "sign JWT", trace.WithAttributes(attribute.String("aero2.app", app)))
+		}
+		return ctx, func(err error) {
+			m.Signing(app, time.Since(start))
+			if span != nil {
+				if err != nil {
+					span.RecordError(err)
+					span.SetStatus(codes.Error, "signing failed")
+				}
+				span.End()
+			}
+		}
 	}
 }
 
 // wrapUpstream times each round trip of route to its upstream.
 func (s *Server) wrapUpstream() func(route string, t http.RoundTripper) http.RoundTripper {
-	if s.metrics == nil {
+	if s.metrics == nil && s.tracer == nil {
 		return nil
 	}
 	return func(route string, t http.RoundTripper) http.RoundTripper {
-		return &measuredTransport{next: t, route: route, m: s.metrics}
+		if s.metrics != nil {
+			t = &measuredTransport{next: t, route: route, m: s.metrics}
+		}
+		// The span (and the traceparent the upstream receives) around
+		// the whole round trip.
+		return tracing.Transport(s.tracer, "upstream "+route, t, attribute.String("aero2.route", route))
 	}
 }
 
@@ -83,192 +106,218 @@ func (t *measuredTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return res, err
 }
 
-// measuredStore times every store call by operation. Not-found and
-// exists are answers, not failures; anything else is counted as an
-// error. Methods it does not name (a backend's additions) pass through
+// measuredStore times every store call by operation, and makes each a
+// child span of the request's when traces are on. Not-found and exists
+// are answers, not failures; anything else is counted as an error.
+// Methods it does not name (a backend's additions) pass through
 // unmeasured.
 type measuredStore struct {
 	store.Store
-	m *metrics.Metrics
+	m  *metrics.Metrics // nil: no metrics
+	tr trace.Tracer     // nil: no spans
 }
 
-func (s *measuredStore) done(op string, start time.Time, err error) {
+// storeOp is one store call being measured.
+type storeOp struct {
+	s     *measuredStore
+	name  string
+	start time.Time
+	span  trace.Span // nil without traces
+}
+
+func (s *measuredStore) begin(ctx context.Context, op string) (context.Context, storeOp) {
+	o := storeOp{s: s, name: op, start: time.Now()}
+	if s.tr != nil {
+		ctx, o.span = s.tr.Start(ctx, "store "+op, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.operation.name", op)))
+	}
+	return ctx, o
+}
+
+func (o storeOp) end(err error) {
 	failed := err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrExists)
-	s.m.Store(op, time.Since(start), failed)
+	o.s.m.Store(o.name, time.Since(o.start), failed)
+	if o.span != nil {
+		if failed {
+			o.span.RecordError(err)
+			o.span.SetStatus(codes.Error, "store call failed")
+		}
+		o.span.End()
+	}
 }
 
 func (s *measuredStore) Create(ctx context.Context, app, key string, value []byte, ttl time.Duration) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "create")
 	err := s.Store.Create(ctx, app, key, value, ttl)
-	s.done("create", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) Put(ctx context.Context, app, key string, value []byte, ttl time.Duration) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "put")
 	err := s.Store.Put(ctx, app, key, value, ttl)
-	s.done("put", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) Get(ctx context.Context, app, key string) ([]byte, error) {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "get")
 	v, err := s.Store.Get(ctx, app, key)
-	s.done("get", start, err)
+	o.end(err)
 	return v, err
 }
 
 func (s *measuredStore) Take(ctx context.Context, app, key string) ([]byte, error) {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "take")
 	v, err := s.Store.Take(ctx, app, key)
-	s.done("take", start, err)
+	o.end(err)
 	return v, err
 }
 
 func (s *measuredStore) Delete(ctx context.Context, app string, keys ...string) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "delete")
 	err := s.Store.Delete(ctx, app, keys...)
-	s.done("delete", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) SetAdd(ctx context.Context, app, key string, ttl time.Duration, members ...string) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "set_add")
 	err := s.Store.SetAdd(ctx, app, key, ttl, members...)
-	s.done("set_add", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) SetMembers(ctx context.Context, app, key string) ([]string, error) {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "set_members")
 	v, err := s.Store.SetMembers(ctx, app, key)
-	s.done("set_members", start, err)
+	o.end(err)
 	return v, err
 }
 
 func (s *measuredStore) SetRemove(ctx context.Context, app, key string, members ...string) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "set_remove")
 	err := s.Store.SetRemove(ctx, app, key, members...)
-	s.done("set_remove", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) Apply(ctx context.Context, app string, ops ...store.Op) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "apply")
 	err := s.Store.Apply(ctx, app, ops...)
-	s.done("apply", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) GetMany(ctx context.Context, app string, keys ...string) ([][]byte, error) {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "get_many")
 	v, err := s.Store.GetMany(ctx, app, keys...)
-	s.done("get_many", start, err)
+	o.end(err)
 	return v, err
 }
 
 func (s *measuredStore) RateLimit(ctx context.Context, app string, buckets ...store.RateBucket) (store.RateResult, error) {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "rate_limit")
 	v, err := s.Store.RateLimit(ctx, app, buckets...)
-	s.done("rate_limit", start, err)
+	o.end(err)
 	return v, err
 }
 
 func (s *measuredStore) CreateSession(ctx context.Context, ss *store.Session, ttl time.Duration) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "create_session")
 	err := s.Store.CreateSession(ctx, ss, ttl)
-	s.done("create_session", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) GetSession(ctx context.Context, app, id string) (*store.Session, error) {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "get_session")
 	v, err := s.Store.GetSession(ctx, app, id)
-	s.done("get_session", start, err)
+	o.end(err)
 	return v, err
 }
 
 func (s *measuredStore) TouchSession(ctx context.Context, ss *store.Session, ttl time.Duration) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "touch_session")
 	err := s.Store.TouchSession(ctx, ss, ttl)
-	s.done("touch_session", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) DeleteSession(ctx context.Context, app, id string) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "delete_session")
 	err := s.Store.DeleteSession(ctx, app, id)
-	s.done("delete_session", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) UserSessions(ctx context.Context, app, userID string) ([]*store.Session, error) {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "user_sessions")
 	v, err := s.Store.UserSessions(ctx, app, userID)
-	s.done("user_sessions", start, err)
+	o.end(err)
 	return v, err
 }
 
 func (s *measuredStore) CreateUser(ctx context.Context, u *store.User, first *store.Identity) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "create_user")
 	err := s.Store.CreateUser(ctx, u, first)
-	s.done("create_user", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) GetUser(ctx context.Context, app, id string) (*store.User, error) {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "get_user")
 	v, err := s.Store.GetUser(ctx, app, id)
-	s.done("get_user", start, err)
+	o.end(err)
 	return v, err
 }
 
 func (s *measuredStore) UpdateUser(ctx context.Context, u *store.User) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "update_user")
 	err := s.Store.UpdateUser(ctx, u)
-	s.done("update_user", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) UserByIdentity(ctx context.Context, app, idp, subject string) (*store.User, *store.Identity, error) {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "user_by_identity")
 	u, id, err := s.Store.UserByIdentity(ctx, app, idp, subject)
-	s.done("user_by_identity", start, err)
+	o.end(err)
 	return u, id, err
 }
 
 func (s *measuredStore) UsersByVerifiedEmail(ctx context.Context, app, email string) ([]*store.User, error) {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "users_by_verified_email")
 	v, err := s.Store.UsersByVerifiedEmail(ctx, app, email)
-	s.done("users_by_verified_email", start, err)
+	o.end(err)
 	return v, err
 }
 
 func (s *measuredStore) LinkIdentity(ctx context.Context, id *store.Identity) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "link_identity")
 	err := s.Store.LinkIdentity(ctx, id)
-	s.done("link_identity", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) UpdateIdentity(ctx context.Context, id *store.Identity) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "update_identity")
 	err := s.Store.UpdateIdentity(ctx, id)
-	s.done("update_identity", start, err)
+	o.end(err)
 	return err
 }
 
 func (s *measuredStore) Identities(ctx context.Context, app, userID string) ([]*store.Identity, error) {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "identities")
 	v, err := s.Store.Identities(ctx, app, userID)
-	s.done("identities", start, err)
+	o.end(err)
 	return v, err
 }
 
 func (s *measuredStore) Ping(ctx context.Context) error {
-	start := time.Now()
+	ctx, o := s.begin(ctx, "ping")
 	err := s.Store.Ping(ctx)
-	s.done("ping", start, err)
+	o.end(err)
 	return err
 }
 

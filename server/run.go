@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/tracing"
 )
 
 // maxHeaderBytes bounds request headers (Go's default is 1 MiB).
@@ -25,7 +26,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer obs.close()
-	live, err := NewLive(ctx, cfg, Options{Logger: log, Metrics: obs.metrics, Audit: obs.audit})
+	tp, stopTraces, err := tracing.Setup(ctx)
+	if err != nil {
+		return fmt.Errorf("traces (OTEL_* environment): %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stopTraces(sctx) // flushes the last spans
+	}()
+	if tp != nil {
+		log.Info("traces on: OTLP exporter from the OTEL_* environment")
+	}
+	live, err := NewLive(ctx, cfg, Options{Logger: log, Metrics: obs.metrics, Audit: obs.audit, TracerProvider: tp})
 	if err != nil {
 		return err
 	}

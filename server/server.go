@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/authz"
 	"github.com/aero2/aero2/authz/keys"
@@ -31,6 +33,7 @@ import (
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
 	"github.com/aero2/aero2/store/redis"
+	"github.com/aero2/aero2/tracing"
 	"github.com/aero2/aero2/web"
 )
 
@@ -71,6 +74,11 @@ type Options struct {
 	// Audit receives the audit events (Run sets it from log.audit); nil
 	// records none.
 	Audit audit.Logger
+	// TracerProvider, when set, makes a span of every request, store
+	// call, upstream call, identity provider call and signature, and
+	// sends traceparent to upstreams and identity providers (Run sets it
+	// from the OTEL_* environment); nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is a running Aero2: the store and one handler per application.
@@ -88,6 +96,7 @@ type Server struct {
 	metrics *metrics.Metrics
 	audit   audit.Logger
 	ids     *requestIDs
+	tracer  trace.Tracer // nil: traces off
 	// stop ends background work (scheduled key rotation).
 	stop context.CancelFunc
 }
@@ -165,7 +174,12 @@ func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 }
 
 func build(ctx context.Context, cfg *config.Config, st store.Store, opts Options) (*Server, error) {
-	s := &Server{cfg: cfg, store: st, log: opts.Logger, metrics: opts.Metrics, ids: newRequestIDs()}
+	s := &Server{cfg: cfg, store: st, log: opts.Logger, metrics: opts.Metrics, ids: newRequestIDs(), tracer: tracing.Tracer(opts.TracerProvider)}
+	if s.tracer != nil {
+		// Lines logged with a request's context carry its trace ID.
+		s.log = slog.New(tracing.LogHandler(s.log.Handler()))
+		opts.Logger = s.log
+	}
 	var counted audit.Logger
 	if ms, ok := st.(*measuredStore); ok {
 		// A reload builds on the running server's store: measure it once.
@@ -174,8 +188,10 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, opts Options
 	}
 	if s.metrics != nil {
 		counted = s.metrics
+	}
+	if s.metrics != nil || s.tracer != nil {
 		// Every part's store calls go through one measured store.
-		s.store = &measuredStore{Store: st, m: s.metrics}
+		s.store = &measuredStore{Store: st, m: s.metrics, tr: s.tracer}
 	}
 	s.audit = audit.Tee(opts.Audit, counted)
 	s.limits = ratelimit.New(s.store, cfg.Server.RateLimits, opts.Logger.With("part", "ratelimit"))
@@ -242,7 +258,9 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 
 	var problems config.Problems
 	var providers []federation.Provider
-	httpClient := &http.Client{Timeout: 10 * time.Second}
+	// Calls to identity providers (and to what clients publish) are
+	// client spans that send traceparent, when traces are on.
+	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: tracing.Transport(s.tracer, "identity provider", nil)}
 	for _, idp := range a.IdentityProviders {
 		newCfg, ok := opts.Connectors[idp.Type]
 		if !ok {

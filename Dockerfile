@@ -14,5 +14,7 @@ COPY --from=build /out/aero2 /usr/local/bin/aero2
 USER nonroot:nonroot
 EXPOSE 8080
 ENV AERO2_CONFIG=/etc/aero2/aero2.yaml
+# No shell, curl or wget in distroless: the binary asks its own /readyz.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=15s --retries=3 CMD ["/usr/local/bin/aero2", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/aero2"]
 CMD ["serve"]

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/web"
@@ -215,6 +216,7 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		p.pageFailure(w, r, err)
 		return
 	}
+	audit.Log(r.Context(), p.opts.Audit, audit.Event{Type: audit.ConsentGiven, App: p.opts.App, User: user.ID, Client: client.GetID()})
 	p.finishAuthorize(w, r, ar, sess, user, pr.Started, id)
 }
 

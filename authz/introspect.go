@@ -8,6 +8,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/authz/oauthstore"
 	"github.com/aero2/aero2/dpop"
 	"github.com/aero2/aero2/ratelimit"
@@ -192,6 +193,9 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case err == nil:
+		// RFC 7009 §2.2 answers 200 for an unknown token too: the event
+		// says a revocation was asked and done, not that a token existed.
+		audit.Log(r.Context(), p.opts.Audit, audit.Event{Type: audit.TokenRevoked, App: p.opts.App, Client: c.GetID()})
 		noStore(w)
 		w.WriteHeader(http.StatusOK)
 	case isUnavailable(err), errors.Is(err, fosite.ErrTemporarilyUnavailable):

@@ -34,11 +34,13 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/token/hmac"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/authz/oauthstore"
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/dpop"
 	"github.com/aero2/aero2/ratelimit"
+	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 )
@@ -79,6 +81,13 @@ type Options struct {
 	HTTPClient *http.Client
 	// Limits are the rate limits (server.rate_limits); nil limits nothing.
 	Limits *ratelimit.Limiter
+	// Audit records the provider's security decisions (tokens issued,
+	// refused, revoked; reuse detected; consent); nil records nothing.
+	Audit audit.Logger
+	// ObserveSigning, when set, is called as each JWT signature starts,
+	// and the function it returns once it is done (metrics, traces); the
+	// context it returns is the signature's.
+	ObserveSigning func(ctx context.Context) (context.Context, func(error))
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -153,7 +162,7 @@ func New(opts Options) (*Provider, error) {
 		opts:    opts,
 		issuer:  opts.Issuer,
 		clients: clients,
-		signer:  &keys.JWTSigner{Keys: opts.Keys},
+		signer:  &keys.JWTSigner{Keys: opts.Keys, Observe: opts.ObserveSigning},
 		csrf:    http.NewCrossOriginProtection(),
 		log:     opts.Logger.With("app", opts.App),
 
@@ -332,28 +341,30 @@ func (hashAlg) CanHandleTokenEndpointRequest(context.Context, fosite.AccessReque
 // Register adds the provider's routes to mux (paths relative to the
 // issuer).
 func (p *Provider) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
-	mux.HandleFunc("GET /.well-known/jwks.json", p.jwks)
+	// Each endpoint names its kind for the request metrics (reqlog).
+	handle := func(pattern, kind string, h http.Handler) { mux.Handle(pattern, reqlog.Endpoint(kind, h)) }
+	handle("GET /.well-known/openid-configuration", "discovery", http.HandlerFunc(p.discovery))
+	handle("GET /.well-known/jwks.json", "jwks", http.HandlerFunc(p.jwks))
 	authorize := p.limitAuthorize(http.HandlerFunc(p.authorize))
-	mux.Handle("GET /oauth2/authorize", authorize)
-	mux.Handle("POST /oauth2/authorize", authorize)
-	mux.Handle("POST /oauth2/consent", p.csrf.Handler(http.HandlerFunc(p.consent)))
+	handle("GET /oauth2/authorize", "authorize", authorize)
+	handle("POST /oauth2/authorize", "authorize", authorize)
+	handle("POST /oauth2/consent", "consent", p.csrf.Handler(http.HandlerFunc(p.consent)))
 	// PAR is the first half of an authorization request: it spends from
 	// the authorize limit, per address.
-	mux.Handle(parPath, p.api(http.MethodPost, p.limitClientAuth(ratelimit.Authorize, p.par)))
-	mux.Handle(devicePath, p.api(http.MethodPost, p.limitClientAuth(ratelimit.DeviceAuthorization, p.deviceAuthorization)))
+	handle(parPath, "par", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Authorize, p.par)))
+	handle(devicePath, "device_authorization", p.api(http.MethodPost, p.limitClientAuth(ratelimit.DeviceAuthorization, p.deviceAuthorization)))
 	// The device page is where users type codes: limited like authorize.
-	mux.Handle("GET "+deviceVerifyPath, p.limitAuthorize(http.HandlerFunc(p.devicePage)))
-	mux.Handle("POST "+deviceVerifyPath, p.limitAuthorize(p.csrf.Handler(http.HandlerFunc(p.devicePage))))
-	mux.Handle("/oauth2/token", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Token, p.token)))
-	mux.Handle("/oauth2/userinfo", p.api("GET, POST", p.userinfo))
-	mux.Handle("/oauth2/introspect", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Introspect, p.introspect)))
-	mux.Handle("/oauth2/revoke", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Revoke, p.revoke)))
+	handle("GET "+deviceVerifyPath, "device", p.limitAuthorize(http.HandlerFunc(p.devicePage)))
+	handle("POST "+deviceVerifyPath, "device", p.limitAuthorize(p.csrf.Handler(http.HandlerFunc(p.devicePage))))
+	handle("/oauth2/token", "token", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Token, p.token)))
+	handle("/oauth2/userinfo", "userinfo", p.api("GET, POST", p.userinfo))
+	handle("/oauth2/introspect", "introspect", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Introspect, p.introspect)))
+	handle("/oauth2/revoke", "revoke", p.api(http.MethodPost, p.limitClientAuth(ratelimit.Revoke, p.revoke)))
 	// Not behind CrossOriginProtection: RPs may POST logout from their
 	// own origin (OIDC RP-Initiated Logout §2). The confirmation form
 	// carries a CSRF token instead.
-	mux.HandleFunc("GET /oauth2/logout", p.logout)
-	mux.HandleFunc("POST /oauth2/logout", p.logout)
+	handle("GET /oauth2/logout", "logout", http.HandlerFunc(p.logout))
+	handle("POST /oauth2/logout", "logout", http.HandlerFunc(p.logout))
 }
 
 // RevokeSessions revokes every token issued in the browser sessions

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/ory/fosite"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/authz/oauthstore"
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/dpop"
@@ -20,8 +22,11 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case "authorization_code", "refresh_token", "client_credentials", config.GrantDeviceCode, "":
+		// One of the grant types Aero2 knows (or none): a bounded label.
+		reqlog.SetDetail(ctx, gt)
 	default:
 		// Implicit and password do not exist here (RFC 9700 §2.1.2, §2.4).
+		p.auditToken(ctx, audit.TokenRefused, "", "", "", "unsupported_grant_type")
 		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "Supported grant types: authorization_code, refresh_token, client_credentials, "+config.GrantDeviceCode+".")
 		return
 	}
@@ -30,6 +35,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	// invalid_request.) A public client identifies itself with client_id.
 	if _, _, basic := r.BasicAuth(); !basic && r.Header.Get("Authorization") == "" && r.PostForm.Get("client_id") == "" && !r.PostForm.Has("client_assertion") {
 		w.Header().Set("WWW-Authenticate", `Basic realm="aero2", charset="UTF-8"`)
+		p.auditToken(ctx, audit.TokenRefused, r.PostForm.Get("grant_type"), "", "", "invalid_client")
 		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client authentication is required: HTTP Basic with the client ID and secret, client_id (and client_secret) in the form, or a client_assertion (private_key_jwt).")
 		return
 	}
@@ -127,10 +133,47 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	if proof != nil {
 		resp.SetTokenType(dpop.Scheme) // RFC 9449 §5.1: token_type DPoP
 	}
+	user := ""
 	if !ar.GetGrantTypes().ExactOne("client_credentials") {
-		reqlog.SetUser(ctx, ar.GetSession().GetSubject()) // the client's own token has no user
+		user = ar.GetSession().GetSubject()
+		reqlog.SetUser(ctx, user) // the client's own token has no user
 	}
+	gt := r.PostForm.Get("grant_type")
+	ev := audit.TokenIssued
+	if gt == "refresh_token" {
+		ev = audit.TokenRefreshed
+	}
+	p.auditToken(ctx, ev, gt, ar.GetClient().GetID(), user, "")
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// auditToken records a token endpoint decision. grantType is one the
+// endpoint knows (checked before anything else) or "".
+func (p *Provider) auditToken(ctx context.Context, t audit.Type, grantType, client, user, reason string) {
+	audit.Log(ctx, p.opts.Audit, audit.Event{Type: t, App: p.opts.App, Client: client, User: user, GrantType: grantType, Reason: reason})
+}
+
+// reuseOf names what a refusal found used twice: fosite's answers to a
+// second redemption of a code (OAuth 2.0 §4.1.2: "MUST deny the request
+// and SHOULD revoke") and of a rotated refresh token (RFC 9700 §4.14.2).
+// fosite wraps nothing for the code, so its hint is what tells.
+func reuseOf(err error, rfc *fosite.RFC6749Error) string {
+	switch {
+	case errors.Is(err, fosite.ErrInactiveToken) && rfc.ErrorField == fosite.ErrInvalidGrant.ErrorField:
+		return "refresh_token"
+	case rfc.ErrorField == fosite.ErrInvalidGrant.ErrorField && strings.HasPrefix(rfc.HintField, "The authorization code has already been used."):
+		return "authorization_code"
+	}
+	return ""
+}
+
+// requestClient is the ID of ar's client when fosite got as far as
+// authenticating it, else "".
+func requestClient(ar fosite.AccessRequester) string {
+	if ar == nil || ar.GetClient() == nil {
+		return ""
+	}
+	return ar.GetClient().GetID()
 }
 
 // releaseTokenRequest ends a token request that did not commit: what it
@@ -159,18 +202,37 @@ func (p *Provider) tokenError(w http.ResponseWriter, r *http.Request, ar fosite.
 				p.log.Warn("revoking the grant of a reused code or refresh token", "err", rerr)
 			}
 		}
+		reused := "refresh_token"
 		if errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			reused = "authorization_code"
 			err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
 		} else if errors.Is(err, oauthstore.ErrDeviceCodeUsed) {
+			reused = "device_code"
 			err = fosite.ErrInvalidGrant.WithHint("The device code has already been used.")
 		} else {
 			err = fosite.ErrInvalidGrant.WithHint("The refresh token has already been used.")
 		}
+		user := ""
+		if ar != nil && ar.GetSession() != nil {
+			user = ar.GetSession().GetSubject()
+		}
+		p.auditToken(r.Context(), audit.ReuseDetected, r.PostForm.Get("grant_type"), requestClient(ar), user, reused)
+		p.oauth.WriteAccessError(r.Context(), w, ar, err)
+		return
 	case errors.Is(err, oauthstore.ErrGrantRevoked):
 		err = fosite.ErrInvalidGrant.WithHint("The grant has been revoked.")
 	}
-	if rfc := fosite.ErrorToRFC6749Error(err); rfc.CodeField >= 500 {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if reused := reuseOf(err, rfc); reused != "" {
+		// fosite found the code or refresh token used already (not
+		// concurrently: that is above) and has revoked what it issued.
+		p.auditToken(r.Context(), audit.ReuseDetected, r.PostForm.Get("grant_type"), requestClient(ar), "", reused)
+	} else if rfc.CodeField >= 500 {
 		p.log.Error("token endpoint", "err", err, "debug", rfc.Debug())
+	} else {
+		// The reason is the OAuth error code (RFC 6749 §5.2): a word
+		// fosite chose from a fixed list, never the client's text.
+		p.auditToken(r.Context(), audit.TokenRefused, r.PostForm.Get("grant_type"), requestClient(ar), "", rfc.ErrorField)
 	}
 	p.oauth.WriteAccessError(r.Context(), w, ar, err)
 }

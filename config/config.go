@@ -81,6 +81,11 @@ type Server struct {
 	// WatchConfig reloads the configuration when its file changes, as
 	// SIGHUP does (docs/operations.md). Default false.
 	WatchConfig bool `yaml:"watch_config"`
+	// MetricsListen is the address (host:port) of a second, plain-HTTP
+	// listener serving Prometheus metrics at /metrics and Go's profiler at
+	// /debug/pprof/. Empty (the default) turns both off. It must not be
+	// the public port: neither page is for clients.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // TLSFiles names a certificate and its key.
@@ -95,6 +100,9 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is auto (text on a terminal, JSON otherwise), text or json.
 	Format string `yaml:"format"`
+	// Audit is where the audit log goes, as JSON lines: stdout, stderr,
+	// or a file path (appended to). Empty (the default) turns it off.
+	Audit string `yaml:"audit"`
 }
 
 // Store selects where state lives.

@@ -139,6 +139,16 @@ func (c *Config) validate(ps *problems) {
 	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 		ps.at("server.listen", "expected host:port (such as :8080 or 127.0.0.1:8080): %v", err)
 	}
+	if s.MetricsListen != "" {
+		_, mport, err := net.SplitHostPort(s.MetricsListen)
+		if err != nil {
+			ps.at("server.metrics_listen", "expected host:port (such as 127.0.0.1:9090): %v", err)
+		} else if _, port, err := net.SplitHostPort(s.Listen); err == nil && port == mport && port != "0" {
+			// Metrics and pprof say how the server is doing and what it
+			// runs: never for the clients on the public port.
+			ps.at("server.metrics_listen", "must not be the public port (server.listen is %s)", s.Listen)
+		}
+	}
 	for i, p := range s.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			if _, err := netip.ParseAddr(p); err != nil {

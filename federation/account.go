@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/web"
@@ -246,5 +247,6 @@ func (h *Handler) removeConsent(w http.ResponseWriter, r *http.Request) {
 		h.storeFailure(w, r, err)
 		return
 	}
+	audit.Log(r.Context(), h.opts.Audit, audit.Event{Type: audit.ConsentRemoved, App: h.opts.App, User: s.UserID, Client: client})
 	http.Redirect(w, r, h.URL("/account?removed=1"), http.StatusSeeOther)
 }

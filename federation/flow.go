@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/store"
 )
@@ -106,6 +107,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	state := q.Get("state")
 	c, cerr := r.Cookie(h.stateName)
 	if state == "" || len(state) > 256 || cerr != nil {
+		h.signInFailed(r, "", "invalid_state")
 		h.fail(w, http.StatusBadRequest, "Sign-in expired", "This sign-in was not started in this browser, or took too long. Please sign in again.", "invalid_state", true)
 		return
 	}
@@ -113,6 +115,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	// replayed callback — even one racing the first — finds nothing.
 	raw, err := h.opts.Store.Take(ctx, h.opts.App, stateKey(state))
 	if errors.Is(err, store.ErrNotFound) {
+		h.signInFailed(r, "", "state_used_or_expired")
 		h.fail(w, http.StatusBadRequest, "Sign-in expired", "This sign-in link was already used or has expired. Please sign in again.", "invalid_state", true)
 		return
 	}
@@ -126,6 +129,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(hashB64(c.Value)), []byte(st.Binding)) != 1 {
+		h.signInFailed(r, st.IDP, "browser_mismatch")
 		h.fail(w, http.StatusBadRequest, "Sign-in expired", "This sign-in was not started in this browser. Please sign in again.", "invalid_state", true)
 		return
 	}
@@ -135,6 +139,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	p, ok := h.providers[idp]
 	if !ok || idp != st.IDP {
 		h.log.Warn("callback for another identity provider than the state's", "path_idp", idp, "state_idp", st.IDP)
+		h.signInFailed(r, st.IDP, "idp_mismatch")
 		h.fail(w, http.StatusBadRequest, "Sign-in refused", "The answer came from another identity provider than the one this sign-in started with.", "invalid_state", true)
 		return
 	}
@@ -145,6 +150,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	if e := q.Get("error"); e != "" {
 		h.log.Info("identity provider refused sign-in", "idp", idp, "error", e)
+		h.signInFailed(r, idp, "provider_error")
 		h.fail(w, http.StatusForbidden, "Sign-in cancelled", providerErrorMessage(p.Name, e), "", true)
 		return
 	}
@@ -153,6 +159,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if errors.Is(err, ErrDenied) {
 			h.log.Info("sign-in denied", "idp", idp, "err", err)
+			h.signInFailed(r, idp, "denied")
 			h.fail(w, http.StatusForbidden, "Access denied", "Your "+p.Name+" account may not sign in to this application.", "access_denied", true)
 			return
 		}
@@ -161,11 +168,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.log.Warn("sign-in failed", "idp", idp, "err", err)
+		h.signInFailed(r, idp, "provider_failed")
 		h.fail(w, http.StatusBadGateway, "Sign-in failed", "Aero2 could not complete the sign-in with "+p.Name+". Please try again.", "server_error", true)
 		return
 	}
 	if ident.Subject == "" || len(ident.Subject) > maxSubject {
 		h.log.Error("connector returned an identity without a usable subject", "idp", idp, "len", len(ident.Subject))
+		h.signInFailed(r, idp, "no_subject")
 		h.fail(w, http.StatusBadGateway, "Sign-in failed", p.Name+" did not say who you are.", "server_error", true)
 		return
 	}
@@ -188,6 +197,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Info("signed in", "idp", idp, "user", u.ID)
+	audit.Log(ctx, h.opts.Audit, audit.Event{Type: audit.SignInSucceeded, App: h.opts.App, IDP: idp, User: u.ID})
 	// The return target was checked when the sign-in started; check
 	// again, since the allow-list may have changed in between.
 	target := st.ReturnTo
@@ -247,6 +257,7 @@ func (h *Handler) checkResponseIssuer(w http.ResponseWriter, r *http.Request, p 
 	default:
 		return true
 	}
+	h.signInFailed(r, p.ID, "issuer_mismatch")
 	h.fail(w, http.StatusBadRequest, "Sign-in refused", "The answer did not come from "+p.Name+" as expected. Please sign in again.", "invalid_request", true)
 	return false
 }

@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/ratelimit"
+	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/web"
@@ -57,6 +59,8 @@ type Options struct {
 	Consents Consents
 	// Limits are the rate limits (server.rate_limits); nil limits nothing.
 	Limits *ratelimit.Limiter
+	// Audit records sign-ins and account links; nil records nothing.
+	Audit audit.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -105,22 +109,38 @@ func New(opts Options) *Handler {
 // Register adds the handler's routes to mux. Paths are relative to the
 // application's base URL (the server strips a path issuer's prefix).
 func (h *Handler) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /{$}", h.home)
-	mux.HandleFunc("GET /login", h.login)
-	mux.Handle("GET /rp/authorize", h.limitAddress(ratelimit.SignIn, http.HandlerFunc(h.authorize)))
-	mux.Handle("GET /rp/callback/{idp}", h.limitAddress(ratelimit.Callback, http.HandlerFunc(h.callback)))
-	mux.Handle("POST /logout", h.csrf.Handler(http.HandlerFunc(h.logout)))
-	mux.HandleFunc("GET /account", h.account)
-	mux.Handle("POST /account/sessions/end", h.csrf.Handler(http.HandlerFunc(h.endSession)))
-	mux.Handle("POST /account/consents/remove", h.csrf.Handler(http.HandlerFunc(h.removeConsent)))
+	// Each endpoint names its kind for the request metrics (reqlog).
+	handle := func(pattern, kind string, hd http.Handler) { mux.Handle(pattern, reqlog.Endpoint(kind, hd)) }
+	handle("GET /{$}", "account", http.HandlerFunc(h.home))
+	handle("GET /login", "login", http.HandlerFunc(h.login))
+	handle("GET /rp/authorize", "sign_in", h.withIDP(h.limitAddress(ratelimit.SignIn, http.HandlerFunc(h.authorize)), func(r *http.Request) string { return r.URL.Query().Get("idp") }))
+	handle("GET /rp/callback/{idp}", "sign_in_callback", h.withIDP(h.limitAddress(ratelimit.Callback, http.HandlerFunc(h.callback)), func(r *http.Request) string { return r.PathValue("idp") }))
+	handle("POST /logout", "logout", h.csrf.Handler(http.HandlerFunc(h.logout)))
+	handle("GET /account", "account", http.HandlerFunc(h.account))
+	handle("POST /account/sessions/end", "account", h.csrf.Handler(http.HandlerFunc(h.endSession)))
+	handle("POST /account/consents/remove", "account", h.csrf.Handler(http.HandlerFunc(h.removeConsent)))
 	for id, p := range h.providers {
 		if hc, ok := p.Connector.(HTTPConnector); ok {
 			prefix := "/rp/idp/" + id
 			// A provider's own pages (the dev login) start sign-ins with
 			// their POSTs.
-			mux.Handle(prefix+"/", http.StripPrefix(prefix, h.csrf.Handler(h.limitPosts(ratelimit.SignIn, hc.Handler()))))
+			handle(prefix+"/", "sign_in", http.StripPrefix(prefix, h.csrf.Handler(h.limitPosts(ratelimit.SignIn, hc.Handler()))))
 		}
 	}
+}
+
+// withIDP refines the request's kind with the identity provider it names,
+// when that is one of the application's: a client can name any, and only
+// configured ones may become metric labels.
+func (h *Handler) withIDP(next http.Handler, idp func(*http.Request) string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := idp(r); id != "" {
+			if _, ok := h.providers[id]; ok {
+				reqlog.SetDetail(r.Context(), id)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // URL makes an absolute URL of a path under the application.
@@ -173,6 +193,13 @@ func (h *Handler) fail(w http.ResponseWriter, status int, title, msg, code strin
 		d.Back = h.URL("/login")
 	}
 	web.Error(w, status, h.appName, title, d)
+}
+
+// signInFailed records a refused or failed sign-in at idp ("" before the
+// answer's provider is known to be one of the application's). reason is
+// one of Aero2's words (docs/audit.md), never the provider's text.
+func (h *Handler) signInFailed(r *http.Request, idp, reason string) {
+	audit.Log(r.Context(), h.opts.Audit, audit.Event{Type: audit.SignInFailed, App: h.opts.App, IDP: idp, Reason: reason})
 }
 
 // storeFailure answers an error from the store: 503 when the store is

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/email"
 	"github.com/aero2/aero2/store"
 )
@@ -124,6 +125,7 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 				return nil, err
 			}
 			h.log.Info("identity linked to an existing user by verified email", "idp", p.ID, "user", target.ID)
+			audit.Log(ctx, h.opts.Audit, audit.Event{Type: audit.AccountLinked, App: h.opts.App, IDP: p.ID, User: target.ID, Reason: "verified_email"})
 			return target, nil
 		}
 

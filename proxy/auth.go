@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/dpop"
 	"github.com/aero2/aero2/ratelimit"
@@ -259,6 +260,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, rt *Route, d de
 		h.apiError(w, http.StatusUnauthorized, "invalid_token", msg)
 	case verdictDenied:
 		h.log.Info("access denied", "route", rt.name, "sub", d.id.Subject, "bearer", d.bearer)
+		audit.Log(r.Context(), h.audit, audit.Event{Type: audit.PolicyDenied, App: rt.app.name, Route: rt.name, User: d.id.Subject, Client: d.id.Client})
 		if d.bearer {
 			// RFC 6750 §3.1: a valid token without the privileges.
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aero2", error="insufficient_scope"`)

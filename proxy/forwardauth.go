@@ -33,6 +33,7 @@ func (h *Handler) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o, err := readOriginal(r)
+	reqlog.SetKind(r.Context(), "forward_auth", o.mode())
 	if err != nil {
 		h.apiError(w, http.StatusBadRequest, "invalid_request", "Not a forward-auth request: "+err.Error()+".")
 		return
@@ -91,6 +92,21 @@ type original struct {
 	// redirectOff: the auth endpoint's own query asked for 401s rather
 	// than redirects (?redirect=0, for nginx's auth_request).
 	redirectOff bool
+	// envoy: asked the Envoy ext_authz way.
+	envoy bool
+}
+
+// mode names how the front proxy asked, for the request metrics: envoy
+// (ext_authz), headers (X-Forwarded-*: nginx, Traefik, Caddy) or
+// headers_no_redirect (?redirect=0).
+func (o original) mode() string {
+	switch {
+	case o.envoy:
+		return "envoy"
+	case o.redirectOff:
+		return "headers_no_redirect"
+	}
+	return "headers"
 }
 
 // readOriginal reads the original request once, from the bytes the front
@@ -120,7 +136,7 @@ func readOriginal(r *http.Request) (original, error) {
 		if rest == "" || rest[0] == '?' {
 			rest = "/" + rest
 		}
-		o.method, o.host, o.target = r.Method, r.Host, rest
+		o.method, o.host, o.target, o.envoy = r.Method, r.Host, rest, true
 	} else {
 		var err error
 		if o.method, err = single(r, "X-Forwarded-Method"); err != nil {

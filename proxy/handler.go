@@ -13,9 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/dpop"
 	"github.com/aero2/aero2/ratelimit"
+	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/web"
 )
@@ -70,6 +72,12 @@ type Options struct {
 	Now func() time.Time
 	// Limits are the rate limits (server.rate_limits); nil limits nothing.
 	Limits *ratelimit.Limiter
+	// Audit records policy denials; nil records nothing.
+	Audit audit.Logger
+	// WrapTransport, when set, wraps each route's connection pool to its
+	// upstream (route is the route's config path): upstream metrics and
+	// spans. nil uses the pools as they are.
+	WrapTransport func(route string, t http.RoundTripper) http.RoundTripper
 }
 
 // Handler is the proxy for every application of a configuration. Build it
@@ -87,6 +95,8 @@ type Handler struct {
 	csrfKey []byte
 	cop     *http.CrossOriginProtection
 	limits  *ratelimit.Limiter
+	audit   audit.Logger
+	wrap    func(route string, t http.RoundTripper) http.RoundTripper
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -169,7 +179,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{
 		apps: map[string]*appProxy{}, cookies: ownCookies{}, trusted: opts.TrustedProxy,
-		csrfKey: opts.CSRFKey, cop: http.NewCrossOriginProtection(), limits: opts.Limits, log: opts.Logger, now: opts.Now,
+		csrfKey: opts.CSRFKey, cop: http.NewCrossOriginProtection(), limits: opts.Limits, audit: opts.Audit, wrap: opts.WrapTransport, log: opts.Logger, now: opts.Now,
 	}
 	var problems config.Problems
 	var routes []*Route
@@ -300,7 +310,11 @@ func (h *Handler) compileRoute(cfg *config.Config, ap *appProxy, rc config.Route
 		if err != nil {
 			return nil, append(ps, cfg.Problem(field("tls.ca_file"), "%v", err))
 		}
-		r.rp = h.reverseProxy(t)
+		var rt http.RoundTripper = t
+		if h.wrap != nil {
+			rt = h.wrap(path, t)
+		}
+		r.rp = h.reverseProxy(rt)
 	}
 	return r, ps
 }
@@ -374,6 +388,7 @@ func (h *Handler) ServesHost(host string) bool {
 // is refused, a path not in its clean form redirected to it, a path no
 // route covers is 404, and a route's request is authorised and forwarded.
 func (h *Handler) ServeRoute(w http.ResponseWriter, r *http.Request, c Choice) {
+	reqlog.SetKind(r.Context(), "proxy", "") // refined below once a route is known
 	d := c.d
 	switch d.verdict {
 	case pathBad:
@@ -403,6 +418,7 @@ func (h *Handler) ServeRoute(w http.ResponseWriter, r *http.Request, c Choice) {
 		h.problem(w, r, web.NotFound)
 		return
 	}
+	reqlog.SetKind(r.Context(), "proxy", rt.name)
 	h.answerProxy(w, r, rt, h.authenticate(r, rt))
 }
 

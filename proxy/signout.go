@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/web"
 )
@@ -48,6 +49,7 @@ func Misdirected(w http.ResponseWriter, r *http.Request) {
 // static assets, and 404 for the rest.
 func (h *Handler) ServeReserved(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
+	reqlog.SetKind(r.Context(), "proxy_sign_in", "") // forward-auth names itself below
 	if allow, ok := endpoints[p]; ok && !strings.Contains(", "+allow+", ", ", "+r.Method+", ") {
 		w.Header().Set("Allow", allow)
 		h.problem(w, r, errMethodNotAllowed)

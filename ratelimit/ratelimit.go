@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/web"
@@ -87,6 +88,15 @@ type Limiter struct {
 	st    store.RateLimits
 	rules map[Name]rule
 	log   *slog.Logger
+	audit audit.Logger
+}
+
+// ReportTo makes every refusal an audit.RateLimited event on a (the audit
+// log, and the rate-limit metrics). Call it before the limiter is used.
+func (l *Limiter) ReportTo(a audit.Logger) {
+	if l != nil {
+		l.audit = a
+	}
 }
 
 type rule struct {
@@ -172,6 +182,11 @@ func (l *Limiter) Check(ctx context.Context, app string, takes ...Take) Decision
 	if err != nil {
 		l.log.Warn("rate limit unavailable; allowing", "app", app, "limit", takes[0].name, "err", err)
 		return allowed
+	}
+	if !res.Allowed {
+		// One store answer covers every bucket: the first limit asked
+		// names the refusal.
+		audit.Log(ctx, l.audit, audit.Event{Type: audit.RateLimited, App: app, Reason: string(takes[0].name)})
 	}
 	return Decision{Allowed: res.Allowed, RetryAfter: res.RetryAfter}
 }

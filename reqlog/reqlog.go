@@ -13,6 +13,7 @@ package reqlog
 
 import (
 	"context"
+	"net/http"
 	"sync"
 )
 
@@ -23,6 +24,12 @@ type Note struct {
 	user    string
 	client  string
 	checked *Checked
+	// kind and detail name the endpoint that served the request, for
+	// the request metrics (see SetKind).
+	kind, detail string
+	// id and addr are the request's ID and resolved client address, set
+	// once by the server before any part sees the request (Start).
+	id, addr string
 }
 
 // Checked is the request a forward-auth question was about.
@@ -72,6 +79,60 @@ func SetChecked(ctx context.Context, method, host, path string) {
 		n.checked = &Checked{Method: method, Host: host, Path: path}
 		n.mu.Unlock()
 	}
+}
+
+// Start records the request's ID and client address. The server calls it
+// once, before the request is served; the audit log reads them (Request).
+func (n *Note) Start(id, addr string) {
+	n.id, n.addr = id, addr
+}
+
+// Request returns the ID and client address of the request ctx serves,
+// or "" for both outside of one.
+func Request(ctx context.Context) (id, addr string) {
+	if n := from(ctx); n != nil {
+		return n.id, n.addr
+	}
+	return "", ""
+}
+
+// SetKind records which endpoint served the request, for the request
+// metrics: kind is one of a fixed set of words (authorize, token, proxy,
+// forward_auth, …) and detail a bounded refinement of it (a grant type
+// Aero2 knows, a configured route, a forward-auth mode), never a value a
+// client chose freely, since every distinct pair is a time series.
+func SetKind(ctx context.Context, kind, detail string) {
+	if n := from(ctx); n != nil {
+		n.mu.Lock()
+		n.kind, n.detail = kind, detail
+		n.mu.Unlock()
+	}
+}
+
+// Endpoint returns h, recording kind (with no detail) for every request
+// it serves.
+func Endpoint(kind string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		SetKind(r.Context(), kind, "")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// SetDetail refines the kind already recorded (the token endpoint learns
+// the grant type only once it has read the form).
+func SetDetail(ctx context.Context, detail string) {
+	if n := from(ctx); n != nil {
+		n.mu.Lock()
+		n.detail = detail
+		n.mu.Unlock()
+	}
+}
+
+// Kind returns the recorded kind and detail.
+func (n *Note) Kind() (kind, detail string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.kind, n.detail
 }
 
 // User, Client and Checked read the Note once the request is answered.

@@ -10,9 +10,15 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/aero2/aero2/proxy"
 	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/tracing"
 	"github.com/aero2/aero2/web"
 )
 
@@ -86,6 +92,33 @@ func (t *trustedProxies) ClientIP(r *http.Request) netip.Addr {
 	return a
 }
 
+// endSpan names a request's span by its endpoint kind and ends it.
+func endSpan(span trace.Span, method, kind, detail string, status int) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	name := method + " " + kind
+	if kind == "" {
+		name = method
+	} else if detail != "" {
+		name += " " + detail
+	}
+	span.SetName(name)
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if status >= 500 {
+		span.SetStatus(codes.Error, "")
+	}
+	span.End()
+}
+
+// addrString is a's text, or "" for no address.
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -145,10 +178,22 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		// answers 503 after one store timeout, not one per call.
 		ctx = store.FailFast(ctx)
 		r = r.WithContext(ctx) // one copy of the request for all three
-		if ip := s.trusted.ClientIP(r); ip.IsValid() {
+		ip := s.trusted.ClientIP(r)
+		if ip.IsValid() {
 			if p, ok := peer(r.RemoteAddr); !ok || p != ip {
 				r.RemoteAddr = netip.AddrPortFrom(ip, 0).String()
 			}
+		}
+		// The audit log names the request and its client by these.
+		rec.note.Start(s.ids.next(), addrString(ip))
+		var span trace.Span
+		if s.tracer != nil {
+			// A caller's traceparent (W3C Trace Context) makes this
+			// request part of its trace; it decides nothing else.
+			ctx = tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			ctx, span = s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+			r = r.WithContext(ctx)
 		}
 		defer func() {
 			if v := recover(); v != nil {
@@ -163,8 +208,21 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 				return
 			}
-			var attrs [10]slog.Attr // on the stack: every request logs
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", rec.accessAttrs(attrs[:0], r, time.Since(start))...)
+			d := time.Since(start)
+			if span != nil {
+				kind, detail := rec.note.Kind()
+				endSpan(span, r.Method, kind, detail, rec.status)
+			}
+			if s.metrics != nil {
+				kind, detail := rec.note.Kind()
+				status := rec.status
+				if status == 0 {
+					status = http.StatusOK // nothing written: net/http sends 200
+				}
+				s.metrics.Request(kind, detail, status, d)
+			}
+			var attrs [11]slog.Attr // on the stack: every request logs
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", rec.accessAttrs(attrs[:0], r, d)...)
 		}()
 		next.ServeHTTP(rec, r)
 	})
@@ -191,6 +249,9 @@ func (rec *statusRecorder) accessAttrs(attrs []slog.Attr, r *http.Request, d tim
 	}
 	if checked != nil {
 		attrs = append(attrs, slog.Bool("forward_auth", true))
+	}
+	if id, _ := reqlog.Request(r.Context()); id != "" {
+		attrs = append(attrs, slog.String("request_id", id))
 	}
 	return attrs
 }

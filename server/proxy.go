@@ -61,7 +61,8 @@ func (s *Server) buildProxy(opts Options) error {
 		CSRFKey:    deriveKeys(s.cfg.Secrets.CookieKeys, "aero2 proxy csrf")[0],
 		HTTPClient: s.localClient(),
 		Limits:     s.limits,
-		Logger:     s.log.With("part", "proxy"), Now: opts.Now,
+		Audit:      s.audit, WrapTransport: s.wrapUpstream(),
+		Logger: s.log.With("part", "proxy"), Now: opts.Now,
 	})
 	if err != nil {
 		return err

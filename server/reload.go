@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/config"
 )
 
@@ -94,6 +95,7 @@ var fixedKeys = []struct {
 	{"server.read_header_timeout", func(c *config.Config) any { return c.Server.ReadHeaderTimeout }, func(n, o *config.Config) { n.Server.ReadHeaderTimeout = o.Server.ReadHeaderTimeout }},
 	{"server.idle_timeout", func(c *config.Config) any { return c.Server.IdleTimeout }, func(n, o *config.Config) { n.Server.IdleTimeout = o.Server.IdleTimeout }},
 	{"server.watch_config", func(c *config.Config) any { return c.Server.WatchConfig }, func(n, o *config.Config) { n.Server.WatchConfig = o.Server.WatchConfig }},
+	{"server.metrics_listen", func(c *config.Config) any { return c.Server.MetricsListen }, func(n, o *config.Config) { n.Server.MetricsListen = o.Server.MetricsListen }},
 	{"store", func(c *config.Config) any { return c.Store }, func(n, o *config.Config) { n.Store = o.Store }},
 	{"log", func(c *config.Config) any { return c.Log }, func(n, o *config.Config) { n.Log = o.Log }},
 	{"secrets", func(c *config.Config) any { return c.Secrets }, func(n, o *config.Config) { n.Secrets = o.Secrets }},
@@ -156,6 +158,7 @@ func (l *Live) Reload(ctx context.Context, onlyIfChanged bool) error {
 	}
 	l.cur.Store(s)
 	l.sum = sum
+	audit.Log(ctx, l.opts.Audit, audit.Event{Type: audit.ConfigReloaded, Reason: "ok"})
 	// Requests that started on the running Server finish on it; only its
 	// background work (scheduled key rotation) stops, since the new
 	// Server's key managers run their own.

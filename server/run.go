@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/tracing"
 )
 
 // maxHeaderBytes bounds request headers (Go's default is 1 MiB).
@@ -20,11 +21,32 @@ const maxHeaderBytes = 64 << 10
 // finish, and the store closes last. SIGHUP, and with server.watch_config
 // a change of the file, reloads the configuration (Live).
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	live, err := NewLive(ctx, cfg, Options{Logger: log})
+	obs, err := openObservability(cfg)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	tp, stopTraces, err := tracing.Setup(ctx)
+	if err != nil {
+		return fmt.Errorf("traces (OTEL_* environment): %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stopTraces(sctx) // flushes the last spans
+	}()
+	if tp != nil {
+		log.Info("traces on: OTLP exporter from the OTEL_* environment")
+	}
+	live, err := NewLive(ctx, cfg, Options{Logger: log, Metrics: obs.metrics, Audit: obs.audit, TracerProvider: tp})
 	if err != nil {
 		return err
 	}
 	s := live.Current()
+	if err := obs.serveMetrics(ctx, cfg.Server.MetricsListen, log); err != nil {
+		live.Close()
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		live.Close()

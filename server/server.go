@@ -16,6 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/authz"
 	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/config"
@@ -23,6 +26,7 @@ import (
 	"github.com/aero2/aero2/federation/dev"
 	"github.com/aero2/aero2/federation/github"
 	"github.com/aero2/aero2/federation/oidc"
+	"github.com/aero2/aero2/metrics"
 	"github.com/aero2/aero2/proxy"
 	"github.com/aero2/aero2/ratelimit"
 	"github.com/aero2/aero2/session"
@@ -31,6 +35,7 @@ import (
 	"github.com/aero2/aero2/store/memory"
 	"github.com/aero2/aero2/store/postgres"
 	"github.com/aero2/aero2/store/redis"
+	"github.com/aero2/aero2/tracing"
 	"github.com/aero2/aero2/web"
 )
 
@@ -65,6 +70,17 @@ type Options struct {
 	// application's own session manager when the proxy signs in at the
 	// application's own provider, and no check otherwise.
 	ProviderSessions func(app string) proxy.ProviderSessions
+	// Metrics, when set, are filled by the server (Run sets them when
+	// server.metrics_listen is); nil records none.
+	Metrics *metrics.Metrics
+	// Audit receives the audit events (Run sets it from log.audit); nil
+	// records none.
+	Audit audit.Logger
+	// TracerProvider, when set, makes a span of every request, store
+	// call, upstream call, identity provider call and signature, and
+	// sends traceparent to upstreams and identity providers (Run sets it
+	// from the OTEL_* environment); nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is a running Aero2: the store and one handler per application.
@@ -77,6 +93,12 @@ type Server struct {
 	trusted *trustedProxies
 	limits  *ratelimit.Limiter // nil with server.rate_limits.disabled
 	proxy   *proxy.Handler     // nil without routes
+	// metrics are nil when off; audit is the audit log and the metrics
+	// that count its events together (nil when both are off).
+	metrics *metrics.Metrics
+	audit   audit.Logger
+	ids     *requestIDs
+	tracer  trace.Tracer // nil: traces off
 	// stop ends background work (scheduled key rotation).
 	stop context.CancelFunc
 }
@@ -170,8 +192,28 @@ func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 }
 
 func build(ctx context.Context, cfg *config.Config, st store.Store, opts Options) (*Server, error) {
-	s := &Server{cfg: cfg, store: st, log: opts.Logger}
-	s.limits = ratelimit.New(st, cfg.Server.RateLimits, opts.Logger.With("part", "ratelimit"))
+	s := &Server{cfg: cfg, store: st, log: opts.Logger, metrics: opts.Metrics, ids: newRequestIDs(), tracer: tracing.Tracer(opts.TracerProvider)}
+	if s.tracer != nil {
+		// Lines logged with a request's context carry its trace ID.
+		s.log = slog.New(tracing.LogHandler(s.log.Handler()))
+		opts.Logger = s.log
+	}
+	var counted audit.Logger
+	if ms, ok := st.(*measuredStore); ok {
+		// A reload builds on the running server's store: measure it once.
+		st = ms.Store
+		s.store = st
+	}
+	if s.metrics != nil {
+		counted = s.metrics
+	}
+	if s.metrics != nil || s.tracer != nil {
+		// Every part's store calls go through one measured store.
+		s.store = &measuredStore{Store: st, m: s.metrics, tr: s.tracer}
+	}
+	s.audit = audit.Tee(opts.Audit, counted)
+	s.limits = ratelimit.New(s.store, cfg.Server.RateLimits, opts.Logger.With("part", "ratelimit"))
+	s.limits.ReportTo(s.audit)
 	var err error
 	if s.trusted, err = newTrustedProxies(cfg.Server.TrustedProxies); err != nil {
 		return nil, err
@@ -234,7 +276,9 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 
 	var problems config.Problems
 	var providers []federation.Provider
-	httpClient := &http.Client{Timeout: 10 * time.Second}
+	// Calls to identity providers (and to what clients publish) are
+	// client spans that send traceparent, when traces are on.
+	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: tracing.Transport(s.tracer, "identity provider", nil)}
 	for _, idp := range a.IdentityProviders {
 		newCfg, ok := opts.Connectors[idp.Type]
 		if !ok {
@@ -265,6 +309,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		App: a.Name, CookieName: a.Session.CookieName, Secure: secure, Path: cookiePath,
 		IdleTimeout: a.Session.IdleTimeout, AbsoluteTimeout: a.Session.AbsoluteTimeout,
 		Keys: deriveKeys(s.cfg.Secrets.CookieKeys, "aero2 csrf "+a.Name), Now: opts.Now,
+		Audit: s.audit,
 	})
 	consents := &consents{}
 	fed := federation.New(federation.Options{
@@ -273,7 +318,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		Redirects:   federation.NewRedirects(a.Issuer, a.RedirectAllowList),
 		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
 		Consents: consents,
-		Limits:   s.limits, Logger: s.log, Now: opts.Now, // federation adds "app" itself
+		Limits:   s.limits, Audit: s.audit, Logger: s.log, Now: opts.Now, // federation adds "app" itself
 	})
 	km, err := authz.NewKeys(&a, s.store, appKey(s.cfg, "aero2 signing keys", a.Name), s.log, opts.Now) // keys adds "app" itself
 	if err != nil {
@@ -288,6 +333,8 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		PairwiseKey:     appKey(s.cfg, "aero2 pairwise subjects", a.Name),
 		HTTPClient:      httpClient,
 		Limits:          s.limits,
+		Audit:           s.audit,
+		ObserveSigning:  s.signingObserver(a.Name),
 		Logger:          s.log, Now: opts.Now, // authz adds "app" itself
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/store"
 )
 
@@ -33,8 +34,19 @@ func (m *Manager) OnEnd(hook EndHook) {
 // tokens of a session that no longer exists, which nothing could name
 // again to revoke them.
 
-// end runs the hooks for ids, then deletes them from the store.
-func (m *Manager) end(ctx context.Context, ids ...string) error {
+// Why a session ended: the audit log's reasons (docs/audit.md).
+const (
+	EndSignOut   = "sign_out"           // the user signed out (End)
+	EndLogout    = "logout"             // RP-initiated logout with an ID token hint (EndSession)
+	EndReplaced  = "replaced"           // a new sign-in in the same browser (Start)
+	EndByUser    = "ended_from_account" // the user ended it from another session (EndOther, EndOthers)
+	EndAllOfUser = "all_sessions_ended" // every session of the user at once (EndAll)
+	EndExpired   = "expired"            // found past its idle or absolute timeout
+)
+
+// end runs the hooks for ids (sessions of userID), then deletes them from
+// the store, and records why each ended.
+func (m *Manager) end(ctx context.Context, reason, userID string, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -45,6 +57,7 @@ func (m *Manager) end(ctx context.Context, ids ...string) error {
 		if err := m.be.DeleteSession(ctx, m.cfg.App, id); err != nil {
 			return err
 		}
+		audit.Log(ctx, m.cfg.Audit, audit.Event{Type: audit.SessionEnded, App: m.cfg.App, User: userID, Session: id, Reason: reason})
 	}
 	return nil
 }
@@ -67,7 +80,7 @@ func (m *Manager) End(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	default:
-		if err := m.end(r.Context(), s.ID); err != nil {
+		if err := m.end(r.Context(), EndSignOut, s.UserID, s.ID); err != nil {
 			return err
 		}
 	}
@@ -91,24 +104,24 @@ func (m *Manager) EndOther(ctx context.Context, cur *store.Session, id string) e
 	if err != nil {
 		return err
 	}
-	return m.end(ctx, id)
+	return m.end(ctx, EndByUser, cur.UserID, id)
 }
 
 // EndOthers ends every session of cur's user except cur, and says how
 // many ended. A session that starts while it runs is not among them: it
 // began after the user asked.
 func (m *Manager) EndOthers(ctx context.Context, cur *store.Session) (int, error) {
-	return m.endUser(ctx, cur.UserID, cur.ID)
+	return m.endUser(ctx, EndByUser, cur.UserID, cur.ID)
 }
 
 // EndAll ends every session of the user, and says how many ended. The
 // request's cookie, if it named one of them, is not cleared: call End for
 // that.
 func (m *Manager) EndAll(ctx context.Context, userID string) (int, error) {
-	return m.endUser(ctx, userID, "")
+	return m.endUser(ctx, EndAllOfUser, userID, "")
 }
 
-func (m *Manager) endUser(ctx context.Context, userID, keep string) (int, error) {
+func (m *Manager) endUser(ctx context.Context, reason, userID, keep string) (int, error) {
 	all, err := m.be.UserSessions(ctx, m.cfg.App, userID)
 	if err != nil {
 		return 0, err
@@ -119,7 +132,7 @@ func (m *Manager) endUser(ctx context.Context, userID, keep string) (int, error)
 			ids = append(ids, s.ID)
 		}
 	}
-	if err := m.end(ctx, ids...); err != nil {
+	if err := m.end(ctx, reason, userID, ids...); err != nil {
 		return 0, err
 	}
 	return len(ids), nil
@@ -144,5 +157,5 @@ func (m *Manager) EndSession(ctx context.Context, userID, id string) error {
 	case s.UserID != userID:
 		return nil
 	}
-	return m.end(ctx, id)
+	return m.end(ctx, EndLogout, userID, id)
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/reqlog"
 	"github.com/aero2/aero2/store"
 )
@@ -55,6 +56,8 @@ type Config struct {
 	Keys [][]byte
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Audit records sessions created and ended; nil records nothing.
+	Audit audit.Logger
 }
 
 // Manager reads and writes one application's sessions.
@@ -121,7 +124,7 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, userID, idp stri
 		return nil, err
 	}
 	if old != nil {
-		if err := m.end(ctx, old.ID); err != nil {
+		if err := m.end(ctx, EndReplaced, old.UserID, old.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -143,6 +146,7 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, userID, idp stri
 		}
 		m.setCookie(w, token, s.ExpiresAt)
 		reqlog.SetUser(ctx, userID)
+		audit.Log(ctx, m.cfg.Audit, audit.Event{Type: audit.SessionCreated, App: m.cfg.App, User: userID, IDP: idp, Session: s.ID})
 		return s, nil
 	}
 }
@@ -186,7 +190,9 @@ func (m *Manager) Alive(ctx context.Context, id string) (bool, error) {
 func (m *Manager) check(ctx context.Context, s *store.Session) (*store.Session, error) {
 	now := m.cfg.Now()
 	if !now.Before(s.ExpiresAt) || now.Sub(s.LastSeen) >= m.cfg.IdleTimeout {
-		_ = m.be.DeleteSession(ctx, m.cfg.App, s.ID)
+		if m.be.DeleteSession(ctx, m.cfg.App, s.ID) == nil {
+			audit.Log(ctx, m.cfg.Audit, audit.Event{Type: audit.SessionEnded, App: m.cfg.App, User: s.UserID, Session: s.ID, Reason: EndExpired})
+		}
 		return nil, ErrNoSession
 	}
 	if now.Sub(s.LastSeen) >= m.touchGap {

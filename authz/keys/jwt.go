@@ -29,13 +29,21 @@ const Alg = jose.RS256
 // key's kid — are refused before any key is used (RFC 8725 §2.1, §3.1).
 type JWTSigner struct {
 	Keys *Manager
+	// Observe, when set, is called as each signature starts, and the
+	// function it returns once it is done (signing metrics and spans).
+	Observe func(ctx context.Context) (context.Context, func(error))
 }
 
 var _ fjwt.Signer = (*JWTSigner)(nil)
 
 // Generate signs claims with the current key. The header's kid and alg are
 // Aero2's to set; other header fields (typ) are kept.
-func (j *JWTSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header fjwt.Mapper) (string, string, error) {
+func (j *JWTSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header fjwt.Mapper) (raw, sig string, err error) {
+	if j.Observe != nil {
+		var done func(error)
+		ctx, done = j.Observe(ctx)
+		defer func() { done(err) }()
+	}
 	s, err := j.Keys.Set(ctx)
 	if err != nil {
 		return "", "", err
@@ -48,7 +56,7 @@ func (j *JWTSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header 
 			}
 		}
 	}
-	raw, err := t.SignedString(opaque{s.Current})
+	raw, err = t.SignedString(opaque{s.Current})
 	if err != nil {
 		return "", "", err
 	}

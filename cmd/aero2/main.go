@@ -11,6 +11,8 @@
 //	aero2 keys list|rotate            administer what the servers share
 //	aero2 store copy --from a.yaml --to b.yaml
 //	                                  copy users, identities, consents, keys
+//	aero2 healthcheck [--config FILE | --url URL]
+//	                                  exit 0 when /readyz answers 200
 //	aero2 secret                      print a new random secret
 //	aero2 version                     print the version
 //	aero2 help [COMMAND]              explain a command
@@ -33,6 +35,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/server"
@@ -63,6 +66,9 @@ type flagValues struct {
 	app, user, client string
 	json              bool
 	from, to          string
+	// healthcheck's: --url, --config (optional there) and --timeout.
+	healthURL, healthConfig string
+	timeout                 time.Duration
 }
 
 // invocation is what a command runs with.
@@ -124,6 +130,23 @@ other short-lived state are not copied: users sign in again.`,
 			return func() flagValues { return flagValues{from: *from, to: *to} }
 		},
 		run: runStoreCopy,
+	},
+	{
+		name: "healthcheck", summary: "exit 0 when the server's /readyz answers 200", args: "[--config FILE | --url URL] [--timeout D]",
+		help: `Asks the running server's /readyz (ready: its store answers) and exits
+0 when it answers 200, or 1 with one line saying why (the status and
+body it answered, or why nothing answered). The address is the
+configuration's server.listen, on loopback when it listens on every
+address, over https with server.tls.cert_file as the trusted
+certificate when TLS is on; --url names another. It is the container
+image's HEALTHCHECK: the image has no shell, curl or wget.`,
+		flags: func(fs *flag.FlagSet) func() flagValues {
+			cfg := fs.String("config", os.Getenv("AERO2_CONFIG"), "configuration file (default $AERO2_CONFIG); not needed with --url")
+			u := fs.String("url", "", "the /readyz URL to ask instead of the configuration's listener")
+			timeout := fs.Duration("timeout", defaultHealthTimeout, "how long to wait for the answer")
+			return func() flagValues { return flagValues{healthURL: *u, healthConfig: *cfg, timeout: *timeout} }
+		},
+		run: runHealthcheck,
 	},
 	{
 		name: "secret", summary: "print a new random secret", args: "",

@@ -1,0 +1,233 @@
+// Package metrics is Aero2's Prometheus instrumentation: the collectors,
+// their own registry (served on server.metrics_listen, never on the
+// public port), and the few calls the server makes to fill them.
+//
+// Every label takes values from a bounded set that the configuration or
+// Aero2's own code fixes: endpoint kinds, grant types Aero2 knows, route
+// and identity provider IDs from the file, reason words Aero2 writes.
+// Never a user, a path, a client address or anything else a client picks:
+// each distinct label value is a time series kept for as long as the
+// process lives, so a label a client chose would let it fill memory.
+//
+// A nil *Metrics is valid and records nothing: metrics off costs a nil
+// check.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/aero2/aero2/audit"
+)
+
+const namespace = "aero2"
+
+// Buckets, in seconds. Requests span a cached proxy hit (well under a
+// millisecond) to a sign-in waiting on an identity provider (seconds);
+// store calls are sub-millisecond on a local Redis; an RSA-2048
+// signature takes about a millisecond.
+var (
+	requestBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	storeBuckets   = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
+	signBuckets    = []float64{.00025, .0005, .001, .002, .005, .01, .025, .05, .1}
+)
+
+// Metrics holds Aero2's collectors. Build it with New; it is safe for
+// concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests       *prometheus.HistogramVec
+	signIns        *prometheus.CounterVec
+	tokensIssued   *prometheus.CounterVec
+	tokensRefused  *prometheus.CounterVec
+	policyDenials  *prometheus.CounterVec
+	rateLimited    *prometheus.CounterVec
+	sessions       *prometheus.CounterVec
+	auditEvents    *prometheus.CounterVec
+	store          *prometheus.HistogramVec
+	storeErrors    *prometheus.CounterVec
+	upstream       *prometheus.HistogramVec
+	upstreamErrors *prometheus.CounterVec
+	signing        *prometheus.HistogramVec
+}
+
+// New returns Metrics registered in a registry of their own, with the Go
+// runtime's and the process's collectors beside them.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "http_request_duration_seconds",
+		Help:    "Requests answered, by endpoint kind, its detail (grant type, route, forward-auth mode) and status class; _count counts them.",
+		Buckets: requestBuckets,
+	}, []string{"kind", "detail", "status"})
+	m.signIns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "sign_ins_total",
+		Help: "Sign-ins at identity providers, by application, provider and outcome (succeeded, or the reason it failed).",
+	}, []string{"app", "idp", "outcome"})
+	m.tokensIssued = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "tokens_issued_total",
+		Help: "Token responses issued by the token endpoint, by application and grant type.",
+	}, []string{"app", "grant_type"})
+	m.tokensRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "tokens_refused_total",
+		Help: "Token requests refused, by application and reason (invalid_grant, invalid_client, reuse_detected, …).",
+	}, []string{"app", "reason"})
+	m.policyDenials = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "policy_denials_total",
+		Help: "Signed-in users a route's policy refused, by application and route.",
+	}, []string{"app", "route"})
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "rate_limit_hits_total",
+		Help: "Requests refused by a rate limit, by application and limit (server.rate_limits key).",
+	}, []string{"app", "limit"})
+	m.sessions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "sessions_total",
+		Help: "Browser sessions created and ended, by application, event (created, ended) and reason.",
+	}, []string{"app", "event", "reason"})
+	m.auditEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "audit_events_total",
+		Help: "Audit events, by event type.",
+	}, []string{"event"})
+	m.store = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "store_duration_seconds",
+		Help:    "Store calls (one round trip each on Redis), by operation.",
+		Buckets: storeBuckets,
+	}, []string{"op"})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "store_errors_total",
+		Help: "Store calls that failed (not \"not found\" or \"exists\", which are answers), by operation.",
+	}, []string{"op"})
+	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "upstream_duration_seconds",
+		Help:    "Proxied requests to upstreams, until the response headers, by route and status class (error: no response).",
+		Buckets: requestBuckets,
+	}, []string{"route", "status"})
+	m.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "upstream_errors_total",
+		Help: "Proxied requests that got no response from the upstream (refused, timed out, reset), by route.",
+	}, []string{"route"})
+	m.signing = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "signing_duration_seconds",
+		Help:    "JWT signatures (access tokens, ID tokens, assertions), by application.",
+		Buckets: signBuckets,
+	}, []string{"app"})
+	for _, c := range []prometheus.Collector{
+		m.requests, m.signIns, m.tokensIssued, m.tokensRefused, m.policyDenials, m.rateLimited,
+		m.sessions, m.auditEvents, m.store, m.storeErrors, m.upstream, m.upstreamErrors, m.signing,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		f(c)
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format (or
+// OpenMetrics, when the scraper asks for it).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, EnableOpenMetrics: true})
+}
+
+// Registry is the registry the collectors are in (tests gather it).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Class is the status class of an HTTP status: "2xx" … "5xx".
+func Class(status int) string {
+	switch {
+	case status >= 100 && status < 600:
+		return classes[status/100]
+	default:
+		return "other"
+	}
+}
+
+var classes = [...]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// Request records one answered request. kind "" is "other".
+func (m *Metrics) Request(kind, detail string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if kind == "" {
+		kind = "other"
+	}
+	m.requests.WithLabelValues(kind, detail, Class(status)).Observe(d.Seconds())
+}
+
+// Store records one store call of op (the store method's name) and
+// whether it failed.
+func (m *Metrics) Store(op string, d time.Duration, failed bool) {
+	if m == nil {
+		return
+	}
+	m.store.WithLabelValues(op).Observe(d.Seconds())
+	if failed {
+		m.storeErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// Upstream records one round trip to route's upstream: its status, or
+// status 0 for no response at all.
+func (m *Metrics) Upstream(route string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	class := "error"
+	if status != 0 {
+		class = Class(status)
+	}
+	m.upstream.WithLabelValues(route, class).Observe(d.Seconds())
+	if status == 0 {
+		m.upstreamErrors.WithLabelValues(route).Inc()
+	}
+}
+
+// Signing records one JWT signature for app.
+func (m *Metrics) Signing(app string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.signing.WithLabelValues(app).Observe(d.Seconds())
+}
+
+// Log counts an audit event: Metrics is an audit.Logger, so the parts
+// that decide say so once, and the audit log and the counters agree.
+func (m *Metrics) Log(_ context.Context, e audit.Event) {
+	if m == nil {
+		return
+	}
+	m.auditEvents.WithLabelValues(string(e.Type)).Inc()
+	switch e.Type {
+	case audit.SignInSucceeded:
+		m.signIns.WithLabelValues(e.App, e.IDP, "succeeded").Inc()
+	case audit.SignInFailed:
+		m.signIns.WithLabelValues(e.App, e.IDP, orUnknown(e.Reason)).Inc()
+	case audit.TokenIssued, audit.TokenRefreshed:
+		m.tokensIssued.WithLabelValues(e.App, e.GrantType).Inc()
+	case audit.TokenRefused:
+		m.tokensRefused.WithLabelValues(e.App, orUnknown(e.Reason)).Inc()
+	case audit.ReuseDetected:
+		m.tokensRefused.WithLabelValues(e.App, "reuse_detected").Inc()
+	case audit.PolicyDenied:
+		m.policyDenials.WithLabelValues(e.App, e.Route).Inc()
+	case audit.RateLimited:
+		m.rateLimited.WithLabelValues(e.App, e.Reason).Inc()
+	case audit.SessionCreated:
+		m.sessions.WithLabelValues(e.App, "created", "").Inc()
+	case audit.SessionEnded:
+		m.sessions.WithLabelValues(e.App, "ended", orUnknown(e.Reason)).Inc()
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}

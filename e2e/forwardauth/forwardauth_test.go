@@ -302,7 +302,9 @@ func TestNoAero2CookieReachesTheUpstream(t *testing.T) {
 
 // TestForwardAuthIsNotForClients: the front proxy asks Aero2; a client
 // asking Aero2's forward-auth endpoint itself (with forwarded headers of
-// its choosing) is answered by the front proxy, not by Aero2.
+// its choosing) is answered by the front proxy, not by Aero2, however it
+// spells the path. (Aero2 believes the forwarded headers of any request
+// the front proxy relays: it is a trusted peer.)
 func TestForwardAuthIsNotForClients(t *testing.T) {
 	eachProxy(t, func(t *testing.T, p *frontProxy) {
 		alice := p.signedIn(t, "alice")
@@ -314,6 +316,14 @@ func TestForwardAuthIsNotForClients(t *testing.T) {
 			a := send(t, alice.Client, "GET", path, "X-Forwarded-Host: "+appHost, "X-Forwarded-Uri: /admin", "X-Forwarded-Method: GET")
 			if a.status != 404 || a.header.Get("X-Forwarded-User") != "" || a.header.Get("Cookie") != "" {
 				t.Errorf("%s: %d %v", path, a.status, a.header)
+			}
+		}
+		// Other spellings of the path: whatever answers, it is not
+		// forward-auth's 200 with alice's identity.
+		for _, path := range []string{"/.aero2/%66orward-auth", "/.aero2//forward-auth", "/.aero2/./forward-auth", "/.aero2/x/../forward-auth", "/.aero2/FORWARD-AUTH", "//.aero2/forward-auth"} {
+			a := send(t, alice.Client, "GET", path, "X-Forwarded-Host: "+appHost, "X-Forwarded-Uri: /admin", "X-Forwarded-Method: GET")
+			if _, ok := a.header["X-Forwarded-User"]; ok || a.header.Get("Cookie") != "" || a.status == 200 && a.body == "" {
+				t.Errorf("%s answered like forward-auth: %d %v", path, a.status, a.header)
 			}
 		}
 	})

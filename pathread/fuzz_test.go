@@ -109,6 +109,12 @@ func FuzzRead(f *testing.F) {
 				if s == "" || s == "." || s == ".." {
 					t.Fatalf("%q: a %s reads segment %q", escaped, rd.Reader, s)
 				}
+				// What a case-insensitive file system reads has had its
+				// rules applied after folding: no separator, stream or
+				// trailing dot or space is left in it.
+				if rd.Reader.Folded && (strings.ContainsAny(s, `/\:`) || strings.TrimRight(s, ". ") != s) {
+					t.Fatalf("%q: a %s reads segment %q", escaped, rd.Reader, s)
+				}
 			}
 		}
 		// The plain reading is Go's: each segment decoded.

@@ -354,15 +354,26 @@ func (rd Reader) read(segs []segment, resolve bool) ([]string, error) {
 			}
 			dot := part
 			if rd.Folded {
+				// Fold first, then apply the file system's rules to what
+				// folding made: compatibility forms fold to the very
+				// bytes those rules act on ("︰" is "..", "．" is '.',
+				// "：" is ':', U+3000 is ' ', "／" is '/'), and a server
+				// that folds reads them so. Rules applied to the raw
+				// segment would let "/︰/admin" walk up a directory and
+				// "/ADMIN．/x" escape the admin route.
+				folded := Fold(part)
+				if strings.ContainsAny(folded, `/\`) {
+					return nil, fmt.Errorf("%w: %q folds to a path separator (read by a %s)", ErrInvalid, part, rd)
+				}
 				// NTFS: "admin::$DATA" is the file admin; "admin." and
 				// "admin " are admin; ".. " is "..", and "..." is
 				// anyone's guess.
-				part = cut(part, ':')
+				part = cut(folded, ':')
 				dot = strings.TrimRight(part, " ")
 				if strings.Trim(part, ". ") == "" && strings.IndexByte(part, '.') >= 0 && dot != "." && dot != ".." {
 					return nil, fmt.Errorf("%w (%q, read by a %s)", ErrDotSegment, part, rd)
 				}
-				part = Fold(strings.TrimRight(part, ". "))
+				part = strings.TrimRight(part, ". ")
 			}
 			switch {
 			case dot == "." || dot == "..":

@@ -60,6 +60,11 @@ func TestReadings(t *testing.T) {
 		{"/a%5Cb", []string{"/a\\b", "fold:/a/b", "/a/b"}},            // '\' as data, then as separator
 		{"/%2e%2ea/x", []string{"/..a/x", "fold:/..a/x"}},             // not a dot segment
 		{"/a.b/c%20d/e", []string{"/a.b/c d/e", "fold:/a.b/c d/e"}},   // nothing special
+		// Compatibility forms of the bytes the file system rules act on
+		// fold first: fullwidth '.', ':' and the ideographic space.
+		{"/ADMIN%EF%BC%8E/x", []string{"/ADMIN．/x", "fold:/admin/x"}},
+		{"/admin%E3%80%80/x", []string{"/admin\u3000/x", "fold:/admin/x"}},
+		{"/admin%EF%BC%9A%EF%BC%9A$DATA", []string{"/admin：：$DATA", "fold:/admin"}},
 	} {
 		p, err := pathread.Read(tc.path)
 		if err != nil {
@@ -138,6 +143,22 @@ func TestRefused(t *testing.T) {
 		{"/public/%252e%252e/admin", pathread.ErrDotSegment},
 		{"/public/..%2Fadmin", pathread.ErrDotSegment},
 		{"/public%2F..%2Fadmin", pathread.ErrDotSegment},
+		// Compatibility characters that fold to dots (NFKC): U+FE30 and
+		// U+2025 are "..", fullwidth and small full stops are '.', U+2026
+		// is "...".
+		{"/%EF%B8%B0", pathread.ErrDotSegment},
+		{"/public/%EF%B8%B0/admin", pathread.ErrDotSegment},
+		{"/public/%E2%80%A5/admin", pathread.ErrDotSegment},
+		{"/public/%EF%BC%8E%EF%BC%8E/admin", pathread.ErrDotSegment},
+		{"/public/%EF%B9%92%EF%B9%92/admin", pathread.ErrDotSegment},
+		{"/public/%E2%80%A4%E2%80%A4/admin", pathread.ErrDotSegment},
+		{"/public/%E2%80%A6/admin", pathread.ErrDotSegment},
+		{"/public/%EF%BC%8E/admin", pathread.ErrDotSegment},
+		// ... and to separators: fullwidth and small solidus, reverse solidus.
+		{"/public%EF%BC%8F..%EF%BC%8Fadmin", pathread.ErrInvalid},
+		{"/a%EF%BC%8Fb", pathread.ErrInvalid},
+		{"/a%EF%BC%BCb", pathread.ErrInvalid},
+		{"/a%EF%B9%A8b", pathread.ErrInvalid},
 		{"/public/..%5Cadmin", pathread.ErrDotSegment},
 		{"/public/.. /admin", pathread.ErrInvalid}, // a raw space
 		{"/public/..%20/admin", pathread.ErrDotSegment},

@@ -26,6 +26,10 @@ var AdminReadings = []string{
 	"/ADMIN/secret", "/Admin/secret", "/admin./secret", "/admin%20/secret", "/admin%2e/secret", "/admin.%20./secret",
 	"/admin::$DATA/secret", "/ADM%C4%B0N/secret", "/adm%C4%B1n/secret", "/%EF%BD%81dmin/secret", "/%EF%BC%A1DMIN/secret",
 	"/de%C5%BFk/x", "/DES%E2%84%AA/x", "/des%E2%84%AA/x",
+	// Compatibility forms of '.', ':', ' ' and '/' (NFKC), which fold
+	// before the file system rules apply.
+	"/public/%EF%B8%B0/admin/secret", "/public/%EF%BC%8E%EF%BC%8E/admin/secret", "/ADMIN%EF%BC%8E/secret",
+	"/admin%E3%80%80/secret", "/admin%EF%BC%9A%EF%BC%9A$DATA/secret", "/public%EF%BC%8F..%EF%BC%8Fadmin/secret",
 }
 
 // Benign are ordinary targets, some of them unusual, that must keep

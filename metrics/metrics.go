@@ -60,72 +60,58 @@ type Metrics struct {
 // New returns Metrics registered in a registry of their own, with the Go
 // runtime's and the process's collectors beside them.
 func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
-	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
-	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: namespace, Name: "http_request_duration_seconds",
-		Help:    "Requests answered, by endpoint kind, its detail (grant type, route, forward-auth mode) and status class; _count counts them.",
-		Buckets: requestBuckets,
-	}, []string{"kind", "detail", "status"})
-	m.signIns = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "sign_ins_total",
-		Help: "Sign-ins at identity providers, by application, provider and outcome (succeeded, or the reason it failed).",
-	}, []string{"app", "idp", "outcome"})
-	m.tokensIssued = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "tokens_issued_total",
-		Help: "Token responses issued by the token endpoint, by application and grant type.",
-	}, []string{"app", "grant_type"})
-	m.tokensRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "tokens_refused_total",
-		Help: "Token requests refused, by application and reason (invalid_grant, invalid_client, reuse_detected, …).",
-	}, []string{"app", "reason"})
-	m.policyDenials = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "policy_denials_total",
-		Help: "Signed-in users a route's policy refused, by application and route.",
-	}, []string{"app", "route"})
-	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "rate_limit_hits_total",
-		Help: "Requests refused by a rate limit, by application and limit (server.rate_limits key).",
-	}, []string{"app", "limit"})
-	m.sessions = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "sessions_total",
-		Help: "Browser sessions created and ended, by application, event (created, ended) and reason.",
-	}, []string{"app", "event", "reason"})
-	m.auditEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "audit_events_total",
-		Help: "Audit events, by event type.",
-	}, []string{"event"})
-	m.store = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: namespace, Name: "store_duration_seconds",
-		Help:    "Store calls (one round trip each on Redis), by operation.",
-		Buckets: storeBuckets,
-	}, []string{"op"})
-	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "store_errors_total",
-		Help: "Store calls that failed (not \"not found\" or \"exists\", which are answers), by operation.",
-	}, []string{"op"})
-	m.upstream = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: namespace, Name: "upstream_duration_seconds",
-		Help:    "Proxied requests to upstreams, until the response headers, by route and status class (error: no response).",
-		Buckets: requestBuckets,
-	}, []string{"route", "status"})
-	m.upstreamErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: namespace, Name: "upstream_errors_total",
-		Help: "Proxied requests that got no response from the upstream (refused, timed out, reset), by route.",
-	}, []string{"route"})
-	m.signing = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: namespace, Name: "signing_duration_seconds",
-		Help:    "JWT signatures (access tokens, ID tokens, assertions), by application.",
-		Buckets: signBuckets,
-	}, []string{"app"})
-	for _, c := range []prometheus.Collector{
-		m.requests, m.signIns, m.tokensIssued, m.tokensRefused, m.policyDenials, m.rateLimited,
-		m.sessions, m.auditEvents, m.store, m.storeErrors, m.upstream, m.upstreamErrors, m.signing,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
-		f(c)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c := func(name, help string, labels ...string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+		reg.MustRegister(v)
+		return v
 	}
-	return m
+	h := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+		v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets}, labels)
+		reg.MustRegister(v)
+		return v
+	}
+	return &Metrics{
+		reg: reg,
+		requests: h("http_request_duration_seconds",
+			"Requests answered, by endpoint kind, its detail (grant type, route, forward-auth mode) and status class; _count counts them.",
+			requestBuckets, "kind", "detail", "status"),
+		signIns: c("sign_ins_total",
+			"Sign-ins at identity providers, by application, provider and outcome (succeeded, or the reason it failed).",
+			"app", "idp", "outcome"),
+		tokensIssued: c("tokens_issued_total",
+			"Token responses issued by the token endpoint, by application and grant type.",
+			"app", "grant_type"),
+		tokensRefused: c("tokens_refused_total",
+			"Token requests refused, by application and reason (invalid_grant, invalid_client, reuse_detected, …).",
+			"app", "reason"),
+		policyDenials: c("policy_denials_total",
+			"Signed-in users a route's policy refused, by application and route.",
+			"app", "route"),
+		rateLimited: c("rate_limit_hits_total",
+			"Requests refused by a rate limit, by application and limit (server.rate_limits key).",
+			"app", "limit"),
+		sessions: c("sessions_total",
+			"Browser sessions created and ended, by application, event (created, ended) and reason.",
+			"app", "event", "reason"),
+		auditEvents: c("audit_events_total", "Audit events, by event type.", "event"),
+		store: h("store_duration_seconds",
+			"Store calls (one round trip each on Redis), by operation.",
+			storeBuckets, "op"),
+		storeErrors: c("store_errors_total",
+			"Store calls that failed (not \"not found\" or \"exists\", which are answers), by operation.",
+			"op"),
+		upstream: h("upstream_duration_seconds",
+			"Proxied requests to upstreams, until the response headers, by route and status class (error: no response).",
+			requestBuckets, "route", "status"),
+		upstreamErrors: c("upstream_errors_total",
+			"Proxied requests that got no response from the upstream (refused, timed out, reset), by route.",
+			"route"),
+		signing: h("signing_duration_seconds",
+			"JWT signatures (access tokens, ID tokens, assertions), by application.",
+			signBuckets, "app"),
+	}
 }
 
 // Handler serves the registry in the Prometheus text format (or

@@ -157,6 +157,44 @@ func do(t *testing.T, r *http.Request) *http.Response {
 	return res
 }
 
+// floodOneAddress sends 3×anonLimit requests from one address and checks
+// the bound: exactly anonLimit answered kept (and stored under prefix,
+// each under 1 KiB; on Redis, under 2 KiB each by MEMORY USAGE), the rest
+// refused with 429 and Retry-After.
+func floodOneAddress(t *testing.T, st *anonStore, live func(string) (int, int), prefix string, kept int, send func() *http.Response) {
+	t.Helper()
+	const sent = 3 * anonLimit
+	var stored, refused int
+	for range sent {
+		switch res := send(); res.StatusCode {
+		case kept:
+			stored++
+		case http.StatusTooManyRequests:
+			if res.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+			refused++
+		default:
+			t.Fatalf("answered %d", res.StatusCode)
+		}
+	}
+	n, largest := st.written(prefix)
+	t.Logf("%d requests from one address: %d kept under %s (largest %d bytes), %d refused", sent, stored, prefix, largest, refused)
+	if stored != anonLimit || n != anonLimit || refused != sent-anonLimit {
+		t.Fatalf("kept %d (stored %d), refused %d: want %d kept, the rest refused", stored, n, refused, anonLimit)
+	}
+	if largest > 1024 {
+		t.Fatalf("a record under %s is %d bytes: the oversized parameter was kept", prefix, largest)
+	}
+	if live != nil {
+		keys, bytes := live(prefix)
+		t.Logf("Redis: %d keys, %d bytes (MEMORY USAGE), %d bytes per request", keys, bytes, bytes/max(keys, 1))
+		if keys != anonLimit || bytes > anonLimit*2048 {
+			t.Fatalf("Redis holds %d records under %s in %d bytes", keys, prefix, bytes)
+		}
+	}
+}
+
 // TestAnonymousAuthorizeRequestsAreSmallAndBounded: cookie-less POSTs to
 // /oauth2/authorize with a 60 KiB junk parameter. Each parks only the
 // parameters Aero2 reads (well under 1 KiB instead of 60), and one address
@@ -177,36 +215,7 @@ func TestAnonymousAuthorizeRequestsAreSmallAndBounded(t *testing.T) {
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			return do(t, from(r, addr))
 		}
-		const sent = 3 * anonLimit
-		var parked, refused int
-		for range sent {
-			switch res := post("198.51.100.7"); res.StatusCode {
-			case http.StatusSeeOther:
-				parked++
-			case http.StatusTooManyRequests:
-				if res.Header.Get("Retry-After") == "" {
-					t.Fatal("429 without Retry-After")
-				}
-				refused++
-			default:
-				t.Fatalf("authorize answered %d", res.StatusCode)
-			}
-		}
-		n, largest := st.written("authz:pending:")
-		t.Logf("%d requests from one address: %d parked (largest %d bytes), %d refused", sent, parked, largest, refused)
-		if parked != anonLimit || n != anonLimit || refused != sent-anonLimit {
-			t.Fatalf("parked %d (stored %d), refused %d: want %d parked, the rest refused", parked, n, refused, anonLimit)
-		}
-		if largest > 1024 {
-			t.Fatalf("a parked request is %d bytes: the junk parameter was kept", largest)
-		}
-		if live != nil {
-			keys, bytes := live("authz:pending:")
-			t.Logf("Redis: %d keys, %d bytes (MEMORY USAGE), %d bytes per request", keys, bytes, bytes/max(keys, 1))
-			if keys != anonLimit || bytes > anonLimit*2048 {
-				t.Fatalf("Redis holds %d parked requests in %d bytes", keys, bytes)
-			}
-		}
+		floodOneAddress(t, st, live, "authz:pending:", http.StatusSeeOther, func() *http.Response { return post("198.51.100.7") })
 		if res := post("198.51.100.8"); res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("another address got %d", res.StatusCode)
 		}
@@ -227,33 +236,7 @@ func TestAnonymousProxySignInsAreSmallAndBounded(t *testing.T) {
 			r.Header.Set("Accept", "text/html")
 			return do(t, from(r, addr))
 		}
-		const sent = 3 * anonLimit
-		var started, refused int
-		for range sent {
-			switch res := get("203.0.113.9"); res.StatusCode {
-			case http.StatusFound:
-				started++
-			case http.StatusTooManyRequests:
-				refused++
-			default:
-				t.Fatalf("proxy answered %d", res.StatusCode)
-			}
-		}
-		n, largest := st.written("proxy-state:")
-		t.Logf("%d requests from one address: %d sign-in states (largest %d bytes), %d refused", sent, started, largest, refused)
-		if started != anonLimit || n != anonLimit || refused != sent-anonLimit {
-			t.Fatalf("started %d (stored %d), refused %d: want %d started, the rest refused", started, n, refused, anonLimit)
-		}
-		if largest > 1024 {
-			t.Fatalf("a sign-in state is %d bytes: the query was kept", largest)
-		}
-		if live != nil {
-			keys, bytes := live("proxy-state:")
-			t.Logf("Redis: %d keys, %d bytes (MEMORY USAGE), %d bytes per request", keys, bytes, bytes/max(keys, 1))
-			if keys != anonLimit || bytes > anonLimit*2048 {
-				t.Fatalf("Redis holds %d sign-in states in %d bytes", keys, bytes)
-			}
-		}
+		floodOneAddress(t, st, live, "proxy-state:", http.StatusFound, func() *http.Response { return get("203.0.113.9") })
 		if res := get("203.0.113.10"); res.StatusCode != http.StatusFound {
 			t.Fatalf("another address got %d", res.StatusCode)
 		}

@@ -52,10 +52,7 @@ func TestHealthcheck(t *testing.T) {
 		t.Fatalf("404: %d %q", code, errs)
 	}
 	// Nothing listening.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
-	code, _, errs = runCmd(t, "healthcheck", "--url", "http://"+addr+"/readyz")
+	code, _, errs = runCmd(t, "healthcheck", "--url", "http://"+servertest.RefusingAddr(t)+"/readyz")
 	if code != 1 || !strings.Contains(errs, "connection refused") || strings.Count(errs, "\n") != 1 {
 		t.Fatalf("nothing listening: %d %q", code, errs)
 	}

@@ -115,7 +115,7 @@ func do(t *testing.T, b *servertest.Browser, req *http.Request) *http.Response {
 // past the route's header timeout is 504, each with Aero2's page (or JSON for scripts) naming neither the
 // upstream nor the error.
 func TestUpstreamDownGetsAeroPage(t *testing.T) {
-	refused := closedPort(t)
+	refused := servertest.RefusingAddr(t)
 	stalled, release := stallingUpstream(t, false)
 	defer release()
 	hangsUp, release2 := stallingUpstream(t, true)
@@ -164,18 +164,6 @@ routes:
 			}
 		}
 	}
-}
-
-// closedPort is a loopback address where nothing listens.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // stallingUpstream accepts connections and reads requests, and never

@@ -72,7 +72,7 @@ func copyApp(ctx context.Context, app string, lister lister, src, dst store.Stor
 	if err != nil {
 		return err
 	}
-	skipped := 0
+	skipped, orphans := 0, 0
 	for _, u := range list {
 		ids, err := src.Identities(ctx, app, u.ID)
 		if err != nil {
@@ -119,7 +119,14 @@ func copyApp(ctx context.Context, app string, lister lister, src, dst store.Stor
 			consents.there++
 			continue
 		}
-		if err := dst.SetAdd(ctx, app, key, c.TTL, c.Scopes...); err != nil {
+		switch err := dst.SetAdd(ctx, app, key, c.TTL, c.Scopes...); {
+		case errors.Is(err, store.ErrNotFound):
+			// The destination refuses a consent of a user it does not
+			// have (PostgreSQL's foreign key): one skipped above, or one
+			// the source kept after deleting its user.
+			orphans++
+			continue
+		case err != nil:
 			return err
 		}
 		consents.copied++
@@ -147,6 +154,9 @@ func copyApp(ctx context.Context, app string, lister lister, src, dst store.Stor
 	fmt.Fprintf(out, "%s: users %s; identities %s; consents %s; signing keys %s", app, users, idents, consents, keys)
 	if skipped > 0 {
 		fmt.Fprintf(out, "; %d users without an identity skipped", skipped)
+	}
+	if orphans > 0 {
+		fmt.Fprintf(out, "; %d consents of users not in the destination skipped", orphans)
 	}
 	fmt.Fprintln(out)
 	return nil

@@ -61,7 +61,7 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 	if pgCode(err) == codeLive {
 		return store.ErrExists
 	}
-	return err
+	return consentUserGone(err)
 }
 
 // GetMany reads the records in one statement (one snapshot).

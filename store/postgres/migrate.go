@@ -104,6 +104,12 @@ func Migrate(ctx context.Context, cfg config.Postgres) ([]Applied, error) {
 }
 
 func migrate(ctx context.Context, pool *pgxpool.Pool) ([]Applied, error) {
+	return migrateTo(ctx, pool, migrations)
+}
+
+// migrateTo applies what is missing of ms (a prefix of migrations; tests
+// build older schemas with one).
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, ms []migration) ([]Applied, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -124,7 +130,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) ([]Applied, error) {
 		return nil, fmt.Errorf("postgres: reading schema_migrations: %w", err)
 	}
 	var done []Applied
-	for _, m := range migrations[min(have, len(migrations)):] {
+	for _, m := range ms[min(have, len(ms)):] {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return err

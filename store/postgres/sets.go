@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -132,7 +133,17 @@ func (s *Store) SetAdd(ctx context.Context, app, key string, ttl time.Duration, 
 	}
 	b := &pgx.Batch{}
 	queueSetAdd(b, app, key, ttl, members)
-	return s.batch(ctx, b)
+	return consentUserGone(s.batch(ctx, b))
+}
+
+// consentUserGone maps the consents' foreign key refusing a consent of a
+// user who does not exist (migration 3: deleted, say, while the consent
+// page was open) to store.ErrNotFound; other errors pass as they are.
+func consentUserGone(err error) error {
+	if pgCode(err) == codeForeignKey {
+		return fmt.Errorf("%w: the consent's user does not exist", store.ErrNotFound)
+	}
+	return err
 }
 
 func (s *Store) SetMembers(ctx context.Context, app, key string) ([]string, error) {

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/postgres"
@@ -23,6 +27,7 @@ func TestConsentsAreRows(t *testing.T) {
 	ctx := t.Context()
 	// authz's key: "authz:consent:<len(user)>:<user>:<client>".
 	key := "authz:consent:5:u:1:2:web:app"
+	mkUser(t, s, "app", "u:1:2")
 	if err := s.SetAdd(ctx, "app", key, time.Hour, "openid", "email"); err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +64,142 @@ func TestConsentsAreRows(t *testing.T) {
 	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM set_members`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("malformed consent key: %d generic members, %v", n, err)
 	}
+}
+
+// mkUser stores user id in app, with one identity.
+func mkUser(t *testing.T, s *postgres.Store, app, id string) {
+	t.Helper()
+	now := time.Now()
+	if err := s.CreateUser(t.Context(), &store.User{ID: id, App: app, CreatedAt: now, LastLogin: now},
+		&store.Identity{App: app, IDP: "gh", Subject: "sub-" + id, UserID: id, LinkedAt: now, LastLogin: now}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConsentsBelongToUsers (issue 11): the consents table has a foreign
+// key to users, as psql shows it; deleting a user deletes their consents
+// (and their scopes); a consent for a user who does not exist is refused,
+// through the store (ErrNotFound, alone or in a batch) and through SQL.
+func TestConsentsBelongToUsers(t *testing.T) {
+	s := pgtest.New(t)
+	ctx := t.Context()
+	var def string
+	if err := s.Pool().QueryRow(ctx, `SELECT pg_get_constraintdef(oid) FROM pg_constraint
+		WHERE conrelid = 'consents'::regclass AND contype = 'f' AND confrelid = 'users'::regclass`).Scan(&def); err != nil {
+		t.Fatalf("no foreign key from consents to users: %v", err)
+	}
+	if def != "FOREIGN KEY (app, user_id) REFERENCES users(app, id) ON DELETE CASCADE" {
+		t.Fatalf("consents' foreign key: %s", def)
+	}
+	mkUser(t, s, "app", "u1")
+	mkUser(t, s, "app", "u2")
+	for _, u := range []string{"u1", "u2"} {
+		if err := s.SetAdd(ctx, "app", store.ConsentKey(u, "web"), time.Hour, "openid", "email"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Pool().Exec(ctx, `DELETE FROM users WHERE app = 'app' AND id = 'u1'`); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string) int {
+		t.Helper()
+		var n int
+		if err := s.Pool().QueryRow(ctx, q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(`SELECT count(*) FROM consents WHERE user_id = 'u1'`) + count(`SELECT count(*) FROM consent_scopes WHERE user_id = 'u1'`); n != 0 {
+		t.Errorf("a deleted user's consent rows survive: %d", n)
+	}
+	if m, err := s.SetMembers(ctx, "app", store.ConsentKey("u2", "web")); err != nil || len(m) != 2 {
+		t.Errorf("another user's consent: %v %v", m, err)
+	}
+	// The store's own delete goes the same way.
+	if err := s.DeleteUser(ctx, "app", "u2"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(`SELECT count(*) FROM consents`); n != 0 {
+		t.Errorf("DeleteUser left %d consents", n)
+	}
+	// A consent for an absent user: refused whole (no half-written row).
+	for _, user := range []string{"u1", "nobody"} {
+		if err := s.SetAdd(ctx, "app", store.ConsentKey(user, "web"), time.Hour, "openid"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("SetAdd of a consent for absent user %s: %v, want ErrNotFound", user, err)
+		}
+	}
+	err := s.Apply(ctx, "app", store.Op{Kind: store.OpPut, Key: "k", Value: []byte("v"), TTL: time.Hour},
+		store.Op{Kind: store.OpSetAdd, Key: store.ConsentKey("nobody", "web"), TTL: time.Hour, Members: []string{"openid"}})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a batch with a consent for an absent user: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, "app", "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused batch wrote its other op: %v", err)
+	}
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO consents (app, user_id, client_id) VALUES ('app', 'nobody', 'web')`); pgCodeOf(err) != "23503" {
+		t.Errorf("SQL insert of a consent for an absent user: %v", err)
+	}
+	// The same ID in another application is another user.
+	mkUser(t, s, "other", "u3")
+	if err := s.SetAdd(ctx, "app", store.ConsentKey("u3", "web"), time.Hour, "openid"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a consent in app for a user of another application: %v", err)
+	}
+}
+
+// TestConsentForeignKeyMigration: migration 3 on a schema that version 2
+// left with orphaned consents — Open refuses the older schema; migrating
+// removes the orphans only, then adds the key.
+func TestConsentForeignKeyMigration(t *testing.T) {
+	cfg := pgtest.Config(t)
+	ctx := t.Context()
+	if err := postgres.MigrateTo(ctx, cfg, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, err := postgres.Open(ctx, cfg)
+	if !errors.Is(err, postgres.ErrSchemaOutdated) || !strings.Contains(err.Error(), "schema version 2, this aero2 needs 3: run `aero2 migrate`") {
+		t.Fatalf("open on a version 2 schema: %v", err)
+	}
+	pool, err := pgxpool.New(ctx, cfg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for _, q := range []string{
+		`INSERT INTO users (app, id, created_at, last_login) VALUES ('app', 'kept', now(), now())`,
+		`INSERT INTO consents (app, user_id, client_id) VALUES ('app', 'kept', 'web'), ('app', 'gone', 'web'), ('other', 'kept', 'web')`,
+		`INSERT INTO consent_scopes (app, user_id, client_id, scope) VALUES ('app', 'kept', 'web', 'openid'), ('app', 'gone', 'web', 'openid'), ('other', 'kept', 'web', 'openid')`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applied, err := postgres.Migrate(ctx, cfg)
+	if err != nil || len(applied) != 1 || applied[0].Version != 3 {
+		t.Fatalf("migrate from 2: %v %v", applied, err)
+	}
+	var left []string
+	rows, _ := pool.Query(ctx, `SELECT c.app || '/' || c.user_id || '/' || count(s.scope) FROM consents c
+		LEFT JOIN consent_scopes s USING (app, user_id, client_id) GROUP BY c.app, c.user_id ORDER BY 1`)
+	left, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || !slices.Equal(left, []string{"app/kept/1"}) {
+		t.Fatalf("consents after migration 3: %v %v (want only the one whose user exists, with its scope)", left, err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM consent_scopes`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("consent_scopes after migration 3: %d %v", n, err)
+	}
+	s := pgtest.Open(t, cfg)
+	if m, err := s.SetMembers(ctx, "app", store.ConsentKey("kept", "web")); err != nil || len(m) != 1 {
+		t.Fatalf("the kept consent: %v %v", m, err)
+	}
+}
+
+func pgCodeOf(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
 }
 
 func sortedCopy(ss []string) []string {

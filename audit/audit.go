@@ -59,7 +59,8 @@ const (
 	// RateLimited: a request was refused by a rate limit (Reason: the
 	// limit's name under server.rate_limits).
 	RateLimited Type = "rate_limit.hit"
-	// AdminAction: an administrator's command (Action, Target, Actor).
+	// AdminAction: an administrator's command that changes something
+	// (Action, Target, Actor, ActorHost, Outcome, Reason when it failed).
 	AdminAction Type = "admin.action"
 	// ConfigReloaded: the configuration was reloaded (Reason: ok or
 	// invalid).
@@ -89,9 +90,19 @@ type Event struct {
 	Reason string
 	// Actor, Action and Target describe an administrator's action: who
 	// (the operating-system user of the command), what (users.disable),
-	// and on what (a user ID, a session ID, a client ID).
-	Actor, Action, Target string
+	// and on what (a user ID, a session ID, a client ID, a key ID).
+	// ActorHost is the host the command ran on.
+	Actor, ActorHost, Action, Target string
+	// Outcome is how an administrator's action ended: succeeded or
+	// failed (Reason then says why).
+	Outcome string
 }
+
+// The outcomes of an administrator's action (Event.Outcome).
+const (
+	Succeeded = "succeeded"
+	Failed    = "failed"
+)
 
 // Logger records events. Implementations must be safe for concurrent
 // use and must not block the request for long.
@@ -141,7 +152,7 @@ func NewHandler(h slog.Handler) Logger { return &slogLogger{l: slog.New(h)} }
 type slogLogger struct{ l *slog.Logger }
 
 func (s *slogLogger) Log(ctx context.Context, e Event) {
-	var buf [14]slog.Attr
+	var buf [16]slog.Attr
 	attrs := append(buf[:0], slog.String("event", string(e.Type)))
 	add := func(k, v string) {
 		if v != "" {
@@ -157,8 +168,10 @@ func (s *slogLogger) Log(ctx context.Context, e Event) {
 	add("grant_type", e.GrantType)
 	add("reason", e.Reason)
 	add("actor", e.Actor)
+	add("actor_host", e.ActorHost)
 	add("action", e.Action)
 	add("target", e.Target)
+	add("outcome", e.Outcome)
 	id, addr := reqlog.Request(ctx)
 	add("request_id", id)
 	add("client_addr", addr)

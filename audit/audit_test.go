@@ -38,7 +38,7 @@ func TestLogLine(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
-	for _, k := range []string{"user", "idp", "route", "session", "grant_type", "actor", "action", "target"} {
+	for _, k := range []string{"user", "idp", "route", "session", "grant_type", "actor", "actor_host", "action", "target", "outcome"} {
 		if _, ok := got[k]; ok {
 			t.Errorf("empty field %s written", k)
 		}
@@ -51,9 +51,10 @@ func TestLogLine(t *testing.T) {
 		t.Error("a tee of nothing is not nil")
 	}
 	buf.Reset()
-	audit.Log(context.Background(), l, audit.Event{Type: audit.AdminAction, Actor: "root", Action: "users.disable", Target: "u1"})
+	audit.Log(context.Background(), l, audit.Event{Type: audit.AdminAction, Actor: "root", ActorHost: "ops-1", Action: "users.disable", Target: "u1", Outcome: audit.Succeeded})
 	got = nil
-	if err := json.Unmarshal(buf.Bytes(), &got); err != nil || got["action"] != "users.disable" || got["actor"] != "root" || got["target"] != "u1" {
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil || got["action"] != "users.disable" || got["actor"] != "root" || got["target"] != "u1" ||
+		got["actor_host"] != "ops-1" || got["outcome"] != "succeeded" {
 		t.Fatalf("admin action: %q", buf.String())
 	}
 	if _, ok := got["request_id"]; ok {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/authz"
 	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/config"
@@ -21,6 +22,9 @@ import (
 var (
 	ErrNoSuchUser    = errors.New("no such user")
 	ErrNoSuchSession = errors.New("no such session")
+	// ErrNoSuchApplication: --app names no application of the
+	// configuration.
+	ErrNoSuchApplication = errors.New("no application named")
 )
 
 // Admin is what the admin commands (`aero2 users`, `aero2 sessions`,
@@ -40,8 +44,10 @@ const memoryStoreAdmin = "needs the store the servers share (store.type: redis, 
 
 // OpenAdmin connects to the configured store and builds the applications.
 // The memory store is refused with an error that says why; so is a store
-// that does not implement store.Admin.
-func OpenAdmin(ctx context.Context, cfg *config.Config) (*Admin, error) {
+// that does not implement store.Admin. The applications write their audit
+// events (session.ended, consent.removed) to log, as the servers do; nil
+// writes none.
+func OpenAdmin(ctx context.Context, cfg *config.Config, log audit.Logger) (*Admin, error) {
 	if cfg.Store.Type == "memory" {
 		return nil, errors.New(memoryStoreAdmin)
 	}
@@ -54,7 +60,7 @@ func OpenAdmin(ctx context.Context, cfg *config.Config) (*Admin, error) {
 		st.Close()
 		return nil, fmt.Errorf("store.type %s cannot be administered yet: it does not list users and sessions", cfg.Store.Type)
 	}
-	srv, err := build(ctx, cfg, st, Options{Logger: slog.New(slog.DiscardHandler), Connectors: Connectors()})
+	srv, err := build(ctx, cfg, st, Options{Logger: slog.New(slog.DiscardHandler), Connectors: Connectors(), Audit: log})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -73,7 +79,7 @@ func (a *Admin) apps(app string) ([]*application, error) {
 	if x := a.srv.app(app); x != nil {
 		return []*application{x}, nil
 	}
-	return nil, fmt.Errorf("no application named %q (known: %s)", app, strings.Join(a.appNames(), ", "))
+	return nil, fmt.Errorf("%w %q (known: %s)", ErrNoSuchApplication, app, strings.Join(a.appNames(), ", "))
 }
 
 func (a *Admin) appNames() []string {
@@ -212,6 +218,7 @@ func (a *Admin) DeleteUser(ctx context.Context, app, id string) (string, int, er
 		if err := x.provider.RemoveConsent(ctx, id, c.ClientID); err != nil {
 			return "", n, err
 		}
+		a.consentRemoved(ctx, name, id, c.ClientID)
 	}
 	return name, n, a.adm.DeleteUser(ctx, name, id)
 }
@@ -316,7 +323,19 @@ func (a *Admin) RevokeConsent(ctx context.Context, app, userID, clientID string)
 		return "", false, err
 	}
 	had := slices.ContainsFunc(cs, func(c authz.ConsentRecord) bool { return c.ClientID == clientID })
-	return x.name, had, x.provider.RemoveConsent(ctx, userID, clientID)
+	if err := x.provider.RemoveConsent(ctx, userID, clientID); err != nil {
+		return x.name, had, err
+	}
+	if had {
+		a.consentRemoved(ctx, x.name, userID, clientID)
+	}
+	return x.name, had, nil
+}
+
+// consentRemoved is the consent.removed audit event, as the account
+// page's Remove access writes it (Reason admin: a command removed it).
+func (a *Admin) consentRemoved(ctx context.Context, app, userID, clientID string) {
+	audit.Log(ctx, a.srv.audit, audit.Event{Type: audit.ConsentRemoved, App: app, User: userID, Client: clientID, Reason: "admin"})
 }
 
 // KeyInfo is one signing key, as `aero2 keys list` prints it.
@@ -398,7 +417,7 @@ func Clients(cfg *config.Config, app string) ([]ClientInfo, error) {
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("no application named %q", app)
+		return nil, fmt.Errorf("%w %q", ErrNoSuchApplication, app)
 	}
 	return out, nil
 }

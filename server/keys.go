@@ -23,7 +23,7 @@ func (s *Server) RotateKeys(ctx context.Context, app string) error {
 		}
 	}
 	if !found {
-		return fmt.Errorf("no application named %q", app)
+		return fmt.Errorf("%w %q", ErrNoSuchApplication, app)
 	}
 	return nil
 }
@@ -33,7 +33,13 @@ func (s *Server) RotateKeys(ctx context.Context, app string) error {
 // reports the new key IDs to out. Running replicas pick the change up
 // within a minute; the key that becomes current was already published as
 // "next", and the retired one stays published until its tokens expire.
-func RotateKeys(ctx context.Context, cfg *config.Config, app string, out io.Writer) error {
+// rotated, when set, is told each application's outcome as it happens:
+// the key ID that became current, or the error (the audit log's
+// admin.action events).
+func RotateKeys(ctx context.Context, cfg *config.Config, app string, out io.Writer, rotated func(app, kid string, err error)) error {
+	if rotated == nil {
+		rotated = func(string, string, error) {}
+	}
 	if cfg.Store.Type == "memory" {
 		return fmt.Errorf("keys rotate needs the store the servers share (store.type: redis, postgres or combined): the memory store lives inside one server process, whose keys are new at every start")
 	}
@@ -54,12 +60,14 @@ func RotateKeys(ctx context.Context, cfg *config.Config, app string, out io.Writ
 		}
 		set, err := km.Rotate(ctx)
 		if err != nil {
+			rotated(a.Name, "", err)
 			return fmt.Errorf("application %s: %w", a.Name, err)
 		}
+		rotated(a.Name, set.Current.ID, nil)
 		fmt.Fprintf(out, "%s: rotated; current kid %s, next kid %s, %d previous key(s) still published\n", a.Name, set.Current.ID, set.Next.ID, len(set.Previous))
 	}
 	if !found {
-		return fmt.Errorf("no application named %q", app)
+		return fmt.Errorf("%w %q", ErrNoSuchApplication, app)
 	}
 	return nil
 }

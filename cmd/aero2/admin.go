@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/store"
@@ -64,7 +65,7 @@ var adminCommands = []*command{
 		minArgs: 1, maxArgs: 1,
 	},
 	{
-		name: "users disable", summary: "stop a user signing in, ending their sessions and tokens", args: "[--config FILE] [--app NAME] [--json] USER_ID", config: true,
+		name: "users disable", action: "users.disable", summary: "stop a user signing in, ending their sessions and tokens", args: "[--config FILE] [--app NAME] [--json] USER_ID", config: true,
 		help: `Disables a user: they can no longer sign in, and every session of theirs
 ends at once, with what was issued in it: refresh tokens, the tokens at
 introspection and userinfo, and the proxy's sessions (within
@@ -76,14 +77,14 @@ back.` + storeNote,
 		minArgs: 1, maxArgs: 1,
 	},
 	{
-		name: "users enable", summary: "let a disabled user sign in again", args: "[--config FILE] [--app NAME] [--json] USER_ID", config: true,
+		name: "users enable", action: "users.enable", summary: "let a disabled user sign in again", args: "[--config FILE] [--app NAME] [--json] USER_ID", config: true,
 		help:    "Enables a disabled user: they can sign in again." + storeNote,
 		flags:   flagsAppJSON,
 		run:     withAdmin(runUsersEnable),
 		minArgs: 1, maxArgs: 1,
 	},
 	{
-		name: "users delete", summary: "delete a user, ending their sessions and tokens", args: "[--config FILE] [--app NAME] [--json] USER_ID", config: true,
+		name: "users delete", action: "users.delete", summary: "delete a user, ending their sessions and tokens", args: "[--config FILE] [--app NAME] [--json] USER_ID", config: true,
 		help: `Deletes a user: their sessions end as with "aero2 users disable", their
 consents are removed, then the user and the identity provider accounts
 linked to them. A later sign-in with one of those accounts creates a new
@@ -99,7 +100,7 @@ user, with a new ID.` + storeNote,
 		run:   withAdmin(runSessionsList),
 	},
 	{
-		name: "sessions revoke", summary: "end a session, or every session of a user", args: "[--config FILE] [--app NAME] [--json] (SESSION_ID | --user USER_ID)", config: true,
+		name: "sessions revoke", action: "sessions.revoke", summary: "end a session, or every session of a user", args: "[--config FILE] [--app NAME] [--json] (SESSION_ID | --user USER_ID)", config: true,
 		help: `Ends one session (by its ID, from "aero2 sessions list") or every
 session of a user, as signing out would: what the provider issued in it
 is revoked, and the proxy sessions that came from it end within
@@ -116,7 +117,7 @@ with "-": put "--" before it (aero2 sessions revoke -- -Q-C0i8...).` + storeNote
 		run:   withAdmin(runConsentsList),
 	},
 	{
-		name: "consents revoke", summary: "forget what a user allowed a client", args: "[--config FILE] [--app NAME] [--json] --user USER_ID --client CLIENT_ID", config: true,
+		name: "consents revoke", action: "consents.revoke", summary: "forget what a user allowed a client", args: "[--config FILE] [--app NAME] [--json] --user USER_ID --client CLIENT_ID", config: true,
 		help: `Removes a user's consent to a client, as "Remove access" on the account
 page does: the tokens the client holds for the user are revoked, and its
 next authorization request shows the consent page again.` + storeNote,
@@ -147,7 +148,7 @@ An application whose server never started has none yet.` + storeNote,
 		run:   withAdmin(runKeysList),
 	},
 	{
-		name: "keys rotate", summary: "rotate the token signing keys in the shared store", args: "[--config FILE] [--app NAME]", config: true,
+		name: "keys rotate", action: "keys.rotate", summary: "rotate the token signing keys in the shared store", args: "[--config FILE] [--app NAME]", config: true,
 		help: `Rotates the signing keys of every application (or of NAME): the next
 key becomes the current one and a new next key is made; the retired key
 stays published until the tokens it signed have expired. Needs the store
@@ -161,31 +162,61 @@ up within 30 seconds.`,
 	},
 }
 
-// withAdmin loads the configuration and opens the shared store for an
-// admin command.
+// withAdmin loads the configuration and opens the shared store (and, for
+// a command that changes something, the audit log) for an admin command.
 func withAdmin(fn func(ctx context.Context, c *invocation, a *server.Admin) error) func(context.Context, *invocation) int {
 	return func(ctx context.Context, c *invocation) int {
+		if err := checkIDs(c); err != nil {
+			return usageExit(c, err)
+		}
 		cfg, ok := loadConfig(c)
 		if !ok {
 			return 1
 		}
-		a, err := server.OpenAdmin(ctx, cfg)
+		closeAudit, ok := openAudit(c, cfg.Log.Audit)
+		if !ok {
+			return 1
+		}
+		defer closeAudit()
+		a, err := server.OpenAdmin(ctx, cfg, c.audit)
 		if err != nil {
+			c.record(ctx, "", err)
 			fmt.Fprintf(c.stderr, "aero2 %s: %v\n", commandName(c), err)
 			return 1
 		}
 		defer a.Close()
 		if err := fn(ctx, c, a); err != nil {
-			var usage usageError
-			if errors.As(err, &usage) {
-				fmt.Fprintf(c.stderr, "aero2 %s: %v\n\n%s", commandName(c), err, commandHelp(lookup(commandName(c))))
-				return 2
+			var u usageError
+			if errors.As(err, &u) {
+				return usageExit(c, err)
 			}
 			fmt.Fprintf(c.stderr, "aero2 %s: %v\n", commandName(c), err)
 			return 1
 		}
 		return 0
 	}
+}
+
+// usageExit prints a usage error with the command's help: exit 2.
+func usageExit(c *invocation, err error) int {
+	fmt.Fprintf(c.stderr, "aero2 %s: %v\n\n%s", commandName(c), err, commandHelp(lookup(commandName(c))))
+	return 2
+}
+
+// openAudit opens log.audit for a command with an action, and sets its
+// event; a command that cannot write its audit event does not run.
+func openAudit(c *invocation, dest string) (close func() error, ok bool) {
+	if c.action == "" {
+		return func() error { return nil }, true
+	}
+	l, closeAudit, err := audit.Open(dest)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "aero2 %s: %v\n", commandName(c), err)
+		return nil, false
+	}
+	e := baseEvent(c, c.action)
+	c.audit, c.event = l, &e
+	return closeAudit, true
 }
 
 // usageError is a wrong combination of flags and arguments (exit 2).
@@ -208,6 +239,9 @@ func table(w io.Writer, header string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, header)
 	for _, r := range rows {
+		for i := range r {
+			r[i] = cell(r[i])
+		}
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
@@ -266,7 +300,7 @@ func runUsersShow(ctx context.Context, c *invocation, a *server.Admin) error {
 		{"name", orDash(u.Name)}, {"email", orDash(u.Email) + map[bool]string{true: " (verified)", false: ""}[u.EmailVerified]},
 		{"groups", orDash(strings.Join(u.Groups, ", "))}, {"created", when(u.CreatedAt)}, {"last sign-in", when(u.LastLogin)},
 	} {
-		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], cell(kv[1]))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -313,6 +347,7 @@ func report(c *invocation, r result, text string) error {
 func runUsersDisable(ctx context.Context, c *invocation, a *server.Admin) error {
 	id := c.args[0]
 	app, n, err := a.DisableUser(ctx, c.flags.app, id)
+	c.record(ctx, app, err, userTarget(id))
 	if err != nil {
 		return err
 	}
@@ -323,6 +358,7 @@ func runUsersDisable(ctx context.Context, c *invocation, a *server.Admin) error 
 func runUsersEnable(ctx context.Context, c *invocation, a *server.Admin) error {
 	id := c.args[0]
 	app, err := a.EnableUser(ctx, c.flags.app, id)
+	c.record(ctx, app, err, userTarget(id))
 	if err != nil {
 		return err
 	}
@@ -332,6 +368,7 @@ func runUsersEnable(ctx context.Context, c *invocation, a *server.Admin) error {
 func runUsersDelete(ctx context.Context, c *invocation, a *server.Admin) error {
 	id := c.args[0]
 	app, n, err := a.DeleteUser(ctx, c.flags.app, id)
+	c.record(ctx, app, err, userTarget(id))
 	if err != nil {
 		return err
 	}
@@ -364,12 +401,14 @@ func runSessionsRevoke(ctx context.Context, c *invocation, a *server.Admin) erro
 		return usageError("give a session ID or --user, not both")
 	case len(c.args) == 1:
 		app, err := a.RevokeSession(ctx, c.flags.app, c.args[0])
+		c.record(ctx, app, err, func(e *audit.Event) { e.Session = c.args[0] })
 		if err != nil {
 			return err
 		}
 		return report(c, result{App: app, SessionID: c.args[0], Action: "session revoked"}, fmt.Sprintf("%s: session %s ended", app, c.args[0]))
 	case c.flags.user != "":
 		app, n, err := a.RevokeUserSessions(ctx, c.flags.app, c.flags.user)
+		c.record(ctx, app, err)
 		if err != nil {
 			return err
 		}
@@ -399,6 +438,14 @@ func runConsentsRevoke(ctx context.Context, c *invocation, a *server.Admin) erro
 		return usageError("--user and --client are required")
 	}
 	app, removed, err := a.RevokeConsent(ctx, c.flags.app, c.flags.user, c.flags.client)
+	c.record(ctx, app, err, func(e *audit.Event) {
+		// The consent is the user's to the client: the client is the
+		// target, the user its owner.
+		e.Target = c.flags.client
+		if err == nil && !removed {
+			e.Reason = "no_consent"
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -410,6 +457,9 @@ func runConsentsRevoke(ctx context.Context, c *invocation, a *server.Admin) erro
 }
 
 func runClientsList(_ context.Context, c *invocation) int {
+	if err := checkIDs(c); err != nil {
+		return usageExit(c, err)
+	}
 	cfg, ok := loadConfig(c)
 	if !ok {
 		return 1
@@ -454,15 +504,38 @@ func runKeysList(ctx context.Context, c *invocation, a *server.Admin) error {
 }
 
 func runKeysRotate(ctx context.Context, c *invocation) int {
+	if err := checkIDs(c); err != nil {
+		return usageExit(c, err)
+	}
 	cfg, ok := loadConfig(c)
 	if !ok {
 		return 1
 	}
-	if err := server.RotateKeys(ctx, cfg, c.flags.app, c.stdout); err != nil {
+	closeAudit, ok := openAudit(c, cfg.Log.Audit)
+	if !ok {
+		return 1
+	}
+	defer closeAudit()
+	// One event per application rotated: its target the key that became
+	// current (a key ID is public: the JWKS publishes it).
+	told := false
+	err := server.RotateKeys(ctx, cfg, c.flags.app, c.stdout, func(app, kid string, err error) {
+		told = true
+		c.record(ctx, app, err, func(e *audit.Event) { e.Target = kid })
+	})
+	if err != nil {
+		if !told {
+			c.record(ctx, "", err) // the store, or --app, failed first
+		}
 		printErr(c.stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// userTarget makes the event's user its target's.
+func userTarget(id string) func(*audit.Event) {
+	return func(e *audit.Event) { e.User = id }
 }
 
 // nonNil makes an empty list print as [] rather than null.

@@ -18,6 +18,7 @@ import (
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/store/postgres/pgtest"
 	"github.com/aero2/aero2/store/redis"
 	"github.com/aero2/aero2/store/redis/redistest"
 )
@@ -53,13 +54,21 @@ routes:
 `
 
 type adminEnv struct {
-	in   *servertest.Instance
-	st   *redis.Store
-	path string // the commands' configuration file
-	hits atomic.Int64
+	in *servertest.Instance
+	st interface {
+		store.Store
+		store.Admin
+	}
+	path  string // the commands' configuration file
+	audit string // its log.audit file
+	hits  atomic.Int64
 }
 
-func startAdmin(t *testing.T) *adminEnv {
+func startAdmin(t *testing.T) *adminEnv { return startAdminOn(t, "redis") }
+
+// startAdminOn: the server and the commands on backend (redis or
+// postgres), the commands writing their audit log to e.audit.
+func startAdminOn(t *testing.T, backend string) *adminEnv {
 	t.Helper()
 	e := &adminEnv{}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -67,19 +76,32 @@ func startAdmin(t *testing.T) *adminEnv {
 		w.Write([]byte("upstream " + r.URL.Path))
 	}))
 	t.Cleanup(up.Close)
-	rc := redistest.Config(t)
-	st, err := redis.Open(context.Background(), rc)
-	if err != nil {
-		t.Fatal(err)
+	var storeYAML string
+	switch backend {
+	case "redis":
+		rc := redistest.Config(t)
+		st, err := redis.Open(context.Background(), rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		e.st = st
+		storeYAML = `store: {type: redis, redis: {addrs: ["` + redistest.Addr() + `"], key_prefix: "` + rc.KeyPrefix + `"}}`
+	case "postgres":
+		pc := pgtest.Config(t)
+		e.st = pgtest.Open(t, pc)
+		storeYAML = `store: {type: postgres, postgres: {dsn: "` + pc.DSN + `"}}`
+	default:
+		t.Fatalf("no backend %q", backend)
 	}
-	t.Cleanup(func() { st.Close() })
-	e.st = st
 	tmpl := strings.ReplaceAll(adminConfig, "UP", up.URL)
-	e.in = servertest.Start(t, tmpl, st)
-	// The commands read the same file, on the same Redis and prefix.
+	e.in = servertest.Start(t, tmpl, e.st)
+	// The commands read the same file, on the same store.
+	dir := t.TempDir()
+	e.audit = filepath.Join(dir, "audit.jsonl")
 	file := strings.ReplaceAll(tmpl, "{{.URL}}", e.in.URL)
-	file = strings.Replace(file, "store: {type: memory}", `store: {type: redis, redis: {addrs: ["`+redistest.Addr()+`"], key_prefix: "`+rc.KeyPrefix+`"}}`, 1)
-	e.path = filepath.Join(t.TempDir(), "aero2.yaml")
+	file = strings.Replace(file, "store: {type: memory}", storeYAML, 1) + "log: {audit: \"" + e.audit + "\"}\n"
+	e.path = filepath.Join(dir, "aero2.yaml")
 	if err := os.WriteFile(e.path, []byte(file), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/server"
 )
@@ -59,6 +60,10 @@ type command struct {
 	run     func(ctx context.Context, c *invocation) int
 	// minArgs and maxArgs bound the positional arguments (a user ID).
 	minArgs, maxArgs int
+	// action names an admin command that changes something, as its
+	// admin.action audit events name it (users.disable); "" for the
+	// read-only ones (adminaudit.go).
+	action string
 }
 
 // flagValues are a command's own flags, once parsed.
@@ -78,6 +83,12 @@ type invocation struct {
 	flags          flagValues
 	args           []string // positional
 	stdout, stderr io.Writer
+	action         string // the command's action
+	// audit is the audit log (log.audit) and event the admin.action
+	// event of a command that changes something (adminaudit.go); nil
+	// otherwise.
+	audit audit.Logger
+	event *audit.Event
 }
 
 var commands = []*command{
@@ -262,7 +273,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "aero2 %s: missing argument\n\n%s", cmd.name, commandHelp(cmd))
 		return 2
 	}
-	inv := &invocation{name: cmd.name, flags: values(), args: pos, stdout: stdout, stderr: stderr}
+	inv := &invocation{name: cmd.name, flags: values(), args: pos, stdout: stdout, stderr: stderr, action: cmd.action}
 	if cmd.config {
 		if *path == "" {
 			fmt.Fprintf(stderr, "aero2 %s: no configuration: pass --config FILE or set AERO2_CONFIG\n", cmd.name)

@@ -170,6 +170,22 @@ func Check(ctx context.Context, cfg *config.Config, connectors federation.Regist
 // than this build needs is refused (postgres.ErrSchemaOutdated, whose
 // message says to run `aero2 migrate`), unless migrate_on_start is set.
 func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, &StoreError{err}
+	}
+	return st, nil
+}
+
+// StoreError is OpenStore's failure: the configured store could not be
+// reached, refused the connection, or (PostgreSQL) has an older schema.
+// Its message is the store's own.
+type StoreError struct{ Err error }
+
+func (e *StoreError) Error() string { return e.Err.Error() }
+func (e *StoreError) Unwrap() error { return e.Err }
+
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	switch cfg.Store.Type {
 	case "redis":
 		return redis.Open(ctx, cfg.Store.Redis)

@@ -14,6 +14,7 @@ import (
 	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/store/postgres"
 )
 
 // Every admin command that changes something (its command has an action)
@@ -83,7 +84,9 @@ func failReason(err error) string {
 		return "no_such_session"
 	case errors.Is(err, server.ErrNoSuchApplication):
 		return "no_such_application"
-	case errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, postgres.ErrSchemaOutdated):
+		return "schema_outdated"
+	case errors.Is(err, store.ErrUnavailable), errors.As(err, new(*server.StoreError)):
 		return "store_unavailable"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "interrupted"

@@ -97,7 +97,7 @@ func Migrate(ctx context.Context, cfg config.Postgres) ([]Applied, error) {
 	pc.MaxConns = 1
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("postgres at %s: %w", Where(cfg.DSN), err)
+		return nil, fmt.Errorf("postgres at %s: %w", Where(cfg.DSN), oneLine(err))
 	}
 	defer pool.Close()
 	return migrate(ctx, pool)
@@ -156,12 +156,12 @@ func Version(ctx context.Context, cfg config.Postgres) (have, want int, err erro
 	pc.MaxConns = 1
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return 0, 0, fmt.Errorf("postgres at %s: %w", Where(cfg.DSN), err)
+		return 0, 0, fmt.Errorf("postgres at %s: %w", Where(cfg.DSN), oneLine(err))
 	}
 	defer pool.Close()
 	have, err = version(ctx, pool)
 	if err != nil {
-		return 0, 0, fmt.Errorf("postgres at %s: %w", Where(cfg.DSN), err)
+		return 0, 0, fmt.Errorf("postgres at %s: %w", Where(cfg.DSN), oneLine(err))
 	}
 	return have, Latest(), nil
 }

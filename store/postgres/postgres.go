@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,6 +86,28 @@ func Where(dsn string) string {
 	return fmt.Sprintf("%s/%s", net.JoinHostPort(pc.Host, fmt.Sprint(pc.Port)), pc.Database)
 }
 
+// oneLine is err with its message on one line. pgconn lists each address
+// it tried (a host with an IPv4 and an IPv6 address, sslmode=prefer's TLS
+// and plain attempts) on a line of its own, tab-indented; a command's
+// error is one line on standard error (and a log line's value one line).
+func oneLine(err error) error {
+	if err == nil || !strings.ContainsAny(err.Error(), "\r\n") {
+		return err
+	}
+	return lineError{err}
+}
+
+type lineError struct{ err error }
+
+func (e lineError) Error() string {
+	lines := strings.FieldsFunc(e.err.Error(), func(r rune) bool { return r == '\n' || r == '\r' })
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return strings.Join(lines, " ")
+}
+func (e lineError) Unwrap() error { return e.err }
+
 // Open connects, pings, and checks that the schema is current; with
 // cfg.MigrateOnStart it migrates first. It starts the sweeper; Close
 // stops it.
@@ -95,7 +118,7 @@ func Open(ctx context.Context, cfg config.Postgres) (*Store, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("postgres at %s: %w", Where(cfg.DSN), err)
+		return nil, fmt.Errorf("postgres at %s: %w", Where(cfg.DSN), oneLine(err))
 	}
 	s := &Store{pool: pool, timeout: cfg.QueryTimeout, sweep: cfg.SweepInterval, log: slog.Default().With("part", "store")}
 	if s.timeout <= 0 {
@@ -108,7 +131,7 @@ func Open(ctx context.Context, cfg config.Postgres) (*Store, error) {
 	pctx, cancel := context.WithTimeout(ctx, max(cfg.ConnectTimeout, time.Second))
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
-		return fail(fmt.Errorf("postgres at %s: %w", Where(cfg.DSN), err))
+		return fail(fmt.Errorf("postgres at %s: %w", Where(cfg.DSN), oneLine(err)))
 	}
 	if cfg.MigrateOnStart {
 		if _, err := migrate(pctx, pool); err != nil {

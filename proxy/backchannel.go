@@ -90,6 +90,11 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw := r.PostForm.Get("logout_token")
+	if !compactJWS(raw) {
+		h.log.Info("back-channel logout refused", "err", "not a compact JWS")
+		h.apiError(w, http.StatusBadRequest, "invalid_request", "The logout token is not valid here.")
+		return
+	}
 	// The application whose provider signed it: the one whose issuer is
 	// the token's (unverified) iss and whose verifier accepts it — the
 	// aud check makes it the application whose proxy client it is for.
@@ -133,6 +138,25 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("back-channel logout", "app", ap.name, "sessions", n)
 	w.WriteHeader(http.StatusOK)
+}
+
+// compactJWS reports whether token is a JWS in the compact serialization
+// (RFC 7515 §7.1): three base64url parts, nothing else. Go's base64
+// decoders skip CR and LF, and go-jose verifies the decoded parts, so a
+// token with line breaks inside would otherwise pass as the token it was
+// cut from: one signed message, many spellings.
+func compactJWS(token string) bool {
+	if strings.Count(token, ".") != 2 {
+		return false
+	}
+	for i := 0; i < len(token); i++ {
+		switch c := token[i]; {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // jwtIssuer is the iss of a compact JWT's payload, unverified, or "".

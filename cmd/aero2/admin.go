@@ -209,10 +209,22 @@ func openAudit(c *invocation, dest string) (close func() error, ok bool) {
 	if c.action == "" {
 		return func() error { return nil }, true
 	}
-	l, closeAudit, err := audit.Open(dest)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "aero2 %s: %v\n", commandName(c), err)
-		return nil, false
+	var l audit.Logger
+	closeAudit := func() error { return nil }
+	switch dest {
+	case "stdout", "stderr":
+		// A command's standard output is its table or --json answer,
+		// which a script parses: the events go to standard error, the
+		// stream a command's diagnostics share. (Either is the
+		// operator's terminal, not the servers' log collector: a file
+		// is the sink that collects both.)
+		l = audit.New(c.stderr)
+	default:
+		var err error
+		if l, closeAudit, err = audit.Open(dest); err != nil {
+			fmt.Fprintf(c.stderr, "aero2 %s: %v\n", commandName(c), err)
+			return nil, false
+		}
 	}
 	e := baseEvent(c, c.action)
 	c.audit, c.event = l, &e

@@ -171,3 +171,30 @@ func TestAdminActionsAreAudited(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminAuditOnStdout: with log.audit: stdout the events go to standard
+// error, and standard output stays one JSON document for --json.
+func TestAdminAuditOnStdout(t *testing.T) {
+	e := startAdmin(t)
+	e.signIn(t, "alice")
+	id := userID(t, e, "alice")
+	b, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.path, []byte(strings.Replace(string(b), "log: {audit: \""+e.audit+"\"}", "log: {audit: stdout}", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(t, e.args("users", "disable", "--json", id)...)
+	var r map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r["action"] != "disabled" {
+		t.Fatalf("disable --json with the audit log on stdout: %d %q %q", code, out, errs)
+	}
+	// session.ended (the session manager's), then admin.action.
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	var ended, ev map[string]any
+	if len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &ended) != nil || json.Unmarshal([]byte(lines[1]), &ev) != nil ||
+		ended["event"] != "session.ended" || ev["event"] != "admin.action" || ev["target"] != id {
+		t.Fatalf("the events on standard error: %q", errs)
+	}
+}

@@ -302,7 +302,7 @@ func (p *Provider) finishAuthorize(w http.ResponseWriter, r *http.Request, ar fo
 	w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
 	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
 	if resumeID != "" {
-		_ = p.opts.Store.Delete(context.WithoutCancel(ctx), p.opts.App, pendingKey(resumeID))
+		_ = p.st.Delete(context.WithoutCancel(ctx), pendingKey(resumeID))
 	}
 }
 
@@ -390,14 +390,14 @@ func (p *Provider) savePending(ctx context.Context, id string, params url.Values
 	if len(data) > maxPendingBytes {
 		return "", fmt.Errorf("%w: %d bytes", errPendingTooLarge, len(data))
 	}
-	return id, p.opts.Store.Put(ctx, p.opts.App, pendingKey(id), data, pendingTTL)
+	return id, p.st.Put(ctx, pendingKey(id), data, pendingTTL)
 }
 
 func (p *Provider) loadPending(ctx context.Context, id string) (*pending, error) {
 	if len(id) != 43 {
 		return nil, store.ErrNotFound
 	}
-	data, err := p.opts.Store.Get(ctx, p.opts.App, pendingKey(id))
+	data, err := p.st.Get(ctx, pendingKey(id))
 	if err != nil {
 		return nil, err
 	}

@@ -105,7 +105,7 @@ func (p *Provider) rememberLogoutTarget(ctx context.Context, c *Client, sid, sub
 	// the client's own session may outlive its tokens.
 	lt := c.Lifetimes
 	ttl := max(lt.RefreshToken, lt.AccessToken, lt.IDToken, p.opts.Config.Session.AbsoluteTimeout)
-	return p.opts.Store.SetAdd(ctx, p.opts.App, bclSession+sid, ttl, c.GetID()+" "+sub)
+	return p.st.SetAdd(ctx, bclSession+sid, ttl, c.GetID()+" "+sub)
 }
 
 // BackchannelLogout is a session end hook (session.Manager.OnEnd): it
@@ -115,7 +115,7 @@ func (p *Provider) rememberLogoutTarget(ctx context.Context, c *Client, sid, sub
 func (p *Provider) BackchannelLogout(ctx context.Context, sids ...string) error {
 	queued := 0
 	for _, sid := range sids {
-		members, err := p.opts.Store.SetMembers(ctx, p.opts.App, bclSession+sid)
+		members, err := p.st.SetMembers(ctx, bclSession+sid)
 		if err != nil {
 			return err
 		}
@@ -127,7 +127,7 @@ func (p *Provider) BackchannelLogout(ctx context.Context, sids ...string) error 
 			queued++
 		}
 		if len(members) > 0 {
-			if err := p.opts.Store.SetRemove(ctx, p.opts.App, bclSession+sid, members...); err != nil {
+			if err := p.st.SetRemove(ctx, bclSession+sid, members...); err != nil {
 				return err
 			}
 		}
@@ -142,7 +142,7 @@ func (p *Provider) BackchannelLogout(ctx context.Context, sids ...string) error 
 }
 
 func (p *Provider) enqueueLogout(ctx context.Context, j bclJobRecord) error {
-	ids, err := p.opts.Store.SetMembers(ctx, p.opts.App, bclQueue)
+	ids, err := p.st.SetMembers(ctx, bclQueue)
 	if err != nil {
 		return err
 	}
@@ -153,10 +153,10 @@ func (p *Provider) enqueueLogout(ctx context.Context, j bclJobRecord) error {
 	j.Created, j.Next = p.opts.Now().UTC(), p.opts.Now().UTC()
 	id := randomID()
 	data, _ := json.Marshal(j)
-	if err := p.opts.Store.Put(ctx, p.opts.App, bclJob+id, data, bclJobTTL); err != nil {
+	if err := p.st.Put(ctx, bclJob+id, data, bclJobTTL); err != nil {
 		return err
 	}
-	return p.opts.Store.SetAdd(ctx, p.opts.App, bclQueue, 0, id)
+	return p.st.SetAdd(ctx, bclQueue, 0, id)
 }
 
 // RunBackchannel delivers queued logouts until ctx ends: at once when one
@@ -181,7 +181,7 @@ func (p *Provider) RunBackchannel(ctx context.Context) {
 // DeliverLogouts makes one pass over the queue: each job that is due, and
 // that no other replica is sending (a lease record), is sent once.
 func (p *Provider) DeliverLogouts(ctx context.Context) {
-	ids, err := p.opts.Store.SetMembers(ctx, p.opts.App, bclQueue)
+	ids, err := p.st.SetMembers(ctx, bclQueue)
 	if err != nil {
 		if ctx.Err() == nil {
 			p.log.Warn("back-channel logout: reading the queue", "err", err)
@@ -205,10 +205,10 @@ func (p *Provider) DeliverLogouts(ctx context.Context) {
 }
 
 func (p *Provider) deliverOne(ctx context.Context, id string) {
-	st, app := p.opts.Store, p.opts.App
-	raw, err := st.Get(ctx, app, bclJob+id)
+	st := p.st
+	raw, err := st.Get(ctx, bclJob+id)
 	if errors.Is(err, store.ErrNotFound) {
-		_ = st.SetRemove(ctx, app, bclQueue, id) // expired (bclJobTTL) or done
+		_ = st.SetRemove(ctx, bclQueue, id) // expired (bclJobTTL) or done
 		return
 	}
 	if err != nil {
@@ -216,36 +216,36 @@ func (p *Provider) deliverOne(ctx context.Context, id string) {
 	}
 	var j bclJobRecord
 	if json.Unmarshal(raw, &j) != nil {
-		_ = st.Delete(ctx, app, bclJob+id)
-		_ = st.SetRemove(ctx, app, bclQueue, id)
+		_ = st.Delete(ctx, bclJob+id)
+		_ = st.SetRemove(ctx, bclQueue, id)
 		return
 	}
 	now := p.opts.Now()
 	if now.Before(j.Next) {
 		return
 	}
-	if err := st.Create(ctx, app, bclLease+id, []byte{1}, bclLeaseTTL); err != nil {
+	if err := st.Create(ctx, bclLease+id, []byte{1}, bclLeaseTTL); err != nil {
 		return // another replica is sending it
 	}
-	defer st.Delete(context.WithoutCancel(ctx), app, bclLease+id)
+	defer st.Delete(context.WithoutCancel(ctx), bclLease+id)
 	err = p.sendLogout(ctx, j)
 	if err == nil {
-		_ = st.Delete(ctx, app, bclJob+id)
-		_ = st.SetRemove(ctx, app, bclQueue, id)
+		_ = st.Delete(ctx, bclJob+id)
+		_ = st.SetRemove(ctx, bclQueue, id)
 		p.log.Info("back-channel logout delivered", "client", j.Client, "attempts", j.Attempts+1)
 		return
 	}
 	j.Attempts++
 	if j.Attempts >= bclMaxAttempts || now.Sub(j.Created) >= bclJobTTL {
 		p.log.Warn("back-channel logout: giving up", "client", j.Client, "attempts", j.Attempts, "err", err)
-		_ = st.Delete(ctx, app, bclJob+id)
-		_ = st.SetRemove(ctx, app, bclQueue, id)
+		_ = st.Delete(ctx, bclJob+id)
+		_ = st.SetRemove(ctx, bclQueue, id)
 		return
 	}
 	j.Next = now.Add(min(time.Second<<(j.Attempts-1), bclMaxBackoff))
 	p.log.Info("back-channel logout failed, will retry", "client", j.Client, "attempts", j.Attempts, "retry_at", j.Next, "err", err)
 	data, _ := json.Marshal(j)
-	_ = st.Put(ctx, app, bclJob+id, data, bclJobTTL-now.Sub(j.Created))
+	_ = st.Put(ctx, bclJob+id, data, bclJobTTL-now.Sub(j.Created))
 }
 
 // sendLogout POSTs a fresh logout token to the client's

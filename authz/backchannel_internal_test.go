@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestBackchannelQueueIsBounded(t *testing.T) {
 	st := memory.New()
 	defer st.Close()
-	p := &Provider{opts: Options{App: "a", Store: st, Now: time.Now}, log: slog.New(slog.DiscardHandler)}
+	p := &Provider{opts: Options{App: "a", Store: st, Now: time.Now}, st: store.ForApp(st, "a"), log: slog.New(slog.DiscardHandler)}
 	p.bcl = &backchannel{kick: make(chan struct{}, 1)}
 
 	if err := p.enqueueLogout(t.Context(), bclJobRecord{Client: "rp", SID: "s0"}); err != nil {

@@ -45,7 +45,7 @@ type Consent struct {
 // by name. A client that has left the configuration is not listed: its
 // tokens are worthless already.
 func (p *Provider) Consents(ctx context.Context, userID string) ([]Consent, error) {
-	ids, err := p.opts.Store.SetMembers(ctx, p.opts.App, consentsKey(userID))
+	ids, err := p.st.SetMembers(ctx, consentsKey(userID))
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func (p *Provider) Consents(ctx context.Context, userID string) ([]Consent, erro
 		if c == nil {
 			continue
 		}
-		scopes, err := p.opts.Store.SetMembers(ctx, p.opts.App, consentKey(userID, id))
+		scopes, err := p.st.SetMembers(ctx, consentKey(userID, id))
 		if err != nil {
 			return nil, err
 		}
@@ -90,19 +90,19 @@ func (p *Provider) RemoveConsent(ctx context.Context, userID, clientID string) e
 	// A set is emptied, not deleted: Delete is for records (the memory
 	// store keeps sets apart).
 	key := consentKey(userID, clientID)
-	scopes, err := p.opts.Store.SetMembers(ctx, p.opts.App, key)
+	scopes, err := p.st.SetMembers(ctx, key)
 	if err != nil {
 		return err
 	}
 	if len(scopes) > 0 {
-		if err := p.opts.Store.SetRemove(ctx, p.opts.App, key, scopes...); err != nil {
+		if err := p.st.SetRemove(ctx, key, scopes...); err != nil {
 			return err
 		}
 	}
 	if err := p.tokens.RevokeUserClient(ctx, userID, clientID); err != nil {
 		return err
 	}
-	if err := p.opts.Store.SetRemove(ctx, p.opts.App, consentsKey(userID), clientID); err != nil {
+	if err := p.st.SetRemove(ctx, consentsKey(userID), clientID); err != nil {
 		return err
 	}
 	p.log.Info("consent removed", "user", userID, "client", clientID)
@@ -111,7 +111,7 @@ func (p *Provider) RemoveConsent(ctx context.Context, userID, clientID string) e
 
 // hasConsent reports whether the user granted the client every scope asked.
 func (p *Provider) hasConsent(ctx context.Context, userID, clientID string, scopes []string) (bool, error) {
-	granted, err := p.opts.Store.SetMembers(ctx, p.opts.App, consentKey(userID, clientID))
+	granted, err := p.st.SetMembers(ctx, consentKey(userID, clientID))
 	if err != nil {
 		return false, err
 	}
@@ -201,18 +201,18 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostForm.Get("decision") != "allow" {
-		_ = p.opts.Store.Delete(r.Context(), p.opts.App, pendingKey(id))
+		_ = p.st.Delete(r.Context(), pendingKey(id))
 		p.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The user declined."))
 		return
 	}
 	client := ar.GetClient().(*Client)
 	// The index first: a consent the account page cannot list is one the
 	// user cannot remove.
-	if err := p.opts.Store.SetAdd(r.Context(), p.opts.App, consentsKey(user.ID), consentTTL, client.GetID()); err != nil {
+	if err := p.st.SetAdd(r.Context(), consentsKey(user.ID), consentTTL, client.GetID()); err != nil {
 		p.pageFailure(w, r, err)
 		return
 	}
-	if err := p.opts.Store.SetAdd(r.Context(), p.opts.App, consentKey(user.ID, client.GetID()), consentTTL, ar.GetRequestedScopes()...); err != nil {
+	if err := p.st.SetAdd(r.Context(), consentKey(user.ID, client.GetID()), consentTTL, ar.GetRequestedScopes()...); err != nil {
 		p.pageFailure(w, r, err)
 		return
 	}

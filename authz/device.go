@@ -174,14 +174,14 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	// the (rare) collision.
 	for range 3 {
 		rec.UserCode = newUserCode()
-		err = p.opts.Store.Create(ctx, p.opts.App, userCodeKey(rec.UserCode), []byte(h), cfg.Lifetime)
+		err = p.st.Create(ctx, userCodeKey(rec.UserCode), []byte(h), cfg.Lifetime)
 		if !errors.Is(err, store.ErrExists) {
 			break
 		}
 	}
 	if err == nil {
 		data, _ := json.Marshal(rec)
-		err = p.opts.Store.Put(ctx, p.opts.App, deviceKey(h), data, cfg.Lifetime+deviceGrace)
+		err = p.st.Put(ctx, deviceKey(h), data, cfg.Lifetime+deviceGrace)
 	}
 	if err != nil {
 		if isUnavailable(err) {
@@ -207,7 +207,7 @@ func (p *Provider) loadDevice(ctx context.Context, h string) (*deviceRecord, err
 	if len(h) != 43 {
 		return nil, store.ErrNotFound
 	}
-	data, err := p.opts.Store.Get(ctx, p.opts.App, deviceKey(h))
+	data, err := p.st.Get(ctx, deviceKey(h))
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +307,7 @@ func (p *Provider) deviceLookup(w http.ResponseWriter, r *http.Request, sess *st
 		wrong()
 		return
 	}
-	hv, err := p.opts.Store.Get(ctx, p.opts.App, userCodeKey(code))
+	hv, err := p.st.Get(ctx, userCodeKey(code))
 	var rec *deviceRecord
 	if err == nil {
 		rec, err = p.loadDevice(ctx, string(hv))
@@ -354,14 +354,14 @@ func (p *Provider) deviceDecide(w http.ResponseWriter, r *http.Request, sess *st
 		dec.UserID, dec.SID, dec.AuthTime = user.ID, sess.ID, sess.AuthTime.UTC()
 	}
 	data, _ := json.Marshal(dec)
-	err = p.opts.Store.Create(ctx, p.opts.App, deviceDecisionKey(h), data, rec.Expires.Sub(p.opts.Now())+deviceGrace)
+	err = p.st.Create(ctx, deviceDecisionKey(h), data, rec.Expires.Sub(p.opts.Now())+deviceGrace)
 	if errors.Is(err, store.ErrExists) {
 		p.page(w, http.StatusBadRequest, "Already answered", "This device request was already allowed or denied.", "invalid_request")
 		return
 	}
 	if err == nil {
 		// The code has done its work: it cannot be entered again.
-		err = p.opts.Store.Delete(ctx, p.opts.App, userCodeKey(rec.UserCode))
+		err = p.st.Delete(ctx, userCodeKey(rec.UserCode))
 	}
 	if err != nil {
 		p.pageFailure(w, r, err)
@@ -418,7 +418,7 @@ func (g *deviceGrant) HandleTokenEndpointRequest(ctx context.Context, ar fosite.
 		return fosite.ErrInvalidRequest.WithHint("device_code is missing.")
 	}
 	h := deviceHash(code)
-	vals, err := p.opts.Store.GetMany(ctx, p.opts.App, deviceKey(h), deviceDecisionKey(h))
+	vals, err := p.st.GetMany(ctx, deviceKey(h), deviceDecisionKey(h))
 	if err != nil {
 		return err
 	}
@@ -434,7 +434,7 @@ func (g *deviceGrant) HandleTokenEndpointRequest(ctx context.Context, ar fosite.
 	if vals[1] == nil {
 		// Pending. Polls come at most once per interval (§3.5); a faster
 		// one is slow_down, and spends nothing from the next.
-		res, err := p.opts.Store.RateLimit(ctx, p.opts.App, store.RateBucket{Key: devicePollKey(h), Rate: store.Rate{Requests: 1, Period: rec.Interval, Burst: 1}, N: 1})
+		res, err := p.st.RateLimit(ctx, store.RateBucket{Key: devicePollKey(h), Rate: store.Rate{Requests: 1, Period: rec.Interval, Burst: 1}, N: 1})
 		if err != nil {
 			return err
 		}
@@ -457,7 +457,7 @@ func (g *deviceGrant) HandleTokenEndpointRequest(ctx context.Context, ar fosite.
 		// token endpoint revokes the grant.
 		return fmt.Errorf("%w: %w", oauthstore.ErrConcurrentUse, oauthstore.ErrDeviceCodeUsed)
 	}
-	user, err := p.opts.Store.GetUser(ctx, p.opts.App, dec.UserID)
+	user, err := p.st.GetUser(ctx, dec.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return fosite.ErrInvalidGrant.WithHint("The user no longer exists.")
 	}

@@ -27,7 +27,7 @@ func (p *Provider) grantUser(ctx context.Context, sess *oauthstore.Session) erro
 	if sess == nil || sess.SID == "" {
 		return nil
 	}
-	u, err := p.opts.Store.GetUser(ctx, p.opts.App, sess.User())
+	u, err := p.st.GetUser(ctx, sess.User())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return errUserGone

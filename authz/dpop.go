@@ -28,7 +28,7 @@ func (p *Provider) newDPoP() {
 	p.dpop = &dpop.Verifier{
 		Now: p.opts.Now,
 		Replay: func(ctx context.Context, key string, ttl time.Duration) error {
-			err := p.opts.Store.Create(ctx, p.opts.App, dpopReplayPrefix+key, []byte{1}, ttl)
+			err := p.st.Create(ctx, dpopReplayPrefix+key, []byte{1}, ttl)
 			if errors.Is(err, store.ErrExists) {
 				return dpop.ErrReplay
 			}

@@ -121,7 +121,7 @@ func (p *Provider) savePushed(ctx context.Context, clientID string, params url.V
 		return "", fmt.Errorf("%w: %d bytes", errPendingTooLarge, len(data))
 	}
 	handle := randomHandle()
-	return handle, p.opts.Store.Create(ctx, p.opts.App, pushedKey(handle), data, parTTL)
+	return handle, p.st.Create(ctx, pushedKey(handle), data, parTTL)
 }
 
 // errRequestURI: the request_uri is unknown, expired, used, or another
@@ -138,7 +138,7 @@ func (p *Provider) takePushed(ctx context.Context, clientID, requestURI string) 
 	if !ok || len(handle) != 43 {
 		return nil, errRequestURI
 	}
-	data, err := p.opts.Store.Take(ctx, p.opts.App, pushedKey(handle))
+	data, err := p.st.Take(ctx, pushedKey(handle))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errRequestURI
 	}

@@ -94,7 +94,9 @@ type Options struct {
 
 // Provider is one application's OpenID Connect provider.
 type Provider struct {
-	opts    Options
+	opts Options
+	// st is the store bound to the application (opts.Store, opts.App).
+	st      *store.App
 	issuer  string
 	oauth   *fosite.Fosite
 	fcfg    *fosite.Config
@@ -160,6 +162,7 @@ func New(opts Options) (*Provider, error) {
 
 	p := &Provider{
 		opts:    opts,
+		st:      store.ForApp(opts.Store, opts.App),
 		issuer:  opts.Issuer,
 		clients: clients,
 		signer:  &keys.JWTSigner{Keys: opts.Keys, Observe: opts.ObserveSigning},

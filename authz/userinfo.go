@@ -118,7 +118,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		p.bearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
 		return
 	}
-	u, err := p.opts.Store.GetUser(ctx, p.opts.App, sess.User())
+	u, err := p.st.GetUser(ctx, sess.User())
 	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
 		p.bearerError(w, http.StatusUnauthorized, "invalid_token", "The user no longer exists or may no longer sign in.")
 		return

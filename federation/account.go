@@ -87,7 +87,7 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	idents, err := h.opts.Store.Identities(ctx, h.opts.App, u.ID)
+	idents, err := h.opts.Store.Identities(ctx, u.ID)
 	if err != nil {
 		h.storeFailure(w, r, err)
 		return
@@ -97,7 +97,7 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 	for _, x := range idents {
 		identRows = append(identRows, identityRow{Identity: x, Provider: h.providerName(x.IDP)})
 	}
-	sessions, err := h.opts.Store.UserSessions(ctx, h.opts.App, u.ID)
+	sessions, err := h.opts.Store.UserSessions(ctx, u.ID)
 	if err != nil {
 		h.storeFailure(w, r, err)
 		return
@@ -247,6 +247,6 @@ func (h *Handler) removeConsent(w http.ResponseWriter, r *http.Request) {
 		h.storeFailure(w, r, err)
 		return
 	}
-	audit.Log(r.Context(), h.opts.Audit, audit.Event{Type: audit.ConsentRemoved, App: h.opts.App, User: s.UserID, Client: client})
+	audit.Log(r.Context(), h.opts.Audit, audit.Event{Type: audit.ConsentRemoved, App: h.app, User: s.UserID, Client: client})
 	http.Redirect(w, r, h.URL("/account?removed=1"), http.StatusSeeOther)
 }

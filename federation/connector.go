@@ -94,9 +94,6 @@ var ErrDenied = errors.New("sign-in refused")
 type Env struct {
 	// ID is the identity provider's id in the config.
 	ID string
-	// App is the application's name; records a connector stores are
-	// scoped by it.
-	App string
 	// DisplayName is the application's name on pages.
 	DisplayName string
 	// Issuer is the application's base URL.
@@ -105,8 +102,9 @@ type Env struct {
 	CallbackURL string
 	// InsecureDev is the config's insecure_dev.
 	InsecureDev bool
-	// Records is the store, for connectors that keep state of their own.
-	Records store.Records
+	// Records is the application's store, for connectors that keep state
+	// of their own.
+	Records store.AppRecords
 	// HTTPClient makes the connector's outbound calls. It has a timeout.
 	HTTPClient *http.Client
 	Logger     *slog.Logger

@@ -89,7 +89,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	val, _ := json.Marshal(st)
-	if err := h.opts.Store.Create(r.Context(), h.opts.App, stateKey(state), val, StateTTL); err != nil {
+	if err := h.opts.Store.Create(r.Context(), stateKey(state), val, StateTTL); err != nil {
 		h.storeFailure(w, r, err)
 		return
 	}
@@ -113,7 +113,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	// Take, not Get: the state is consumed in one atomic step, so a
 	// replayed callback — even one racing the first — finds nothing.
-	raw, err := h.opts.Store.Take(ctx, h.opts.App, stateKey(state))
+	raw, err := h.opts.Store.Take(ctx, stateKey(state))
 	if errors.Is(err, store.ErrNotFound) {
 		h.signInFailed(r, "", "state_used_or_expired")
 		h.fail(w, http.StatusBadRequest, "Sign-in expired", "This sign-in link was already used or has expired. Please sign in again.", "invalid_state", true)
@@ -197,7 +197,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Info("signed in", "idp", idp, "user", u.ID)
-	audit.Log(ctx, h.opts.Audit, audit.Event{Type: audit.SignInSucceeded, App: h.opts.App, IDP: idp, User: u.ID})
+	audit.Log(ctx, h.opts.Audit, audit.Event{Type: audit.SignInSucceeded, App: h.app, IDP: idp, User: u.ID})
 	// The return target was checked when the sign-in started; check
 	// again, since the allow-list may have changed in between.
 	target := st.ReturnTo

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
 )
 
@@ -22,7 +23,7 @@ func TestGroupsPerIdentity(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	corp := Provider{ID: "corp", LinkByEmail: true}
 	self := Provider{ID: "self", LinkByEmail: true, PrefixGroups: true}
-	h := New(Options{App: "app", Store: st, Providers: []Provider{corp, self}, GroupsMaxAge: 24 * time.Hour,
+	h := New(Options{Store: store.ForApp(st, "app"), Providers: []Provider{corp, self}, GroupsMaxAge: 24 * time.Hour,
 		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
 	r := httptest.NewRequest("GET", "/", nil)
 	signIn := func(p Provider, groups ...string) []string {
@@ -63,7 +64,7 @@ func TestGroupsPerIdentity(t *testing.T) {
 		t.Errorf("self two days after corp's: %v", got)
 	}
 	// A provider removed from the configuration vouches for nothing.
-	h2 := New(Options{App: "app", Store: st, Providers: []Provider{self}, GroupsMaxAge: 1000 * time.Hour,
+	h2 := New(Options{Store: store.ForApp(st, "app"), Providers: []Provider{self}, GroupsMaxAge: 1000 * time.Hour,
 		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
 	u, err := h2.upsertUser(r, self, Identity{Subject: "s-self", Email: "alice@example.com", EmailVerified: true, Groups: []string{"gamers"}})
 	if err != nil || !slices.Equal(u.Groups, []string{"self:gamers"}) {

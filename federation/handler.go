@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -22,10 +23,20 @@ const StateTTL = 10 * time.Minute
 // maxFormBytes bounds the forms Aero2's pages post.
 const maxFormBytes = 16 << 10
 
+// Store is what a Handler keeps for its one application: login state
+// (created once, taken once), users with their linked identities, and the
+// sessions the account page lists. Name is the application's name.
+type Store interface {
+	Name() string
+	Create(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Take(ctx context.Context, key string) ([]byte, error)
+	store.AppUsers
+	UserSessions(ctx context.Context, userID string) ([]*store.Session, error)
+}
+
 // Options configure a Handler.
 type Options struct {
-	// App is the application's name; Issuer its base URL.
-	App    string
+	// Issuer is the application's base URL.
 	Issuer string
 	// DisplayName is the application's name on pages (its
 	// display_name); empty means App.
@@ -33,8 +44,10 @@ type Options struct {
 	// AutoRedirect sends the sign-in page straight to the one identity
 	// provider (auto_redirect).
 	AutoRedirect bool
-	// Store holds login state, users and sessions.
-	Store store.Store
+	// Store holds login state, users and sessions: the application's
+	// handle (store.ForApp), so nothing here can name another
+	// application's records.
+	Store Store
 	// Sessions reads and writes the application's browser sessions.
 	Sessions *session.Manager
 	// Providers are the opened identity providers, in login-page order.
@@ -68,6 +81,7 @@ type Options struct {
 // Handler serves the sign-in pages and the /rp/* flow of one application.
 type Handler struct {
 	opts      Options
+	app       string // the application's name, its store handle's
 	appName   string // shown on pages
 	providers map[string]Provider
 	stateName string
@@ -91,14 +105,15 @@ func New(opts Options) *Handler {
 	}
 	h := &Handler{
 		opts:      opts,
+		app:       opts.Store.Name(),
 		appName:   opts.DisplayName,
 		providers: map[string]Provider{},
 		stateName: session.CookieName(opts.StateCookie, opts.Secure, opts.CookiePath),
 		csrf:      http.NewCrossOriginProtection(),
-		log:       opts.Logger.With("app", opts.App),
+		log:       opts.Logger.With("app", opts.Store.Name()),
 	}
 	if h.appName == "" {
-		h.appName = opts.App
+		h.appName = h.app
 	}
 	for _, p := range opts.Providers {
 		h.providers[p.ID] = p
@@ -199,7 +214,7 @@ func (h *Handler) fail(w http.ResponseWriter, status int, title, msg, code strin
 // answer's provider is known to be one of the application's). reason is
 // one of Aero2's words (docs/audit.md), never the provider's text.
 func (h *Handler) signInFailed(r *http.Request, idp, reason string) {
-	audit.Log(r.Context(), h.opts.Audit, audit.Event{Type: audit.SignInFailed, App: h.opts.App, IDP: idp, Reason: reason})
+	audit.Log(r.Context(), h.opts.Audit, audit.Event{Type: audit.SignInFailed, App: h.app, IDP: idp, Reason: reason})
 }
 
 // storeFailure answers an error from the store: 503 when the store is
@@ -243,7 +258,7 @@ func (h *Handler) limitPosts(name ratelimit.Name, next http.Handler) http.Handle
 // allow spends one request of limit for each key; it has answered 429
 // when it returns false.
 func (h *Handler) allow(w http.ResponseWriter, r *http.Request, name ratelimit.Name, keys ...ratelimit.Key) bool {
-	d := h.opts.Limits.Allow(r.Context(), h.opts.App, name, keys...)
+	d := h.opts.Limits.Allow(r.Context(), h.app, name, keys...)
 	if !d.Allowed {
 		ratelimit.WritePage(w, h.appName, d)
 	}

@@ -71,7 +71,7 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 	ctx := r.Context()
 	now := h.now().UTC()
 	for attempt := 0; attempt < 3; attempt++ {
-		u, link, err := h.opts.Store.UserByIdentity(ctx, h.opts.App, p.ID, id.Subject)
+		u, link, err := h.opts.Store.UserByIdentity(ctx, p.ID, id.Subject)
 		switch {
 		case err == nil && u.Disabled:
 			return nil, ErrUserDisabled
@@ -94,7 +94,7 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 			return nil, err
 		}
 		link = &store.Identity{
-			App: h.opts.App, IDP: p.ID, Subject: id.Subject,
+			App: h.app, IDP: p.ID, Subject: id.Subject,
 			Username: id.PreferredUsername, Email: id.Email, EmailVerified: id.EmailVerified,
 			Groups: slices.Clone(id.Groups), LinkedAt: now, LastLogin: now,
 		}
@@ -125,11 +125,11 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 				return nil, err
 			}
 			h.log.Info("identity linked to an existing user by verified email", "idp", p.ID, "user", target.ID)
-			audit.Log(ctx, h.opts.Audit, audit.Event{Type: audit.AccountLinked, App: h.opts.App, IDP: p.ID, User: target.ID, Reason: "verified_email"})
+			audit.Log(ctx, h.opts.Audit, audit.Event{Type: audit.AccountLinked, App: h.app, IDP: p.ID, User: target.ID, Reason: "verified_email"})
 			return target, nil
 		}
 
-		u = &store.User{ID: newUserID(), App: h.opts.App, CreatedAt: now, LastLogin: now}
+		u = &store.User{ID: newUserID(), App: h.app, CreatedAt: now, LastLogin: now}
 		applyProfile(u, id)
 		link.UserID = u.ID
 		u.Groups = h.groupsOf(link, nil)
@@ -162,13 +162,13 @@ func (h *Handler) linkTarget(ctx context.Context, p Provider, id Identity) (*sto
 	if !p.LinkByEmail || !id.EmailVerified || id.Email == "" {
 		return nil, nil
 	}
-	candidates, err := h.opts.Store.UsersByVerifiedEmail(ctx, h.opts.App, id.Email)
+	candidates, err := h.opts.Store.UsersByVerifiedEmail(ctx, id.Email)
 	if err != nil {
 		return nil, err
 	}
 	var found *store.User
 	for _, u := range candidates {
-		idents, err := h.opts.Store.Identities(ctx, h.opts.App, u.ID)
+		idents, err := h.opts.Store.Identities(ctx, u.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -204,7 +204,7 @@ func applyProfile(u *store.User, id Identity) {
 // groupsOf). Signing in through one provider neither drops nor replaces
 // the groups another provider vouched for.
 func (h *Handler) userGroups(ctx context.Context, current *store.Identity) ([]string, error) {
-	idents, err := h.opts.Store.Identities(ctx, h.opts.App, current.UserID)
+	idents, err := h.opts.Store.Identities(ctx, current.UserID)
 	if err != nil {
 		return nil, err
 	}

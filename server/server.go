@@ -295,6 +295,9 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 	// Calls to identity providers (and to what clients publish) are
 	// client spans that send traceparent, when traces are on.
 	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: tracing.Transport(s.tracer, "identity provider", nil)}
+	// Each part of the application gets the store bound to it: nothing
+	// it does can name another application's records.
+	appStore := store.ForApp(s.store, a.Name)
 	for _, idp := range a.IdentityProviders {
 		newCfg, ok := opts.Connectors[idp.Type]
 		if !ok {
@@ -307,8 +310,8 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 			continue
 		}
 		conn, err := cc.Open(ctx, federation.Env{
-			ID: idp.ID, App: a.Name, DisplayName: a.DisplayName, Issuer: a.Issuer, CallbackURL: a.Issuer + "/rp/callback/" + idp.ID,
-			InsecureDev: s.cfg.InsecureDev, Records: s.store, HTTPClient: httpClient,
+			ID: idp.ID, DisplayName: a.DisplayName, Issuer: a.Issuer, CallbackURL: a.Issuer + "/rp/callback/" + idp.ID,
+			InsecureDev: s.cfg.InsecureDev, Records: appStore, HTTPClient: httpClient,
 			Logger: connLog.With("idp", idp.ID), Config: s.cfg, Path: idp.Path,
 		})
 		if err != nil {
@@ -329,8 +332,8 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 	})
 	consents := &consents{}
 	fed := federation.New(federation.Options{
-		App: a.Name, DisplayName: a.DisplayName, AutoRedirect: a.AutoRedirect,
-		Issuer: a.Issuer, Store: s.store, Sessions: sessions, Providers: providers, GroupsMaxAge: a.Session.AbsoluteTimeout,
+		DisplayName: a.DisplayName, AutoRedirect: a.AutoRedirect,
+		Issuer: a.Issuer, Store: appStore, Sessions: sessions, Providers: providers, GroupsMaxAge: a.Session.AbsoluteTimeout,
 		Redirects:   federation.NewRedirects(a.Issuer, a.RedirectAllowList),
 		StateCookie: a.Session.CookieName + "_login", Secure: secure, CookiePath: cookiePath,
 		Consents: consents,

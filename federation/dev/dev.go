@@ -52,13 +52,12 @@ var _ federation.HTTPConnector = (*connector)(nil)
 
 type connector struct {
 	id      string
-	app     string
 	title   string // the application's display name
 	base    string // <issuer>/rp/idp/<id>
 	cb      string // <issuer>/rp/callback/<id>
 	users   []User
 	byID    map[string]User
-	records store.Records
+	records store.AppRecords
 	log     *slog.Logger
 }
 
@@ -72,7 +71,7 @@ func (c *Config) Open(_ context.Context, env federation.Env) (federation.Connect
 		ps = append(ps, env.Config.Problem(env.Path+".config.users", "at least one user is required"))
 	}
 	conn := &connector{
-		id: env.ID, app: env.App, title: env.DisplayName, base: env.Issuer + "/rp/idp/" + env.ID, cb: env.CallbackURL,
+		id: env.ID, title: env.DisplayName, base: env.Issuer + "/rp/idp/" + env.ID, cb: env.CallbackURL,
 		byID: map[string]User{}, records: env.Records, log: env.Logger,
 	}
 	for i, u := range c.Users {
@@ -127,7 +126,7 @@ func (c *connector) HandleCallback(ctx context.Context, f federation.Flow, r *ht
 	if code == "" || len(code) > 128 {
 		return federation.Identity{}, errors.New("dev: callback without code")
 	}
-	raw, err := c.records.Take(ctx, c.app, codeKey(c.id, code))
+	raw, err := c.records.Take(ctx, codeKey(c.id, code))
 	if errors.Is(err, store.ErrNotFound) {
 		return federation.Identity{}, errors.New("dev: unknown, used or expired code")
 	}
@@ -186,7 +185,7 @@ func (c *connector) choose(w http.ResponseWriter, r *http.Request) {
 	}
 	code := rand.Text()
 	val, _ := json.Marshal(issued{Subject: subject, State: state})
-	if err := c.records.Create(r.Context(), c.app, codeKey(c.id, code), val, codeTTL); err != nil {
+	if err := c.records.Create(r.Context(), codeKey(c.id, code), val, codeTTL); err != nil {
 		if errors.Is(err, store.ErrUnavailable) {
 			web.StoreUnavailable.WritePage(w, c.title)
 			return

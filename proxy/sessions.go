@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,6 +105,45 @@ type ProviderSessions interface {
 	EndSession(ctx context.Context, sub, sid string) error
 }
 
+// recordReader is a ProviderSessions that reads a proxy session's record
+// in the same store round trip as the provider session it depends on
+// (session.Manager). Without it, a session not in the cache costs two
+// sequential round trips: the record, then the provider session named
+// in it.
+type recordReader interface {
+	AliveWithRecord(ctx context.Context, sid, key string, depends func(record []byte) bool) (bool, []byte, error)
+}
+
+// A proxy cookie is its token, and, for a session that depends on a
+// provider session Aero2 can read both with (recordReader), "." and that
+// session's ID (the ID token's sid; not a secret: ID and logout tokens
+// carry it too). The ID is only a hint for reading both at once: the
+// provider session checked is always the one the sealed record names,
+// and a hint that names another costs the second round trip, nothing
+// else (depends refuses it before anything is checked or touched).
+func splitCookie(v string) (token, sid string) {
+	token, sid, _ = strings.Cut(v, ".")
+	if !sidHint(sid) {
+		sid = ""
+	}
+	return token, sid
+}
+
+// sidHint reports whether sid can be a provider session ID worth reading
+// (they are base64url SHA-256s): client bytes bounded before they reach
+// the store.
+func sidHint(sid string) bool {
+	if sid == "" || len(sid) > 64 {
+		return false
+	}
+	for _, c := range []byte(sid) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // live is a validated session in the in-process cache.
 type live struct {
 	id      string
@@ -184,7 +224,8 @@ func (s *sessions) load(ctx context.Context, token, origin string) (*live, error
 	return l, err
 }
 
-func (s *sessions) loadAnywhere(ctx context.Context, token string) (*live, error) {
+func (s *sessions) loadAnywhere(ctx context.Context, cookie string) (*live, error) {
+	token, sid := splitCookie(cookie)
 	id, ok := session.TokenID(token)
 	if !ok {
 		return nil, errNoSession
@@ -200,7 +241,7 @@ func (s *sessions) loadAnywhere(ctx context.Context, token string) (*live, error
 		// because the request that started it went away.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		return s.validate(ctx, id, token)
+		return s.validate(ctx, id, token, sid)
 	})
 	if err != nil {
 		return nil, err
@@ -208,10 +249,27 @@ func (s *sessions) loadAnywhere(ctx context.Context, token string) (*live, error
 	return v.(*live), nil
 }
 
-func (s *sessions) validate(ctx context.Context, id, token string) (*live, error) {
-	rec, err := s.stored(ctx, token)
-	if err != nil {
-		return nil, err
+// validate reads the session (with the provider session that sid, a hint
+// from the cookie, names, in the same round trip where it can) and checks
+// it.
+func (s *sessions) validate(ctx context.Context, id, token, sid string) (*live, error) {
+	var rec *record
+	checked, alive := false, false
+	if rr, ok := s.alive.(recordReader); ok && sid != "" {
+		var err error
+		alive, _, err = rr.AliveWithRecord(ctx, sid, recordKey(id), func(raw []byte) bool {
+			rec = open(token, raw)
+			checked = rec != nil && rec.Identity.SessionID == sid
+			return checked
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if rec, err = s.stored(ctx, token); err != nil {
+			return nil, err
+		}
 	}
 	if rec == nil {
 		s.forget(id)
@@ -223,7 +281,10 @@ func (s *sessions) validate(ctx context.Context, id, token string) (*live, error
 		return nil, errNoSession
 	}
 	if s.alive != nil && rec.Identity.SessionID != "" {
-		ok, err := s.alive.Alive(ctx, rec.Identity.SessionID)
+		ok, err := alive, error(nil)
+		if !checked {
+			ok, err = s.alive.Alive(ctx, rec.Identity.SessionID)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +301,7 @@ func (s *sessions) validate(ctx context.Context, id, token string) (*live, error
 }
 
 // create stores a new session for the tokens, bound to origin, and
-// returns its cookie token.
+// returns its cookie (the token, and a provider session hint: splitCookie).
 func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string, *live, error) {
 	now := s.now().UTC()
 	rec := &record{
@@ -270,13 +331,17 @@ func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string
 		}
 		l := &live{id: id, rec: rec, checked: s.now()}
 		s.remember(l)
+		if _, ok := s.alive.(recordReader); ok && sidHint(rec.Identity.SessionID) {
+			return token + "." + rec.Identity.SessionID, l, nil
+		}
 		return token, l, nil
 	}
 }
 
 // stored returns the record of a cookie token without validating it: nil,
 // and no error, when there is none or it does not open with the token.
-func (s *sessions) stored(ctx context.Context, token string) (*record, error) {
+func (s *sessions) stored(ctx context.Context, cookie string) (*record, error) {
+	token, _ := splitCookie(cookie)
 	id, ok := session.TokenID(token)
 	if !ok {
 		return nil, nil
@@ -288,11 +353,20 @@ func (s *sessions) stored(ctx context.Context, token string) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
+	return open(token, raw), nil
+}
+
+// open unseals a stored record with its cookie token: nil when there is
+// none, or it does not open with the token (not ours, or tampered with).
+func open(token string, raw []byte) *record {
+	if raw == nil {
+		return nil
+	}
 	rec, err := unseal(token, raw)
 	if err != nil {
-		return nil, nil // not ours, or tampered with
+		return nil
 	}
-	return rec, nil
+	return rec
 }
 
 // endProviderSession ends the provider session that rec depends on, with
@@ -305,8 +379,9 @@ func (s *sessions) endProviderSession(ctx context.Context, rec *record) error {
 	return s.alive.EndSession(ctx, rec.Identity.Subject, rec.Identity.SessionID)
 }
 
-// end deletes the session of a cookie token.
-func (s *sessions) end(ctx context.Context, token string) error {
+// end deletes the session of a cookie.
+func (s *sessions) end(ctx context.Context, cookie string) error {
+	token, _ := splitCookie(cookie)
 	id, ok := session.TokenID(token)
 	if !ok {
 		return nil
@@ -358,7 +433,8 @@ func (s *sessions) fresh(rec *record) bool {
 // accessToken returns a current access token for the session, refreshing
 // it (once, for all concurrent requests of every replica) when it is
 // about to expire.
-func (s *sessions) accessToken(ctx context.Context, token string, l *live) (string, error) {
+func (s *sessions) accessToken(ctx context.Context, cookie string, l *live) (string, error) {
+	token, _ := splitCookie(cookie)
 	if s.fresh(l.rec) {
 		return l.rec.AccessToken, nil
 	}

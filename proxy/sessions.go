@@ -149,6 +149,10 @@ type live struct {
 	id      string
 	rec     *record
 	checked time.Time
+	// watched: gen is invalidations.gen from before the validation began,
+	// and the session may be trusted for longTTL (see invalidate.go).
+	watched bool
+	gen     uint64
 
 	mu         sync.Mutex
 	assertions map[string]cachedAssertion
@@ -166,8 +170,13 @@ type sessions struct {
 	alive    ProviderSessions // nil: no provider-session check
 	provider Provider
 	ttl      time.Duration // cache
-	lifetime time.Duration // absolute
-	now      func() time.Time
+	// longTTL is the cache while broadcasts of ended sessions are heard
+	// (inv); 0: none. broadcasts sends this application's.
+	longTTL    time.Duration
+	inv        *invalidations
+	broadcasts store.Broadcasts
+	lifetime   time.Duration // absolute
+	now        func() time.Time
 
 	mu    sync.RWMutex
 	cache map[string]*live
@@ -181,22 +190,29 @@ func (s *sessions) cached(id string, now time.Time) *live {
 	s.mu.RLock()
 	l := s.cache[id]
 	s.mu.RUnlock()
-	if l != nil && now.Sub(l.checked) < s.ttl && now.Before(l.rec.ExpiresAt) {
+	if l == nil || !now.Before(l.rec.ExpiresAt) {
+		return nil
+	}
+	age := now.Sub(l.checked)
+	if age < s.ttl || (l.watched && age < s.longTTL && s.inv.trusts(l.checked, now)) {
 		return l
 	}
 	return nil
 }
 
 func (s *sessions) remember(l *live) {
-	if s.ttl <= 0 {
+	if s.ttl <= 0 && s.longTTL <= 0 {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// A broadcast since the validation began may have been about this
+	// session, and been handled before it was cached: session_cache only.
+	l.watched = l.watched && s.inv != nil && s.inv.gen.Load() == l.gen
 	if len(s.cache) >= maxCachedSessions {
 		now := s.now()
 		for k, v := range s.cache {
-			if now.Sub(v.checked) >= s.ttl {
+			if now.Sub(v.checked) >= s.ttl && !(v.watched && now.Sub(v.checked) < s.longTTL) {
 				delete(s.cache, k)
 			}
 		}
@@ -253,6 +269,7 @@ func (s *sessions) loadAnywhere(ctx context.Context, cookie string) (*live, erro
 // from the cookie, names, in the same round trip where it can) and checks
 // it.
 func (s *sessions) validate(ctx context.Context, id, token, sid string) (*live, error) {
+	watched, gen := s.watch()
 	var rec *record
 	checked, alive := false, false
 	if rr, ok := s.alive.(recordReader); ok && sid != "" {
@@ -295,7 +312,7 @@ func (s *sessions) validate(ctx context.Context, id, token, sid string) (*live, 
 			return nil, errNoSession
 		}
 	}
-	l := &live{id: id, rec: rec, checked: now}
+	l := &live{id: id, rec: rec, checked: now, watched: watched, gen: gen}
 	s.remember(l)
 	return l, nil
 }
@@ -303,6 +320,7 @@ func (s *sessions) validate(ctx context.Context, id, token, sid string) (*live, 
 // create stores a new session for the tokens, bound to origin, and
 // returns its cookie (the token, and a provider session hint: splitCookie).
 func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string, *live, error) {
+	watched, gen := s.watch()
 	now := s.now().UTC()
 	rec := &record{
 		Identity: t.Identity, IDToken: t.IDToken, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken,
@@ -329,7 +347,7 @@ func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string
 			_ = s.records.Delete(context.WithoutCancel(ctx), s.app, recordKey(id))
 			return "", nil, err
 		}
-		l := &live{id: id, rec: rec, checked: s.now()}
+		l := &live{id: id, rec: rec, checked: s.now(), watched: watched, gen: gen}
 		s.remember(l)
 		if _, ok := s.alive.(recordReader); ok && sidHint(rec.Identity.SessionID) {
 			return token + "." + rec.Identity.SessionID, l, nil
@@ -379,6 +397,15 @@ func (s *sessions) endProviderSession(ctx context.Context, rec *record) error {
 	return s.alive.EndSession(ctx, rec.Identity.Subject, rec.Identity.SessionID)
 }
 
+// watch is what a validation starting now records for the longer cache:
+// whether there is one, and the broadcasts counted so far.
+func (s *sessions) watch() (bool, uint64) {
+	if s.inv == nil || s.longTTL <= 0 {
+		return false, 0
+	}
+	return true, s.inv.gen.Load()
+}
+
 // end deletes the session of a cookie.
 func (s *sessions) end(ctx context.Context, cookie string) error {
 	token, _ := splitCookie(cookie)
@@ -387,7 +414,10 @@ func (s *sessions) end(ctx context.Context, cookie string) error {
 		return nil
 	}
 	s.forget(id)
-	return s.records.Delete(ctx, s.app, recordKey(id))
+	if err := s.records.Delete(ctx, s.app, recordKey(id)); err != nil {
+		return err
+	}
+	return s.announce(ctx, id)
 }
 
 // refreshMargin renews an access token this long before it expires, so

@@ -216,6 +216,16 @@ func (s *Store) GetSessionAndRecord(ctx context.Context, app, id, key string) (*
 	return sess, v, nil
 }
 
+// Broadcasts go through Ephemeral (Redis), which every replica shares.
+
+func (s *Store) Broadcast(ctx context.Context, channel, message string) error {
+	return s.Ephemeral.Broadcast(ctx, channel, message)
+}
+
+func (s *Store) Subscribe(ctx context.Context, channel string, heartbeat time.Duration, fn func(store.Notice)) {
+	s.Ephemeral.Subscribe(ctx, channel, heartbeat, fn)
+}
+
 func (s *Store) RateLimit(ctx context.Context, app string, buckets ...store.RateBucket) (store.RateResult, error) {
 	return s.Ephemeral.RateLimit(ctx, app, buckets...)
 }

@@ -35,6 +35,7 @@ type Store struct {
 	sweepEvery time.Duration
 	stop       chan struct{}
 	closeOnce  sync.Once
+	bus        bus
 
 	mu           sync.RWMutex
 	records      map[string]record

@@ -241,6 +241,7 @@ func New(opts Options) (*Handler, error) {
 				routes = append(routes, r)
 				ap.routes = append(ap.routes, r)
 				plans = append(plans, r.headers)
+				ap.sessions.keepTokens = ap.sessions.keepTokens || len(r.headers.accessToken) > 0
 			}
 		}
 	}

@@ -170,6 +170,11 @@ type sessions struct {
 	alive    ProviderSessions // nil: no provider-session check
 	provider Provider
 	ttl      time.Duration // cache
+	// keepTokens: a route of the application sends the access token
+	// upstream, so sessions keep the access and refresh tokens. Without
+	// one they keep neither: two of the three tokens were most of a
+	// session record's bytes, kept for nothing.
+	keepTokens bool
 	// longTTL is the cache while broadcasts of ended sessions are heard
 	// (inv); 0: none. broadcasts sends this application's.
 	longTTL    time.Duration
@@ -327,6 +332,9 @@ func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string
 		AccessExpiry: t.AccessExpiry, AccessLifetime: t.AccessLifetime, CreatedAt: now, ExpiresAt: now.Add(s.lifetime),
 		Origin: origin,
 	}
+	if !s.keepTokens {
+		rec.AccessToken, rec.RefreshToken, rec.AccessExpiry, rec.AccessLifetime = "", "", time.Time{}, 0
+	}
 	for attempt := 0; ; attempt++ {
 		b := make([]byte, 32)
 		rand.Read(b)
@@ -465,6 +473,11 @@ func (s *sessions) fresh(rec *record) bool {
 // about to expire.
 func (s *sessions) accessToken(ctx context.Context, cookie string, l *live) (string, error) {
 	token, _ := splitCookie(cookie)
+	if l.rec.AccessToken == "" && l.rec.RefreshToken == "" {
+		// Made while no route sent tokens (keepTokens), before a reload
+		// added one: it has none to send, and signs in again.
+		return "", errNoSession
+	}
 	if s.fresh(l.rec) {
 		return l.rec.AccessToken, nil
 	}

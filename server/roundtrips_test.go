@@ -4,13 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/server/servertest"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/redis/redistest"
@@ -192,4 +196,75 @@ func sorted(m map[string]int) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// BenchmarkUncachedProxySession: proxied GETs on Redis with no session
+// cache (session_cache: 0), so that every request reads its session: with
+// the cookie's provider session hint (one round trip, reading both
+// together) and with the hint cut off (the two sequential reads cookies
+// without one still take), in turns within one run.
+//
+//	go test -run '^$' -bench BenchmarkUncachedProxySession -benchmem ./server/
+func BenchmarkUncachedProxySession(b *testing.B) {
+	up := httptestServer(b)
+	cfg := strings.Replace(servertest.DevConfig, "\nserver:\n", "\nserver:\n  rate_limits: {disabled: true}\n", 1) + `
+proxy: {session_cache: 0s}
+routes:
+  - {path: /app, upstream: "` + up + `"}
+`
+	in := servertest.StartWith(b, cfg, servertest.Options{Store: redistest.New(b), Server: server.Options{Logger: slog.New(slog.DiscardHandler)}})
+	br := servertest.NewBrowser(b)
+	if p := br.SignInDev(in.URL+"/app/start", "alice"); p.Status != http.StatusOK {
+		b.Fatalf("sign-in ended at %d %s", p.Status, p.URL)
+	}
+	pu, _ := url.Parse(in.URL)
+	var hinted *http.Cookie
+	for _, c := range br.Jar.Cookies(pu) {
+		if c.Name == "aero2_proxy" {
+			hinted = c
+		}
+	}
+	if hinted == nil || !strings.Contains(hinted.Value, ".") {
+		b.Fatalf("no proxy cookie with a provider session hint: %v", hinted)
+	}
+	token, _, _ := strings.Cut(hinted.Value, ".")
+	plain := &http.Cookie{Name: hinted.Name, Value: token}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	get := func(c *http.Cookie) {
+		req, _ := http.NewRequest("GET", in.URL+"/app/x", nil)
+		req.AddCookie(c)
+		res, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", res.StatusCode)
+		}
+	}
+	get(hinted)
+	get(plain)
+	var one, two time.Duration
+	n := 0
+	for b.Loop() {
+		t0 := time.Now()
+		get(hinted)
+		t1 := time.Now()
+		get(plain)
+		one += t1.Sub(t0)
+		two += time.Since(t1)
+		n++
+	}
+	b.ReportMetric(float64(one)/float64(n), "one-trip-ns/req")
+	b.ReportMetric(float64(two)/float64(n), "two-trip-ns/req")
+	b.ReportMetric(float64(one)/float64(two), "ratio")
+}
+
+// httptestServer answers 1 KiB to every request.
+func httptestServer(b *testing.B) string {
+	body := strings.Repeat("a", 1024)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) }))
+	b.Cleanup(up.Close)
+	return up.URL
 }

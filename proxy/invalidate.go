@@ -98,10 +98,8 @@ func (h *Handler) onNotice(n store.Notice) {
 func (s *sessions) forgetProviderSession(sid string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, l := range s.cache {
-		if l.rec.Identity.SessionID == sid {
-			delete(s.cache, id)
-		}
+	for id := range s.bySID[sid] {
+		s.drop(id)
 	}
 }
 

@@ -185,6 +185,9 @@ type sessions struct {
 
 	mu    sync.RWMutex
 	cache map[string]*live
+	// bySID indexes the cache by provider session, for the broadcast of
+	// one's ending (forgetProviderSession).
+	bySID map[string]map[string]struct{}
 	group singleflight.Group
 }
 
@@ -218,19 +221,45 @@ func (s *sessions) remember(l *live) {
 		now := s.now()
 		for k, v := range s.cache {
 			if now.Sub(v.checked) >= s.ttl && !(v.watched && now.Sub(v.checked) < s.longTTL) {
-				delete(s.cache, k)
+				s.drop(k)
 			}
 		}
 		if len(s.cache) >= maxCachedSessions {
 			clear(s.cache)
+			clear(s.bySID)
 		}
 	}
+	s.drop(l.id) // it may have named another provider session
 	s.cache[l.id] = l
+	if sid := l.rec.Identity.SessionID; sid != "" {
+		if s.bySID == nil {
+			s.bySID = map[string]map[string]struct{}{}
+		}
+		if s.bySID[sid] == nil {
+			s.bySID[sid] = map[string]struct{}{}
+		}
+		s.bySID[sid][l.id] = struct{}{}
+	}
+}
+
+// drop removes a cached session and its index entry; s.mu is held.
+func (s *sessions) drop(id string) {
+	l := s.cache[id]
+	if l == nil {
+		return
+	}
+	delete(s.cache, id)
+	if sid := l.rec.Identity.SessionID; sid != "" {
+		delete(s.bySID[sid], id)
+		if len(s.bySID[sid]) == 0 {
+			delete(s.bySID, sid)
+		}
+	}
 }
 
 func (s *sessions) forget(id string) {
 	s.mu.Lock()
-	delete(s.cache, id)
+	s.drop(id)
 	s.mu.Unlock()
 }
 

@@ -49,3 +49,27 @@ func TestSessionsKeepTokensOnlyWhenSent(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheIndexByProviderSession: the cache's index by provider session
+// follows every way in and out of the cache, so that a broadcast ending
+// drops exactly the sessions that depend on it.
+func TestCacheIndexByProviderSession(t *testing.T) {
+	s := &sessions{ttl: time.Minute, now: time.Now, cache: map[string]*live{}}
+	rec := func(sid string) *record {
+		return &record{Identity: Identity{SessionID: sid}, ExpiresAt: time.Now().Add(time.Hour)}
+	}
+	now := time.Now()
+	s.remember(&live{id: "a", rec: rec("s1"), checked: now})
+	s.remember(&live{id: "b", rec: rec("s1"), checked: now})
+	s.remember(&live{id: "c", rec: rec("s2"), checked: now})
+	s.remember(&live{id: "b", rec: rec("s2"), checked: now}) // refreshed: b now names s2
+	s.forgetProviderSession("s1")
+	if s.cached("a", now) != nil || s.cached("b", now) == nil || s.cached("c", now) == nil {
+		t.Fatalf("after s1 ended: a %v, b %v, c %v; want only a gone", s.cached("a", now) != nil, s.cached("b", now) != nil, s.cached("c", now) != nil)
+	}
+	s.forget("c")
+	s.forgetProviderSession("s2")
+	if len(s.cache) != 0 || len(s.bySID) != 0 {
+		t.Fatalf("left behind: cache %v, index %v", s.cache, s.bySID)
+	}
+}

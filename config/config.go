@@ -465,8 +465,14 @@ type Proxy struct {
 	// SessionCache is how long a validated session is trusted before the
 	// store (and the provider session behind it) is asked again. It is
 	// how long a sign-out elsewhere may take to stop admitting. Default
-	// 2s; at most 30s.
+	// 2s (when absent; 0 is no cache); at most 30s.
 	SessionCache time.Duration `yaml:"session_cache"`
+	// SessionCacheInvalidated is how long a validated session is trusted
+	// while this replica hears the store's broadcasts of ended sessions
+	// (Redis pub/sub; the memory store's own process), which drop it at
+	// once. Without them (lost for 2s, or a store that cannot broadcast)
+	// SessionCache applies. 0 (default): off; at most 1h.
+	SessionCacheInvalidated time.Duration `yaml:"session_cache_invalidated"`
 	// TokenCache is how long an introspected bearer token's answer is
 	// kept (revocation takes this long to be seen). Default 10s; at most
 	// 60s.

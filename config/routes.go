@@ -18,6 +18,7 @@ const (
 	DefaultProxySessionCache = 2 * time.Second
 	DefaultProxyTokenCache   = 10 * time.Second
 	MaxProxySessionCache     = 30 * time.Second
+	MaxProxyInvalidatedCache = time.Hour
 	MaxProxyTokenCache       = 60 * time.Second
 	DefaultUpstreamDial      = 10 * time.Second
 	DefaultUpstreamHeader    = 60 * time.Second
@@ -97,7 +98,6 @@ func (a *Application) applyProxyDefaults() {
 			p.CookieName += "_" + strings.ReplaceAll(a.Name, "-", "_")
 		}
 	}
-	setDuration(&p.SessionCache, DefaultProxySessionCache)
 	setDuration(&p.TokenCache, DefaultProxyTokenCache)
 	for i := range a.Routes {
 		r := &a.Routes[i]
@@ -130,6 +130,9 @@ func (c *Config) validateRoutes(ps *problems, a *Application, prefix string, see
 	}
 	if p.SessionCache < 0 || p.SessionCache > MaxProxySessionCache {
 		ps.at(prefix+"proxy.session_cache", "must be between 0 and %s: it is how long a sign-out elsewhere may go unnoticed", MaxProxySessionCache)
+	}
+	if p.SessionCacheInvalidated < 0 || p.SessionCacheInvalidated > MaxProxyInvalidatedCache {
+		ps.at(prefix+"proxy.session_cache_invalidated", "must be between 0 and %s", MaxProxyInvalidatedCache)
 	}
 	if p.TokenCache < 0 || p.TokenCache > MaxProxyTokenCache {
 		ps.at(prefix+"proxy.token_cache", "must be between 0 and %s: it is how long a revoked token may still be accepted", MaxProxyTokenCache)

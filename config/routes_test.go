@@ -22,6 +22,18 @@ func TestRoutesDefaultsAndShorthand(t *testing.T) {
 	}
 }
 
+// TestSessionCacheZeroMeansNone: proxy.session_cache: 0 in the file turns
+// the cache off; only an absent key gets the default.
+func TestSessionCacheZeroMeansNone(t *testing.T) {
+	cfg, err := Parse("aero2.yaml", []byte(validBase+"upstream: http://127.0.0.1:3000\nproxy: {session_cache: 0s}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Apps()[0].Proxy.SessionCache; c != 0 {
+		t.Errorf("session_cache: 0 became %s", c)
+	}
+}
+
 func TestRouteProblems(t *testing.T) {
 	src := validBase + `
 upstream: http://127.0.0.1:9

@@ -91,9 +91,20 @@ func (c *Config) applyDefaults() {
 			c.Application.Issuer = s.PublicURL
 		}
 		c.Application.applyDefaults()
+		c.applySessionCache(&c.Application, "")
 	}
 	for i := range c.Applications {
 		c.Applications[i].applyDefaults()
+		c.applySessionCache(&c.Applications[i], fmt.Sprintf("applications[%d].", i))
+	}
+}
+
+// applySessionCache defaults proxy.session_cache when the file does not
+// set it: a 0 written there means no cache (every request reads the store),
+// not the default.
+func (c *Config) applySessionCache(a *Application, prefix string) {
+	if !c.inFile(prefix + "proxy.session_cache") {
+		setDuration(&a.Proxy.SessionCache, DefaultProxySessionCache)
 	}
 }
 

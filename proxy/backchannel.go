@@ -215,6 +215,9 @@ func (s *sessions) endFor(ctx context.Context, sid, sub string) (int, error) {
 			return 0, err
 		}
 	}
+	if err := s.announce(ctx, ids...); err != nil {
+		return 0, err
+	}
 	if len(ids) > 0 {
 		if err := s.sets.SetRemove(ctx, s.app, key, ids...); err != nil {
 			return 0, err

@@ -99,6 +99,10 @@ type Handler struct {
 	wrap    func(route string, t http.RoundTripper) http.RoundTripper
 	log     *slog.Logger
 	now     func() time.Time
+	// inv and broadcasts: ended sessions broadcast by every replica
+	// (invalidate.go).
+	inv        *invalidations
+	broadcasts store.Broadcasts
 }
 
 // appProxy is one application's sign-in and sessions.
@@ -180,6 +184,10 @@ func New(opts Options) (*Handler, error) {
 	h := &Handler{
 		apps: map[string]*appProxy{}, cookies: ownCookies{}, trusted: opts.TrustedProxy,
 		csrfKey: opts.CSRFKey, cop: http.NewCrossOriginProtection(), limits: opts.Limits, audit: opts.Audit, wrap: opts.WrapTransport, log: opts.Logger, now: opts.Now,
+		inv: &invalidations{now: opts.Now},
+	}
+	if opts.Store != nil {
+		h.broadcasts = opts.Store
 	}
 	var problems config.Problems
 	var routes []*Route
@@ -217,6 +225,7 @@ func New(opts Options) (*Handler, error) {
 			sessions: &sessions{
 				app: ac.Name, records: opts.Store, sets: opts.Store, alive: alive, provider: provider,
 				ttl: p.SessionCache, lifetime: ac.Session.AbsoluteTimeout, now: opts.Now, cache: map[string]*live{},
+				longTTL: p.SessionCacheInvalidated, inv: h.inv, broadcasts: h.broadcasts,
 			},
 			dpop: newDPoPVerifier(opts.Store, ac.Name, opts.Now),
 		}
@@ -232,6 +241,7 @@ func New(opts Options) (*Handler, error) {
 				routes = append(routes, r)
 				ap.routes = append(ap.routes, r)
 				plans = append(plans, r.headers)
+				ap.sessions.keepTokens = ap.sessions.keepTokens || len(r.headers.accessToken) > 0
 			}
 		}
 	}

@@ -250,12 +250,19 @@ func (p headerPlan) write(h http.Header, d *decision) {
 // set writes the identity. Values with control characters are not sent
 // (they cannot be represented safely in a header).
 func (p headerPlan) set(h http.Header, id *Identity) {
+	// One backing array for every value: a []string per header name was
+	// a tenth of the allocations of a proxied request. Each header gets a
+	// slice of capacity 1, so that appending to one never writes into
+	// the next.
+	vals := make([]string, 0, len(p.user)+len(p.email)+len(p.username)+len(p.groups))
 	put := func(names []string, v string) {
 		if v == "" || !headerValueOK(v) {
 			return
 		}
 		for _, n := range names {
-			h[n] = []string{v}
+			vals = append(vals, v)
+			i := len(vals)
+			h[n] = vals[i-1 : i : i]
 		}
 	}
 	put(p.user, id.Subject)

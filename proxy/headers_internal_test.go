@@ -307,3 +307,25 @@ func sorted(s []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestIdentityHeadersShareNoSlice: the identity headers' values share one
+// backing array (one allocation), yet each header is its own: adding a
+// value to one changes no other.
+func TestIdentityHeadersShareNoSlice(t *testing.T) {
+	p := newHeaderPlan(config.IdentityHeaders{})
+	h := http.Header{}
+	p.set(h, &Identity{Subject: "u1", Email: "a@example.com", PreferredUsername: "alice", Groups: []string{"g"}})
+	if len(h) < 4 {
+		t.Fatalf("identity headers: %v", h)
+	}
+	want := h.Clone()
+	for k := range h {
+		h.Add(k, "added")
+		for k2, v := range want {
+			if k2 != k && !slices.Equal(h[k2], v) {
+				t.Fatalf("adding to %s changed %s: %q", k, k2, h[k2])
+			}
+		}
+		h[k] = want[k]
+	}
+}

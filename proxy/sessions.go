@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,11 +105,54 @@ type ProviderSessions interface {
 	EndSession(ctx context.Context, sub, sid string) error
 }
 
+// recordReader is a ProviderSessions that reads a proxy session's record
+// in the same store round trip as the provider session it depends on
+// (session.Manager). Without it, a session not in the cache costs two
+// sequential round trips: the record, then the provider session named
+// in it.
+type recordReader interface {
+	AliveWithRecord(ctx context.Context, sid, key string, depends func(record []byte) bool) (bool, []byte, error)
+}
+
+// A proxy cookie is its token, and, for a session that depends on a
+// provider session Aero2 can read both with (recordReader), "." and that
+// session's ID (the ID token's sid; not a secret: ID and logout tokens
+// carry it too). The ID is only a hint for reading both at once: the
+// provider session checked is always the one the sealed record names,
+// and a hint that names another costs the second round trip, nothing
+// else (depends refuses it before anything is checked or touched).
+func splitCookie(v string) (token, sid string) {
+	token, sid, _ = strings.Cut(v, ".")
+	if !sidHint(sid) {
+		sid = ""
+	}
+	return token, sid
+}
+
+// sidHint reports whether sid can be a provider session ID worth reading
+// (they are base64url SHA-256s): client bytes bounded before they reach
+// the store.
+func sidHint(sid string) bool {
+	if sid == "" || len(sid) > 64 {
+		return false
+	}
+	for _, c := range []byte(sid) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // live is a validated session in the in-process cache.
 type live struct {
 	id      string
 	rec     *record
 	checked time.Time
+	// watched: gen is invalidations.gen from before the validation began,
+	// and the session may be trusted for longTTL (see invalidate.go).
+	watched bool
+	gen     uint64
 
 	mu         sync.Mutex
 	assertions map[string]cachedAssertion
@@ -126,11 +170,24 @@ type sessions struct {
 	alive    ProviderSessions // nil: no provider-session check
 	provider Provider
 	ttl      time.Duration // cache
-	lifetime time.Duration // absolute
-	now      func() time.Time
+	// keepTokens: a route of the application sends the access token
+	// upstream, so sessions keep the access and refresh tokens. Without
+	// one they keep neither: two of the three tokens were most of a
+	// session record's bytes, kept for nothing.
+	keepTokens bool
+	// longTTL is the cache while broadcasts of ended sessions are heard
+	// (inv); 0: none. broadcasts sends this application's.
+	longTTL    time.Duration
+	inv        *invalidations
+	broadcasts store.Broadcasts
+	lifetime   time.Duration // absolute
+	now        func() time.Time
 
 	mu    sync.RWMutex
 	cache map[string]*live
+	// bySID indexes the cache by provider session, for the broadcast of
+	// one's ending (forgetProviderSession).
+	bySID map[string]map[string]struct{}
 	group singleflight.Group
 }
 
@@ -141,35 +198,68 @@ func (s *sessions) cached(id string, now time.Time) *live {
 	s.mu.RLock()
 	l := s.cache[id]
 	s.mu.RUnlock()
-	if l != nil && now.Sub(l.checked) < s.ttl && now.Before(l.rec.ExpiresAt) {
+	if l == nil || !now.Before(l.rec.ExpiresAt) {
+		return nil
+	}
+	age := now.Sub(l.checked)
+	if age < s.ttl || (l.watched && age < s.longTTL && s.inv.trusts(l.checked, now)) {
 		return l
 	}
 	return nil
 }
 
 func (s *sessions) remember(l *live) {
-	if s.ttl <= 0 {
+	if s.ttl <= 0 && s.longTTL <= 0 {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// A broadcast since the validation began may have been about this
+	// session, and been handled before it was cached: session_cache only.
+	l.watched = l.watched && s.inv != nil && s.inv.gen.Load() == l.gen
 	if len(s.cache) >= maxCachedSessions {
 		now := s.now()
 		for k, v := range s.cache {
-			if now.Sub(v.checked) >= s.ttl {
-				delete(s.cache, k)
+			if now.Sub(v.checked) >= s.ttl && !(v.watched && now.Sub(v.checked) < s.longTTL) {
+				s.drop(k)
 			}
 		}
 		if len(s.cache) >= maxCachedSessions {
 			clear(s.cache)
+			clear(s.bySID)
 		}
 	}
+	s.drop(l.id) // it may have named another provider session
 	s.cache[l.id] = l
+	if sid := l.rec.Identity.SessionID; sid != "" {
+		if s.bySID == nil {
+			s.bySID = map[string]map[string]struct{}{}
+		}
+		if s.bySID[sid] == nil {
+			s.bySID[sid] = map[string]struct{}{}
+		}
+		s.bySID[sid][l.id] = struct{}{}
+	}
+}
+
+// drop removes a cached session and its index entry; s.mu is held.
+func (s *sessions) drop(id string) {
+	l := s.cache[id]
+	if l == nil {
+		return
+	}
+	delete(s.cache, id)
+	if sid := l.rec.Identity.SessionID; sid != "" {
+		delete(s.bySID[sid], id)
+		if len(s.bySID[sid]) == 0 {
+			delete(s.bySID, sid)
+		}
+	}
 }
 
 func (s *sessions) forget(id string) {
 	s.mu.Lock()
-	delete(s.cache, id)
+	s.drop(id)
 	s.mu.Unlock()
 }
 
@@ -184,7 +274,8 @@ func (s *sessions) load(ctx context.Context, token, origin string) (*live, error
 	return l, err
 }
 
-func (s *sessions) loadAnywhere(ctx context.Context, token string) (*live, error) {
+func (s *sessions) loadAnywhere(ctx context.Context, cookie string) (*live, error) {
+	token, sid := splitCookie(cookie)
 	id, ok := session.TokenID(token)
 	if !ok {
 		return nil, errNoSession
@@ -200,7 +291,7 @@ func (s *sessions) loadAnywhere(ctx context.Context, token string) (*live, error
 		// because the request that started it went away.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		return s.validate(ctx, id, token)
+		return s.validate(ctx, id, token, sid)
 	})
 	if err != nil {
 		return nil, err
@@ -208,10 +299,28 @@ func (s *sessions) loadAnywhere(ctx context.Context, token string) (*live, error
 	return v.(*live), nil
 }
 
-func (s *sessions) validate(ctx context.Context, id, token string) (*live, error) {
-	rec, err := s.stored(ctx, token)
-	if err != nil {
-		return nil, err
+// validate reads the session (with the provider session that sid, a hint
+// from the cookie, names, in the same round trip where it can) and checks
+// it.
+func (s *sessions) validate(ctx context.Context, id, token, sid string) (*live, error) {
+	watched, gen := s.watch()
+	var rec *record
+	checked, alive := false, false
+	if rr, ok := s.alive.(recordReader); ok && sid != "" {
+		var err error
+		alive, _, err = rr.AliveWithRecord(ctx, sid, recordKey(id), func(raw []byte) bool {
+			rec = open(token, raw)
+			checked = rec != nil && rec.Identity.SessionID == sid
+			return checked
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if rec, err = s.stored(ctx, token); err != nil {
+			return nil, err
+		}
 	}
 	if rec == nil {
 		s.forget(id)
@@ -223,7 +332,10 @@ func (s *sessions) validate(ctx context.Context, id, token string) (*live, error
 		return nil, errNoSession
 	}
 	if s.alive != nil && rec.Identity.SessionID != "" {
-		ok, err := s.alive.Alive(ctx, rec.Identity.SessionID)
+		ok, err := alive, error(nil)
+		if !checked {
+			ok, err = s.alive.Alive(ctx, rec.Identity.SessionID)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -234,19 +346,23 @@ func (s *sessions) validate(ctx context.Context, id, token string) (*live, error
 			return nil, errNoSession
 		}
 	}
-	l := &live{id: id, rec: rec, checked: now}
+	l := &live{id: id, rec: rec, checked: now, watched: watched, gen: gen}
 	s.remember(l)
 	return l, nil
 }
 
 // create stores a new session for the tokens, bound to origin, and
-// returns its cookie token.
+// returns its cookie (the token, and a provider session hint: splitCookie).
 func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string, *live, error) {
+	watched, gen := s.watch()
 	now := s.now().UTC()
 	rec := &record{
 		Identity: t.Identity, IDToken: t.IDToken, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken,
 		AccessExpiry: t.AccessExpiry, AccessLifetime: t.AccessLifetime, CreatedAt: now, ExpiresAt: now.Add(s.lifetime),
 		Origin: origin,
+	}
+	if !s.keepTokens {
+		rec.AccessToken, rec.RefreshToken, rec.AccessExpiry, rec.AccessLifetime = "", "", time.Time{}, 0
 	}
 	for attempt := 0; ; attempt++ {
 		b := make([]byte, 32)
@@ -268,15 +384,19 @@ func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string
 			_ = s.records.Delete(context.WithoutCancel(ctx), s.app, recordKey(id))
 			return "", nil, err
 		}
-		l := &live{id: id, rec: rec, checked: s.now()}
+		l := &live{id: id, rec: rec, checked: s.now(), watched: watched, gen: gen}
 		s.remember(l)
+		if _, ok := s.alive.(recordReader); ok && sidHint(rec.Identity.SessionID) {
+			return token + "." + rec.Identity.SessionID, l, nil
+		}
 		return token, l, nil
 	}
 }
 
 // stored returns the record of a cookie token without validating it: nil,
 // and no error, when there is none or it does not open with the token.
-func (s *sessions) stored(ctx context.Context, token string) (*record, error) {
+func (s *sessions) stored(ctx context.Context, cookie string) (*record, error) {
+	token, _ := splitCookie(cookie)
 	id, ok := session.TokenID(token)
 	if !ok {
 		return nil, nil
@@ -288,11 +408,20 @@ func (s *sessions) stored(ctx context.Context, token string) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
+	return open(token, raw), nil
+}
+
+// open unseals a stored record with its cookie token: nil when there is
+// none, or it does not open with the token (not ours, or tampered with).
+func open(token string, raw []byte) *record {
+	if raw == nil {
+		return nil
+	}
 	rec, err := unseal(token, raw)
 	if err != nil {
-		return nil, nil // not ours, or tampered with
+		return nil
 	}
-	return rec, nil
+	return rec
 }
 
 // endProviderSession ends the provider session that rec depends on, with
@@ -305,14 +434,27 @@ func (s *sessions) endProviderSession(ctx context.Context, rec *record) error {
 	return s.alive.EndSession(ctx, rec.Identity.Subject, rec.Identity.SessionID)
 }
 
-// end deletes the session of a cookie token.
-func (s *sessions) end(ctx context.Context, token string) error {
+// watch is what a validation starting now records for the longer cache:
+// whether there is one, and the broadcasts counted so far.
+func (s *sessions) watch() (bool, uint64) {
+	if s.inv == nil || s.longTTL <= 0 {
+		return false, 0
+	}
+	return true, s.inv.gen.Load()
+}
+
+// end deletes the session of a cookie.
+func (s *sessions) end(ctx context.Context, cookie string) error {
+	token, _ := splitCookie(cookie)
 	id, ok := session.TokenID(token)
 	if !ok {
 		return nil
 	}
 	s.forget(id)
-	return s.records.Delete(ctx, s.app, recordKey(id))
+	if err := s.records.Delete(ctx, s.app, recordKey(id)); err != nil {
+		return err
+	}
+	return s.announce(ctx, id)
 }
 
 // refreshMargin renews an access token this long before it expires, so
@@ -358,7 +500,13 @@ func (s *sessions) fresh(rec *record) bool {
 // accessToken returns a current access token for the session, refreshing
 // it (once, for all concurrent requests of every replica) when it is
 // about to expire.
-func (s *sessions) accessToken(ctx context.Context, token string, l *live) (string, error) {
+func (s *sessions) accessToken(ctx context.Context, cookie string, l *live) (string, error) {
+	token, _ := splitCookie(cookie)
+	if l.rec.AccessToken == "" && l.rec.RefreshToken == "" {
+		// Made while no route sent tokens (keepTokens), before a reload
+		// added one: it has none to send, and signs in again.
+		return "", errNoSession
+	}
 	if s.fresh(l.rec) {
 		return l.rec.AccessToken, nil
 	}

@@ -85,6 +85,7 @@ func (h *Handler) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 		// Streaming responses (SSE, unknown length) are flushed at once by
 		// ReverseProxy itself; others every 100ms at most.
 		FlushInterval: 100 * time.Millisecond,
+		BufferPool:    proxyBuffers,
 	}
 }
 

@@ -150,6 +150,9 @@ func (s *Server) start(ctx context.Context) error {
 		a.keys.Schedule(bg, a.keyRotation)
 		a.provider.RunBackchannel(bg)
 	}
+	if s.proxy != nil {
+		s.proxy.Run(bg) // broadcasts of ended sessions, for its cache
+	}
 	return nil
 }
 

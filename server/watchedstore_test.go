@@ -154,24 +154,41 @@ func (w *watchedStore) Create(ctx context.Context, app, key string, value []byte
 }
 
 func (w *watchedStore) Get(ctx context.Context, app, key string) ([]byte, error) {
-	if strings.HasPrefix(key, "proxy-session:") {
-		w.mu.Lock()
-		w.sessionReads++
-		release := w.holdSession
-		first := release != nil && !w.held
-		w.held = w.held || first
-		w.mu.Unlock()
-		if first {
-			select {
-			case <-release:
-			case <-time.After(10 * time.Second):
-				w.mu.Lock()
-				w.problems = append(w.problems, "the held session read was never released")
-				w.mu.Unlock()
-			}
+	w.sessionRead(key)
+	return w.Store.Get(ctx, app, key)
+}
+
+// sessionRead counts a read of key if it is a proxy session record, and
+// holds the first one back while holdSession is set.
+func (w *watchedStore) sessionRead(key string) {
+	if !strings.HasPrefix(key, "proxy-session:") {
+		return
+	}
+	w.mu.Lock()
+	w.sessionReads++
+	release := w.holdSession
+	first := release != nil && !w.held
+	w.held = w.held || first
+	w.mu.Unlock()
+	if first {
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+			w.mu.Lock()
+			w.problems = append(w.problems, "the held session read was never released")
+			w.mu.Unlock()
 		}
 	}
-	return w.Store.Get(ctx, app, key)
+}
+
+// GetSessionAndRecord is a read of both (the proxy's liveness check of a
+// session not in its cache).
+func (w *watchedStore) GetSessionAndRecord(ctx context.Context, app, id, key string) (*store.Session, []byte, error) {
+	w.sessionRead(key)
+	w.mu.Lock()
+	w.providerSessionReads++
+	w.mu.Unlock()
+	return w.Store.GetSessionAndRecord(ctx, app, id, key)
 }
 
 func (w *watchedStore) GetSession(ctx context.Context, app, id string) (*store.Session, error) {

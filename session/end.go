@@ -59,7 +59,11 @@ func (m *Manager) end(ctx context.Context, reason, userID string, ids ...string)
 		}
 		audit.Log(ctx, m.cfg.Audit, audit.Event{Type: audit.SessionEnded, App: m.cfg.App, User: userID, Session: id, Reason: reason})
 	}
-	return nil
+	// Once they are gone from the store, so that a replica that reads
+	// them again after the message finds them ended: every replica drops
+	// its cached proxy sessions that depend on them. A failure is the
+	// caller's (a sign-out that answers 503 is tried again).
+	return m.announce(ctx, ids...)
 }
 
 func (m *Manager) runHooks(ctx context.Context, ids ...string) error {
@@ -151,7 +155,10 @@ func (m *Manager) EndSession(ctx context.Context, userID, id string) error {
 	s, err := m.be.GetSession(ctx, m.cfg.App, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return m.runHooks(ctx, id)
+		if err := m.runHooks(ctx, id); err != nil {
+			return err
+		}
+		return m.announce(ctx, id) // it may have timed out, but be cached still
 	case err != nil:
 		return err
 	case s.UserID != userID:

@@ -185,6 +185,29 @@ func (m *Manager) Alive(ctx context.Context, id string) (bool, error) {
 	return err == nil, err
 }
 
+// AliveWithRecord is Alive for session id together with a read of the
+// record key (of the same application, store.Records), in one store round
+// trip: how the proxy loads a session of its own and the provider session
+// it depends on. depends is called with the record (nil when absent) and
+// says whether it names session id; only then is the session checked
+// (and its use recorded, as Alive does), so that a caller's guess at id
+// never keeps another session alive. alive is false when depends is.
+func (m *Manager) AliveWithRecord(ctx context.Context, id, key string, depends func(record []byte) bool) (alive bool, record []byte, err error) {
+	s, v, err := m.be.GetSessionAndRecord(ctx, m.cfg.App, id, key)
+	if err != nil {
+		return false, nil, err
+	}
+	if !depends(v) || s == nil {
+		return false, v, nil
+	}
+	if _, err := m.check(ctx, s); errors.Is(err, ErrNoSession) {
+		return false, v, nil
+	} else if err != nil {
+		return false, nil, err
+	}
+	return true, v, nil
+}
+
 // check applies the idle and absolute limits to a stored session and
 // records its use at most once per touch gap.
 func (m *Manager) check(ctx context.Context, s *store.Session) (*store.Session, error) {

@@ -31,6 +31,7 @@ type Store interface {
 	Sessions
 	Users
 	RateLimits
+	Broadcasts
 
 	// Ping reports whether the backend answers (for /readyz).
 	Ping(ctx context.Context) error
@@ -71,6 +72,33 @@ type Sets interface {
 	SetMembers(ctx context.Context, app, key string) ([]string, error)
 	// SetRemove removes members; absent members are not an error.
 	SetRemove(ctx context.Context, app, key string, members ...string) error
+}
+
+// Notice is what a subscription delivers: a message, or a heartbeat
+// (Message "") saying that the subscription still stands.
+type Notice struct {
+	Message string
+	// Fresh: the subscription was just made, or made again after it was
+	// lost; messages broadcast before it may never arrive.
+	Fresh bool
+}
+
+// Broadcasts are messages to every process that shares the store, at
+// once: how a replica tells the others that sessions ended, so that they
+// drop cached copies (Redis pub/sub; within the process, for the memory
+// store). They are best effort: a subscriber that hears no heartbeat for a
+// while must assume it missed messages.
+type Broadcasts interface {
+	// Broadcast sends message on channel to every subscriber, this
+	// process's included; the memory store delivers before it returns.
+	Broadcast(ctx context.Context, channel, message string) error
+	// Subscribe calls fn with a Fresh notice once subscribed, then with
+	// each message on channel and a heartbeat at least every
+	// heartbeat, until ctx ends; calls are never concurrent. While the
+	// subscription is lost fn hears nothing, and hears a Fresh notice
+	// when it stands again. A backend that cannot broadcast (PostgreSQL)
+	// never calls fn.
+	Subscribe(ctx context.Context, channel string, heartbeat time.Duration, fn func(Notice))
 }
 
 // Rate is a rate limit: Burst requests at once, then one more every
@@ -162,6 +190,12 @@ type Sessions interface {
 	DeleteSession(ctx context.Context, app, id string) error
 	// UserSessions lists the user's live sessions.
 	UserSessions(ctx context.Context, app, userID string) ([]*Session, error)
+	// GetSessionAndRecord reads the live session id and the live record
+	// key (Records) in one round trip: nil for either that is absent,
+	// not an error. A proxy session not in its replica's cache is its
+	// record and the provider session it depends on, and two sequential
+	// round trips were a seventh of the proxy's CPU on a cache miss.
+	GetSessionAndRecord(ctx context.Context, app, id, key string) (*Session, []byte, error)
 }
 
 // User is a local account. Users are per application.

@@ -192,6 +192,40 @@ func (s *Store) UserSessions(ctx context.Context, app, userID string) ([]*store.
 	return s.Ephemeral.UserSessions(ctx, app, userID)
 }
 
+// GetSessionAndRecord is one round trip when the record is Ephemeral's,
+// as sessions are; a durable record costs a second one (no key of the
+// proxy's is durable).
+func (s *Store) GetSessionAndRecord(ctx context.Context, app, id, key string) (*store.Session, []byte, error) {
+	if !store.DurableRecord(key) {
+		return s.Ephemeral.GetSessionAndRecord(ctx, app, id, key)
+	}
+	sess, err := s.Ephemeral.GetSession(ctx, app, id)
+	if errors.Is(err, store.ErrNotFound) {
+		sess, err = nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := s.Durable.Get(ctx, app, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return sess, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return sess, v, nil
+}
+
+// Broadcasts go through Ephemeral (Redis), which every replica shares.
+
+func (s *Store) Broadcast(ctx context.Context, channel, message string) error {
+	return s.Ephemeral.Broadcast(ctx, channel, message)
+}
+
+func (s *Store) Subscribe(ctx context.Context, channel string, heartbeat time.Duration, fn func(store.Notice)) {
+	s.Ephemeral.Subscribe(ctx, channel, heartbeat, fn)
+}
+
 func (s *Store) RateLimit(ctx context.Context, app string, buckets ...store.RateBucket) (store.RateResult, error) {
 	return s.Ephemeral.RateLimit(ctx, app, buckets...)
 }

@@ -72,3 +72,8 @@ func TestEachKindInItsBackend(t *testing.T) {
 	var _ *postgres.Store = pg
 	var _ *redis.Store = rd
 }
+
+func TestBroadcasts(t *testing.T) {
+	st := combined.New(pgtest.New(t), redistest.New(t))
+	storetest.Broadcasts(t, st, st)
+}

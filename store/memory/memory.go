@@ -35,6 +35,7 @@ type Store struct {
 	sweepEvery time.Duration
 	stop       chan struct{}
 	closeOnce  sync.Once
+	bus        bus
 
 	mu           sync.RWMutex
 	records      map[string]record
@@ -281,6 +282,20 @@ func (s *Store) GetSession(_ context.Context, app, id string) (*store.Session, e
 		return nil, store.ErrNotFound
 	}
 	return cloneSession(&se.s), nil
+}
+
+func (s *Store) GetSessionAndRecord(_ context.Context, app, id, key string) (*store.Session, []byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var sess *store.Session
+	if se, ok := s.sessions[k(app, id)]; ok && s.live(se.exp) {
+		sess = cloneSession(&se.s)
+	}
+	var v []byte
+	if r, ok := s.records[k(app, key)]; ok && s.live(r.exp) {
+		v = bytes.Clone(r.val)
+	}
+	return sess, v, nil
 }
 
 func (s *Store) TouchSession(_ context.Context, sess *store.Session, ttl time.Duration) error {

@@ -42,3 +42,9 @@ func TestSweepFreesExpiredEntries(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestBroadcasts(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	storetest.Broadcasts(t, st, st)
+}

@@ -14,3 +14,7 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return pgtest.New(t) })
 	storetest.RunAdmin(t, func(t *testing.T) storetest.AdminStore { return pgtest.New(t) })
 }
+
+func TestNoBroadcasts(t *testing.T) {
+	storetest.NoBroadcasts(t, pgtest.New(t))
+}

@@ -72,6 +72,36 @@ func (s *Store) GetSession(ctx context.Context, app, id string) (*store.Session,
 	return sess, nil
 }
 
+// GetSessionAndRecord sends both queries in one batch: one round trip.
+func (s *Store) GetSessionAndRecord(ctx context.Context, app, id, key string) (*store.Session, []byte, error) {
+	var sess *store.Session
+	var v []byte
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+sessionColumns+` FROM sessions WHERE app = @app AND id = @id AND `+live("expires_at"),
+		pgx.NamedArgs{"app": app, "id": clean(id)}).QueryRow(func(row pgx.Row) error {
+		got, err := scanSession(row)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		sess = got
+		return err
+	})
+	b.Queue(recordsOf(key).get, pgx.NamedArgs{"app": app, "key": []byte(key)}).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&v)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err == nil && v == nil {
+			v = []byte{}
+		}
+		return err
+	})
+	if err := s.batch(ctx, b); err != nil {
+		return nil, nil, err
+	}
+	return sess, v, nil
+}
+
 // TouchSession writes only last_seen and the row's life.
 func (s *Store) TouchSession(ctx context.Context, sess *store.Session, ttl time.Duration) error {
 	n, err := s.exec(ctx, `UPDATE sessions SET last_seen = @last_seen, expires_at = `+expiry("ttl")+`

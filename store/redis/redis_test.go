@@ -58,3 +58,19 @@ func TestIdentityRecordsWithoutGroups(t *testing.T) {
 		t.Fatalf("after the update: %v %+v", err, ids)
 	}
 }
+
+// TestBroadcasts: one store publishes, another (its own connections, the
+// same prefix: another replica) listens.
+func TestBroadcasts(t *testing.T) {
+	cfg := redistest.Config(t)
+	var stores []store.Store
+	for range 2 {
+		st, err := redis.Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		stores = append(stores, st)
+	}
+	storetest.Broadcasts(t, stores[0], stores[1])
+}

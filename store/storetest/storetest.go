@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"SessionsExpireAndTouch", testSessionsExpire},
 		{"UserSessions", testUserSessions},
+		{"SessionAndRecord", testSessionAndRecord},
 		{"Users", testUsers},
 		{"IdentitiesAreUnique", testIdentityUniqueness},
 		{"LinkIdentity", testLinkIdentity},
@@ -291,6 +292,37 @@ func testSessions(t *testing.T, s store.Store) {
 	mustIs(t, err, store.ErrNotFound, "get deleted session")
 	mustNil(t, s.DeleteSession(ctx(t), app, sess.ID), "delete twice")
 	mustIs(t, s.TouchSession(ctx(t), sess, longTTL), store.ErrNotFound, "touch deleted session")
+}
+
+// testSessionAndRecord: GetSessionAndRecord answers what GetSession and
+// Get would, absence being nil for either, and within one application.
+func testSessionAndRecord(t *testing.T, s store.Store) {
+	app := App(t)
+	sess := newSession(app, "u1")
+	mustNil(t, s.CreateSession(ctx(t), sess, longTTL), "create session")
+	mustNil(t, s.Put(ctx(t), app, "proxy-session:x", []byte("rec"), longTTL), "put record")
+	got, v, err := s.GetSessionAndRecord(ctx(t), app, sess.ID, "proxy-session:x")
+	mustNil(t, err, "both")
+	if got == nil || string(v) != "rec" {
+		t.Fatalf("both present: session %v, record %q", got, v)
+	}
+	sameSession(t, got, sess)
+	got, v, err = s.GetSessionAndRecord(ctx(t), app, "absent", "proxy-session:x")
+	if err != nil || got != nil || string(v) != "rec" {
+		t.Fatalf("no session: %v %q %v", got, v, err)
+	}
+	got, v, err = s.GetSessionAndRecord(ctx(t), app, sess.ID, "proxy-session:absent")
+	if err != nil || got == nil || v != nil {
+		t.Fatalf("no record: %v %q %v", got, v, err)
+	}
+	got, v, err = s.GetSessionAndRecord(ctx(t), App(t), sess.ID, "proxy-session:x")
+	if err != nil || got != nil || v != nil {
+		t.Fatalf("another application read %v %q %v", got, v, err)
+	}
+	mustNil(t, s.DeleteSession(ctx(t), app, sess.ID), "delete")
+	if got, _, err = s.GetSessionAndRecord(ctx(t), app, sess.ID, "proxy-session:x"); err != nil || got != nil {
+		t.Fatalf("deleted session: %v %v", got, err)
+	}
 }
 
 func testSessionsExpire(t *testing.T, s store.Store) {

@@ -1,0 +1,75 @@
+package proxy
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aero2/aero2/store/memory"
+)
+
+// TestSessionsKeepTokensOnlyWhenSent: without a route that sends the
+// access token upstream, a session keeps neither it nor the refresh
+// token; if a reload then adds such a route, the session has no token to
+// send and its browser signs in again, rather than an empty token going
+// upstream.
+func TestSessionsKeepTokensOnlyWhenSent(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	tokens := &Tokens{Identity: Identity{Subject: "u1"}, IDToken: "id.token.x", AccessToken: "access.token.x", RefreshToken: "refresh-x",
+		AccessExpiry: time.Now().Add(time.Hour), AccessLifetime: time.Hour}
+	for _, keep := range []bool{false, true} {
+		s := &sessions{app: "a", records: st, ttl: time.Second, lifetime: time.Hour, now: time.Now, cache: map[string]*live{}, keepTokens: keep}
+		cookie, _, err := s.create(t.Context(), tokens, "https://app.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := s.stored(t.Context(), cookie)
+		if err != nil || rec == nil {
+			t.Fatalf("keep %t: stored record: %v %v", keep, rec, err)
+		}
+		if got := rec.AccessToken != "" || rec.RefreshToken != ""; got != keep {
+			t.Errorf("keep %t: the record holds access %q and refresh %q", keep, rec.AccessToken, rec.RefreshToken)
+		}
+		if rec.IDToken != tokens.IDToken {
+			t.Errorf("keep %t: the ID token (the logout hint) was not kept", keep)
+		}
+		// As a reloaded configuration would: a route now sends the token.
+		s.keepTokens = true
+		l, err := s.load(t.Context(), cookie, "https://app.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := s.accessToken(t.Context(), cookie, l)
+		switch {
+		case keep && (err != nil || at != tokens.AccessToken):
+			t.Errorf("with tokens kept: %q %v", at, err)
+		case !keep && !errors.Is(err, errNoSession):
+			t.Errorf("a session without tokens, asked for one: %q %v; want errNoSession (sign in again)", at, err)
+		}
+	}
+}
+
+// TestCacheIndexByProviderSession: the cache's index by provider session
+// follows every way in and out of the cache, so that a broadcast ending
+// drops exactly the sessions that depend on it.
+func TestCacheIndexByProviderSession(t *testing.T) {
+	s := &sessions{ttl: time.Minute, now: time.Now, cache: map[string]*live{}}
+	rec := func(sid string) *record {
+		return &record{Identity: Identity{SessionID: sid}, ExpiresAt: time.Now().Add(time.Hour)}
+	}
+	now := time.Now()
+	s.remember(&live{id: "a", rec: rec("s1"), checked: now})
+	s.remember(&live{id: "b", rec: rec("s1"), checked: now})
+	s.remember(&live{id: "c", rec: rec("s2"), checked: now})
+	s.remember(&live{id: "b", rec: rec("s2"), checked: now}) // refreshed: b now names s2
+	s.forgetProviderSession("s1")
+	if s.cached("a", now) != nil || s.cached("b", now) == nil || s.cached("c", now) == nil {
+		t.Fatalf("after s1 ended: a %v, b %v, c %v; want only a gone", s.cached("a", now) != nil, s.cached("b", now) != nil, s.cached("c", now) != nil)
+	}
+	s.forget("c")
+	s.forgetProviderSession("s2")
+	if len(s.cache) != 0 || len(s.bySID) != 0 {
+		t.Fatalf("left behind: cache %v, index %v", s.cache, s.bySID)
+	}
+}

@@ -164,7 +164,7 @@ func TestDisabledUserIsRefusedAtOnce(t *testing.T) {
 	if s := proxied(t, in.Addr, host, cookie, "/app/x"); s != http.StatusOK {
 		t.Fatalf("before disabling: %d", s)
 	}
-	adm, err := server.OpenAdmin(t.Context(), in.Config)
+	adm, err := server.OpenAdmin(t.Context(), in.Config, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

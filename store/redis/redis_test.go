@@ -38,7 +38,7 @@ func TestIdentityRecordsWithoutGroups(t *testing.T) {
 	ctx := context.Background()
 	// As the previous version wrote them: users at u:<id>, identities at
 	// i:<idp>:<subject>, the user's identities in the set ui:<id>.
-	key := func(kind, k string) string { return cfg.KeyPrefix + ":{app}:" + kind + ":" + k }
+	key := func(kind, k string) string { return cfg.KeyPrefix + ":app:" + kind + ":{" + k + "}" }
 	c.Set(ctx, key("u", "u1"), `{"id":"u1","app":"app","groups":["admins"],"created_at":"2026-01-01T00:00:00Z","last_login":"2026-01-01T00:00:00Z"}`, 0)
 	c.Set(ctx, key("i", "corp:s1"), `{"app":"app","idp":"corp","subject":"s1","user_id":"u1","email":"a@example.com","email_verified":true,"linked_at":"2026-01-01T00:00:00Z","last_login":"2026-01-01T00:00:00Z"}`, 0)
 	c.SAdd(ctx, key("ui", "u1"), "corp:s1")

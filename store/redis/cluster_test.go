@@ -1,0 +1,397 @@
+package redis_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/aero2/aero2/store"
+	"github.com/aero2/aero2/store/redis"
+	"github.com/aero2/aero2/store/redis/redistest"
+	"github.com/aero2/aero2/store/storetest"
+)
+
+// The tests below run on a real Redis Cluster of three masters that the
+// package starts once (redistest.ClusterServer).
+
+func TestClusterConformance(t *testing.T) {
+	c := redistest.ClusterServer(t)
+	storetest.Run(t, func(t *testing.T) store.Store { return c.Open(t) })
+}
+
+func TestClusterAdminConformance(t *testing.T) {
+	c := redistest.ClusterServer(t)
+	storetest.RunAdmin(t, func(t *testing.T) storetest.AdminStore { return c.Open(t) })
+}
+
+// signIn writes and reads what one federated sign-in and its code
+// exchange write and read in the store, in the order the server does:
+// the rate limits of the address and the account, the login state
+// (created, then taken on the callback), the user with its identity, the
+// browser session, the authorization code with its indexes, and the
+// token commit — the code's single-use guard, the tokens and their grant
+// indexes, guarded by the grant's tombstone — then one read of the
+// session and an introspection-style read of the access token.
+func signIn(ctx context.Context, s store.Store, app, ip string, i int) error {
+	id := rand.Text()
+	user, sid, grant := "u-"+id, "s-"+id, "g-"+id
+	rl := store.Rate{Requests: 1 << 20, Period: time.Second, Burst: 1 << 20}
+	res, err := s.RateLimit(ctx, app,
+		store.RateBucket{Key: "rl:login:a:" + ip, Rate: rl, N: 1},
+		store.RateBucket{Key: "rl:login:s:" + user, Rate: rl, N: 1})
+	if err != nil {
+		return fmt.Errorf("rate limit: %w", err)
+	}
+	if !res.Allowed {
+		return errors.New("rate limit refused")
+	}
+	state := "login:state:" + id
+	if err := s.Create(ctx, app, state, []byte(`{"return":"/"}`), time.Minute); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if _, err := s.Take(ctx, app, state); err != nil {
+		return fmt.Errorf("take state: %w", err)
+	}
+	now := time.Now().UTC()
+	u := &store.User{ID: user, App: app, Email: id + "@example.com", EmailVerified: true, CreatedAt: now, LastLogin: now}
+	ident := &store.Identity{App: app, IDP: "corp", Subject: "sub-" + id, UserID: user, Email: u.Email, EmailVerified: true, LinkedAt: now, LastLogin: now}
+	if _, _, err := s.UserByIdentity(ctx, app, "corp", ident.Subject); !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("identity lookup: %v", err)
+	}
+	if err := s.CreateUser(ctx, u, ident); err != nil {
+		return fmt.Errorf("create user: %w", err)
+	}
+	if err := s.CreateSession(ctx, &store.Session{ID: sid, App: app, UserID: user, IDP: "corp", AuthTime: now, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}, time.Hour); err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	code := "c-" + id
+	if err := s.Create(ctx, app, "oauth:code:"+code, []byte(`{"id":"`+grant+`"}`), time.Minute); err != nil {
+		return fmt.Errorf("code: %w", err)
+	}
+	if err := s.Put(ctx, app, "oauth:pkce:"+code, []byte("challenge"), time.Minute); err != nil {
+		return fmt.Errorf("pkce: %w", err)
+	}
+	if err := s.SetAdd(ctx, app, "oauth:sid:"+sid, time.Hour, grant); err != nil {
+		return fmt.Errorf("sid index: %w", err)
+	}
+	vals, err := s.GetMany(ctx, app, "oauth:code:"+code, "oauth:code-used:"+code)
+	if err != nil || vals[0] == nil || vals[1] != nil {
+		return fmt.Errorf("read code: %v %q", err, vals)
+	}
+	at, rt := "at-"+id, "rt-"+id
+	if err := s.Apply(ctx, app,
+		store.Op{Kind: store.OpCreate, Key: "oauth:code-used:" + code, Value: []byte("1"), TTL: time.Minute},
+		store.Op{Kind: store.OpPut, Key: "oauth:at:" + at, Value: []byte(`{"id":"` + grant + `"}`), TTL: time.Hour},
+		store.Op{Kind: store.OpSetAdd, Key: "oauth:grant-at:" + grant, TTL: time.Hour, Members: []string{at}},
+		store.Op{Kind: store.OpPut, Key: "oauth:rt:" + rt, Value: []byte(`{"id":"` + grant + `"}`), TTL: time.Hour},
+		store.Op{Kind: store.OpSetAdd, Key: "oauth:grant-rt:" + grant, TTL: time.Hour, Members: []string{rt}},
+		store.Op{Kind: store.OpAbsent, Key: "oauth:grant-revoked:" + grant},
+		store.Op{Kind: store.OpDelete, Key: "oauth:pkce:" + code},
+	); err != nil {
+		return fmt.Errorf("token commit: %w", err)
+	}
+	if sess, err := s.GetSession(ctx, app, sid); err != nil || sess.UserID != user {
+		return fmt.Errorf("read session: %v", err)
+	}
+	if err := s.TouchSession(ctx, &store.Session{ID: sid, App: app, UserID: user, LastSeen: time.Now()}, time.Hour); err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	if v, err := s.Get(ctx, app, "oauth:at:"+at); err != nil || len(v) == 0 {
+		return fmt.Errorf("read access token: %v", err)
+	}
+	if got, _, err := s.UserByIdentity(ctx, app, "corp", ident.Subject); err != nil || got.ID != user {
+		return fmt.Errorf("identity after sign-up: %v", err)
+	}
+	return nil
+}
+
+// keysPerMaster counts, on each master, the keys of the store's prefix.
+func keysPerMaster(t *testing.T, c *redistest.Cluster, prefix string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, a := range c.Addrs {
+		n := c.Node(t, a)
+		role, err := n.Do(t.Context(), "ROLE").Slice()
+		if err != nil || role[0] != "master" {
+			t.Fatalf("%s is not a master: %v %v", a, role, err)
+		}
+		iter := n.Scan(t.Context(), 0, prefix+":*", 1000).Iterator()
+		for iter.Next(t.Context()) {
+			out[a]++
+		}
+		if err := iter.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// TestClusterSpread: the keys that sign-ins of one application leave
+// are spread over the three masters, each within ±20% of a third.
+func TestClusterSpread(t *testing.T) {
+	c := redistest.ClusterServer(t)
+	cfg := c.Config(t)
+	s, err := redis.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 300
+	for i := range n {
+		if err := signIn(t.Context(), s, "app", "203.0.113.7", i); err != nil {
+			t.Fatalf("sign-in %d: %v", i, err)
+		}
+	}
+	per := keysPerMaster(t, c, cfg.KeyPrefix)
+	total := 0
+	for _, k := range per {
+		total += k
+	}
+	mean := float64(total) / 3
+	t.Logf("%d sign-ins of one application: %d keys, per master %v (mean %.0f)", n, total, per, mean)
+	for a, k := range per {
+		if dev := (float64(k) - mean) / mean; dev > 0.2 || dev < -0.2 {
+			t.Errorf("master %s holds %d of %d keys: %+.0f%% from a third, want within ±20%%", a, k, total, 100*dev)
+		}
+	}
+	if len(per) != 3 {
+		t.Errorf("keys on %d masters, want 3: %v", len(per), per)
+	}
+}
+
+// redirects counts the MOVED, ASK and TRYAGAIN answers a cluster client's
+// nodes got: the proof that a test's migration was met by its load.
+type redirects struct{ moved, ask, tryAgain atomic.Int64 }
+
+func (r *redirects) count(err error) {
+	switch {
+	case err == nil:
+	case strings.HasPrefix(err.Error(), "MOVED "):
+		r.moved.Add(1)
+	case strings.HasPrefix(err.Error(), "ASK "):
+		r.ask.Add(1)
+	case strings.HasPrefix(err.Error(), "TRYAGAIN "):
+		r.tryAgain.Add(1)
+	}
+}
+
+func (r *redirects) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (r *redirects) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		err := next(ctx, cmd)
+		r.count(err)
+		return err
+	}
+}
+func (r *redirects) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, c := range cmds {
+			r.count(c.Err())
+		}
+		return err
+	}
+}
+
+// nodeIDs maps each master's address to its cluster node ID.
+func nodeIDs(t *testing.T, c *redistest.Cluster) map[string]string {
+	t.Helper()
+	ids := map[string]string{}
+	for _, a := range c.Addrs {
+		id, err := c.Node(t, a).Do(t.Context(), "CLUSTER", "MYID").Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[a] = id
+	}
+	return ids
+}
+
+// ownerOf returns the address of the master that serves slot.
+func ownerOf(t *testing.T, c *redistest.Cluster, slot int) string {
+	t.Helper()
+	shards, err := c.Node(t, c.Addrs[0]).ClusterSlots(t.Context()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range shards {
+		if slot >= int(sh.Start) && slot <= int(sh.End) {
+			return sh.Nodes[0].Addr
+		}
+	}
+	t.Fatalf("no master serves slot %d", slot)
+	return ""
+}
+
+// migrateSlot moves slot from its master to another as redis-cli
+// --cluster reshard does: IMPORTING on the target, MIGRATING on the
+// source, MIGRATE of its keys in small batches (with a pause between, so
+// that load meets the slot half moved), then SETSLOT NODE everywhere.
+func migrateSlot(t *testing.T, c *redistest.Cluster, ids map[string]string, slot int, pause time.Duration) (from, to string, moved int) {
+	t.Helper()
+	ctx := t.Context()
+	from = ownerOf(t, c, slot)
+	for _, a := range c.Addrs {
+		if a != from {
+			to = a
+			break
+		}
+	}
+	src, dst := c.Node(t, from), c.Node(t, to)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("migrating slot %d from %s to %s: %v", slot, from, to, err)
+		}
+	}
+	must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[from]).Err())
+	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to]).Err())
+	host, port, _ := strings.Cut(to, ":")
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 3).Result()
+		must(err)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must(src.Do(ctx, args...).Err())
+		moved += len(keys)
+		time.Sleep(pause)
+	}
+	// The target first, then the source, then the third master (the
+	// order redis-cli uses), so no node ever thinks the slot unowned.
+	must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to]).Err())
+	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to]).Err())
+	for _, a := range c.Addrs {
+		if a != from && a != to {
+			must(c.Node(t, a).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to]).Err())
+		}
+	}
+	return from, to, moved
+}
+
+// TestClusterMigrationUnderLoad: sign-ins run on eight workers while
+// slots that they use move between masters — the slot of the shared
+// rate-limit bucket of their address (every sign-in uses it) and slots of
+// users, sessions and grants written moments before — and none fails.
+func TestClusterMigrationUnderLoad(t *testing.T) {
+	c := redistest.ClusterServer(t)
+	cfg := c.Config(t)
+	s, err := redis.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var red redirects
+	cc := s.Client().(*goredis.ClusterClient)
+	cc.OnNewNode(func(n *goredis.Client) { n.AddHook(&red) })
+	if err := cc.ForEachShard(t.Context(), func(ctx context.Context, n *goredis.Client) error {
+		n.AddHook(&red)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	const app, ip = "app", "198.51.100.9"
+	// Keys already in place before the load: some sign-ins, whose slots
+	// are moved below while the load reads and writes beside them.
+	for i := range 20 {
+		if err := signIn(t.Context(), s, app, ip, i); err != nil {
+			t.Fatalf("warm-up sign-in %d: %v", i, err)
+		}
+	}
+	hot := redis.Slot(cfg.KeyPrefix + ":" + app + ":rl:{rl:login:a:" + ip + "}")
+	slots := []int{hot}
+	var keys []string
+	for _, a := range c.Addrs {
+		ks, err := c.Node(t, a).Keys(t.Context(), cfg.KeyPrefix+":*").Result() // this test's few hundred
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, ks...)
+	}
+	seen := map[int]bool{hot: true}
+	for _, k := range keys {
+		if sl := redis.Slot(k); !seen[sl] && len(slots) < 40 {
+			seen[sl] = true
+			slots = append(slots, sl)
+		}
+	}
+
+	ctx, stop := context.WithCancel(t.Context())
+	var ok, failed atomic.Int64
+	var mu sync.Mutex
+	var firstErrs []string
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := signIn(rctx, s, app, ip, w*1_000_000+i)
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					mu.Lock()
+					if len(firstErrs) < 5 {
+						firstErrs = append(firstErrs, err.Error())
+					}
+					mu.Unlock()
+				} else {
+					ok.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // the load is running
+	ids := nodeIDs(t, c)
+	start := time.Now()
+	before := ok.Load()
+	movedKeys := 0
+	for _, sl := range slots {
+		// The hot slot moves back and forth, keys and all, three times.
+		rounds := 1
+		if sl == hot {
+			rounds = 3
+		}
+		for range rounds {
+			from, to, n := migrateSlot(t, c, ids, sl, 5*time.Millisecond)
+			movedKeys += n
+			if sl == hot {
+				t.Logf("hot slot %d: %s -> %s, %d keys", sl, from, to, n)
+			}
+		}
+	}
+	during := ok.Load() - before
+	elapsed := time.Since(start)
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	wg.Wait()
+	t.Logf("migrated %d slot moves (%d keys) in %v; %d sign-ins completed meanwhile, %d in all, %d failed; redirects met: MOVED %d, ASK %d, TRYAGAIN %d",
+		len(slots)+2, movedKeys, elapsed.Round(time.Millisecond), during, ok.Load(), failed.Load(), red.moved.Load(), red.ask.Load(), red.tryAgain.Load())
+	if failed.Load() != 0 {
+		t.Errorf("%d sign-ins failed during the migration; first: %s", failed.Load(), strings.Join(firstErrs, "; "))
+	}
+	if during == 0 {
+		t.Error("no sign-in completed while the slots moved: the test measured nothing")
+	}
+	if red.ask.Load()+red.moved.Load()+red.tryAgain.Load() == 0 {
+		t.Error("the load met no MOVED, ASK or TRYAGAIN: the migration did not touch it")
+	}
+	// Everything written is still there, on its new master.
+	for i := range 20 {
+		if err := signIn(t.Context(), s, app, ip, 10_000_000+i); err != nil {
+			t.Fatalf("sign-in after the migration: %v", err)
+		}
+	}
+}

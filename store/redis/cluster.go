@@ -26,7 +26,9 @@ var _ goredis.Hook = sentOnce{}
 // it an outage.
 type errNotResent struct{ err error }
 
-func (e errNotResent) Error() string { return "no answer from Redis (not sent again): " + e.err.Error() }
+func (e errNotResent) Error() string {
+	return "no answer from Redis (not sent again): " + e.err.Error()
+}
 
 // Unwrap is not provided on purpose: errors.As(net.Error) would find the
 // timeout again and the cluster client retry it.
@@ -124,8 +126,6 @@ return 0
 func (s *Store) deleteIf(ctx context.Context, key string, value any) error {
 	return deleteIfScript.Run(ctx, s.c, []string{key}, value).Err()
 }
-
-
 
 // redirected reports an answer by which Redis Cluster says that it ran
 // nothing, for now: the slot is elsewhere (MOVED), half moved (ASK), its

@@ -278,7 +278,36 @@ func migrateSlot(t *testing.T, c *redistest.Cluster, ids map[string]string, slot
 			must(c.Node(t, a).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to]).Err())
 		}
 	}
+	// As redis-cli does before its next step: every master agrees on the
+	// slot's new owner (the importing node's new config epoch has spread).
+	deadline := time.Now().Add(10 * time.Second)
+	for !agree(t, c, slot, to) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the masters do not agree that %s serves slot %d", to, slot)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return from, to, moved
+}
+
+// agree reports whether every master says that owner serves slot.
+func agree(t *testing.T, c *redistest.Cluster, slot int, owner string) bool {
+	for _, a := range c.Addrs {
+		shards, err := c.Node(t, a).ClusterSlots(t.Context()).Result()
+		if err != nil {
+			return false
+		}
+		ok := false
+		for _, sh := range shards {
+			if slot >= int(sh.Start) && slot <= int(sh.End) && sh.Nodes[0].Addr == owner {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // TestClusterMigrationUnderLoad: sign-ins run on eight workers while

@@ -118,6 +118,7 @@ func keysPerMaster(t *testing.T, c *redistest.Cluster, prefix string) map[string
 	t.Helper()
 	out := map[string]int{}
 	for _, a := range c.Addrs {
+		out[a] = 0
 		n := c.Node(t, a)
 		role, err := n.Do(t.Context(), "ROLE").Slice()
 		if err != nil || role[0] != "master" {
@@ -161,9 +162,6 @@ func TestClusterSpread(t *testing.T) {
 		if dev := (float64(k) - mean) / mean; dev > 0.2 || dev < -0.2 {
 			t.Errorf("master %s holds %d of %d keys: %+.0f%% from a third, want within ±20%%", a, k, total, 100*dev)
 		}
-	}
-	if len(per) != 3 {
-		t.Errorf("keys on %d masters, want 3: %v", len(per), per)
 	}
 }
 

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -56,5 +57,42 @@ func TestIdentityRecordsWithoutGroups(t *testing.T) {
 	ids, err := s.Identities(ctx, "app", "u1")
 	if err != nil || len(ids) != 1 || !slices.Equal(ids[0].Groups, []string{"eng"}) {
 		t.Fatalf("after the update: %v %+v", err, ids)
+	}
+}
+
+// TestLayoutUpgrade: a store holding users in the application layout of
+// earlier versions is refused by the spread layout, with what to do,
+// rather than served as if it had no users; key_layout: application reads
+// them; a fresh prefix is marked and opens in either run after that only
+// in its layout.
+func TestLayoutUpgrade(t *testing.T) {
+	cfg := redistest.Config(t)
+	c := goredis.NewClient(&goredis.Options{Addr: redistest.Addr()})
+	defer c.Close()
+	ctx := context.Background()
+	c.Set(ctx, cfg.KeyPrefix+":{app}:u:u1", `{"id":"u1","app":"app","created_at":"2026-01-01T00:00:00Z","last_login":"2026-01-01T00:00:00Z"}`, 0)
+	if s, err := redis.Open(ctx, cfg); err == nil {
+		s.Close()
+		t.Fatal("the spread layout opened a store of the application layout")
+	} else if !strings.Contains(err.Error(), "key_layout: application") || !strings.Contains(err.Error(), "aero2 store copy") {
+		t.Fatalf("refusal does not say what to do: %v", err)
+	}
+	old := cfg
+	old.KeyLayout = "application"
+	s, err := redis.Open(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.GetUser(ctx, "app", "u1")
+	s.Close()
+	if err != nil || u.ID != "u1" {
+		t.Fatalf("the application layout does not read its user: %v", err)
+	}
+	// Marked "application" now: the spread layout is refused even without
+	// looking for keys.
+	c.Del(ctx, cfg.KeyPrefix+":{app}:u:u1")
+	if s, err := redis.Open(ctx, cfg); err == nil {
+		s.Close()
+		t.Fatal("the spread layout opened a prefix marked for the application layout")
 	}
 }

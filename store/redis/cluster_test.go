@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -216,17 +217,33 @@ func nodeIDs(t *testing.T, c *redistest.Cluster) map[string]string {
 // ownerOf returns the address of the master that serves slot.
 func ownerOf(t *testing.T, c *redistest.Cluster, slot int) string {
 	t.Helper()
-	shards, err := c.Node(t, c.Addrs[0]).ClusterSlots(t.Context()).Result()
+	owner, err := ownerAt(t, c.Node(t, c.Addrs[0]), slot)
+	if err != nil || owner == "" {
+		t.Fatalf("no master serves slot %d: %v", slot, err)
+	}
+	return owner
+}
+
+// ownerAt returns the master that serves slot in node n's view (CLUSTER
+// SHARDS), or "".
+func ownerAt(t *testing.T, n *goredis.Client, slot int) (string, error) {
+	shards, err := n.ClusterShards(t.Context()).Result()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	for _, sh := range shards {
-		if slot >= int(sh.Start) && slot <= int(sh.End) {
-			return sh.Nodes[0].Addr
+		for _, r := range sh.Slots {
+			if slot < int(r.Start) || slot > int(r.End) {
+				continue
+			}
+			for _, nd := range sh.Nodes {
+				if nd.Role == "master" {
+					return nd.IP + ":" + strconv.Itoa(int(nd.Port)), nil
+				}
+			}
 		}
 	}
-	t.Fatalf("no master serves slot %d", slot)
-	return ""
+	return "", nil
 }
 
 // migrateSlot moves slot from its master to another as redis-cli
@@ -291,17 +308,7 @@ func migrateSlot(t *testing.T, c *redistest.Cluster, ids map[string]string, slot
 // agree reports whether every master says that owner serves slot.
 func agree(t *testing.T, c *redistest.Cluster, slot int, owner string) bool {
 	for _, a := range c.Addrs {
-		shards, err := c.Node(t, a).ClusterSlots(t.Context()).Result()
-		if err != nil {
-			return false
-		}
-		ok := false
-		for _, sh := range shards {
-			if slot >= int(sh.Start) && slot <= int(sh.End) && sh.Nodes[0].Addr == owner {
-				ok = true
-			}
-		}
-		if !ok {
+		if got, err := ownerAt(t, c.Node(t, a), slot); err != nil || got != owner {
 			return false
 		}
 	}

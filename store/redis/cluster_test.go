@@ -28,6 +28,23 @@ func TestClusterConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return c.Open(t) })
 }
 
+// TestClusterConformanceApplicationLayout: the one-slot layout of earlier
+// versions (key_layout: application), kept for deployments not yet
+// copied, still passes on Cluster.
+func TestClusterConformanceApplicationLayout(t *testing.T) {
+	c := redistest.ClusterServer(t)
+	storetest.Run(t, func(t *testing.T) store.Store {
+		cfg := c.Config(t)
+		cfg.KeyLayout = "application"
+		s, err := redis.Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestClusterAdminConformance(t *testing.T) {
 	c := redistest.ClusterServer(t)
 	storetest.RunAdmin(t, func(t *testing.T) storetest.AdminStore { return c.Open(t) })

@@ -104,7 +104,10 @@ func Open(ctx context.Context, cfg config.Redis) (*Store, error) {
 		s.c.Close()
 		return nil, fmt.Errorf("redis at %s: %w", s.addrs, err)
 	}
-	if err := s.checkLayout(pctx); err != nil {
+	// Not bounded by dial_timeout: on a large keyspace without a layout
+	// mark the first start's SCAN takes longer (each call is bounded by
+	// read_timeout).
+	if err := s.checkLayout(ctx); err != nil {
 		s.c.Close()
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -217,121 +216,6 @@ func (r *redirects) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredi
 	}
 }
 
-// nodeIDs maps each master's address to its cluster node ID.
-func nodeIDs(t *testing.T, c *redistest.Cluster) map[string]string {
-	t.Helper()
-	ids := map[string]string{}
-	for _, a := range c.Addrs {
-		id, err := c.Node(t, a).Do(t.Context(), "CLUSTER", "MYID").Text()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[a] = id
-	}
-	return ids
-}
-
-// ownerOf returns the address of the master that serves slot.
-func ownerOf(t *testing.T, c *redistest.Cluster, slot int) string {
-	t.Helper()
-	owner, err := ownerAt(t, c.Node(t, c.Addrs[0]), slot)
-	if err != nil || owner == "" {
-		t.Fatalf("no master serves slot %d: %v", slot, err)
-	}
-	return owner
-}
-
-// ownerAt returns the master that serves slot in node n's view (CLUSTER
-// SHARDS), or "".
-func ownerAt(t *testing.T, n *goredis.Client, slot int) (string, error) {
-	shards, err := n.ClusterShards(t.Context()).Result()
-	if err != nil {
-		return "", err
-	}
-	for _, sh := range shards {
-		for _, r := range sh.Slots {
-			if slot < int(r.Start) || slot > int(r.End) {
-				continue
-			}
-			for _, nd := range sh.Nodes {
-				if nd.Role == "master" {
-					return nd.IP + ":" + strconv.Itoa(int(nd.Port)), nil
-				}
-			}
-		}
-	}
-	return "", nil
-}
-
-// migrateSlot moves slot from its master to another as redis-cli
-// --cluster reshard does: IMPORTING on the target, MIGRATING on the
-// source, MIGRATE of its keys in small batches (with a pause between, so
-// that load meets the slot half moved), then SETSLOT NODE everywhere.
-func migrateSlot(t *testing.T, c *redistest.Cluster, ids map[string]string, slot int, pause time.Duration) (from, to string, moved int) {
-	t.Helper()
-	ctx := t.Context()
-	from = ownerOf(t, c, slot)
-	for _, a := range c.Addrs {
-		if a != from {
-			to = a
-			break
-		}
-	}
-	src, dst := c.Node(t, from), c.Node(t, to)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("migrating slot %d from %s to %s: %v", slot, from, to, err)
-		}
-	}
-	must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[from]).Err())
-	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to]).Err())
-	host, port, _ := strings.Cut(to, ":")
-	for {
-		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 3).Result()
-		must(err)
-		if len(keys) == 0 {
-			break
-		}
-		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
-		for _, k := range keys {
-			args = append(args, k)
-		}
-		must(src.Do(ctx, args...).Err())
-		moved += len(keys)
-		time.Sleep(pause)
-	}
-	// The target first, then the source, then the third master (the
-	// order redis-cli uses), so no node ever thinks the slot unowned.
-	must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to]).Err())
-	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to]).Err())
-	for _, a := range c.Addrs {
-		if a != from && a != to {
-			must(c.Node(t, a).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to]).Err())
-		}
-	}
-	// As redis-cli does before its next step: every master agrees on the
-	// slot's new owner (the importing node's new config epoch has spread).
-	deadline := time.Now().Add(10 * time.Second)
-	for !agree(t, c, slot, to) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the masters do not agree that %s serves slot %d", to, slot)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return from, to, moved
-}
-
-// agree reports whether every master says that owner serves slot.
-func agree(t *testing.T, c *redistest.Cluster, slot int, owner string) bool {
-	for _, a := range c.Addrs {
-		if got, err := ownerAt(t, c.Node(t, a), slot); err != nil || got != owner {
-			return false
-		}
-	}
-	return true
-}
-
 // TestClusterMigrationUnderLoad: sign-ins run on eight workers while
 // slots that they use move between masters — the slot of the shared
 // rate-limit bucket of their address (every sign-in uses it) and slots of
@@ -405,7 +289,6 @@ func TestClusterMigrationUnderLoad(t *testing.T) {
 		})
 	}
 	time.Sleep(200 * time.Millisecond) // the load is running
-	ids := nodeIDs(t, c)
 	start := time.Now()
 	before := ok.Load()
 	movedKeys := 0
@@ -416,7 +299,7 @@ func TestClusterMigrationUnderLoad(t *testing.T) {
 			rounds = 3
 		}
 		for range rounds {
-			from, to, n := migrateSlot(t, c, ids, sl, 5*time.Millisecond)
+			from, to, n := c.MigrateSlot(t, sl, 5*time.Millisecond)
 			movedKeys += n
 			if sl == hot {
 				t.Logf("hot slot %d: %s -> %s, %d keys", sl, from, to, n)

@@ -202,3 +202,119 @@ func (c *Cluster) Node(t testing.TB, addr string) *goredis.Client {
 	t.Cleanup(func() { n.Close() })
 	return n
 }
+
+// nodeIDs maps each master's address to its cluster node ID.
+func (c *Cluster) nodeIDs(t testing.TB) map[string]string {
+	t.Helper()
+	ids := map[string]string{}
+	for _, a := range c.Addrs {
+		id, err := c.Node(t, a).Do(context.Background(), "CLUSTER", "MYID").Text()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[a] = id
+	}
+	return ids
+}
+
+// Owner returns the address of the master that serves slot.
+func (c *Cluster) Owner(t testing.TB, slot int) string {
+	t.Helper()
+	owner, err := ownerAt(t, c.Node(t, c.Addrs[0]), slot)
+	if err != nil || owner == "" {
+		t.Fatalf("no master serves slot %d: %v", slot, err)
+	}
+	return owner
+}
+
+// ownerAt returns the master that serves slot in node n's view (CLUSTER
+// SHARDS), or "".
+func ownerAt(t testing.TB, n *goredis.Client, slot int) (string, error) {
+	shards, err := n.ClusterShards(context.Background()).Result()
+	if err != nil {
+		return "", err
+	}
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if slot < int(r.Start) || slot > int(r.End) {
+				continue
+			}
+			for _, nd := range sh.Nodes {
+				if nd.Role == "master" {
+					return nd.IP + ":" + strconv.Itoa(int(nd.Port)), nil
+				}
+			}
+		}
+	}
+	return "", nil
+}
+
+// MigrateSlot moves slot from its master to another as redis-cli
+// --cluster reshard does: IMPORTING on the target, MIGRATING on the
+// source, MIGRATE of its keys in small batches (with a pause between, so
+// that load meets the slot half moved), then SETSLOT NODE everywhere.
+func (c *Cluster) MigrateSlot(t testing.TB, slot int, pause time.Duration) (from, to string, moved int) {
+	t.Helper()
+	ids := c.nodeIDs(t)
+	ctx := context.Background()
+	from = c.Owner(t, slot)
+	for _, a := range c.Addrs {
+		if a != from {
+			to = a
+			break
+		}
+	}
+	src, dst := c.Node(t, from), c.Node(t, to)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("migrating slot %d from %s to %s: %v", slot, from, to, err)
+		}
+	}
+	must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[from]).Err())
+	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to]).Err())
+	host, port, _ := strings.Cut(to, ":")
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 3).Result()
+		must(err)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must(src.Do(ctx, args...).Err())
+		moved += len(keys)
+		time.Sleep(pause)
+	}
+	// The target first, then the source, then the third master (the
+	// order redis-cli uses), so no node ever thinks the slot unowned.
+	must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to]).Err())
+	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to]).Err())
+	for _, a := range c.Addrs {
+		if a != from && a != to {
+			must(c.Node(t, a).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[to]).Err())
+		}
+	}
+	// As redis-cli does before its next step: every master agrees on the
+	// slot's new owner (the importing node's new config epoch has spread).
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.agree(t, slot, to) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the masters do not agree that %s serves slot %d", to, slot)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return from, to, moved
+}
+
+// agree reports whether every master says that owner serves slot.
+func (c *Cluster) agree(t testing.TB, slot int, owner string) bool {
+	for _, a := range c.Addrs {
+		if got, err := ownerAt(t, c.Node(t, a), slot); err != nil || got != owner {
+			return false
+		}
+	}
+	return true
+}

@@ -23,7 +23,12 @@ import (
 // must end on the account page: not one 503.
 func TestSignInsDuringSlotMigration(t *testing.T) {
 	c := redistest.ClusterServer(t)
-	st := c.Open(t)
+	cfg := c.Config(t)
+	st, err := redis.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	const users = 4
 	in := servertest.Start(t, manyUsersConfig(users), st)
 	// Every user signs in once first: the load then finds their records.
@@ -35,7 +40,7 @@ func TestSignInsDuringSlotMigration(t *testing.T) {
 	var slots []int
 	seen := map[int]bool{}
 	for _, a := range c.Addrs {
-		keys, err := c.Node(t, a).Keys(t.Context(), "*:default:*").Result()
+		keys, err := c.Node(t, a).Keys(t.Context(), cfg.KeyPrefix+":default:*").Result()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -98,7 +98,7 @@ func (s *Store) SetUserDisabled(ctx context.Context, app, id string, disabled bo
 func (s *Store) watchUser(ctx context.Context, key string, fn func(tx *goredis.Tx, u *store.User) error, extra ...string) error {
 	var err error
 	for attempt := 0; attempt < 10; attempt++ {
-		err = s.c.Watch(ctx, func(tx *goredis.Tx) error {
+		err = s.watch(ctx, func(tx *goredis.Tx) error {
 			b, err := tx.Get(ctx, key).Bytes()
 			if err != nil {
 				return err

@@ -228,3 +228,29 @@ func (o outlast) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.P
 		return err
 	}
 }
+
+// watch is Watch that outlasts a slot migration. The cluster client's
+// Watch follows MOVED and ASK only for the WATCH itself: a GET inside the
+// transaction's function answered MOVED or ASK, or a MULTI whose queued
+// command was (which EXEC then answers EXECABORT, having run nothing),
+// comes back as the function's error, at once. Those are sent again,
+// whole, after a pause and a fresh look at who serves the slot, for up to
+// outlastBudget. A failed WATCH (TxFailedErr) is the caller's to retry.
+func (s *Store) watch(ctx context.Context, fn func(*goredis.Tx) error, keys ...string) error {
+	o := outlast{minBackoff: 8 * time.Millisecond, maxBackoff: 512 * time.Millisecond, budget: outlastBudget}
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		err := s.c.Watch(ctx, fn, keys...)
+		if !s.cluster || !(redirected(err) || execAborted(err)) || !o.wait(ctx, start, attempt) {
+			return err
+		}
+		if cc, ok := s.c.(*goredis.ClusterClient); ok {
+			cc.ReloadState(ctx)
+		}
+	}
+}
+
+func execAborted(err error) bool {
+	var reply goredis.Error
+	return errors.As(err, &reply) && strings.HasPrefix(err.Error(), "EXECABORT")
+}

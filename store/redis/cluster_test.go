@@ -130,6 +130,32 @@ func signIn(ctx context.Context, s store.Store, app, ip string, i int) error {
 	return nil
 }
 
+// returning is the sign-in of a user who has an account already: found
+// by identity, profile updated (WATCH and MULTI of the user), identity
+// updated, a new session.
+func returning(ctx context.Context, s store.Store, app, subject string) error {
+	u, id, err := s.UserByIdentity(ctx, app, "corp", subject)
+	if err != nil {
+		return fmt.Errorf("returning user: %w", err)
+	}
+	now := time.Now().UTC()
+	u.LastLogin, id.LastLogin = now, now
+	if err := s.UpdateUser(ctx, u); err != nil {
+		return fmt.Errorf("update user: %w", err)
+	}
+	if err := s.UpdateIdentity(ctx, id); err != nil {
+		return fmt.Errorf("update identity: %w", err)
+	}
+	sid := "s-" + rand.Text()
+	if err := s.CreateSession(ctx, &store.Session{ID: sid, App: app, UserID: u.ID, IDP: "corp", AuthTime: now, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}, time.Hour); err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	if ss, err := s.UserSessions(ctx, app, u.ID); err != nil || len(ss) == 0 {
+		return fmt.Errorf("user sessions: %v", err)
+	}
+	return nil
+}
+
 // keysPerMaster counts, on each master, the keys of the store's prefix.
 func keysPerMaster(t *testing.T, c *redistest.Cluster, prefix string) map[string]int {
 	t.Helper()
@@ -246,6 +272,16 @@ func TestClusterMigrationUnderLoad(t *testing.T) {
 			t.Fatalf("warm-up sign-in %d: %v", i, err)
 		}
 	}
+	// One returning user per worker, whose records every sign-in of the
+	// worker reads and writes again.
+	now := time.Now().UTC()
+	for w := range 8 {
+		sub := fmt.Sprintf("regular-%d", w)
+		u := &store.User{ID: "u-" + sub, App: app, Email: sub + "@example.com", EmailVerified: true, CreatedAt: now, LastLogin: now}
+		if err := s.CreateUser(t.Context(), u, &store.Identity{App: app, IDP: "corp", Subject: sub, UserID: u.ID, LinkedAt: now, LastLogin: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	hot := redis.Slot(cfg.KeyPrefix + ":" + app + ":rl:{rl:login:a:" + ip + "}")
 	slots := []int{hot}
 	var keys []string
@@ -257,8 +293,15 @@ func TestClusterMigrationUnderLoad(t *testing.T) {
 		keys = append(keys, ks...)
 	}
 	seen := map[int]bool{hot: true}
+	for w := range 8 { // the returning users' records
+		sl := redis.Slot(cfg.KeyPrefix + ":" + app + ":u:{u-regular-" + fmt.Sprint(w) + "}")
+		if !seen[sl] {
+			seen[sl] = true
+			slots = append(slots, sl)
+		}
+	}
 	for _, k := range keys {
-		if sl := redis.Slot(k); !seen[sl] && len(slots) < 40 {
+		if sl := redis.Slot(k); !seen[sl] && len(slots) < 48 {
 			seen[sl] = true
 			slots = append(slots, sl)
 		}
@@ -274,6 +317,9 @@ func TestClusterMigrationUnderLoad(t *testing.T) {
 			for i := 0; ctx.Err() == nil; i++ {
 				rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				err := signIn(rctx, s, app, ip, w*1_000_000+i)
+				if err == nil {
+					err = returning(rctx, s, app, fmt.Sprintf("regular-%d", w))
+				}
 				cancel()
 				if err != nil {
 					failed.Add(1)

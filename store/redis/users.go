@@ -175,7 +175,7 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 	var old store.User
 	var err error
 	for attempt := 0; attempt < 10; attempt++ {
-		err = s.c.Watch(ctx, func(tx *goredis.Tx) error {
+		err = s.watch(ctx, func(tx *goredis.Tx) error {
 			b, err := tx.Get(ctx, key).Bytes()
 			if err != nil {
 				return err

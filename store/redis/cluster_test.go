@@ -379,3 +379,46 @@ func TestClusterMigrationUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterTimedOutCommandIsNotSentAgain: a command whose answer timed
+// out may have run; the cluster client must not send it again (go-redis
+// retries timeouts up to max_redirects times on Cluster). A master is
+// stalled with DEBUG SLEEP while a rate limit is spent on it: the call
+// fails (503 for its request) and, once the master wakes, exactly one
+// request was spent, not one per attempt.
+func TestClusterTimedOutCommandIsNotSentAgain(t *testing.T) {
+	c := redistest.ClusterServer(t)
+	cfg := c.Config(t)
+	cfg.ReadTimeout, cfg.WriteTimeout = 150*time.Millisecond, 150*time.Millisecond
+	s, err := redis.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const app = "app"
+	bucket := store.RateBucket{Key: "rl:once:a:192.0.2.8", Rate: store.Rate{Requests: 1, Period: time.Hour, Burst: 100}, N: 1}
+	owner := c.Owner(t, redis.Slot(cfg.KeyPrefix+":"+app+":rl:{"+bucket.Key+"}"))
+	// The store knows the cluster's layout before the stall.
+	if _, err := s.RateLimit(t.Context(), app, store.RateBucket{Key: bucket.Key, Rate: bucket.Rate}); err != nil {
+		t.Fatal(err)
+	}
+	slept := make(chan error, 1)
+	go func() { slept <- c.Node(t, owner).Do(context.Background(), "DEBUG", "SLEEP", "1.5").Err() }()
+	time.Sleep(100 * time.Millisecond) // the master sleeps
+	_, err = s.RateLimit(t.Context(), app, bucket)
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("a spend on a stalled master: %v, want ErrUnavailable", err)
+	}
+	if err := <-slept; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // what reached the master has run
+	res, err := s.RateLimit(t.Context(), app, store.RateBucket{Key: bucket.Key, Rate: bucket.Rate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Remaining != 99 && res.Remaining != 100 {
+		t.Fatalf("after one timed-out spend the bucket has %d of 100 left: the spend was sent %d times", res.Remaining, 100-res.Remaining)
+	}
+	t.Logf("after one timed-out spend: %d of 100 left", res.Remaining)
+}

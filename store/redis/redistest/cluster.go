@@ -126,6 +126,8 @@ func startCluster() (c *Cluster, err error) {
 		cmd := exec.Command(server, "--port", strconv.Itoa(p), "--bind", "127.0.0.1",
 			"--cluster-enabled", "yes", "--cluster-config-file", nd+"/nodes.conf",
 			"--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
+			// DEBUG SLEEP, from loopback only: a test stalls a master with it.
+			"--enable-debug-command", "local",
 			"--dir", nd, "--logfile", nd+"/redis.log")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {

@@ -89,11 +89,13 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 // applyAcross runs a batch whose keys are in several slots, where no
 // script or transaction can hold them all, in three steps:
 //
-//  1. The guards. Every OpAbsent key is checked (a batch refused here has
-//     written nothing), then every OpCreate key is created with SET NX,
-//     one after another: of concurrent batches guarded by one key exactly
-//     one creates it, and only that one goes on. A batch that loses a
-//     later guard deletes the ones it created and writes nothing else.
+//  1. The guards, in one pipeline: every OpAbsent key is checked and
+//     every OpCreate key created with SET NX. Of concurrent batches
+//     guarded by one key exactly one creates it, and only that one can go
+//     on. A batch refused by any guard deletes the ones it created and
+//     writes nothing else. (Two batches with two OpCreate guards each may
+//     each win one and both fail: at most one is applied. Aero2's batches
+//     carry one.)
 //  2. The writes, one script per slot, all in one pipeline.
 //  3. The OpAbsent keys again. One written since step 1 (a grant's
 //     tombstone) makes the batch undo its puts and set additions and fail
@@ -117,14 +119,31 @@ func (s *Store) applyAcross(ctx context.Context, keys []string, ops []store.Op, 
 			creates = append(creates, i)
 		}
 	}
-	live, err := s.anyExists(ctx, pick(keys, absent))
-	if err != nil {
-		return wrap(err)
-	}
-	if live {
-		return store.ErrExists
-	}
+	// The guards, all in one pipeline: EXISTS of each OpAbsent key, SET
+	// NX of each OpCreate key.
+	exists := make([]*goredis.IntCmd, len(absent))
+	claims := make([]*goredis.BoolCmd, len(creates))
+	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for j, i := range absent {
+			exists[j] = p.Exists(ctx, keys[i])
+		}
+		for j, i := range creates {
+			claims[j] = p.SetNX(ctx, keys[i], ops[i].Value, px(ops[i].TTL))
+		}
+		return nil
+	})
 	var created []int
+	refused := false
+	for j, c := range claims {
+		if c.Err() == nil && c.Val() {
+			created = append(created, creates[j])
+		} else if c.Err() == nil {
+			refused = true
+		}
+	}
+	for _, c := range exists {
+		refused = refused || c.Val() > 0
+	}
 	undoCreates := func() error {
 		var errs []error
 		for _, i := range created {
@@ -132,18 +151,15 @@ func (s *Store) applyAcross(ctx context.Context, keys []string, ops []store.Op, 
 		}
 		return wrap(errors.Join(errs...))
 	}
-	for _, i := range creates {
-		ok, err := s.c.SetNX(ctx, keys[i], ops[i].Value, px(ops[i].TTL)).Result()
-		if err != nil {
-			return wrap(err)
+	if err != nil {
+		// What it created stays: a guard burnt, never won twice.
+		return wrap(err)
+	}
+	if refused {
+		if err := undoCreates(); err != nil {
+			return err
 		}
-		if !ok {
-			if err := undoCreates(); err != nil {
-				return err
-			}
-			return store.ErrExists
-		}
-		created = append(created, i)
+		return store.ErrExists
 	}
 	var calls []scriptCall
 	for _, g := range groups {
@@ -177,7 +193,8 @@ func (s *Store) applyAcross(ctx context.Context, keys []string, ops []store.Op, 
 	if len(absent) == 0 {
 		return nil
 	}
-	if live, err = s.anyExists(ctx, pick(keys, absent)); err != nil {
+	live, err := s.anyExists(ctx, pick(keys, absent))
+	if err != nil {
 		return wrap(err)
 	}
 	if !live {

@@ -422,3 +422,75 @@ func TestClusterTimedOutCommandIsNotSentAgain(t *testing.T) {
 	}
 	t.Logf("after one timed-out spend: %d of 100 left", res.Remaining)
 }
+
+// between runs a function once, the first time a pipeline with a script
+// is sent: between a multi-slot batch's guards and its writes.
+type between struct {
+	armed atomic.Bool
+	fn    func()
+}
+
+func (b *between) DialHook(next goredis.DialHook) goredis.DialHook          { return next }
+func (b *between) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+func (b *between) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		for _, c := range cmds {
+			if c.Name() == "evalsha" && b.armed.CompareAndSwap(true, false) {
+				b.fn()
+				break
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestClusterBatchRevokedBetweenGuardAndWrite: the interleaving the
+// tombstone guard exists for, forced. A token batch (its keys in several
+// slots) has passed its guards; before its writes, the grant is revoked:
+// the tombstone written, then the grant's index read (empty). The batch
+// must notice the tombstone after its writes, take them back and fail —
+// else its token would live, found by no revocation.
+func TestClusterBatchRevokedBetweenGuardAndWrite(t *testing.T) {
+	c := redistest.ClusterServer(t)
+	cfg := c.Config(t)
+	s, err := redis.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	revoker, err := redis.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer revoker.Close()
+	const app = "app"
+	var seen []string
+	b := &between{fn: func() {
+		if err := revoker.Put(context.Background(), app, "oauth:grant-revoked:g1", []byte("1"), time.Hour); err != nil {
+			t.Error(err)
+		}
+		seen, _ = revoker.SetMembers(context.Background(), app, "oauth:grant-at:g1")
+	}}
+	b.armed.Store(true)
+	s.Client().AddHook(b)
+	err = s.Apply(t.Context(), app,
+		store.Op{Kind: store.OpCreate, Key: "oauth:code-used:c1", Value: []byte("1"), TTL: time.Hour},
+		store.Op{Kind: store.OpPut, Key: "oauth:at:h1", Value: []byte("token"), TTL: time.Hour},
+		store.Op{Kind: store.OpSetAdd, Key: "oauth:grant-at:g1", TTL: time.Hour, Members: []string{"h1"}},
+		store.Op{Kind: store.OpAbsent, Key: "oauth:grant-revoked:g1"})
+	if b.armed.Load() {
+		t.Fatal("the batch sent no script: its keys were in one slot, or the test's hook missed it")
+	}
+	if len(seen) != 0 {
+		t.Fatalf("the revoker saw %v: the writes ran before the tombstone, not after", seen)
+	}
+	if !errors.Is(err, store.ErrExists) {
+		t.Errorf("a batch whose grant was revoked during it: %v, want ErrExists", err)
+	}
+	if v, err := s.Get(t.Context(), app, "oauth:at:h1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the revoked grant's token is stored: %q %v", v, err)
+	}
+	if m, _ := s.SetMembers(t.Context(), app, "oauth:grant-at:g1"); len(m) != 0 {
+		t.Errorf("the revoked grant's index holds %v", m)
+	}
+}

@@ -150,11 +150,12 @@ type Redis struct {
 	WriteTimeout     time.Duration `yaml:"write_timeout"`
 	PoolSize         int           `yaml:"pool_size"`
 	TLS              RedisTLS      `yaml:"tls"`
-	// KeyLayout is how keys are named: "spread" (the default) tags each
-	// key by its user, session or record, so an application's keys use
-	// every shard of a Cluster; "application" is the layout of earlier
-	// versions, every key of an application in one hash slot, for a
-	// deployment not yet copied (docs/operations.md).
+	// KeyLayout is how keys are named: "spread" tags each key by its
+	// user, session or record, so an application's keys use every shard
+	// of a Cluster; "application" is the layout of earlier versions, every
+	// key of an application in one hash slot, for a deployment not yet
+	// copied (docs/config.md); "auto" (the default) keeps the layout the
+	// store is in, and spreads a new one.
 	KeyLayout string `yaml:"key_layout"`
 	// MaxRedirects is how many times a Cluster command follows MOVED or
 	// ASK, or backs off after TRYAGAIN or CLUSTERDOWN, during a slot
@@ -168,6 +169,7 @@ type Redis struct {
 
 // The values of Redis.KeyLayout.
 const (
+	RedisLayoutAuto        = "auto"
 	RedisLayoutSpread      = "spread"
 	RedisLayoutApplication = "application"
 )

@@ -86,7 +86,7 @@ func (c *Config) applyDefaults() {
 	setDuration(&r.ReadTimeout, DefaultRedisIOTimeout)
 	setDuration(&r.WriteTimeout, DefaultRedisIOTimeout)
 	if r.KeyLayout == "" {
-		r.KeyLayout = RedisLayoutSpread
+		r.KeyLayout = RedisLayoutAuto
 	}
 	if r.MaxRedirects == 0 {
 		r.MaxRedirects = DefaultRedisMaxRedirects
@@ -260,8 +260,8 @@ func (c *Config) validateRedis(ps *problems) {
 	if r.PoolSize < 0 {
 		ps.at("store.redis.pool_size", "must not be negative")
 	}
-	if r.KeyLayout != RedisLayoutSpread && r.KeyLayout != RedisLayoutApplication {
-		ps.at("store.redis.key_layout", "must be %q or %q, got %q", RedisLayoutSpread, RedisLayoutApplication, r.KeyLayout)
+	if r.KeyLayout != RedisLayoutAuto && r.KeyLayout != RedisLayoutSpread && r.KeyLayout != RedisLayoutApplication {
+		ps.at("store.redis.key_layout", "must be %q, %q or %q, got %q", RedisLayoutAuto, RedisLayoutSpread, RedisLayoutApplication, r.KeyLayout)
 	}
 	if r.MaxRedirects < 0 {
 		ps.at("store.redis.max_redirects", "must not be negative")

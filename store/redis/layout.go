@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/aero2/aero2/config"
 )
 
 // The spread layout: "<prefix>:<app>:<kind>:{<key>}". The Cluster hash
@@ -55,46 +58,60 @@ func (s *Store) callerKey(app, kind, full string) (string, bool) {
 }
 
 // layoutKey records, per key prefix, which layout its keys are in, so
-// that a server started with the spread layout on a store written in the
-// application layout refuses to start rather than meet no users.
+// that servers of the two layouts never share a prefix and a server never
+// takes a store of the other layout for an empty one.
 func (s *Store) layoutKey() string { return s.prefix + ":layout" }
 
-// checkLayout is run by Open. The spread layout cannot read keys written
-// in the application layout: a store that has them (users under
-// "<prefix>:{<app>}:u:") and no layout mark is refused, with what to do.
-// A store without them is marked spread, once.
-func (s *Store) checkLayout(ctx context.Context) error {
-	want := "spread"
-	if s.legacy {
-		want = "application"
-	}
+// The layout marks.
+const (
+	markSpread      = "spread"
+	markApplication = "application"
+)
+
+// checkLayout is run by Open, with the configured layout (auto, spread or
+// application). A prefix's mark decides: auto takes the marked layout; an
+// explicit layout other than the mark is refused. A prefix without a mark
+// is looked at once: keys of the application layout ("<prefix>:{…") mean
+// a store written by an earlier version — auto keeps that layout, spread
+// is refused (it would not see those users) — and the prefix is marked.
+func (s *Store) checkLayout(ctx context.Context, layout string) error {
 	got, err := s.c.Get(ctx, s.layoutKey()).Result()
 	switch {
-	case err == nil && got == want:
-		return nil
-	case err == nil:
-		return fmt.Errorf("redis at %s: the keys under prefix %q are in the %q layout and store.redis.key_layout is %q: copy them (aero2 store copy, docs/operations.md) or set key_layout: %s", s.addrs, s.prefix, got, want, got)
-	case !errors.Is(err, goredis.Nil):
+	case errors.Is(err, goredis.Nil):
+	case err != nil:
 		return fmt.Errorf("redis at %s: %w", s.addrs, err)
+	case layout == config.RedisLayoutAuto || layout == got:
+		s.legacy = got == markApplication
+		return nil
+	default:
+		return fmt.Errorf("redis at %s: the keys under prefix %q are in the %q layout and store.redis.key_layout is %q: copy them into another prefix (aero2 store copy, docs/config.md) or set key_layout: %s", s.addrs, s.prefix, got, layout, got)
 	}
-	if !s.legacy {
-		old, err := s.scanAny(ctx, globEscape(s.prefix+":{")+"*}:u:*")
+	want := layout
+	if layout != config.RedisLayoutApplication {
+		old, err := s.scanAny(ctx, globEscape(s.prefix+":{")+"*")
 		if err != nil {
 			return fmt.Errorf("redis at %s: looking for keys of the application layout: %w", s.addrs, err)
 		}
-		if old != "" {
-			return fmt.Errorf("redis at %s: users under prefix %q are in the layout of earlier versions (one hash slot per application, such as %q): set store.redis.key_layout: application to keep using them, or copy them into the spread layout with aero2 store copy (docs/operations.md)", s.addrs, s.prefix, old)
+		switch {
+		case old != "" && layout == config.RedisLayoutSpread:
+			return fmt.Errorf("redis at %s: keys under prefix %q are in the layout of earlier versions (one hash slot per application, such as %q): set store.redis.key_layout: application (or auto) to keep using them, or copy them into another prefix with aero2 store copy (docs/config.md)", s.addrs, s.prefix, old)
+		case old != "":
+			want = markApplication
+			slog.Default().Warn("redis: this store is in the layout of earlier versions (one hash slot per application), kept; to spread an application over a Cluster's shards, copy it into another prefix (docs/config.md)", "prefix", s.prefix)
+		default:
+			want = markSpread
 		}
 	}
-	// SET NX: of replicas starting together the first decides; a later
-	// one with the other layout is then refused above on its next start.
+	// SET NX: of replicas starting together the first decides, and the
+	// others follow its mark.
 	ok, err := s.c.SetNX(ctx, s.layoutKey(), want, 0).Result()
 	if err != nil {
 		return fmt.Errorf("redis at %s: %w", s.addrs, err)
 	}
 	if !ok {
-		return s.checkLayout(ctx)
+		return s.checkLayout(ctx, layout)
 	}
+	s.legacy = want == markApplication
 	return nil
 }
 

@@ -96,7 +96,6 @@ func Open(ctx context.Context, cfg config.Redis) (*Store, error) {
 		cc.AddHook(outlast{minBackoff: opts.MinRetryBackoff, maxBackoff: opts.MaxRetryBackoff, budget: outlastBudget})
 	}
 	s := New(c, cfg.KeyPrefix)
-	s.legacy = cfg.KeyLayout == config.RedisLayoutApplication
 	s.addrs = strings.Join(cfg.Addrs, ",")
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
@@ -107,7 +106,9 @@ func Open(ctx context.Context, cfg config.Redis) (*Store, error) {
 	// Not bounded by dial_timeout: on a large keyspace without a layout
 	// mark the first start's SCAN takes longer (each call is bounded by
 	// read_timeout).
-	if err := s.checkLayout(ctx); err != nil {
+	layout := orDefault(cfg.KeyLayout, config.RedisLayoutAuto)
+	s.legacy = layout == config.RedisLayoutApplication
+	if err := s.checkLayout(ctx, layout); err != nil {
 		s.c.Close()
 		return nil, err
 	}

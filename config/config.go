@@ -150,7 +150,29 @@ type Redis struct {
 	WriteTimeout     time.Duration `yaml:"write_timeout"`
 	PoolSize         int           `yaml:"pool_size"`
 	TLS              RedisTLS      `yaml:"tls"`
+	// KeyLayout is how keys are named: "spread" tags each key by its
+	// user, session or record, so an application's keys use every shard
+	// of a Cluster; "application" is the layout of earlier versions, every
+	// key of an application in one hash slot, for a deployment not yet
+	// copied (docs/config.md); "auto" (the default) keeps the layout the
+	// store is in, and spreads a new one.
+	KeyLayout string `yaml:"key_layout"`
+	// MaxRedirects is how many times a Cluster command follows MOVED or
+	// ASK, or backs off after TRYAGAIN or CLUSTERDOWN, during a slot
+	// migration or a failover, before the call fails (503).
+	MaxRedirects int `yaml:"max_redirects"`
+	// MinRetryBackoff and MaxRetryBackoff bound the pause before each of
+	// those attempts (doubling from min, at most max).
+	MinRetryBackoff time.Duration `yaml:"min_retry_backoff"`
+	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
 }
+
+// The values of Redis.KeyLayout.
+const (
+	RedisLayoutAuto        = "auto"
+	RedisLayoutSpread      = "spread"
+	RedisLayoutApplication = "application"
+)
 
 // RedisTLS turns on TLS to Redis.
 type RedisTLS struct {

@@ -28,6 +28,13 @@ const (
 	DefaultRedisKeyPrefix    = "aero2"
 	DefaultRedisDialTimeout  = 5 * time.Second
 	DefaultRedisIOTimeout    = 3 * time.Second
+	// A Cluster command is tried up to 1+DefaultRedisMaxRedirects times
+	// during a slot migration, pausing 8 ms, 16 ms ... 512 ms between
+	// TRYAGAIN answers: about 5 s in all, longer than MIGRATE takes for
+	// the keys of a slot, and shorter than a client's patience.
+	DefaultRedisMaxRedirects    = 16
+	DefaultRedisMinRetryBackoff = 8 * time.Millisecond
+	DefaultRedisMaxRetryBackoff = 512 * time.Millisecond
 	// PostgreSQL: a call fails (503) within QueryTimeout when the
 	// database stops answering, rather than when TCP gives up.
 	DefaultPostgresConnectTimeout = 5 * time.Second
@@ -78,6 +85,14 @@ func (c *Config) applyDefaults() {
 	setDuration(&r.DialTimeout, DefaultRedisDialTimeout)
 	setDuration(&r.ReadTimeout, DefaultRedisIOTimeout)
 	setDuration(&r.WriteTimeout, DefaultRedisIOTimeout)
+	if r.KeyLayout == "" {
+		r.KeyLayout = RedisLayoutAuto
+	}
+	if r.MaxRedirects == 0 {
+		r.MaxRedirects = DefaultRedisMaxRedirects
+	}
+	setDuration(&r.MinRetryBackoff, DefaultRedisMinRetryBackoff)
+	setDuration(&r.MaxRetryBackoff, DefaultRedisMaxRetryBackoff)
 	pg := &c.Store.Postgres
 	setDuration(&pg.ConnectTimeout, DefaultPostgresConnectTimeout)
 	setDuration(&pg.QueryTimeout, DefaultPostgresQueryTimeout)
@@ -255,6 +270,15 @@ func (c *Config) validateRedis(ps *problems) {
 	}
 	if r.PoolSize < 0 {
 		ps.at("store.redis.pool_size", "must not be negative")
+	}
+	if r.KeyLayout != RedisLayoutAuto && r.KeyLayout != RedisLayoutSpread && r.KeyLayout != RedisLayoutApplication {
+		ps.at("store.redis.key_layout", "must be %q, %q or %q, got %q", RedisLayoutAuto, RedisLayoutSpread, RedisLayoutApplication, r.KeyLayout)
+	}
+	if r.MaxRedirects < 0 {
+		ps.at("store.redis.max_redirects", "must not be negative")
+	}
+	if r.MinRetryBackoff < 0 || r.MaxRetryBackoff < r.MinRetryBackoff {
+		ps.at("store.redis.max_retry_backoff", "must be at least min_retry_backoff, and neither negative")
 	}
 	if strings.ContainsAny(r.KeyPrefix, "{} ") {
 		ps.at("store.redis.key_prefix", "must not contain braces or spaces (Aero2 adds its own hash tags)")

@@ -94,7 +94,7 @@ func anonBackends(t *testing.T, fn func(t *testing.T, st *anonStore, live func(k
 		live := func(kind string) (keys, bytes int) {
 			ctx := context.Background()
 			c := rs.Client()
-			it := c.Scan(ctx, 0, cfg.KeyPrefix+":*:r:"+kind+"*", 1000).Iterator()
+			it := c.Scan(ctx, 0, cfg.KeyPrefix+":*:r:{"+kind+"*", 1000).Iterator() // store/redis/layout.go
 			for it.Next(ctx) {
 				keys++
 				n, err := c.MemoryUsage(ctx, it.Val()).Result()

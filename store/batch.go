@@ -45,7 +45,9 @@ type Op struct {
 // its storage cost on Redis.
 type Batches interface {
 	// Apply runs the writes in order, all or none: a reader sees either
-	// none or all of them (one script on Redis). Each op means what the
+	// none or all of them (one script on Redis; on Redis Cluster, when the
+	// keys span slots, guards first and then the writes, which a reader
+	// may see in part until Apply returns: store/redis). Each op means what the
 	// single-record method of the same name means; OpCreate and OpAbsent
 	// guard the whole batch, and all guards are checked before the first
 	// write.

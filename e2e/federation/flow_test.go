@@ -181,7 +181,7 @@ func TestExpiredState(t *testing.T) {
 		cb := devCallback(t, b, in, "alice")
 		u, _ := url.Parse(cb)
 		ctx := t.Context()
-		keys, err := st.Client().Keys(ctx, "*:rp-state:"+u.Query().Get("state")).Result()
+		keys, err := st.Client().Keys(ctx, "*:{rp-state:"+u.Query().Get("state")+"}").Result() // store/redis/layout.go
 		if err != nil || len(keys) != 1 {
 			t.Fatalf("state key in Redis: %v %v", keys, err)
 		}

@@ -34,11 +34,9 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-// scan returns the keys that begin with prefix (a full key). On Cluster
-// it asks every master; an application's keys are in one slot, but which
-// master holds it is not worth asking.
-func (s *Store) scan(ctx context.Context, prefix string) ([]string, error) {
-	pattern := globEscape(prefix) + "*"
+// scan returns the keys that match pattern (keyPattern). On Cluster it
+// asks every master: an application's keys are on all of them.
+func (s *Store) scan(ctx context.Context, pattern string) ([]string, error) {
 	var (
 		mu   sync.Mutex // ForEachMaster calls in parallel
 		keys []string
@@ -62,7 +60,7 @@ func (s *Store) scan(ctx context.Context, prefix string) ([]string, error) {
 }
 
 func (s *Store) ListUsers(ctx context.Context, app string) ([]*store.User, error) {
-	keys, err := s.scan(ctx, s.userKey(app, ""))
+	keys, err := s.scan(ctx, s.keyPattern(app, "u", ""))
 	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
@@ -100,7 +98,7 @@ func (s *Store) SetUserDisabled(ctx context.Context, app, id string, disabled bo
 func (s *Store) watchUser(ctx context.Context, key string, fn func(tx *goredis.Tx, u *store.User) error, extra ...string) error {
 	var err error
 	for attempt := 0; attempt < 10; attempt++ {
-		err = s.c.Watch(ctx, func(tx *goredis.Tx) error {
+		err = s.watch(ctx, func(tx *goredis.Tx) error {
 			b, err := tx.Get(ctx, key).Bytes()
 			if err != nil {
 				return err
@@ -123,6 +121,9 @@ func (s *Store) watchUser(ctx context.Context, key string, fn func(tx *goredis.T
 // start again and is deleted with the rest.
 func (s *Store) DeleteUser(ctx context.Context, app, id string) error {
 	key, idents := s.userKey(app, id), s.userIdentsKey(app, id)
+	if s.cluster && !s.legacy {
+		return s.deleteUserAcross(ctx, app, id)
+	}
 	return s.watchUser(ctx, key, func(tx *goredis.Tx, u *store.User) error {
 		members, err := tx.SMembers(ctx, idents).Result()
 		if err != nil {
@@ -143,7 +144,7 @@ func (s *Store) DeleteUser(ctx context.Context, app, id string) error {
 }
 
 func (s *Store) ListSessions(ctx context.Context, app string) ([]*store.Session, error) {
-	keys, err := s.scan(ctx, s.sessionKey(app, ""))
+	keys, err := s.scan(ctx, s.keyPattern(app, "s", ""))
 	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
@@ -167,13 +168,56 @@ func (s *Store) ListSessions(ctx context.Context, app string) ([]*store.Session,
 }
 
 func (s *Store) SetKeys(ctx context.Context, app, prefix string) ([]string, error) {
-	keys, err := s.scan(ctx, s.key(app, "x", prefix))
+	full, err := s.scan(ctx, s.keyPattern(app, "x", prefix))
 	if err != nil {
 		return nil, err
 	}
-	strip := s.key(app, "x", "")
-	for i, k := range keys {
-		keys[i] = strings.TrimPrefix(k, strip)
+	keys := full[:0]
+	for _, k := range full {
+		if k, ok := s.callerKey(app, "x", k); ok {
+			keys = append(keys, k)
+		}
 	}
 	return keys, nil
 }
+
+// deleteUserAcross is DeleteUser on Cluster, where the user's identities
+// and email entry are in other slots: the user first (so that a link
+// running meanwhile sees it gone and takes its claim back, linkAcross),
+// then each identity that still names it, then its identity set and its
+// email entry.
+func (s *Store) deleteUserAcross(ctx context.Context, app, id string) error {
+	key, idents := s.userKey(app, id), s.userIdentsKey(app, id)
+	b, err := s.c.GetDel(ctx, key).Bytes()
+	if err != nil {
+		return wrap(err)
+	}
+	var u store.User
+	if err := json.Unmarshal(b, &u); err != nil {
+		return err
+	}
+	members, err := s.c.SMembers(ctx, idents).Result()
+	if err != nil {
+		return wrap(err)
+	}
+	for _, m := range members {
+		if err := deleteIdentityOfScript.Run(ctx, s.c, []string{s.key(app, "i", m)}, id).Err(); err != nil {
+			return wrap(err)
+		}
+	}
+	if err := s.c.Del(ctx, idents).Err(); err != nil {
+		return wrap(err)
+	}
+	if u.Email != "" {
+		return wrap(s.c.SRem(ctx, s.emailKey(app, u.Email), id).Err())
+	}
+	return nil
+}
+
+// deleteIdentityOfScript deletes the identity KEYS[1] if it names the
+// user ARGV[1].
+var deleteIdentityOfScript = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and cjson.decode(v)['user_id'] == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)

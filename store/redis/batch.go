@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -40,10 +41,10 @@ end
 return 1
 `)
 
-// Apply sends the batch as one script: one round trip, atomic, and — every
-// key of an application sharing a hash slot — valid on Cluster. (A script
-// missing from Redis's cache fails before running anything; go-redis then
-// sends it whole.)
+// Apply sends the batch as one script when its keys share a slot (always
+// off Cluster): one round trip, atomic. (A script missing from Redis's
+// cache fails before running anything; go-redis then sends it whole.) On
+// Cluster a batch whose keys span slots is applyAcross.
 func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 	if len(ops) == 0 {
 		return nil
@@ -72,6 +73,9 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 		// One command is atomic by itself.
 		return s.Put(ctx, app, ops[0].Key, ops[0].Value, ops[0].TTL)
 	}
+	if groups := s.bySlot(keys); len(groups) > 1 {
+		return s.applyAcross(ctx, keys, ops, groups)
+	}
 	n, err := applyScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return wrap(err)
@@ -80,6 +84,167 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 		return store.ErrExists
 	}
 	return nil
+}
+
+// applyAcross runs a batch whose keys are in several slots, where no
+// script or transaction can hold them all, in three steps:
+//
+//  1. The guards, in one pipeline: every OpAbsent key is checked and
+//     every OpCreate key created with SET NX. Of concurrent batches
+//     guarded by one key exactly one creates it, and only that one can go
+//     on. A batch refused by any guard deletes the ones it created and
+//     writes nothing else. (Two batches with two OpCreate guards each may
+//     each win one and both fail: at most one is applied. Aero2's batches
+//     carry one.)
+//  2. The writes, one script per slot, all in one pipeline.
+//  3. The OpAbsent keys again. One written since step 1 (a grant's
+//     tombstone) makes the batch undo its puts and set additions and fail
+//     with ErrExists. A revoker writes its tombstone and then reads the
+//     index; the batch writes the index and then reads the tombstone: one
+//     of the two sees the other, so a batch that succeeds is always in
+//     the index the revoker reads.
+//
+// The difference from one script: while it runs, a reader can see some of
+// its writes and not the rest, and a batch that fails half-way (Redis gone)
+// leaves its guards taken — burnt, never free to be won twice. Aero2's
+// multi-slot batches write new tokens that nobody has been given yet and
+// their index entries, which is safe to see early.
+func (s *Store) applyAcross(ctx context.Context, keys []string, ops []store.Op, groups [][]int) error {
+	var absent, creates []int
+	for i, op := range ops {
+		switch op.Kind {
+		case store.OpAbsent:
+			absent = append(absent, i)
+		case store.OpCreate:
+			creates = append(creates, i)
+		}
+	}
+	// The guards, all in one pipeline: EXISTS of each OpAbsent key, SET
+	// NX of each OpCreate key.
+	exists := make([]*goredis.IntCmd, len(absent))
+	claims := make([]*goredis.BoolCmd, len(creates))
+	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for j, i := range absent {
+			exists[j] = p.Exists(ctx, keys[i])
+		}
+		for j, i := range creates {
+			claims[j] = p.SetNX(ctx, keys[i], ops[i].Value, px(ops[i].TTL))
+		}
+		return nil
+	})
+	var created []int
+	refused := false
+	for j, c := range claims {
+		if c.Err() == nil && c.Val() {
+			created = append(created, creates[j])
+		} else if c.Err() == nil {
+			refused = true
+		}
+	}
+	for _, c := range exists {
+		refused = refused || c.Val() > 0
+	}
+	undoCreates := func() error {
+		var errs []error
+		for _, i := range created {
+			errs = append(errs, s.deleteIf(ctx, keys[i], ops[i].Value))
+		}
+		return wrap(errors.Join(errs...))
+	}
+	if err != nil {
+		// What it created stays: a guard burnt, never won twice.
+		return wrap(err)
+	}
+	if refused {
+		if err := undoCreates(); err != nil {
+			return err
+		}
+		return store.ErrExists
+	}
+	var calls []scriptCall
+	for _, g := range groups {
+		args := []any{0}
+		var gk []string
+		for _, i := range g {
+			op := ops[i]
+			switch op.Kind {
+			case store.OpPut:
+				args = append(args, int(op.Kind), ms(op.TTL), 1, op.Value)
+			case store.OpDelete:
+				args = append(args, int(op.Kind), 0, 0)
+			case store.OpSetAdd, store.OpSetRemove:
+				args = append(args, int(op.Kind), ms(op.TTL), len(op.Members))
+				for _, m := range op.Members {
+					args = append(args, m)
+				}
+			default:
+				continue // the guards are done
+			}
+			gk = append(gk, keys[i])
+		}
+		if len(gk) > 0 {
+			args[0] = len(gk)
+			calls = append(calls, scriptCall{keys: gk, args: args})
+		}
+	}
+	if _, err := s.evalEach(ctx, applyScript, calls); err != nil {
+		return wrap(err)
+	}
+	if len(absent) == 0 {
+		return nil
+	}
+	live, err := s.anyExists(ctx, pick(keys, absent))
+	if err != nil {
+		return wrap(err)
+	}
+	if !live {
+		return nil
+	}
+	// Revoked meanwhile: take back what this batch added. (Its deletes
+	// stay done: what a batch deletes it has used up.)
+	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, op := range ops {
+			switch op.Kind {
+			case store.OpPut:
+				p.Del(ctx, keys[i])
+			case store.OpSetAdd:
+				members := make([]any, len(op.Members))
+				for j, m := range op.Members {
+					members[j] = m
+				}
+				p.SRem(ctx, keys[i], members...)
+			}
+		}
+		return nil
+	})
+	if err := errors.Join(wrap(err), undoCreates()); err != nil {
+		return err
+	}
+	return store.ErrExists
+}
+
+// anyExists reports whether any of keys has a live record (one EXISTS per
+// key, in one pipeline).
+func (s *Store) anyExists(ctx context.Context, keys []string) (bool, error) {
+	if len(keys) == 0 {
+		return false, nil
+	}
+	cmds := make([]*goredis.IntCmd, len(keys))
+	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Exists(ctx, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, c := range cmds {
+		if c.Val() > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // GetMany is one MGET.
@@ -91,7 +256,7 @@ func (s *Store) GetMany(ctx context.Context, app string, keys ...string) ([][]by
 	for i, k := range keys {
 		full[i] = s.key(app, "r", k)
 	}
-	vals, err := s.c.MGet(ctx, full...).Result()
+	vals, err := s.mget(ctx, full)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -99,6 +264,32 @@ func (s *Store) GetMany(ctx context.Context, app string, keys ...string) ([][]by
 	for i, v := range vals {
 		if str, ok := v.(string); ok {
 			out[i] = []byte(str)
+		}
+	}
+	return out, nil
+}
+
+// mget is MGET, one per slot on Cluster, all in one pipeline; the values
+// come back in the order of keys (nil for an absent key).
+func (s *Store) mget(ctx context.Context, keys []string) ([]any, error) {
+	groups := s.bySlot(keys)
+	if len(groups) == 1 {
+		return s.c.MGet(ctx, keys...).Result()
+	}
+	cmds := make([]*goredis.SliceCmd, len(groups))
+	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, g := range groups {
+			cmds[i] = p.MGet(ctx, pick(keys, g)...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, len(keys))
+	for i, g := range groups {
+		for j, v := range cmds[i].Val() {
+			out[g[j]] = v
 		}
 	}
 	return out, nil

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/aero2/aero2/store"
@@ -12,14 +11,17 @@ var _ store.ConsentLister = (*Store)(nil)
 
 // ListConsents returns every live consent of app.
 func (s *Store) ListConsents(ctx context.Context, app string) ([]store.Consent, error) {
-	prefix := s.key(app, "x", "")
-	keys, err := s.scan(ctx, prefix+store.ConsentKey("", "")[:len("authz:consent:")])
+	keys, err := s.scan(ctx, s.keyPattern(app, "x", store.ConsentKey("", "")[:len("authz:consent:")]))
 	if err != nil {
 		return nil, err
 	}
 	var out []store.Consent
 	for _, k := range keys {
-		user, client, ok := store.ParseConsentKey(strings.TrimPrefix(k, prefix))
+		ck, ok := s.callerKey(app, "x", k)
+		if !ok {
+			continue
+		}
+		user, client, ok := store.ParseConsentKey(ck)
 		if !ok {
 			continue
 		}

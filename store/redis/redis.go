@@ -1,11 +1,14 @@
 // Package redis is the store that several Aero2 replicas share, on a single
 // Redis node, Sentinel or Cluster (through redis.UniversalClient).
 //
-// Keys are "<prefix>:{<app>}:<kind>:<key>". The braces are a Cluster hash
-// tag: every key of one application lives in one slot, so the multi-key
-// scripts and transactions below work on Cluster. The price is that one
-// application's keys are served by one shard; applications spread across
-// shards.
+// Keys are "<prefix>:<app>:<kind>:{<key>}" (layout.go): the braces are a
+// Cluster hash tag around the record's own key, or the user, session or
+// identity a record belongs to, so one application's keys spread over
+// every shard. The application stays in every key name, outside the tag.
+// Operations that write several keys together run as one script when the
+// keys share a slot (always on a single node or Sentinel), and otherwise
+// as single-slot steps in an order that keeps the store's guarantees
+// (cluster.go).
 package redis
 
 import (
@@ -31,6 +34,12 @@ type Store struct {
 	c      goredis.UniversalClient
 	prefix string
 	addrs  string
+	// legacy: the layout of Aero2 before the spread one, every key of an
+	// application under one hash tag (store.redis.key_layout: application).
+	legacy bool
+	// cluster: keys may live on different nodes (c is a ClusterClient),
+	// so a multi-key command must stay within one slot.
+	cluster bool
 }
 
 // Open connects and pings, so that a wrong address fails at start-up with
@@ -59,6 +68,16 @@ func Open(ctx context.Context, cfg config.Redis) (*Store, error) {
 		// The request fails instead (503), and its client may retry.
 		MaxRetries:    -1,
 		DialerRetries: 1,
+		// On Cluster, go-redis follows MOVED and ASK and backs off on
+		// TRYAGAIN and CLUSTERDOWN up to MaxRedirects times. A slot
+		// migration answers TRYAGAIN to a multi-key command while its
+		// keys are split between the two nodes, for as long as MIGRATE
+		// takes: enough attempts, backing off up to max_retry_backoff,
+		// outlast it (cluster.go keeps a timed-out command from being
+		// sent again through these retries).
+		MaxRedirects:    orDefault(cfg.MaxRedirects, config.DefaultRedisMaxRedirects),
+		MinRetryBackoff: orDefault(cfg.MinRetryBackoff, config.DefaultRedisMinRetryBackoff),
+		MaxRetryBackoff: orDefault(cfg.MaxRetryBackoff, config.DefaultRedisMaxRetryBackoff),
 		// Aero2 passes request contexts; let their deadlines bound calls.
 		ContextTimeoutEnabled: true,
 		ClientName:            "aero2",
@@ -72,6 +91,10 @@ func Open(ctx context.Context, cfg config.Redis) (*Store, error) {
 	}
 	c := goredis.NewUniversalClient(opts)
 	c.AddHook(failFast{})
+	if cc, ok := c.(*goredis.ClusterClient); ok {
+		cc.OnNewNode(func(n *goredis.Client) { n.AddHook(sentOnce{}) })
+		cc.AddHook(outlast{minBackoff: opts.MinRetryBackoff, maxBackoff: opts.MaxRetryBackoff, budget: outlastBudget})
+	}
 	s := New(c, cfg.KeyPrefix)
 	s.addrs = strings.Join(cfg.Addrs, ",")
 	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
@@ -80,12 +103,36 @@ func Open(ctx context.Context, cfg config.Redis) (*Store, error) {
 		s.c.Close()
 		return nil, fmt.Errorf("redis at %s: %w", s.addrs, err)
 	}
+	// Not bounded by dial_timeout: on a large keyspace without a layout
+	// mark the first start's SCAN takes longer (each call is bounded by
+	// read_timeout).
+	layout := orDefault(cfg.KeyLayout, config.RedisLayoutAuto)
+	s.legacy = layout == config.RedisLayoutApplication
+	if err := s.checkLayout(ctx, layout); err != nil {
+		s.c.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
+// outlastBudget bounds how long a Cluster command is sent again after
+// MOVED, ASK, TRYAGAIN or CLUSTERDOWN (cluster.go): longer than the end of
+// a slot migration takes, shorter than a sign-in's patience.
+const outlastBudget = 5 * time.Second
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
 // New wraps a client that is already configured; prefix starts every key.
+// It uses the spread layout.
 func New(c goredis.UniversalClient, prefix string) *Store {
-	return &Store{c: c, prefix: prefix}
+	_, cluster := c.(*goredis.ClusterClient)
+	return &Store{c: c, prefix: prefix, cluster: cluster}
 }
 
 func tlsConfig(t config.RedisTLS) (*tls.Config, error) {
@@ -118,10 +165,6 @@ func (s *Store) Ping(ctx context.Context) error { return wrap(s.c.Ping(ctx).Err(
 
 // Close closes the connection pool.
 func (s *Store) Close() error { return s.c.Close() }
-
-func (s *Store) key(app, kind, key string) string {
-	return s.prefix + ":{" + app + "}:" + kind + ":" + key
-}
 
 // wrap maps redis.Nil to ErrNotFound and connection-level failures to
 // ErrUnavailable; a cancelled or expired context stays what it is.
@@ -179,7 +222,18 @@ func (s *Store) Delete(ctx context.Context, app string, keys ...string) error {
 	for i, k := range keys {
 		full[i] = s.key(app, "r", k)
 	}
-	return wrap(s.c.Del(ctx, full...).Err())
+	// One DEL per slot, in one pipeline.
+	groups := s.bySlot(full)
+	if len(groups) == 1 {
+		return wrap(s.c.Del(ctx, full...).Err())
+	}
+	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, g := range groups {
+			p.Del(ctx, pick(full, g)...)
+		}
+		return nil
+	})
+	return wrap(err)
 }
 
 // Sets.

@@ -3,7 +3,9 @@ package redis_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -38,7 +40,7 @@ func TestIdentityRecordsWithoutGroups(t *testing.T) {
 	ctx := context.Background()
 	// As the previous version wrote them: users at u:<id>, identities at
 	// i:<idp>:<subject>, the user's identities in the set ui:<id>.
-	key := func(kind, k string) string { return cfg.KeyPrefix + ":{app}:" + kind + ":" + k }
+	key := func(kind, k string) string { return cfg.KeyPrefix + ":app:" + kind + ":{" + k + "}" }
 	c.Set(ctx, key("u", "u1"), `{"id":"u1","app":"app","groups":["admins"],"created_at":"2026-01-01T00:00:00Z","last_login":"2026-01-01T00:00:00Z"}`, 0)
 	c.Set(ctx, key("i", "corp:s1"), `{"app":"app","idp":"corp","subject":"s1","user_id":"u1","email":"a@example.com","email_verified":true,"linked_at":"2026-01-01T00:00:00Z","last_login":"2026-01-01T00:00:00Z"}`, 0)
 	c.SAdd(ctx, key("ui", "u1"), "corp:s1")
@@ -73,4 +75,55 @@ func TestBroadcasts(t *testing.T) {
 		stores = append(stores, st)
 	}
 	storetest.Broadcasts(t, stores[0], stores[1])
+}
+
+// TestLayoutUpgrade: a store holding keys in the application layout of
+// earlier versions is refused by key_layout: spread, with what to do,
+// rather than served as if it had no users; the default (auto) keeps its
+// layout and reads its users; the prefix is then marked, and spread is
+// refused even once the old keys are gone. A fresh prefix under auto is
+// spread.
+func TestLayoutUpgrade(t *testing.T) {
+	cfg := redistest.Config(t)
+	c := goredis.NewClient(&goredis.Options{Addr: redistest.Addr()})
+	defer c.Close()
+	ctx := context.Background()
+	c.Set(ctx, cfg.KeyPrefix+":{app}:u:u1", `{"id":"u1","app":"app","created_at":"2026-01-01T00:00:00Z","last_login":"2026-01-01T00:00:00Z"}`, 0)
+	spread := cfg
+	spread.KeyLayout = "spread"
+	if s, err := redis.Open(ctx, spread); err == nil {
+		s.Close()
+		t.Fatal("the spread layout opened a store of the application layout")
+	} else if !strings.Contains(err.Error(), "key_layout: application") || !strings.Contains(err.Error(), "aero2 store copy") {
+		t.Fatalf("refusal does not say what to do: %v", err)
+	}
+	s, err := redis.Open(ctx, cfg) // auto
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.GetUser(ctx, "app", "u1")
+	s.Close()
+	if err != nil || u.ID != "u1" {
+		t.Fatalf("auto does not keep the application layout's user: %v", err)
+	}
+	c.Del(ctx, cfg.KeyPrefix+":{app}:u:u1")
+	if s, err := redis.Open(ctx, spread); err == nil {
+		s.Close()
+		t.Fatal("the spread layout opened a prefix marked for the application layout")
+	}
+	if got := c.Get(ctx, cfg.KeyPrefix+":layout").Val(); got != "application" {
+		t.Fatalf("layout mark %q, want application", got)
+	}
+	fresh := redistest.Config(t)
+	s, err = redis.Open(ctx, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put(ctx, "app", "k", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Exists(ctx, fresh.KeyPrefix+":app:r:{k}").Val(); n != 1 {
+		t.Fatal("a fresh prefix under auto is not in the spread layout")
+	}
 }

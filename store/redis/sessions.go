@@ -17,6 +17,38 @@ import (
 // user ID. "us:<user>" is the set of the user's session IDs; it lives as
 // long as the longest-lived session in it, and members whose session has
 // expired are pruned when the set is read.
+//
+// The session's key is tagged by its ID and the set's by the user, so on
+// Cluster they are in two slots: the set is written first and emptied
+// last (a session is always in its user's set, for "sign out everywhere"
+// and disabling the user), and a member that names no session of the user
+// is dropped on reading.
+
+// sessionOnlyScript creates the session's hash alone (ARGV as
+// createSessionScript's).
+var sessionOnlyScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local ms = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'j', ARGV[1], 'u', ARGV[2], 'seen', ARGV[5])
+if ms > 0 then redis.call('PEXPIRE', KEYS[1], ms) end
+return 1
+`)
+
+// touchOnlyScript touches the session's hash alone (ARGV as
+// touchSessionScript's).
+var touchOnlyScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local ms = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'seen', ARGV[1])
+if ms > 0 then redis.call('PEXPIRE', KEYS[1], ms) else redis.call('PERSIST', KEYS[1]) end
+return 1
+`)
+
+// extendScript makes the existing set KEYS[1] live at least ARGV[1] ms.
+var extendScript = goredis.NewScript(extendTTL + `
+if redis.call('EXISTS', KEYS[1]) == 1 then extend(KEYS[1], tonumber(ARGV[1]), true) end
+return 1
+`)
 
 var createSessionScript = goredis.NewScript(extendTTL + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -46,9 +78,17 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session, ttl time
 	if err != nil {
 		return err
 	}
-	n, err := createSessionScript.Run(ctx, s.c,
-		[]string{s.sessionKey(sess.App, sess.ID), s.userSessKey(sess.App, sess.UserID)},
-		j, sess.UserID, sess.ID, ms(ttl), sess.LastSeen.UnixNano()).Int()
+	keys := []string{s.sessionKey(sess.App, sess.ID), s.userSessKey(sess.App, sess.UserID)}
+	args := []any{j, sess.UserID, sess.ID, ms(ttl), sess.LastSeen.UnixNano()}
+	script := createSessionScript
+	if !s.sameSlot(keys...) {
+		// The index first: the session never exists outside it.
+		if err := wrap(setAddScript.Run(ctx, s.c, keys[1:], ms(ttl), sess.ID).Err()); err != nil {
+			return err
+		}
+		keys, script = keys[:1], sessionOnlyScript
+	}
+	n, err := script.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return wrap(err)
 	}
@@ -84,9 +124,16 @@ func (s *Store) GetSession(ctx context.Context, app, id string) (*store.Session,
 }
 
 func (s *Store) TouchSession(ctx context.Context, sess *store.Session, ttl time.Duration) error {
-	n, err := touchSessionScript.Run(ctx, s.c,
-		[]string{s.sessionKey(sess.App, sess.ID), s.userSessKey(sess.App, sess.UserID)},
-		sess.LastSeen.UnixNano(), ms(ttl)).Int()
+	keys := []string{s.sessionKey(sess.App, sess.ID), s.userSessKey(sess.App, sess.UserID)}
+	script := touchSessionScript
+	if !s.sameSlot(keys...) {
+		// The index's life first, so it never ends before the session's.
+		if err := wrap(extendScript.Run(ctx, s.c, keys[1:], ms(ttl)).Err()); err != nil {
+			return err
+		}
+		keys, script = keys[:1], touchOnlyScript
+	}
+	n, err := script.Run(ctx, s.c, keys, sess.LastSeen.UnixNano(), ms(ttl)).Int()
 	if err != nil {
 		return wrap(err)
 	}
@@ -105,9 +152,17 @@ func (s *Store) DeleteSession(ctx context.Context, app, id string) error {
 	if err != nil {
 		return wrap(err)
 	}
+	idx := s.userSessKey(app, uid)
+	if !s.sameSlot(key, idx) {
+		// The session, then its index entry: never the other way round.
+		if err := s.c.Del(ctx, key).Err(); err != nil {
+			return wrap(err)
+		}
+		return wrap(s.c.SRem(ctx, idx, id).Err())
+	}
 	_, err = s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Del(ctx, key)
-		p.SRem(ctx, s.userSessKey(app, uid), id)
+		p.SRem(ctx, idx, id)
 		return nil
 	})
 	return wrap(err)
@@ -133,7 +188,8 @@ func (s *Store) UserSessions(ctx context.Context, app, userID string) ([]*store.
 	var stale []any
 	for i, c := range cmds {
 		sess, err := decodeSession(c.Val())
-		if err != nil {
+		if err != nil || sess.UserID != userID || sess.App != app {
+			// Expired, or an ID whose create failed: it is another's.
 			stale = append(stale, ids[i])
 			continue
 		}

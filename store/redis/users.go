@@ -15,6 +15,31 @@ import (
 // "ui:<user>" is the set of "<idp>:<subject>" linked to a user (identity
 // provider IDs contain no ':'); "e:<email>" is the set of user IDs whose
 // verified email is <email>, lower-cased.
+//
+// A user and its identity set are tagged by the user ID (one slot); an
+// identity by "<idp>:<subject>" and an email's set by the email. On
+// Cluster the multi-key writes become steps, each on one slot, ordered so
+// that an identity only ever names a user that exists: the user first,
+// then its identity, whose SET NX decides between concurrent sign-ups.
+// The email index and the identity set are hints that reads check
+// against the records they name.
+
+// createUserOnlyScript stores the user and its identity set alone (on
+// Cluster, before the identity is claimed).
+var createUserOnlyScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+`)
+
+// dropUserScript undoes createUserOnlyScript when the identity was taken:
+// only the user this call wrote.
+var dropUserScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+`)
 
 var createUserScript = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -67,17 +92,52 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User, first *store.Iden
 	if indexed(u) {
 		flag = "1"
 	}
-	n, err := createUserScript.Run(ctx, s.c, []string{
+	keys := []string{
 		s.userKey(u.App, u.ID),
 		s.identityKey(first.App, first.IDP, first.Subject),
 		s.userIdentsKey(u.App, u.ID),
 		s.emailKey(u.App, u.Email),
-	}, uj, ij, first.IDP+":"+first.Subject, u.ID, flag).Int()
+	}
+	member := first.IDP + ":" + first.Subject
+	if !s.sameSlot(keys...) {
+		return s.createUserAcross(ctx, u, keys, uj, ij, member)
+	}
+	n, err := createUserScript.Run(ctx, s.c, keys, uj, ij, member, u.ID, flag).Int()
 	if err != nil {
 		return wrap(err)
 	}
 	if n == 0 {
 		return store.ErrExists
+	}
+	return nil
+}
+
+// createUserAcross is CreateUser on Cluster: the user (with its identity
+// set), then the identity with SET NX — of concurrent sign-ups of one
+// identity exactly one claims it, and the others delete the user they
+// wrote — then the email index. A failure half-way leaves at most a user
+// that no identity names: nobody can sign in as it.
+func (s *Store) createUserAcross(ctx context.Context, u *store.User, keys []string, uj, ij []byte, member string) error {
+	user := []string{keys[0], keys[2]}
+	n, err := createUserOnlyScript.Run(ctx, s.c, user, uj, member).Int()
+	if err != nil {
+		return wrap(err)
+	}
+	if n == 0 {
+		return store.ErrExists
+	}
+	ok, err := s.c.SetNX(ctx, keys[1], ij, 0).Result()
+	if err != nil {
+		return wrap(err)
+	}
+	if !ok {
+		if err := dropUserScript.Run(ctx, s.c, user, uj).Err(); err != nil {
+			return wrap(err)
+		}
+		return store.ErrExists
+	}
+	if indexed(u) {
+		return wrap(s.c.SAdd(ctx, keys[3], u.ID).Err())
 	}
 	return nil
 }
@@ -94,19 +154,33 @@ func (s *Store) GetUser(ctx context.Context, app, id string) (*store.User, error
 	return &u, nil
 }
 
-// UpdateUser moves the email index entry in the same transaction as the
-// write, under WATCH of the user, so the index never names a stale email.
-// The stored Disabled flag is kept (store.Admin.SetUserDisabled's alone).
+// UpdateUser writes the user under WATCH (the stored Disabled flag is
+// kept: store.Admin.SetUserDisabled's alone), and moves the email index
+// entry in the same transaction. On Cluster the index is in other slots:
+// the new address is added before the write and the old one removed
+// after it, so the index names the user under every address it has had
+// meanwhile; UsersByVerifiedEmail checks each user it names.
 func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 	key := s.userKey(u.App, u.ID)
+	// One slot for everything (a single node, or the application layout):
+	// the index moves in the write's own transaction, one round trip less.
+	oneSlot := !s.cluster || s.legacy
+	if indexed(u) && !oneSlot {
+		// Into the index first, whether or not the user exists: a stray
+		// entry is checked and skipped on reading.
+		if err := s.c.SAdd(ctx, s.emailKey(u.App, u.Email), u.ID).Err(); err != nil {
+			return wrap(err)
+		}
+	}
+	var old store.User
 	var err error
 	for attempt := 0; attempt < 10; attempt++ {
-		err = s.c.Watch(ctx, func(tx *goredis.Tx) error {
+		err = s.watch(ctx, func(tx *goredis.Tx) error {
 			b, err := tx.Get(ctx, key).Bytes()
 			if err != nil {
 				return err
 			}
-			var old store.User
+			old = store.User{}
 			if err := json.Unmarshal(b, &old); err != nil {
 				return err
 			}
@@ -117,11 +191,11 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 				return err
 			}
 			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-				if indexed(&old) {
+				if oneSlot && indexed(&old) {
 					p.SRem(ctx, s.emailKey(u.App, old.Email), u.ID)
 				}
 				p.Set(ctx, key, uj, 0)
-				if indexed(u) {
+				if oneSlot && indexed(u) {
 					p.SAdd(ctx, s.emailKey(u.App, u.Email), u.ID)
 				}
 				return nil
@@ -129,10 +203,19 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 			return err
 		}, key)
 		if !errors.Is(err, goredis.TxFailedErr) {
-			return wrap(err)
+			break
 		}
 	}
-	return wrap(errors.New("too much contention updating the user"))
+	if errors.Is(err, goredis.TxFailedErr) {
+		return wrap(errors.New("too much contention updating the user"))
+	}
+	if err != nil {
+		return wrap(err)
+	}
+	if !oneSlot && indexed(&old) && !(indexed(u) && strings.EqualFold(old.Email, u.Email)) {
+		return wrap(s.c.SRem(ctx, s.emailKey(u.App, old.Email), u.ID).Err())
+	}
+	return nil
 }
 
 func (s *Store) UserByIdentity(ctx context.Context, app, idp, subject string) (*store.User, *store.Identity, error) {
@@ -160,7 +243,21 @@ func (s *Store) UsersByVerifiedEmail(ctx context.Context, app, email string) ([]
 	for i, id := range ids {
 		keys[i] = s.userKey(app, id)
 	}
-	return mgetJSON[store.User](ctx, s, keys)
+	us, err := mgetJSON[store.User](ctx, s, keys)
+	if err != nil {
+		return nil, err
+	}
+	// The index is a hint (UpdateUser): the user's record decides.
+	out := us[:0]
+	for _, u := range us {
+		if indexed(u) && strings.EqualFold(u.Email, email) {
+			out = append(out, u)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
 }
 
 func (s *Store) LinkIdentity(ctx context.Context, id *store.Identity) error {
@@ -168,17 +265,65 @@ func (s *Store) LinkIdentity(ctx context.Context, id *store.Identity) error {
 	if err != nil {
 		return err
 	}
-	n, err := linkIdentityScript.Run(ctx, s.c, []string{
+	keys := []string{
 		s.identityKey(id.App, id.IDP, id.Subject),
 		s.userKey(id.App, id.UserID),
 		s.userIdentsKey(id.App, id.UserID),
-	}, ij, id.IDP+":"+id.Subject).Int()
+	}
+	if !s.sameSlot(keys...) {
+		return s.linkAcross(ctx, keys, ij, id.IDP+":"+id.Subject)
+	}
+	n, err := linkIdentityScript.Run(ctx, s.c, keys, ij, id.IDP+":"+id.Subject).Int()
 	switch {
 	case err != nil:
 		return wrap(err)
 	case n < 0:
 		return store.ErrExists
 	case n == 0:
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// linkAcross is LinkIdentity on Cluster: the identity is claimed with
+// SET NX (exactly one of concurrent links wins), added to the user's set,
+// and then the user must still exist: a user deleted meanwhile
+// (DeleteUser deletes the user before it reads the set) takes the claim
+// back, so no identity is left naming a user that is gone.
+func (s *Store) linkAcross(ctx context.Context, keys []string, ij []byte, member string) error {
+	// As the script: a linked identity is ErrExists before an absent user
+	// is ErrNotFound.
+	n, err := s.c.Exists(ctx, keys[0]).Result()
+	if err != nil {
+		return wrap(err)
+	}
+	if n > 0 {
+		return store.ErrExists
+	}
+	n, err = s.c.Exists(ctx, keys[1]).Result()
+	if err != nil {
+		return wrap(err)
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	ok, err := s.c.SetNX(ctx, keys[0], ij, 0).Result()
+	if err != nil {
+		return wrap(err)
+	}
+	if !ok {
+		return store.ErrExists
+	}
+	if err := s.c.SAdd(ctx, keys[2], member).Err(); err != nil {
+		return wrap(err)
+	}
+	if n, err = s.c.Exists(ctx, keys[1]).Result(); err != nil {
+		return wrap(err)
+	}
+	if n == 0 {
+		if err := s.deleteIf(ctx, keys[0], ij); err != nil {
+			return wrap(err)
+		}
 		return store.ErrNotFound
 	}
 	return nil
@@ -209,12 +354,26 @@ func (s *Store) Identities(ctx context.Context, app, userID string) ([]*store.Id
 	for i, m := range members {
 		keys[i] = s.key(app, "i", m)
 	}
-	return mgetJSON[store.Identity](ctx, s, keys)
+	ids, err := mgetJSON[store.Identity](ctx, s, keys)
+	if err != nil {
+		return nil, err
+	}
+	// A member whose link was taken back names no identity of the user.
+	out := ids[:0]
+	for _, id := range ids {
+		if id.UserID == userID {
+			out = append(out, id)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
 }
 
 // mgetJSON reads JSON records with one MGET; absent keys are skipped.
 func mgetJSON[T any](ctx context.Context, s *Store, keys []string) ([]*T, error) {
-	vals, err := s.c.MGet(ctx, keys...).Result()
+	vals, err := s.mget(ctx, keys)
 	if err != nil {
 		return nil, wrap(err)
 	}

@@ -64,11 +64,12 @@ func PrivateServer(t testing.TB) *Private {
 	return private
 }
 
-// Main runs the package's tests and then stops its private server: the
-// body of a TestMain.
+// Main runs the package's tests and then stops its private server and
+// its cluster: the body of a TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
 	ClosePrivate()
+	CloseCluster()
 	os.Exit(code)
 }
 

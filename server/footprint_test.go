@@ -83,9 +83,9 @@ routes:
 				d := v - before[k]
 				total += d
 				switch {
-				case strings.Contains(k, ":s:"):
+				case strings.Contains(k, ":s:"): // both key layouts: ":s:<id>" and ":s:{<id>}"
 					browser += d
-				case strings.Contains(k, ":r:proxy-session:"):
+				case strings.Contains(k, ":r:proxy-session:"), strings.Contains(k, ":r:{proxy-session:"):
 					proxied += d
 				}
 			}

@@ -220,7 +220,7 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, opts Options
 	var counted audit.Logger
 	if ms, ok := st.(*measuredStore); ok {
 		// A reload builds on the running server's store: measure it once.
-		st = ms.Store
+		st = ms.next
 		s.store = st
 	}
 	if s.metrics != nil {
@@ -228,7 +228,7 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, opts Options
 	}
 	if s.metrics != nil || s.tracer != nil {
 		// Every part's store calls go through one measured store.
-		s.store = &measuredStore{Store: st, m: s.metrics, tr: s.tracer}
+		s.store = &measuredStore{next: st, m: s.metrics, tr: s.tracer}
 	}
 	s.audit = audit.Tee(opts.Audit, counted)
 	s.limits = ratelimit.New(s.store, cfg.Server.RateLimits, opts.Logger.With("part", "ratelimit"))

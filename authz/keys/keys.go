@@ -120,9 +120,9 @@ type Options struct {
 	// from crypto/rsa.
 	Generate func() (*rsa.PrivateKey, error)
 	// WrapSigner turns an RSA private key into the signer used for
-	// tokens; nil uses the key itself (crypto/rsa). This is the seam for
-	// a faster implementation. ES256 and EdDSA keys sign with crypto/ecdsa
-	// and crypto/ed25519.
+	// tokens; nil uses OpenSSL in a binary built with `-tags openssl`
+	// (package ossl), else the key itself (crypto/rsa). ES256 and EdDSA
+	// keys sign with crypto/ecdsa and crypto/ed25519.
 	WrapSigner func(*rsa.PrivateKey) crypto.Signer
 	Logger     *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -157,11 +157,11 @@ func NewManager(opts Options) (*Manager, error) {
 	if opts.Generate == nil {
 		opts.Generate = func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, RSABits) }
 	}
-	if opts.WrapSigner == nil {
-		opts.WrapSigner = func(k *rsa.PrivateKey) crypto.Signer { return k }
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.WrapSigner == nil {
+		opts.WrapSigner = defaultWrap(opts.Logger)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

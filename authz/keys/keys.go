@@ -70,6 +70,10 @@ type Key struct {
 	PublicKey crypto.PublicKey
 	// Public is PublicKey for an RSA key, nil for others.
 	Public *rsa.PublicKey
+	// verifier is what Verify hands go-jose: built once per key, so a
+	// verification parses nothing of the key (OpenSSL's, for RS256 in a
+	// binary built with it), else PublicKey.
+	verifier any
 	// CreatedAt is when the key was generated; ActivatedAt when it became
 	// current; RetiredAt when it stopped being current.
 	CreatedAt, ActivatedAt, RetiredAt time.Time
@@ -379,6 +383,7 @@ func (m *Manager) parse(ss *storedSet) (*Set, error) {
 		case *rsa.PrivateKey:
 			if k.Alg == jose.RS256 {
 				k.Signer, k.PublicKey, k.Public = m.opts.WrapSigner(priv), &priv.PublicKey, &priv.PublicKey
+				k.verifier = rsaVerifier(&priv.PublicKey, m.opts.Logger)
 			}
 		case *ecdsa.PrivateKey:
 			if k.Alg == jose.ES256 && priv.Curve == elliptic.P256() {
@@ -391,6 +396,9 @@ func (m *Manager) parse(ss *storedSet) (*Set, error) {
 		}
 		if k.Signer == nil {
 			return nil, fmt.Errorf("signing key %s: a %T cannot sign %s", sk.ID, raw, k.Alg)
+		}
+		if k.verifier == nil {
+			k.verifier = k.PublicKey
 		}
 		if thumbprint(k.PublicKey) != sk.ID {
 			return nil, fmt.Errorf("signing key %s: kid does not match the key", sk.ID)

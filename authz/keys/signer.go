@@ -3,7 +3,11 @@ package keys
 import (
 	"crypto"
 	"crypto/rsa"
+	"crypto/sha256"
+	"fmt"
 	"log/slog"
+
+	"github.com/go-jose/go-jose/v3"
 
 	"github.com/aero2/aero2/authz/keys/ossl"
 )
@@ -34,4 +38,31 @@ func defaultWrap(log *slog.Logger) func(*rsa.PrivateKey) crypto.Signer {
 		}
 		return s
 	}
+}
+
+// rsaVerifier is what verifies an RS256 key's tokens: OpenSSL's verifier,
+// built once per key, when the binary has OpenSSL; else the public key,
+// for go-jose's crypto/rsa (which rebuilds its modulus from the key on
+// every verification: Go has no public API to keep it).
+func rsaVerifier(pub *rsa.PublicKey, log *slog.Logger) any {
+	if !ossl.Available {
+		return pub
+	}
+	v, err := ossl.NewVerifier(pub)
+	if err != nil {
+		log.Warn("signing keys: OpenSSL did not take a public key; verifying with crypto/rsa", "err", err)
+		return pub
+	}
+	return osslVerifier{v}
+}
+
+// osslVerifier is go-jose's OpaqueVerifier on an OpenSSL key.
+type osslVerifier struct{ v *ossl.Verifier }
+
+func (o osslVerifier) VerifyPayload(payload, sig []byte, alg jose.SignatureAlgorithm) error {
+	if alg != jose.RS256 {
+		return fmt.Errorf("keys: an RS256 key does not verify %q", alg)
+	}
+	sum := sha256.Sum256(payload)
+	return o.v.Verify(sum[:], sig)
 }

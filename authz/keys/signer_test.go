@@ -3,6 +3,7 @@ package keys_test
 import (
 	"crypto"
 	"crypto/rsa"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,8 +67,24 @@ func TestDefaultSignerMatchesCryptoRSA(t *testing.T) {
 		if got != want {
 			t.Fatalf("token %d: the default signer's differs from crypto/rsa's:\n%s\n%s", i, got, want)
 		}
-		if _, _, err := b.Verify(t.Context(), got); err != nil {
-			t.Fatalf("token %d does not verify: %v", i, err)
+		for _, j := range []*keys.JWTSigner{a, b} {
+			if _, _, err := j.Verify(t.Context(), got); err != nil {
+				t.Fatalf("token %d does not verify: %v", i, err)
+			}
+			// A changed payload, or signature, does not.
+			dot := strings.LastIndexByte(got, '.')
+			for _, bad := range []string{got[:dot-2] + "x" + got[dot-1:], got[:dot+5] + flip(got[dot+5]) + got[dot+6:], got[:dot+1]} {
+				if _, _, err := j.Verify(t.Context(), bad); err == nil {
+					t.Fatalf("token %d verified with a change: %s", i, bad)
+				}
+			}
 		}
 	}
+}
+
+func flip(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
 }

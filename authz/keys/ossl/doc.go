@@ -15,3 +15,6 @@ import "errors"
 
 // ErrUnavailable: the binary was built without OpenSSL.
 var ErrUnavailable = errors.New("ossl: built without OpenSSL (build with -tags openssl and cgo)")
+
+// ErrVerification: the signature is not valid.
+var ErrVerification = errors.New("ossl: invalid signature")

@@ -30,3 +30,18 @@ func (s *Signer) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
 
 // Close does nothing.
 func (s *Signer) Close() {}
+
+// Verifier is never made without OpenSSL.
+type Verifier struct{ pub rsa.PublicKey }
+
+// NewVerifier fails without OpenSSL.
+func NewVerifier(*rsa.PublicKey) (*Verifier, error) { return nil, ErrUnavailable }
+
+// Verify fails without OpenSSL.
+func (v *Verifier) Verify(digest, sig []byte) error { return ErrUnavailable }
+
+// Public is the public key.
+func (v *Verifier) Public() *rsa.PublicKey { return &v.pub }
+
+// Close does nothing.
+func (v *Verifier) Close() {}

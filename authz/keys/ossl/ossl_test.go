@@ -162,3 +162,61 @@ func BenchmarkSign(b *testing.B) {
 		})
 	}
 }
+
+// The verifier's verdict is crypto/rsa's, for good signatures and for
+// every kind of bad one.
+func TestVerifierAgreesWithCryptoRSA(t *testing.T) {
+	priv, other := newKey(t, 2048), newKey(t, 2048)
+	v, err := ossl.NewVerifier(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	sum := sha256.Sum256([]byte("payload"))
+	good, _ := rsa.SignPKCS1v15(nil, priv, crypto.SHA256, sum[:])
+	wrongKey, _ := rsa.SignPKCS1v15(nil, other, crypto.SHA256, sum[:])
+	pss, _ := rsa.SignPSS(rand.Reader, priv, crypto.SHA256, sum[:], nil)
+	sha1ish, _ := rsa.SignPKCS1v15(nil, priv, crypto.Hash(0), sum[:]) // no DigestInfo
+	flipped := bytes.Clone(good)
+	flipped[100] ^= 1
+	overN := priv.N.Bytes() // the modulus itself: out of range
+	allFF := bytes.Repeat([]byte{0xff}, 256)
+	otherSum := sha256.Sum256([]byte("payload!"))
+	cases := []struct {
+		name        string
+		digest, sig []byte
+		valid       bool
+	}{
+		{"good", sum[:], good, true},
+		{"other digest", otherSum[:], good, false},
+		{"other key", sum[:], wrongKey, false},
+		{"PSS", sum[:], pss, false},
+		{"no DigestInfo", sum[:], sha1ish, false},
+		{"flipped bit", sum[:], flipped, false},
+		{"the modulus", sum[:], overN, false},
+		{"all ones", sum[:], allFF, false},
+		{"zeros", sum[:], make([]byte, 256), false},
+		{"short", sum[:], good[1:], false},
+		{"long", sum[:], append([]byte{0}, good...), false},
+		{"empty", sum[:], nil, false},
+	}
+	for _, c := range cases {
+		goErr := rsa.VerifyPKCS1v15(&priv.PublicKey, crypto.SHA256, c.digest, c.sig)
+		osslErr := v.Verify(c.digest, c.sig)
+		if (goErr == nil) != c.valid || (osslErr == nil) != c.valid {
+			t.Errorf("%s: crypto/rsa %v, OpenSSL %v; want valid=%v", c.name, goErr, osslErr, c.valid)
+		}
+	}
+	for _, d := range [][]byte{nil, sum[:31], append(sum[:], 0)} {
+		if v.Verify(d, good) == nil {
+			t.Errorf("a %d-byte digest verified", len(d))
+		}
+	}
+	if _, err := ossl.NewVerifier(&rsa.PublicKey{}); err == nil {
+		t.Error("an empty public key was taken")
+	}
+	v.Close()
+	if v.Verify(sum[:], good) == nil {
+		t.Error("a closed verifier verified")
+	}
+}

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -203,7 +202,7 @@ func TestTokenStoreRoundTrips(t *testing.T) {
 				i, len(calls), rate, strings.Join(calls, "\n"))
 		}
 		if i == 0 {
-			t.Log(fmt.Sprintf("refresh batch: %s", calls[len(calls)-1]))
+			t.Logf("refresh batch: %s", calls[len(calls)-1])
 		}
 	}
 }

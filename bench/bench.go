@@ -246,6 +246,24 @@ func clientCredentials(t *Target, c *http.Client) (*tokenResponse, error) {
 	return &tr, err
 }
 
+// peerToken asks another provider's token endpoint for a client-credentials
+// token, as clientCredentials asks Aero2.
+func peerToken(c *http.Client, endpoint string) error {
+	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader("grant_type=client_credentials&scope=api"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("service", serviceSecret)
+	res, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	var tr tokenResponse
+	if err := json.NewDecoder(res.Body).Decode(&tr); err != nil || res.StatusCode != http.StatusOK || strings.Count(tr.AccessToken, ".") != 2 {
+		return fmt.Errorf("peer: %d, no JWT access token (%v)", res.StatusCode, err)
+	}
+	return nil
+}
+
 func setupClientCredentials(t *Target, workers int) ([]func() error, error) {
 	ops := make([]func() error, workers)
 	for i := range ops {

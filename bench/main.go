@@ -46,6 +46,7 @@ func main() {
 	slices := flag.Int("slices", 10, "each scenario's time is cut into this many slices, each next to a ceiling slice of the same length")
 	only := flag.String("only", "", "run only the scenarios whose name contains one of these (comma-separated)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&peerURL, "peer", "", "token endpoint of another provider (client \"service\", secret "+serviceSecret+"): its client_credentials rate is measured in slices taking turns with Aero2's (bench/peer)")
 	flag.Parse()
 	if *only != "" {
 		var keep []Scenario
@@ -74,6 +75,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// peerURL is -peer.
+var peerURL string
 
 func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr, pgDSN string) error {
 	fmt.Printf("Aero2 provider benchmark: %d cores (GOMAXPROCS), %d concurrent clients, %s per scenario, %s, %s\n",
@@ -119,6 +123,15 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 				dropSchema()
 				return fmt.Errorf("%s %s setup: %w", st, sc.Name, err)
 			}
+			var peerOps []func() error
+			var peer Result
+			if peerURL != "" && sc.Name == "client_credentials" {
+				peerOps = make([]func() error, workers)
+				for i := range peerOps {
+					peerOps[i] = func() error { return peerToken(t.Client, peerURL) }
+				}
+				Run(peerOps, slice)
+			}
 			Run(ops, slice) // warm-up: connections, caches
 			var r Result
 			var goC, osslC ceilingSum
@@ -133,6 +146,9 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 					measure()
 				}
 				r = r.Add(Run(ops, slice))
+				if peerOps != nil {
+					peer = peer.Add(Run(peerOps, slice))
+				}
 				if i%2 == 1 {
 					measure()
 				}
@@ -153,6 +169,13 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 			}
 			fmt.Printf("%-7s %-20s %9.0f %9s %9s %5d %9.0f %9s %10s\n", st, sc.Name, r.Rate,
 				r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), sc.Sigs, goC.rate(), osslRate, frac)
+			if peerOps != nil {
+				if peer.Errors > 0 {
+					fmt.Printf("peer: %d of %d requests failed; first: %v\n", peer.Errors, peer.Errors+peer.Requests, peer.FirstErr)
+				}
+				fmt.Printf("%-7s %-20s %9.0f %9s %9s %5d %9s %9s %10s  (Aero2 %.2fx)\n", "peer", sc.Name, peer.Rate,
+					peer.P50.Round(10*time.Microsecond), peer.P99.Round(10*time.Microsecond), 1, "", "", "", r.Rate/peer.Rate)
+			}
 		}
 		t.Close()
 		if st == "redis" || st == "combined" {

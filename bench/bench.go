@@ -28,6 +28,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
+	"github.com/aero2/aero2/authz/keys/ossl"
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/server"
 )
@@ -38,21 +39,35 @@ const (
 	redirectURI   = "http://localhost/cb"
 )
 
-// Ceiling measures how many RS256 signatures per second Go's crypto/rsa
-// makes on all cores: GOMAXPROCS goroutines signing SHA-256 digests with a
-// 2048-bit key. It is the ceiling for any endpoint that signs.
+// Ceiling measures how many RS256 signatures per second a signer makes on
+// all cores: GOMAXPROCS goroutines signing SHA-256 digests with a 2048-bit
+// key. It is the ceiling for any endpoint that signs: Go's crypto/rsa for a
+// binary built without OpenSSL, OpenSSL's EVP (through the same cgo
+// binding the server uses, authz/keys/ossl) for one built with
+// `-tags openssl`.
 type Ceiling struct {
 	key    *rsa.PrivateKey
+	signer crypto.Signer
 	digest [32]byte
 }
 
-// NewCeiling generates the key.
+// NewCeiling generates the key; it signs with crypto/rsa.
 func NewCeiling() (*Ceiling, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
 	}
-	return &Ceiling{key: key, digest: sha256.Sum256([]byte("aero2 benchmark payload"))}, nil
+	return &Ceiling{key: key, signer: key, digest: sha256.Sum256([]byte("aero2 benchmark payload"))}, nil
+}
+
+// OpenSSL is the same key signing with OpenSSL (ossl.ErrUnavailable in a
+// binary built without it).
+func (c *Ceiling) OpenSSL() (*Ceiling, error) {
+	s, err := ossl.New(c.key)
+	if err != nil {
+		return nil, err
+	}
+	return &Ceiling{key: c.key, signer: s, digest: c.digest}, nil
 }
 
 // Measure signs for d on every core and returns the signatures made and
@@ -65,7 +80,7 @@ func (c *Ceiling) Measure(d time.Duration) (int64, time.Duration) {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
-				if _, err := c.key.Sign(rand.Reader, c.digest[:], crypto.SHA256); err == nil {
+				if _, err := c.signer.Sign(rand.Reader, c.digest[:], crypto.SHA256); err == nil {
 					n.Add(1)
 				}
 			}
@@ -229,6 +244,24 @@ func clientCredentials(t *Target, c *http.Client) (*tokenResponse, error) {
 		err = errors.New("no access token")
 	}
 	return &tr, err
+}
+
+// peerToken asks another provider's token endpoint for a client-credentials
+// token, as clientCredentials asks Aero2.
+func peerToken(c *http.Client, endpoint string) error {
+	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader("grant_type=client_credentials&scope=api"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("service", serviceSecret)
+	res, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	var tr tokenResponse
+	if err := json.NewDecoder(res.Body).Decode(&tr); err != nil || res.StatusCode != http.StatusOK || strings.Count(tr.AccessToken, ".") != 2 {
+		return fmt.Errorf("peer: %d, no JWT access token (%v)", res.StatusCode, err)
+	}
+	return nil
 }
 
 func setupClientCredentials(t *Target, workers int) ([]func() error, error) {

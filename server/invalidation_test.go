@@ -103,7 +103,7 @@ func TestSignOutReachesEveryReplicaAtOnce(t *testing.T) {
 // then has to read the store, and fails while Redis is down.
 func TestLostBroadcastsFallBackToSessionCache(t *testing.T) {
 	p := redistest.PrivateServer(t)
-	cs := &countingStore{Store: p.Open(t), calls: map[string]int{}}
+	cs := servertest.NewCountingStore(p.Open(t))
 	up := tokenEcho(t)
 	src := strings.NewReplacer("SHORT", "1s", "UP", up.URL).Replace(longCacheConfig)
 	src = strings.Replace(src, "\nserver:\n", "\nserver:\n  rate_limits: {disabled: true}\n", 1)
@@ -118,12 +118,12 @@ func TestLostBroadcastsFallBackToSessionCache(t *testing.T) {
 		t.Fatalf("first request: %d", s)
 	}
 	time.Sleep(1500 * time.Millisecond) // past session_cache
-	cs.take()
+	cs.Drain()
 	if s := proxied(t, in.Addr, host, cookie, "/app/x"); s != http.StatusOK {
 		t.Fatalf("past session_cache, broadcasts heard: %d", s)
 	}
-	if calls, n := cs.take(); n != 0 {
-		t.Errorf("past session_cache with broadcasts heard, the request still asked the store: %v", calls)
+	if calls := cs.Drain(); len(calls) != 0 {
+		t.Errorf("past session_cache with broadcasts heard, the request still asked the store: %q", calls.Strings())
 	}
 
 	p.Stop(t)

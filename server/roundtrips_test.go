@@ -1,16 +1,12 @@
 package server_test
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,117 +16,13 @@ import (
 	"github.com/aero2/aero2/store/redis/redistest"
 )
 
-// countingStore counts every call of every store operation, by name:
-// each is one round trip to the backend (GetSessionAndRecord, GetMany and
-// Apply included).
-type countingStore struct {
-	store.Store
-	mu    sync.Mutex
-	calls map[string]int
-}
-
-func (c *countingStore) count(op string) {
-	c.mu.Lock()
-	c.calls[op]++
-	c.mu.Unlock()
-}
-
-// take returns the calls counted since the last take, and their total.
-func (c *countingStore) take() (map[string]int, int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	got, n := c.calls, 0
-	for _, v := range got {
-		n += v
-	}
-	c.calls = map[string]int{}
-	return got, n
-}
-
-func (c *countingStore) Create(ctx context.Context, app, key string, v []byte, ttl time.Duration) error {
-	c.count("Create")
-	return c.Store.Create(ctx, app, key, v, ttl)
-}
-func (c *countingStore) Put(ctx context.Context, app, key string, v []byte, ttl time.Duration) error {
-	c.count("Put")
-	return c.Store.Put(ctx, app, key, v, ttl)
-}
-func (c *countingStore) Get(ctx context.Context, app, key string) ([]byte, error) {
-	c.count("Get")
-	return c.Store.Get(ctx, app, key)
-}
-func (c *countingStore) Take(ctx context.Context, app, key string) ([]byte, error) {
-	c.count("Take")
-	return c.Store.Take(ctx, app, key)
-}
-func (c *countingStore) Delete(ctx context.Context, app string, keys ...string) error {
-	c.count("Delete")
-	return c.Store.Delete(ctx, app, keys...)
-}
-func (c *countingStore) SetAdd(ctx context.Context, app, key string, ttl time.Duration, m ...string) error {
-	c.count("SetAdd")
-	return c.Store.SetAdd(ctx, app, key, ttl, m...)
-}
-func (c *countingStore) SetMembers(ctx context.Context, app, key string) ([]string, error) {
-	c.count("SetMembers")
-	return c.Store.SetMembers(ctx, app, key)
-}
-func (c *countingStore) SetRemove(ctx context.Context, app, key string, m ...string) error {
-	c.count("SetRemove")
-	return c.Store.SetRemove(ctx, app, key, m...)
-}
-func (c *countingStore) Apply(ctx context.Context, app string, ops ...store.Op) error {
-	c.count("Apply")
-	return c.Store.Apply(ctx, app, ops...)
-}
-func (c *countingStore) GetMany(ctx context.Context, app string, keys ...string) ([][]byte, error) {
-	c.count("GetMany")
-	return c.Store.GetMany(ctx, app, keys...)
-}
-func (c *countingStore) CreateSession(ctx context.Context, s *store.Session, ttl time.Duration) error {
-	c.count("CreateSession")
-	return c.Store.CreateSession(ctx, s, ttl)
-}
-func (c *countingStore) GetSession(ctx context.Context, app, id string) (*store.Session, error) {
-	c.count("GetSession")
-	return c.Store.GetSession(ctx, app, id)
-}
-func (c *countingStore) TouchSession(ctx context.Context, s *store.Session, ttl time.Duration) error {
-	c.count("TouchSession")
-	return c.Store.TouchSession(ctx, s, ttl)
-}
-func (c *countingStore) DeleteSession(ctx context.Context, app, id string) error {
-	c.count("DeleteSession")
-	return c.Store.DeleteSession(ctx, app, id)
-}
-func (c *countingStore) UserSessions(ctx context.Context, app, uid string) ([]*store.Session, error) {
-	c.count("UserSessions")
-	return c.Store.UserSessions(ctx, app, uid)
-}
-func (c *countingStore) GetSessionAndRecord(ctx context.Context, app, id, key string) (*store.Session, []byte, error) {
-	c.count("GetSessionAndRecord")
-	return c.Store.GetSessionAndRecord(ctx, app, id, key)
-}
-func (c *countingStore) GetUser(ctx context.Context, app, id string) (*store.User, error) {
-	c.count("GetUser")
-	return c.Store.GetUser(ctx, app, id)
-}
-func (c *countingStore) UserByIdentity(ctx context.Context, app, idp, sub string) (*store.User, *store.Identity, error) {
-	c.count("UserByIdentity")
-	return c.Store.UserByIdentity(ctx, app, idp, sub)
-}
-func (c *countingStore) RateLimit(ctx context.Context, app string, b ...store.RateBucket) (store.RateResult, error) {
-	c.count("RateLimit")
-	return c.Store.RateLimit(ctx, app, b...)
-}
-
 // TestUncachedProxySessionIsOneStoreRoundTrip: a proxied request whose
 // session is not in the proxy's cache costs one store round trip on
 // Redis, which reads the proxy session's record and the provider session
 // it depends on together; and a session ended at the provider still
 // ends the proxy session at the next such read.
 func TestUncachedProxySessionIsOneStoreRoundTrip(t *testing.T) {
-	cs := &countingStore{Store: redistest.New(t), calls: map[string]int{}}
+	cs := servertest.NewCountingStore(redistest.New(t))
 	up := tokenEcho(t)
 	cfg := strings.Replace(servertest.DevConfig, "\nserver:\n", "\nserver:\n  rate_limits: {disabled: true}\n", 1) + `
 proxy: {session_cache: 1ms}
@@ -156,12 +48,12 @@ routes:
 		return res.StatusCode
 	}
 	for i := range 3 {
-		cs.take()
+		cs.Drain()
 		if s := get(); s != http.StatusOK {
 			t.Fatalf("request %d: %d", i, s)
 		}
-		if calls, n := cs.take(); n != 1 || calls["GetSessionAndRecord"] != 1 {
-			t.Errorf("request %d: %d store calls, want 1 (GetSessionAndRecord): %v", i, n, sorted(calls))
+		if calls := cs.Drain(); len(calls) != 1 || calls.Count()["GetSessionAndRecord"] != 1 {
+			t.Errorf("request %d: %d store calls, want 1 (GetSessionAndRecord): %q", i, len(calls), calls.Strings())
 		}
 	}
 
@@ -187,15 +79,6 @@ func userOf(t *testing.T, st store.Store) string {
 		t.Fatalf("alice: %v", err)
 	}
 	return u.ID
-}
-
-func sorted(m map[string]int) []string {
-	var out []string
-	for k, v := range m {
-		out = append(out, fmt.Sprintf("%s=%d", k, v))
-	}
-	sort.Strings(out)
-	return out
 }
 
 // BenchmarkUncachedProxySession: proxied GETs on Redis with no session

@@ -70,6 +70,10 @@ type Key struct {
 	PublicKey crypto.PublicKey
 	// Public is PublicKey for an RSA key, nil for others.
 	Public *rsa.PublicKey
+	// verifier is what Verify hands go-jose: built once per key, so a
+	// verification parses nothing of the key (OpenSSL's, for RS256 in a
+	// binary built with it), else PublicKey.
+	verifier any
 	// CreatedAt is when the key was generated; ActivatedAt when it became
 	// current; RetiredAt when it stopped being current.
 	CreatedAt, ActivatedAt, RetiredAt time.Time
@@ -120,9 +124,9 @@ type Options struct {
 	// from crypto/rsa.
 	Generate func() (*rsa.PrivateKey, error)
 	// WrapSigner turns an RSA private key into the signer used for
-	// tokens; nil uses the key itself (crypto/rsa). This is the seam for
-	// a faster implementation. ES256 and EdDSA keys sign with crypto/ecdsa
-	// and crypto/ed25519.
+	// tokens; nil uses OpenSSL in a binary built with `-tags openssl`
+	// (package ossl), else the key itself (crypto/rsa). ES256 and EdDSA
+	// keys sign with crypto/ecdsa and crypto/ed25519.
 	WrapSigner func(*rsa.PrivateKey) crypto.Signer
 	Logger     *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -157,11 +161,11 @@ func NewManager(opts Options) (*Manager, error) {
 	if opts.Generate == nil {
 		opts.Generate = func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, RSABits) }
 	}
-	if opts.WrapSigner == nil {
-		opts.WrapSigner = func(k *rsa.PrivateKey) crypto.Signer { return k }
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.WrapSigner == nil {
+		opts.WrapSigner = defaultWrap(opts.Logger)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -379,6 +383,7 @@ func (m *Manager) parse(ss *storedSet) (*Set, error) {
 		case *rsa.PrivateKey:
 			if k.Alg == jose.RS256 {
 				k.Signer, k.PublicKey, k.Public = m.opts.WrapSigner(priv), &priv.PublicKey, &priv.PublicKey
+				k.verifier = rsaVerifier(&priv.PublicKey, m.opts.Logger)
 			}
 		case *ecdsa.PrivateKey:
 			if k.Alg == jose.ES256 && priv.Curve == elliptic.P256() {
@@ -391,6 +396,9 @@ func (m *Manager) parse(ss *storedSet) (*Set, error) {
 		}
 		if k.Signer == nil {
 			return nil, fmt.Errorf("signing key %s: a %T cannot sign %s", sk.ID, raw, k.Alg)
+		}
+		if k.verifier == nil {
+			k.verifier = k.PublicKey
 		}
 		if thumbprint(k.PublicKey) != sk.ID {
 			return nil, fmt.Errorf("signing key %s: kid does not match the key", sk.ID)

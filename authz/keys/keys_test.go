@@ -3,6 +3,8 @@ package keys_test
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -99,7 +101,19 @@ func TestFirstStartGeneratesEncryptedKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		der, _ := x509.MarshalPKCS8PrivateKey(s.Current.Signer)
+		// The private key itself (an OpenSSL signer, built with -tags
+		// openssl, does not give it out): read back by a manager that
+		// signs with crypto/rsa.
+		plain, err := keys.NewManager(keys.Options{App: app, Store: st, EncryptionKey: encKey, Retention: time.Hour, Now: c.Now,
+			WrapSigner: func(k *rsa.PrivateKey) crypto.Signer { return k }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := plain.Set(t.Context())
+		if err != nil || ps.Current.ID != s.Current.ID {
+			t.Fatalf("read back: %v", err)
+		}
+		der, _ := x509.MarshalPKCS8PrivateKey(ps.Current.Signer)
 		if bytes.Contains(raw, der[len(der)-64:]) || bytes.Contains(raw, []byte(s.Current.ID)) || bytes.Contains(raw, []byte("pkcs8")) {
 			t.Fatal("stored key set is readable without the storage key")
 		}

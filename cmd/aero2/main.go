@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/audit"
+	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/server"
 )
@@ -504,5 +505,5 @@ func versionString() string {
 		}
 		v += " " + bi.GoVersion
 	}
-	return v
+	return v + ", " + keys.SignerName()
 }

@@ -120,7 +120,7 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ttl := time.Until(lt.Expiry) + time.Minute
-	if err := ap.sessions.records.Create(r.Context(), ap.name, bclJTIKey(iss, lt.JTI), []byte{1}, ttl); err != nil {
+	if err := ap.sessions.records.Create(r.Context(), bclJTIKey(iss, lt.JTI), []byte{1}, ttl); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			h.log.Info("back-channel logout refused", "err", "jti replayed")
 			h.apiError(w, http.StatusBadRequest, "invalid_request", "The logout token has been used before.")
@@ -132,7 +132,7 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	n, err := ap.sessions.endFor(r.Context(), lt.SessionID, lt.Subject)
 	if err != nil {
 		// Let the provider retry with a new token: forget this jti.
-		_ = ap.sessions.records.Delete(context.WithoutCancel(r.Context()), ap.name, bclJTIKey(iss, lt.JTI))
+		_ = ap.sessions.records.Delete(context.WithoutCancel(r.Context()), bclJTIKey(iss, lt.JTI))
 		h.unavailable(w, r, err)
 		return
 	}
@@ -185,12 +185,12 @@ func (s *sessions) index(ctx context.Context, id string, idn *Identity) error {
 		return nil
 	}
 	if idn.SessionID != "" {
-		if err := s.sets.SetAdd(ctx, s.app, sidIndexKey(idn.SessionID), s.lifetime, id); err != nil {
+		if err := s.sets.SetAdd(ctx, sidIndexKey(idn.SessionID), s.lifetime, id); err != nil {
 			return err
 		}
 	}
 	if idn.Subject != "" {
-		return s.sets.SetAdd(ctx, s.app, subIndexKey(idn.Subject), s.lifetime, id)
+		return s.sets.SetAdd(ctx, subIndexKey(idn.Subject), s.lifetime, id)
 	}
 	return nil
 }
@@ -205,13 +205,13 @@ func (s *sessions) endFor(ctx context.Context, sid, sub string) (int, error) {
 	if sid == "" {
 		key = subIndexKey(sub)
 	}
-	ids, err := s.sets.SetMembers(ctx, s.app, key)
+	ids, err := s.sets.SetMembers(ctx, key)
 	if err != nil {
 		return 0, err
 	}
 	for _, id := range ids {
 		s.forget(id)
-		if err := s.records.Delete(ctx, s.app, recordKey(id)); err != nil {
+		if err := s.records.Delete(ctx, recordKey(id)); err != nil {
 			return 0, err
 		}
 	}
@@ -219,7 +219,7 @@ func (s *sessions) endFor(ctx context.Context, sid, sub string) (int, error) {
 		return 0, err
 	}
 	if len(ids) > 0 {
-		if err := s.sets.SetRemove(ctx, s.app, key, ids...); err != nil {
+		if err := s.sets.SetRemove(ctx, key, ids...); err != nil {
 			return 0, err
 		}
 	}

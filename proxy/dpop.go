@@ -33,11 +33,11 @@ type errDPoP struct {
 func (e *errDPoP) Error() string { return e.code + ": " + e.err.Error() }
 func (e *errDPoP) Unwrap() error { return e.err }
 
-func newDPoPVerifier(records store.Records, app string, now func() time.Time) *dpop.Verifier {
+func newDPoPVerifier(records store.AppRecords, now func() time.Time) *dpop.Verifier {
 	return &dpop.Verifier{
 		Now: now,
 		Replay: func(ctx context.Context, key string, ttl time.Duration) error {
-			err := records.Create(ctx, app, dpopReplayPrefix+key, []byte{1}, ttl)
+			err := records.Create(ctx, dpopReplayPrefix+key, []byte{1}, ttl)
 			if errors.Is(err, store.ErrExists) {
 				return dpop.ErrReplay
 			}

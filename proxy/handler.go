@@ -217,17 +217,18 @@ func New(opts Options) (*Handler, error) {
 		for _, hn := range ac.Hosts {
 			hostless = append(hostless, newHostRule(hn))
 		}
+		st := store.ForApp(opts.Store, ac.Name) // nothing below names another application's records
 		ap := &appProxy{
 			name: ac.Name, issuer: p.Provider, provider: provider, signer: a.Signer,
 			scheme: iss.Scheme, secure: iss.Scheme == "https", issuerHost: config.NormalizeHost(iss.Host), hostless: hostless,
 			callbackURL: home + callbackPath, signedOutURL: home + signedOutPath,
 			cookie: p.CookieName, loginCookie: p.CookieName + "_login",
 			sessions: &sessions{
-				app: ac.Name, records: opts.Store, sets: opts.Store, alive: alive, provider: provider,
+				app: ac.Name, records: st, sets: st, alive: alive, provider: provider,
 				ttl: p.SessionCache, lifetime: ac.Session.AbsoluteTimeout, now: opts.Now, cache: map[string]*live{},
 				longTTL: p.SessionCacheInvalidated, inv: h.inv, broadcasts: h.broadcasts,
 			},
-			dpop: newDPoPVerifier(opts.Store, ac.Name, opts.Now),
+			dpop: newDPoPVerifier(st, opts.Now),
 		}
 		h.apps[ap.name] = ap
 		h.order = append(h.order, ap)

@@ -165,8 +165,8 @@ type live struct {
 // (singleflight), so they never race each other into the store.
 type sessions struct {
 	app      string
-	records  store.Records
-	sets     store.Sets       // indexes for back-channel logout; nil: none
+	records  store.AppRecords // the application's (store.ForApp)
+	sets     store.AppSets    // indexes for back-channel logout; nil: none
 	alive    ProviderSessions // nil: no provider-session check
 	provider Provider
 	ttl      time.Duration // cache
@@ -328,7 +328,7 @@ func (s *sessions) validate(ctx context.Context, id, token, sid string) (*live, 
 	}
 	now := s.now()
 	if !now.Before(rec.ExpiresAt) {
-		_ = s.records.Delete(ctx, s.app, recordKey(id))
+		_ = s.records.Delete(ctx, recordKey(id))
 		return nil, errNoSession
 	}
 	if s.alive != nil && rec.Identity.SessionID != "" {
@@ -341,7 +341,7 @@ func (s *sessions) validate(ctx context.Context, id, token, sid string) (*live, 
 		}
 		if !ok {
 			// The provider session ended: so does this one.
-			_ = s.records.Delete(ctx, s.app, recordKey(id))
+			_ = s.records.Delete(ctx, recordKey(id))
 			s.forget(id)
 			return nil, errNoSession
 		}
@@ -373,7 +373,7 @@ func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string
 		if err != nil {
 			return "", nil, err
 		}
-		err = s.records.Create(ctx, s.app, recordKey(id), sealed, s.lifetime)
+		err = s.records.Create(ctx, recordKey(id), sealed, s.lifetime)
 		if errors.Is(err, store.ErrExists) && attempt < 3 {
 			continue
 		}
@@ -381,7 +381,7 @@ func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string
 			return "", nil, err
 		}
 		if err := s.index(ctx, id, &rec.Identity); err != nil {
-			_ = s.records.Delete(context.WithoutCancel(ctx), s.app, recordKey(id))
+			_ = s.records.Delete(context.WithoutCancel(ctx), recordKey(id))
 			return "", nil, err
 		}
 		l := &live{id: id, rec: rec, checked: s.now(), watched: watched, gen: gen}
@@ -401,7 +401,7 @@ func (s *sessions) stored(ctx context.Context, cookie string) (*record, error) {
 	if !ok {
 		return nil, nil
 	}
-	raw, err := s.records.Get(ctx, s.app, recordKey(id))
+	raw, err := s.records.Get(ctx, recordKey(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -451,7 +451,7 @@ func (s *sessions) end(ctx context.Context, cookie string) error {
 		return nil
 	}
 	s.forget(id)
-	if err := s.records.Delete(ctx, s.app, recordKey(id)); err != nil {
+	if err := s.records.Delete(ctx, recordKey(id)); err != nil {
 		return err
 	}
 	return s.announce(ctx, id)
@@ -538,9 +538,9 @@ func (s *sessions) refreshOnce(ctx context.Context, token, id string) (string, e
 			s.remember(&live{id: id, rec: cur, checked: s.now()})
 			return cur.AccessToken, nil
 		}
-		err = s.records.Create(ctx, s.app, refreshLockKey(id), []byte{1}, refreshLockTTL)
+		err = s.records.Create(ctx, refreshLockKey(id), []byte{1}, refreshLockTTL)
 		if err == nil {
-			defer s.records.Delete(context.WithoutCancel(ctx), s.app, refreshLockKey(id))
+			defer s.records.Delete(context.WithoutCancel(ctx), refreshLockKey(id))
 			// Read again under the lock: another replica may have
 			// refreshed, and released the lock, since the read above —
 			// and redeeming the refresh token it replaced would revoke
@@ -599,7 +599,7 @@ func (s *sessions) refresh(ctx context.Context, token, id string, cur *record) (
 	if err != nil {
 		return "", err
 	}
-	if err := s.records.Put(ctx, s.app, recordKey(id), sealed, rec.ExpiresAt.Sub(s.now())); err != nil {
+	if err := s.records.Put(ctx, recordKey(id), sealed, rec.ExpiresAt.Sub(s.now())); err != nil {
 		return "", err
 	}
 	s.remember(&live{id: id, rec: &rec, checked: s.now()})

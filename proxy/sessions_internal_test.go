@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
 )
 
@@ -19,7 +20,7 @@ func TestSessionsKeepTokensOnlyWhenSent(t *testing.T) {
 	tokens := &Tokens{Identity: Identity{Subject: "u1"}, IDToken: "id.token.x", AccessToken: "access.token.x", RefreshToken: "refresh-x",
 		AccessExpiry: time.Now().Add(time.Hour), AccessLifetime: time.Hour}
 	for _, keep := range []bool{false, true} {
-		s := &sessions{app: "a", records: st, ttl: time.Second, lifetime: time.Hour, now: time.Now, cache: map[string]*live{}, keepTokens: keep}
+		s := &sessions{app: "a", records: store.ForApp(st, "a"), ttl: time.Second, lifetime: time.Hour, now: time.Now, cache: map[string]*live{}, keepTokens: keep}
 		cookie, _, err := s.create(t.Context(), tokens, "https://app.example")
 		if err != nil {
 			t.Fatal(err)

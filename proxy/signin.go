@@ -127,7 +127,7 @@ func (h *Handler) startSignIn(w http.ResponseWriter, r *http.Request, ap *appPro
 		return
 	}
 	val, _ := json.Marshal(st)
-	if err := ap.sessions.records.Create(r.Context(), ap.name, stateKey(state), val, stateTTL); err != nil {
+	if err := ap.sessions.records.Create(r.Context(), stateKey(state), val, stateTTL); err != nil {
 		h.unavailable(w, r, err)
 		return
 	}
@@ -227,7 +227,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.unavailable(w, r, err)
 		return
 	}
-	if err := ap.sessions.records.Create(ctx, ap.name, handoffKey(code), val, handoffTTL); err != nil {
+	if err := ap.sessions.records.Create(ctx, handoffKey(code), val, handoffTTL); err != nil {
 		h.unavailable(w, r, err)
 		return
 	}
@@ -303,7 +303,7 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 // the first use, finds nothing). It has answered the request when ok is
 // false.
 func (h *Handler) takeOnce(w http.ResponseWriter, r *http.Request, ap *appProxy, key string) ([]byte, bool) {
-	raw, err := ap.sessions.records.Take(r.Context(), ap.name, key)
+	raw, err := ap.sessions.records.Take(r.Context(), key)
 	if errors.Is(err, store.ErrNotFound) {
 		h.signInFailed(w, r, http.StatusBadRequest, "This sign-in link was already used or has expired. Please try again.")
 		return nil, false

@@ -327,8 +327,8 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 		return nil, problems
 	}
 
-	sessions := session.New(s.store, session.Config{
-		App: a.Name, CookieName: a.Session.CookieName, Secure: secure, Path: cookiePath,
+	sessions := session.New(appStore, session.Config{
+		CookieName: a.Session.CookieName, Secure: secure, Path: cookiePath,
 		IdleTimeout: a.Session.IdleTimeout, AbsoluteTimeout: a.Session.AbsoluteTimeout,
 		Keys: deriveKeys(s.cfg.Secrets.CookieKeys, "aero2 csrf "+a.Name), Now: opts.Now,
 		Audit: s.audit,

@@ -37,7 +37,7 @@ func (m *Manager) announce(ctx context.Context, ids ...string) error {
 		return nil
 	}
 	for _, id := range ids {
-		if err := b.Broadcast(ctx, EndedChannel, EndedMessage(m.cfg.App, EndedProvider, id)); err != nil {
+		if err := b.Broadcast(ctx, EndedChannel, EndedMessage(m.app, EndedProvider, id)); err != nil {
 			return err
 		}
 	}

@@ -54,10 +54,10 @@ func (m *Manager) end(ctx context.Context, reason, userID string, ids ...string)
 		return err
 	}
 	for _, id := range ids {
-		if err := m.be.DeleteSession(ctx, m.cfg.App, id); err != nil {
+		if err := m.be.DeleteSession(ctx, id); err != nil {
 			return err
 		}
-		audit.Log(ctx, m.cfg.Audit, audit.Event{Type: audit.SessionEnded, App: m.cfg.App, User: userID, Session: id, Reason: reason})
+		audit.Log(ctx, m.cfg.Audit, audit.Event{Type: audit.SessionEnded, App: m.app, User: userID, Session: id, Reason: reason})
 	}
 	// Once they are gone from the store, so that a replica that reads
 	// them again after the message finds them ended: every replica drops
@@ -101,7 +101,7 @@ func (m *Manager) EndOther(ctx context.Context, cur *store.Session, id string) e
 	if id == cur.ID {
 		return ErrNoSession
 	}
-	other, err := m.be.GetSession(ctx, m.cfg.App, id)
+	other, err := m.be.GetSession(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && other.UserID != cur.UserID) {
 		return ErrNoSession
 	}
@@ -126,7 +126,7 @@ func (m *Manager) EndAll(ctx context.Context, userID string) (int, error) {
 }
 
 func (m *Manager) endUser(ctx context.Context, reason, userID, keep string) (int, error) {
-	all, err := m.be.UserSessions(ctx, m.cfg.App, userID)
+	all, err := m.be.UserSessions(ctx, userID)
 	if err != nil {
 		return 0, err
 	}
@@ -152,7 +152,7 @@ func (m *Manager) EndSession(ctx context.Context, userID, id string) error {
 	if id == "" {
 		return nil
 	}
-	s, err := m.be.GetSession(ctx, m.cfg.App, id)
+	s, err := m.be.GetSession(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if err := m.runHooks(ctx, id); err != nil {

@@ -54,7 +54,7 @@ func startAs(t *testing.T, m *session.Manager, userID string) *store.Session {
 	return s
 }
 
-func gone(t *testing.T, be session.Backend, app string, ids ...string) {
+func gone(t *testing.T, be store.Store, app string, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
 		if _, err := be.GetSession(t.Context(), app, id); !errors.Is(err, store.ErrNotFound) {
@@ -63,7 +63,7 @@ func gone(t *testing.T, be session.Backend, app string, ids ...string) {
 	}
 }
 
-func present(t *testing.T, be session.Backend, app string, ids ...string) {
+func present(t *testing.T, be store.Store, app string, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
 		if _, err := be.GetSession(t.Context(), app, id); err != nil {
@@ -75,7 +75,7 @@ func present(t *testing.T, be session.Backend, app string, ids ...string) {
 // TestEveryEndingRunsTheHook: each way the manager ends sessions tells the
 // end hook exactly the sessions it ended, and deletes exactly those.
 func TestEveryEndingRunsTheHook(t *testing.T) {
-	backends(t, func(t *testing.T, be session.Backend) {
+	backends(t, func(t *testing.T, be store.Store) {
 		c := &clock{now: time.Now()}
 		app := storetest.App(t)
 		m := newManager(be, app, c)
@@ -178,7 +178,7 @@ func TestEveryEndingRunsTheHook(t *testing.T) {
 // can try again; ending it anyway would leave live tokens that nothing
 // could name again.
 func TestFailedHookEndsNothing(t *testing.T) {
-	backends(t, func(t *testing.T, be session.Backend) {
+	backends(t, func(t *testing.T, be store.Store) {
 		c := &clock{now: time.Now()}
 		app := storetest.App(t)
 		m := newManager(be, app, c)

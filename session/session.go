@@ -31,15 +31,18 @@ var ErrNoSession = errors.New("session: no session")
 // tokenBytes is the cookie token's entropy: 256 bits.
 const tokenBytes = 32
 
-// Backend is what the manager needs from the store.
+// Backend is what the manager needs from the store: the application's
+// handle (store.ForApp), whose Name is the application's. When it can also
+// broadcast (store.Broadcasts), ended sessions are announced to every
+// replica.
 type Backend interface {
-	store.Sessions
-	GetUser(ctx context.Context, app, id string) (*store.User, error)
+	Name() string
+	store.AppSessions
+	GetUser(ctx context.Context, id string) (*store.User, error)
 }
 
 // Config sets up a Manager for one application.
 type Config struct {
-	App string
 	// CookieName is the base name; CookieName (the function) makes the
 	// cookie's name from it, Secure and Path.
 	CookieName string
@@ -64,6 +67,7 @@ type Config struct {
 type Manager struct {
 	cfg      Config
 	be       Backend
+	app      string // be.Name()
 	name     string
 	touchGap time.Duration
 	hooks    []EndHook // see OnEnd
@@ -77,7 +81,7 @@ func New(be Backend, cfg Config) *Manager {
 	if cfg.Path == "" {
 		cfg.Path = "/"
 	}
-	m := &Manager{cfg: cfg, be: be, name: CookieName(cfg.CookieName, cfg.Secure, cfg.Path)}
+	m := &Manager{cfg: cfg, be: be, app: be.Name(), name: CookieName(cfg.CookieName, cfg.Secure, cfg.Path)}
 	// Writing last_seen on every request would make every page view a
 	// store write; a tenth of the idle timeout (at most 5 minutes) keeps
 	// the idle limit accurate to within that gap.
@@ -112,7 +116,7 @@ func CookieName(base string, secure bool, path string) string {
 func (m *Manager) Name() string { return m.name }
 
 // App is the application the manager serves.
-func (m *Manager) App() string { return m.cfg.App }
+func (m *Manager) App() string { return m.app }
 
 // Start signs userID in: it ends the session the request carried, if any
 // (with its hooks: a new sign-in ends what the old session issued), and
@@ -132,7 +136,7 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, userID, idp stri
 	for attempt := 0; ; attempt++ {
 		token, id := newToken()
 		s := &store.Session{
-			ID: id, App: m.cfg.App, UserID: userID, IDP: idp,
+			ID: id, App: m.app, UserID: userID, IDP: idp,
 			AuthTime: now, CreatedAt: now, LastSeen: now,
 			ExpiresAt: now.Add(m.cfg.AbsoluteTimeout),
 			IP:        clientIP(r), UserAgent: truncate(r.UserAgent(), 256),
@@ -146,7 +150,7 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, userID, idp stri
 		}
 		m.setCookie(w, token, s.ExpiresAt)
 		reqlog.SetUser(ctx, userID)
-		audit.Log(ctx, m.cfg.Audit, audit.Event{Type: audit.SessionCreated, App: m.cfg.App, User: userID, IDP: idp, Session: s.ID})
+		audit.Log(ctx, m.cfg.Audit, audit.Event{Type: audit.SessionCreated, App: m.app, User: userID, IDP: idp, Session: s.ID})
 		return s, nil
 	}
 }
@@ -172,7 +176,7 @@ func (m *Manager) Current(r *http.Request) (*store.Session, error) {
 // it alive while the user is active. It answers false, not an error, for
 // an absent or ended session.
 func (m *Manager) Alive(ctx context.Context, id string) (bool, error) {
-	s, err := m.be.GetSession(ctx, m.cfg.App, id)
+	s, err := m.be.GetSession(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -193,7 +197,7 @@ func (m *Manager) Alive(ctx context.Context, id string) (bool, error) {
 // (and its use recorded, as Alive does), so that a caller's guess at id
 // never keeps another session alive. alive is false when depends is.
 func (m *Manager) AliveWithRecord(ctx context.Context, id, key string, depends func(record []byte) bool) (alive bool, record []byte, err error) {
-	s, v, err := m.be.GetSessionAndRecord(ctx, m.cfg.App, id, key)
+	s, v, err := m.be.GetSessionAndRecord(ctx, id, key)
 	if err != nil {
 		return false, nil, err
 	}
@@ -213,8 +217,8 @@ func (m *Manager) AliveWithRecord(ctx context.Context, id, key string, depends f
 func (m *Manager) check(ctx context.Context, s *store.Session) (*store.Session, error) {
 	now := m.cfg.Now()
 	if !now.Before(s.ExpiresAt) || now.Sub(s.LastSeen) >= m.cfg.IdleTimeout {
-		if m.be.DeleteSession(ctx, m.cfg.App, s.ID) == nil {
-			audit.Log(ctx, m.cfg.Audit, audit.Event{Type: audit.SessionEnded, App: m.cfg.App, User: s.UserID, Session: s.ID, Reason: EndExpired})
+		if m.be.DeleteSession(ctx, s.ID) == nil {
+			audit.Log(ctx, m.cfg.Audit, audit.Event{Type: audit.SessionEnded, App: m.app, User: s.UserID, Session: s.ID, Reason: EndExpired})
 		}
 		return nil, ErrNoSession
 	}
@@ -237,7 +241,7 @@ func (m *Manager) CurrentUser(r *http.Request) (*store.Session, *store.User, err
 	if err != nil {
 		return nil, nil, err
 	}
-	u, err := m.be.GetUser(r.Context(), m.cfg.App, s.UserID)
+	u, err := m.be.GetUser(r.Context(), s.UserID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Disabled) {
 		// The user was deleted, or disabled: disabling ends every
 		// session, but one may have started as it ran.
@@ -260,7 +264,7 @@ func (m *Manager) lookup(r *http.Request) (*store.Session, error) {
 	if !ok {
 		return nil, ErrNoSession
 	}
-	s, err := m.be.GetSession(r.Context(), m.cfg.App, id)
+	s, err := m.be.GetSession(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoSession
 	}
@@ -326,7 +330,7 @@ func (m *Manager) VerifyCSRF(s *store.Session, purpose, token string) bool {
 
 func (m *Manager) mac(key []byte, id, purpose string) []byte {
 	h := hmac.New(sha256.New, key)
-	fmt.Fprintf(h, "aero2 csrf\x00%s\x00%s\x00%s", m.cfg.App, id, purpose)
+	fmt.Fprintf(h, "aero2 csrf\x00%s\x00%s\x00%s", m.app, id, purpose)
 	return h.Sum(nil)
 }
 

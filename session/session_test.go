@@ -29,7 +29,7 @@ func (c *clock) Add(d time.Duration) {
 }
 
 // backends runs a test on the memory store and on the real Redis.
-func backends(t *testing.T, fn func(t *testing.T, be session.Backend)) {
+func backends(t *testing.T, fn func(t *testing.T, be store.Store)) {
 	t.Run("memory", func(t *testing.T) {
 		s := memory.New()
 		t.Cleanup(func() { s.Close() })
@@ -38,9 +38,9 @@ func backends(t *testing.T, fn func(t *testing.T, be session.Backend)) {
 	t.Run("redis", func(t *testing.T) { fn(t, redistest.New(t)) })
 }
 
-func newManager(be session.Backend, app string, c *clock) *session.Manager {
-	return session.New(be, session.Config{
-		App: app, CookieName: "aero2_session", Secure: true, Path: "/",
+func newManager(be store.Store, app string, c *clock) *session.Manager {
+	return session.New(store.ForApp(be, app), session.Config{
+		CookieName: "aero2_session", Secure: true, Path: "/",
 		IdleTimeout: time.Hour, AbsoluteTimeout: 4 * time.Hour,
 		Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
 		Now:  c.Now,
@@ -74,7 +74,7 @@ func withCookie(c *http.Cookie) *http.Request {
 }
 
 func TestCookieFlagsAndOpaqueToken(t *testing.T) {
-	backends(t, func(t *testing.T, be session.Backend) {
+	backends(t, func(t *testing.T, be store.Store) {
 		c := &clock{now: time.Now()}
 		m := newManager(be, storetest.App(t), c)
 		s, ck := signIn(t, m, nil)
@@ -102,7 +102,7 @@ func TestCookieFlagsAndOpaqueToken(t *testing.T) {
 }
 
 func TestNoSessionCases(t *testing.T) {
-	backends(t, func(t *testing.T, be session.Backend) {
+	backends(t, func(t *testing.T, be store.Store) {
 		c := &clock{now: time.Now()}
 		m := newManager(be, storetest.App(t), c)
 		_, ck := signIn(t, m, nil)
@@ -137,7 +137,7 @@ func TestNoSessionCases(t *testing.T) {
 }
 
 func TestStartRotatesAndEnds(t *testing.T) {
-	backends(t, func(t *testing.T, be session.Backend) {
+	backends(t, func(t *testing.T, be store.Store) {
 		c := &clock{now: time.Now()}
 		m := newManager(be, storetest.App(t), c)
 		first, ck1 := signIn(t, m, nil)
@@ -171,7 +171,7 @@ func TestStartRotatesAndEnds(t *testing.T) {
 }
 
 func TestIdleAndAbsoluteTimeouts(t *testing.T) {
-	backends(t, func(t *testing.T, be session.Backend) {
+	backends(t, func(t *testing.T, be store.Store) {
 		c := &clock{now: time.Now()}
 		m := newManager(be, storetest.App(t), c)
 
@@ -224,7 +224,7 @@ func TestCSRFTokens(t *testing.T) {
 		}
 	}
 	// After key rotation (new key first), old tokens still verify.
-	rotated := session.New(be, session.Config{App: "app", CookieName: "x", Secure: true,
+	rotated := session.New(store.ForApp(be, "app"), session.Config{CookieName: "x", Secure: true,
 		IdleTimeout: time.Hour, AbsoluteTimeout: time.Hour,
 		Keys: [][]byte{[]byte("a-new-key-a-new-key-a-new-key-00"), []byte("0123456789abcdef0123456789abcdef")}})
 	if !rotated.VerifyCSRF(s1, "consent", tok) {
@@ -255,7 +255,7 @@ func TestCookieNamePrefixes(t *testing.T) {
 // the same rules as Current, and records use so an active proxy user keeps
 // the provider session alive.
 func TestAliveByID(t *testing.T) {
-	backends(t, func(t *testing.T, be session.Backend) {
+	backends(t, func(t *testing.T, be store.Store) {
 		c := &clock{now: time.Now()}
 		m := newManager(be, storetest.App(t), c)
 		s, _ := signIn(t, m, nil)
@@ -299,11 +299,11 @@ func TestAliveByID(t *testing.T) {
 // signs nobody in; an application whose issuer has a path gets a
 // __Host- cookie too, with the path in its name and Path=/.
 func TestSiblingCookiesAreNeverAccepted(t *testing.T) {
-	backends(t, func(t *testing.T, be session.Backend) {
+	backends(t, func(t *testing.T, be store.Store) {
 		c := &clock{now: time.Now()}
 		app := storetest.App(t)
-		blog := session.New(be, session.Config{
-			App: app, CookieName: "aero2_session", Secure: true, Path: "/apps/blog",
+		blog := session.New(store.ForApp(be, app), session.Config{
+			CookieName: "aero2_session", Secure: true, Path: "/apps/blog",
 			IdleTimeout: time.Hour, AbsoluteTimeout: 4 * time.Hour,
 			Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, Now: c.Now,
 		})

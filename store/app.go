@@ -66,6 +66,7 @@ type (
 		TouchSession(ctx context.Context, s *Session, ttl time.Duration) error
 		DeleteSession(ctx context.Context, id string) error
 		UserSessions(ctx context.Context, userID string) ([]*Session, error)
+		GetSessionAndRecord(ctx context.Context, id, key string) (*Session, []byte, error)
 	}
 	// AppUsers is Users bound to one application.
 	AppUsers interface {
@@ -91,6 +92,7 @@ var (
 	_ AppSessions   = (*App)(nil)
 	_ AppUsers      = (*App)(nil)
 	_ AppRateLimits = (*App)(nil)
+	_ Broadcasts    = (*App)(nil)
 )
 
 // own fills an empty App field with the handle's application and refuses
@@ -175,6 +177,21 @@ func (a *App) DeleteSession(ctx context.Context, id string) error {
 
 func (a *App) UserSessions(ctx context.Context, userID string) ([]*Session, error) {
 	return a.st.UserSessions(ctx, a.name, userID)
+}
+
+func (a *App) GetSessionAndRecord(ctx context.Context, id, key string) (*Session, []byte, error) {
+	return a.st.GetSessionAndRecord(ctx, a.name, id, key)
+}
+
+// Broadcast and Subscribe pass through: channels are shared by every
+// process on the store, not kept per application, and a message names
+// its application itself (session.EndedMessage).
+func (a *App) Broadcast(ctx context.Context, channel, message string) error {
+	return a.st.Broadcast(ctx, channel, message)
+}
+
+func (a *App) Subscribe(ctx context.Context, channel string, heartbeat time.Duration, fn func(Notice)) {
+	a.st.Subscribe(ctx, channel, heartbeat, fn)
 }
 
 func (a *App) CreateUser(ctx context.Context, u *User, first *Identity) error {

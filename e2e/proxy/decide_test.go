@@ -43,7 +43,7 @@ type want struct {
 func TestEveryDecisionInEveryMode(t *testing.T) {
 	st := memory.New()
 	t.Cleanup(func() { st.Close() })
-	checker := session.New(st, session.Config{App: "default", CookieName: "unused", IdleTimeout: time.Hour, AbsoluteTimeout: time.Hour, Keys: [][]byte{[]byte(servertest.CookieKey)}})
+	checker := session.New(store.ForApp(st, "default"), session.Config{CookieName: "unused", IdleTimeout: time.Hour, AbsoluteTimeout: time.Hour, Keys: [][]byte{[]byte(servertest.CookieKey)}})
 	var skew atomic.Int64 // the proxy's clock runs ahead by this much
 	routes := `
 routes:

@@ -126,7 +126,7 @@ func TestProviderLogoutStopsAdmittingWithinSeconds(t *testing.T) {
 			st = memory.New()
 			t.Cleanup(func() { st.Close() })
 		}
-		checker := session.New(st, session.Config{App: "default", CookieName: "unused", IdleTimeout: time.Hour, AbsoluteTimeout: time.Hour, Keys: [][]byte{[]byte(servertest.CookieKey)}})
+		checker := session.New(store.ForApp(st, "default"), session.Config{CookieName: "unused", IdleTimeout: time.Hour, AbsoluteTimeout: time.Hour, Keys: [][]byte{[]byte(servertest.CookieKey)}})
 		s := startWith(t, st, routesYAML, nil, func(c string) string { return c },
 			server.Options{ProviderSessions: func(string) proxy.ProviderSessions { return checker }})
 		b, ps := signedIn(t, s, st)

@@ -301,7 +301,9 @@ func (c *Cluster) MigrateSlot(t testing.TB, slot int, pause time.Duration) (from
 	}
 	// As redis-cli does before its next step: every master agrees on the
 	// slot's new owner (the importing node's new config epoch has spread).
-	deadline := time.Now().Add(10 * time.Second)
+	// On a loaded machine (the race detector on every package at once)
+	// that took longer than 10 s once; redis-cli waits without a limit.
+	deadline := time.Now().Add(30 * time.Second)
 	for !c.agree(t, slot, to) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the masters do not agree that %s serves slot %d", to, slot)

@@ -129,7 +129,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, param
 		return
 	}
 	if user != nil {
-		if d := p.opts.Limits.Allow(ctx, p.opts.App, ratelimit.Authorize, ratelimit.Account(user.ID)); !d.Allowed {
+		if d := p.opts.Limits.Allow(ctx, p.app, ratelimit.Authorize, ratelimit.Account(user.ID)); !d.Allowed {
 			ratelimit.WritePage(w, p.opts.DisplayName, d)
 			return
 		}
@@ -144,7 +144,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request, param
 		// many one address may park is limited (server.rate_limits.
 		// anonymous_state), and what each holds (knownParams).
 		if sess == nil && resumeID == "" {
-			if d := p.opts.Limits.Allow(ctx, p.opts.App, ratelimit.AnonymousState, ratelimit.Address(r)); !d.Allowed {
+			if d := p.opts.Limits.Allow(ctx, p.app, ratelimit.AnonymousState, ratelimit.Address(r)); !d.Allowed {
 				ratelimit.WritePage(w, p.opts.DisplayName, d)
 				return
 			}

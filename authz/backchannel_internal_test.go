@@ -16,7 +16,7 @@ import (
 func TestBackchannelQueueIsBounded(t *testing.T) {
 	st := memory.New()
 	defer st.Close()
-	p := &Provider{opts: Options{App: "a", Store: st, Now: time.Now}, st: store.ForApp(st, "a"), log: slog.New(slog.DiscardHandler)}
+	p := &Provider{opts: Options{Store: store.ForApp(st, "a"), Now: time.Now}, st: store.ForApp(st, "a"), app: "a", log: slog.New(slog.DiscardHandler)}
 	p.bcl = &backchannel{kick: make(chan struct{}, 1)}
 
 	if err := p.enqueueLogout(t.Context(), bclJobRecord{Client: "rp", SID: "s0"}); err != nil {

@@ -216,7 +216,7 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 		p.pageFailure(w, r, err)
 		return
 	}
-	audit.Log(r.Context(), p.opts.Audit, audit.Event{Type: audit.ConsentGiven, App: p.opts.App, User: user.ID, Client: client.GetID()})
+	audit.Log(r.Context(), p.opts.Audit, audit.Event{Type: audit.ConsentGiven, App: p.app, User: user.ID, Client: client.GetID()})
 	p.finishAuthorize(w, r, ar, sess, user, pr.Started, id)
 }
 

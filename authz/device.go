@@ -158,7 +158,7 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A public client's request is anyone's: counted as anonymous state.
-	if d := p.opts.Limits.Allow(ctx, p.opts.App, ratelimit.AnonymousState, ratelimit.Address(r)); !d.Allowed {
+	if d := p.opts.Limits.Allow(ctx, p.app, ratelimit.AnonymousState, ratelimit.Address(r)); !d.Allowed {
 		ratelimit.WriteJSON(w, d)
 		return
 	}
@@ -292,12 +292,12 @@ func (p *Provider) deviceLookup(w http.ResponseWriter, r *http.Request, sess *st
 		return
 	}
 	failures := []ratelimit.Key{ratelimit.Address(r), ratelimit.Account(user.ID)}
-	if dec := p.opts.Limits.Check(ctx, p.opts.App, ratelimit.Peek(ratelimit.UserCodeFailures, failures...)); !dec.Allowed {
+	if dec := p.opts.Limits.Check(ctx, p.app, ratelimit.Peek(ratelimit.UserCodeFailures, failures...)); !dec.Allowed {
 		ratelimit.WritePage(w, p.opts.DisplayName, dec)
 		return
 	}
 	wrong := func() {
-		p.opts.Limits.Allow(context.WithoutCancel(ctx), p.opts.App, ratelimit.UserCodeFailures, failures...)
+		p.opts.Limits.Allow(context.WithoutCancel(ctx), p.app, ratelimit.UserCodeFailures, failures...)
 		d.Problem = "That code is not valid, or has expired. Check the code on your device."
 		web.Render(w, http.StatusBadRequest, "device", web.Page{Title: "Connect a device", AppName: p.opts.DisplayName, Data: d})
 	}

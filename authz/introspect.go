@@ -195,7 +195,7 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		// RFC 7009 §2.2 answers 200 for an unknown token too: the event
 		// says a revocation was asked and done, not that a token existed.
-		audit.Log(r.Context(), p.opts.Audit, audit.Event{Type: audit.TokenRevoked, App: p.opts.App, Client: c.GetID()})
+		audit.Log(r.Context(), p.opts.Audit, audit.Event{Type: audit.TokenRevoked, App: p.app, Client: c.GetID()})
 		noStore(w)
 		w.WriteHeader(http.StatusOK)
 	case isUnavailable(err), errors.Is(err, fosite.ErrTemporarilyUnavailable):

@@ -16,7 +16,7 @@ import (
 // yet, so nothing may redirect.
 func (p *Provider) limitAuthorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d := p.opts.Limits.Allow(r.Context(), p.opts.App, ratelimit.Authorize, ratelimit.Address(r)); !d.Allowed {
+		if d := p.opts.Limits.Allow(r.Context(), p.app, ratelimit.Authorize, ratelimit.Address(r)); !d.Allowed {
 			ratelimit.WritePage(w, p.opts.DisplayName, d)
 			return
 		}
@@ -36,7 +36,7 @@ func (p *Provider) limitClientAuth(name ratelimit.Name, next http.HandlerFunc) h
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		addr, claimed := ratelimit.Address(r), p.claimedClient(r)
-		if d := p.opts.Limits.Check(ctx, p.opts.App, ratelimit.Spend(name, addr), ratelimit.Peek(ratelimit.ClientAuthFailures, addr, claimed)); !d.Allowed {
+		if d := p.opts.Limits.Check(ctx, p.app, ratelimit.Spend(name, addr), ratelimit.Peek(ratelimit.ClientAuthFailures, addr, claimed)); !d.Allowed {
 			ratelimit.WriteJSON(w, d)
 			return
 		}
@@ -45,7 +45,7 @@ func (p *Provider) limitClientAuth(name ratelimit.Name, next http.HandlerFunc) h
 		// Every 401 these endpoints answer is invalid_client (RFC 6749
 		// §5.2, RFC 7662 §2.3, RFC 7009 §2.2.1).
 		if sw.status == http.StatusUnauthorized {
-			p.opts.Limits.Allow(context.WithoutCancel(ctx), p.opts.App, ratelimit.ClientAuthFailures, addr, claimed)
+			p.opts.Limits.Allow(context.WithoutCancel(ctx), p.app, ratelimit.ClientAuthFailures, addr, claimed)
 		}
 	}
 }
@@ -53,7 +53,7 @@ func (p *Provider) limitClientAuth(name ratelimit.Name, next http.HandlerFunc) h
 // limitClient spends one request of limit for an authenticated client and
 // answers 429 when it is over. It has answered when it returns false.
 func (p *Provider) limitClient(w http.ResponseWriter, r *http.Request, name ratelimit.Name, clientID string) bool {
-	d := p.opts.Limits.Allow(r.Context(), p.opts.App, name, ratelimit.Client(clientID))
+	d := p.opts.Limits.Allow(r.Context(), p.app, name, ratelimit.Client(clientID))
 	if !d.Allowed {
 		ratelimit.WriteJSON(w, d)
 	}

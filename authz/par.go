@@ -88,7 +88,7 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
 	}
 	// What a public client pushes is stored for anyone who knows its ID:
 	// counted like any anonymous record.
-	if d := p.opts.Limits.Allow(ctx, p.opts.App, ratelimit.AnonymousState, ratelimit.Address(r)); !d.Allowed {
+	if d := p.opts.Limits.Allow(ctx, p.app, ratelimit.AnonymousState, ratelimit.Address(r)); !d.Allowed {
 		ratelimit.WriteJSON(w, d)
 		return
 	}

@@ -47,17 +47,18 @@ import (
 
 // Options configure one application's provider.
 type Options struct {
-	// App is the application's name; Issuer its base URL (the iss of every
-	// token, and the base of every endpoint).
-	App    string
+	// Issuer is the application's base URL (the iss of every token, and
+	// the base of every endpoint).
 	Issuer string
 	// DisplayName is the application's name on pages (its display_name);
-	// empty means App.
+	// empty means the application's name.
 	DisplayName string
 	// Config is the application's configuration: clients, token
 	// lifetimes, signing key rotation.
 	Config *config.Application
-	Store  store.Store
+	// Store is the application's store handle (store.ForApp); its Name
+	// is the application's name.
+	Store *store.App
 	// Sessions reads the application's browser sessions, and ends them
 	// (logout): the server registers RevokeSessions as its end hook.
 	Sessions *session.Manager
@@ -95,8 +96,10 @@ type Options struct {
 // Provider is one application's OpenID Connect provider.
 type Provider struct {
 	opts Options
-	// st is the store bound to the application (opts.Store, opts.App).
+	// st is the store bound to the application (opts.Store); app its
+	// name.
 	st      *store.App
+	app     string
 	issuer  string
 	oauth   *fosite.Fosite
 	fcfg    *fosite.Config
@@ -128,7 +131,7 @@ func New(opts Options) (*Provider, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.DisplayName == "" {
-		opts.DisplayName = opts.App
+		opts.DisplayName = opts.Store.Name()
 	}
 	if len(opts.TokenSecret) < 32 {
 		return nil, errors.New("authz: token secret must be at least 32 bytes")
@@ -162,12 +165,13 @@ func New(opts Options) (*Provider, error) {
 
 	p := &Provider{
 		opts:    opts,
-		st:      store.ForApp(opts.Store, opts.App),
+		st:      opts.Store,
+		app:     opts.Store.Name(),
 		issuer:  opts.Issuer,
 		clients: clients,
 		signer:  &keys.JWTSigner{Keys: opts.Keys, Observe: opts.ObserveSigning},
 		csrf:    http.NewCrossOriginProtection(),
-		log:     opts.Logger.With("app", opts.App),
+		log:     opts.Logger.With("app", opts.Store.Name()),
 
 		corsOrigins: corsOrigins(clients),
 		// RFC 7523 §3: the issuer or the token endpoint; RFC 9126 §2: also
@@ -177,7 +181,7 @@ func New(opts Options) (*Provider, error) {
 	p.newDPoP()
 	p.newBackchannel()
 	p.tokens = oauthstore.New(oauthstore.Options{
-		App: opts.App, Backend: opts.Store, Clients: clients,
+		Backend: p.st, Clients: clients,
 		GrantTTL: grantTTL, CodeTTL: codeTTL, Now: opts.Now,
 	})
 	p.fcfg = &fosite.Config{
@@ -402,9 +406,9 @@ func KeyRetention(app *config.Application) time.Duration {
 
 // NewKeys returns the signing key manager for app. encryptionKey (32
 // bytes) encrypts the keys at rest.
-func NewKeys(app *config.Application, st store.Records, encryptionKey []byte, log *slog.Logger, now func() time.Time) (*keys.Manager, error) {
+func NewKeys(app *config.Application, st store.Store, encryptionKey []byte, log *slog.Logger, now func() time.Time) (*keys.Manager, error) {
 	return keys.NewManager(keys.Options{
-		App: app.Name, Store: st, EncryptionKey: encryptionKey,
+		Store: store.ForApp(st, app.Name), EncryptionKey: encryptionKey,
 		Algorithm: jose.SignatureAlgorithm(app.SigningKeys.Algorithm),
 		Retention: KeyRetention(app), Logger: log, Now: now,
 	})

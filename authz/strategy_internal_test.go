@@ -10,6 +10,7 @@ import (
 
 	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/authz/oauthstore"
+	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestValidateAccessTokenChecks(t *testing.T) {
 	st := memory.New()
 	defer st.Close()
-	km, err := keys.NewManager(keys.Options{App: "a", Store: st, EncryptionKey: bytes.Repeat([]byte{1}, 32)})
+	km, err := keys.NewManager(keys.Options{Store: store.ForApp(st, "a"), EncryptionKey: bytes.Repeat([]byte{1}, 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestValidateAccessTokenChecks(t *testing.T) {
 func TestSignAssertion(t *testing.T) {
 	st := memory.New()
 	defer st.Close()
-	km, _ := keys.NewManager(keys.Options{App: "a", Store: st, EncryptionKey: bytes.Repeat([]byte{1}, 32)})
+	km, _ := keys.NewManager(keys.Options{Store: store.ForApp(st, "a"), EncryptionKey: bytes.Repeat([]byte{1}, 32)})
 	if err := km.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 // auditToken records a token endpoint decision. grantType is one the
 // endpoint knows (checked before anything else) or "".
 func (p *Provider) auditToken(ctx context.Context, t audit.Type, grantType, client, user, reason string) {
-	audit.Log(ctx, p.opts.Audit, audit.Event{Type: t, App: p.opts.App, Client: client, User: user, GrantType: grantType, Reason: reason})
+	audit.Log(ctx, p.opts.Audit, audit.Event{Type: t, App: p.app, Client: client, User: user, GrantType: grantType, Reason: reason})
 }
 
 // reuseOf names what a refusal found used twice: fosite's answers to a

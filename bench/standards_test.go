@@ -178,7 +178,7 @@ func BenchmarkSigningAlgorithms(b *testing.B) {
 	b.Cleanup(func() { st.Close() })
 	signers := map[jose.SignatureAlgorithm]*keys.JWTSigner{}
 	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA} {
-		m, err := keys.NewManager(keys.Options{App: "bench-" + string(alg), Store: st, EncryptionKey: []byte(strings.Repeat("k", 32)),
+		m, err := keys.NewManager(keys.Options{Store: store.ForApp(st, "bench-"+string(alg)), EncryptionKey: []byte(strings.Repeat("k", 32)),
 			Retention: time.Hour, Algorithm: jose3.SignatureAlgorithm(alg), Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			b.Fatal(err)

@@ -348,7 +348,7 @@ func (s *Server) buildApp(ctx context.Context, a config.Application, opts Option
 	}
 	a.Clients = withProxyClient(s.cfg, a)
 	prov, err := authz.New(authz.Options{
-		App: a.Name, DisplayName: a.DisplayName, Issuer: a.Issuer, Config: &a, Store: s.store, Sessions: sessions, Keys: km,
+		DisplayName: a.DisplayName, Issuer: a.Issuer, Config: &a, Store: appStore, Sessions: sessions, Keys: km,
 		LoginURL:        fed.LoginURL,
 		TokenSecret:     appKey(s.cfg, "aero2 token hmac", a.Name),
 		ClientSecretKey: appKey(s.cfg, "aero2 client secrets", a.Name),

@@ -21,7 +21,7 @@ import (
 
 func newAlgManager(t *testing.T, st store.Store, app string, c *clock, alg jose.SignatureAlgorithm) *keys.Manager {
 	t.Helper()
-	m, err := keys.NewManager(keys.Options{App: app, Store: st, EncryptionKey: encKey, Retention: time.Hour, Now: c.Now, Algorithm: alg})
+	m, err := keys.NewManager(keys.Options{Store: store.ForApp(st, app), EncryptionKey: encKey, Retention: time.Hour, Now: c.Now, Algorithm: alg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestAlgorithmChangeRotates(t *testing.T) {
 
 func TestUnknownAlgorithmRefused(t *testing.T) {
 	for _, alg := range []jose.SignatureAlgorithm{jose.HS256, "none", jose.ES384, jose.PS256} {
-		if _, err := keys.NewManager(keys.Options{App: "a", Store: memory.New(), EncryptionKey: encKey, Algorithm: alg}); err == nil {
+		if _, err := keys.NewManager(keys.Options{Store: store.ForApp(memory.New(), "a"), EncryptionKey: encKey, Algorithm: alg}); err == nil {
 			t.Errorf("%s accepted", alg)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	fjwt "github.com/ory/fosite/token/jwt"
 
 	"github.com/aero2/aero2/authz/keys"
+	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
 )
 
@@ -22,7 +23,7 @@ func TestGenerateWritesWhatGoJoseWrote(t *testing.T) {
 	var first *rsa.PrivateKey
 	st := memory.New()
 	t.Cleanup(func() { st.Close() })
-	m, err := keys.NewManager(keys.Options{App: "a", Store: st, EncryptionKey: encKey, Retention: time.Hour,
+	m, err := keys.NewManager(keys.Options{Store: store.ForApp(st, "a"), EncryptionKey: encKey, Retention: time.Hour,
 		Generate: func() (*rsa.PrivateKey, error) {
 			k, err := rsa.GenerateKey(rand.Reader, 2048)
 			if first == nil {

@@ -102,11 +102,17 @@ func (s *Set) All() []*Key {
 	return append(out, s.Previous...)
 }
 
+// Store is what a Manager keeps the keys in: one application's records.
+type Store interface {
+	Name() string
+	store.AppRecords
+}
+
 // Options configure a Manager.
 type Options struct {
-	// App scopes the keys in the store.
-	App   string
-	Store store.Records
+	// Store is the application's store handle (store.ForApp): the keys
+	// are its records, and sealed to its name.
+	Store Store
 	// EncryptionKey (32 bytes) encrypts the keys at rest with AES-256-GCM.
 	EncryptionKey []byte
 	// Retention is how long a retired key stays published: the longest
@@ -170,7 +176,7 @@ func NewManager(opts Options) (*Manager, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s, err := newSealer(opts.EncryptionKey, opts.App)
+	s, err := newSealer(opts.EncryptionKey, opts.Store.Name())
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +234,7 @@ func (m *Manager) Set(ctx context.Context) (*Set, error) {
 	ns, err := m.loadLocked(ctx, s == nil)
 	if err != nil {
 		if s != nil {
-			m.opts.Logger.Warn("signing keys: reload failed, using cached keys", "app", m.opts.App, "err", err)
+			m.opts.Logger.Warn("signing keys: reload failed, using cached keys", "app", m.opts.Store.Name(), "err", err)
 			// Retry in a few seconds rather than on every request.
 			m.loadedAt.Store(m.opts.Now().Add(5*time.Second - m.opts.RefreshEvery).UnixNano())
 			return s, nil
@@ -297,10 +303,10 @@ func (m *Manager) createStored(ctx context.Context) (*storedSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = m.opts.Store.Create(ctx, m.opts.App, recordKey, sealed, 0)
+	err = m.opts.Store.Create(ctx, recordKey, sealed, 0)
 	switch {
 	case err == nil:
-		m.opts.Logger.Info("signing keys: generated the first keys", "app", m.opts.App, "current", ss.Current.ID, "next", ss.Next.ID)
+		m.opts.Logger.Info("signing keys: generated the first keys", "app", m.opts.Store.Name(), "current", ss.Current.ID, "next", ss.Next.ID)
 		return ss, nil
 	case errors.Is(err, store.ErrExists):
 		won, err := m.readStored(ctx)
@@ -314,7 +320,7 @@ func (m *Manager) createStored(ctx context.Context) (*storedSet, error) {
 }
 
 func (m *Manager) readStored(ctx context.Context) (*storedSet, error) {
-	sealed, err := m.opts.Store.Get(ctx, m.opts.App, recordKey)
+	sealed, err := m.opts.Store.Get(ctx, recordKey)
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ func (c *clock) Add(d time.Duration) {
 
 func newManager(t *testing.T, st store.Store, app string, c *clock) *keys.Manager {
 	t.Helper()
-	m, err := keys.NewManager(keys.Options{App: app, Store: st, EncryptionKey: encKey, Retention: time.Hour, Now: c.Now})
+	m, err := keys.NewManager(keys.Options{Store: store.ForApp(st, app), EncryptionKey: encKey, Retention: time.Hour, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestFirstStartGeneratesEncryptedKeys(t *testing.T) {
 		// The private key itself (an OpenSSL signer, built with -tags
 		// openssl, does not give it out): read back by a manager that
 		// signs with crypto/rsa.
-		plain, err := keys.NewManager(keys.Options{App: app, Store: st, EncryptionKey: encKey, Retention: time.Hour, Now: c.Now,
+		plain, err := keys.NewManager(keys.Options{Store: store.ForApp(st, app), EncryptionKey: encKey, Retention: time.Hour, Now: c.Now,
 			WrapSigner: func(k *rsa.PrivateKey) crypto.Signer { return k }})
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +127,7 @@ func TestFirstStartGeneratesEncryptedKeys(t *testing.T) {
 
 		// The wrong storage key, or another application's name, cannot
 		// open the set.
-		wrong, _ := keys.NewManager(keys.Options{App: app, Store: st, EncryptionKey: bytes.Repeat([]byte{8}, 32)})
+		wrong, _ := keys.NewManager(keys.Options{Store: store.ForApp(st, app), EncryptionKey: bytes.Repeat([]byte{8}, 32)})
 		if err := wrong.Load(t.Context()); !errors.Is(err, keys.ErrCorrupt) {
 			t.Fatalf("wrong storage key: %v", err)
 		}
@@ -135,7 +135,7 @@ func TestFirstStartGeneratesEncryptedKeys(t *testing.T) {
 		if err := st.Put(t.Context(), other, "signing-keys", raw, 0); err != nil {
 			t.Fatal(err)
 		}
-		moved, _ := keys.NewManager(keys.Options{App: other, Store: st, EncryptionKey: encKey})
+		moved, _ := keys.NewManager(keys.Options{Store: store.ForApp(st, other), EncryptionKey: encKey})
 		if err := moved.Load(t.Context()); !errors.Is(err, keys.ErrCorrupt) {
 			t.Fatalf("keys copied to another application: %v", err)
 		}
@@ -150,7 +150,7 @@ func TestConcurrentFirstStartsAgree(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range ids {
 		wg.Go(func() {
-			m, _ := keys.NewManager(keys.Options{App: app, Store: st, EncryptionKey: encKey, Now: c.Now})
+			m, _ := keys.NewManager(keys.Options{Store: store.ForApp(st, app), EncryptionKey: encKey, Now: c.Now})
 			if err := m.Load(context.Background()); err != nil {
 				t.Error(err)
 				return
@@ -317,7 +317,7 @@ func TestFirstStartFailedWriteIsAnError(t *testing.T) {
 		app := storetest.App(t)
 		c := &clock{now: time.Now()}
 		f := &faulty{Store: st, create: func(context.Context, string, string, []byte, time.Duration) error { return errDown }}
-		m, err := keys.NewManager(keys.Options{App: app, Store: f, EncryptionKey: encKey, Now: c.Now})
+		m, err := keys.NewManager(keys.Options{Store: store.ForApp(f, app), EncryptionKey: encKey, Now: c.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,7 +364,7 @@ func TestLostFirstStartRaceFailedReadIsAnError(t *testing.T) {
 			f.get = func(context.Context, string, string) ([]byte, error) { return nil, errDown }
 			return st.Create(ctx, a, key, value, ttl)
 		}
-		m, err := keys.NewManager(keys.Options{App: app, Store: f, EncryptionKey: encKey, Now: c.Now})
+		m, err := keys.NewManager(keys.Options{Store: store.ForApp(f, app), EncryptionKey: encKey, Now: c.Now})
 		if err != nil {
 			t.Fatal(err)
 		}

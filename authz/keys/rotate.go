@@ -52,13 +52,13 @@ func (m *Manager) RotateIfDue(ctx context.Context, period time.Duration) (bool, 
 var errNotDue = errors.New("keys: rotation not due")
 
 func (m *Manager) rotate(ctx context.Context, onlyIfOlder time.Duration) (*Set, error) {
-	if err := m.opts.Store.Create(ctx, m.opts.App, lockKey, []byte("1"), lockTTL); err != nil {
+	if err := m.opts.Store.Create(ctx, lockKey, []byte("1"), lockTTL); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return nil, ErrRotationInProgress
 		}
 		return nil, err
 	}
-	defer m.opts.Store.Delete(context.WithoutCancel(ctx), m.opts.App, lockKey)
+	defer m.opts.Store.Delete(context.WithoutCancel(ctx), lockKey)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -99,13 +99,13 @@ func (m *Manager) rotate(ctx context.Context, onlyIfOlder time.Duration) (*Set, 
 // next key has signed nothing (it becomes current only by rotation, under
 // the same lock), so nothing it signed can stop verifying.
 func (m *Manager) replaceNext(ctx context.Context) error {
-	if err := m.opts.Store.Create(ctx, m.opts.App, lockKey, []byte("1"), lockTTL); err != nil {
+	if err := m.opts.Store.Create(ctx, lockKey, []byte("1"), lockTTL); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return ErrRotationInProgress
 		}
 		return err
 	}
-	defer m.opts.Store.Delete(context.WithoutCancel(ctx), m.opts.App, lockKey)
+	defer m.opts.Store.Delete(context.WithoutCancel(ctx), lockKey)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -119,7 +119,7 @@ func (m *Manager) replaceNext(ctx context.Context) error {
 	if ss.Next, err = m.newStoredKey(); err != nil {
 		return err
 	}
-	m.opts.Logger.Info("signing keys: the next key is of the configured algorithm", "app", m.opts.App, "alg", m.opts.Algorithm, "next", ss.Next.ID)
+	m.opts.Logger.Info("signing keys: the next key is of the configured algorithm", "app", m.opts.Store.Name(), "alg", m.opts.Algorithm, "next", ss.Next.ID)
 	_, err = m.storeSet(ctx, ss)
 	return err
 }
@@ -130,7 +130,7 @@ func (m *Manager) storeSet(ctx context.Context, ns *storedSet) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.opts.Store.Put(ctx, m.opts.App, recordKey, sealed, 0); err != nil {
+	if err := m.opts.Store.Put(ctx, recordKey, sealed, 0); err != nil {
 		return nil, err
 	}
 	s, err := m.parse(ns)
@@ -139,7 +139,7 @@ func (m *Manager) storeSet(ctx context.Context, ns *storedSet) (*Set, error) {
 	}
 	m.set.Store(s)
 	m.loadedAt.Store(m.opts.Now().UnixNano())
-	m.opts.Logger.Info("signing keys: rotated", "app", m.opts.App, "current", s.Current.ID, "next", s.Next.ID, "previous", len(s.Previous))
+	m.opts.Logger.Info("signing keys: rotated", "app", m.opts.Store.Name(), "current", s.Current.ID, "next", s.Next.ID, "previous", len(s.Previous))
 	return s, nil
 }
 
@@ -159,7 +159,7 @@ func (m *Manager) Schedule(ctx context.Context, period time.Duration) {
 				return
 			case <-t.C:
 				if _, err := m.RotateIfDue(ctx, period); err != nil && ctx.Err() == nil {
-					m.opts.Logger.Warn("signing keys: scheduled rotation failed", "app", m.opts.App, "err", err)
+					m.opts.Logger.Warn("signing keys: scheduled rotation failed", "app", m.opts.Store.Name(), "err", err)
 				}
 			}
 		}

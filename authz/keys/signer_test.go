@@ -11,6 +11,7 @@ import (
 
 	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/authz/keys/ossl"
+	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
 )
 
@@ -24,11 +25,11 @@ func TestDefaultSignerMatchesCryptoRSA(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	now := time.Now()
 	clk := func() time.Time { return now }
-	def, err := keys.NewManager(keys.Options{App: "a", Store: st, EncryptionKey: encKey, Retention: time.Hour, Now: clk})
+	def, err := keys.NewManager(keys.Options{Store: store.ForApp(st, "a"), EncryptionKey: encKey, Retention: time.Hour, Now: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := keys.NewManager(keys.Options{App: "a", Store: st, EncryptionKey: encKey, Retention: time.Hour, Now: clk,
+	plain, err := keys.NewManager(keys.Options{Store: store.ForApp(st, "a"), EncryptionKey: encKey, Retention: time.Hour, Now: clk,
 		WrapSigner: func(k *rsa.PrivateKey) crypto.Signer { return k }})
 	if err != nil {
 		t.Fatal(err)

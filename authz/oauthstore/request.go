@@ -62,7 +62,7 @@ func (s *Store) Commit(ctx context.Context, r *Request) error {
 	}
 	r.ops, r.consumed, r.done = nil, nil, true
 	r.mu.Unlock()
-	err := s.opts.Backend.Apply(ctx, s.opts.App, ops...)
+	err := s.opts.Backend.Apply(ctx, ops...)
 	if errors.Is(err, store.ErrExists) {
 		if guardErr != nil {
 			return guardErr
@@ -86,7 +86,7 @@ func (s *Store) Release(ctx context.Context, r *Request) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	return s.opts.Backend.Delete(ctx, s.opts.App, keys...)
+	return s.opts.Backend.Delete(ctx, keys...)
 }
 
 // consume deletes a record the request uses up: now, or with the
@@ -98,7 +98,7 @@ func (s *Store) consume(ctx context.Context, key string) error {
 		r.mu.Unlock()
 		return nil
 	}
-	return s.opts.Backend.Delete(ctx, s.opts.App, key)
+	return s.opts.Backend.Delete(ctx, key)
 }
 
 // guard applies a single-use guard: now, or as part of the Request's
@@ -112,7 +112,7 @@ func (s *Store) guard(ctx context.Context, key string, ttl time.Duration, failed
 		r.mu.Unlock()
 		return nil
 	}
-	err := s.opts.Backend.Create(ctx, s.opts.App, key, op.Value, ttl)
+	err := s.opts.Backend.Create(ctx, key, op.Value, ttl)
 	if errors.Is(err, store.ErrExists) {
 		return failed
 	}
@@ -127,7 +127,7 @@ func (s *Store) applyGrant(ctx context.Context, grant string, ops ...store.Op) e
 	if r := requestFrom(ctx); r != nil {
 		return s.apply(ctx, ops...)
 	}
-	err := s.opts.Backend.Apply(ctx, s.opts.App, ops...)
+	err := s.opts.Backend.Apply(ctx, ops...)
 	if errors.Is(err, store.ErrExists) {
 		return fmt.Errorf("%w: %w", ErrGrantRevoked, fosite.ErrInactiveToken)
 	}
@@ -142,7 +142,7 @@ func (s *Store) apply(ctx context.Context, ops ...store.Op) error {
 		r.mu.Unlock()
 		return nil
 	}
-	return s.opts.Backend.Apply(ctx, s.opts.App, ops...)
+	return s.opts.Backend.Apply(ctx, ops...)
 }
 
 // getMany reads keys, from the request's cache when it has them all.
@@ -162,7 +162,7 @@ func (s *Store) getMany(ctx context.Context, keys ...string) ([][]byte, error) {
 			return out, nil
 		}
 	}
-	vals, err := s.opts.Backend.GetMany(ctx, s.opts.App, keys...)
+	vals, err := s.opts.Backend.GetMany(ctx, keys...)
 	if err != nil || r == nil {
 		return vals, err
 	}

@@ -64,16 +64,16 @@ type ClientGetter interface {
 	GetClient(ctx context.Context, id string) (fosite.Client, error)
 }
 
-// Backend is what the package needs from the store.
+// Backend is what the package needs from the store: the application's
+// handle (store.ForApp).
 type Backend interface {
-	store.Records
-	store.Sets
-	store.Batches
+	store.AppRecords
+	store.AppSets
+	store.AppBatches
 }
 
 // Options configure a Store.
 type Options struct {
-	App     string
 	Backend Backend
 	Clients ClientGetter
 	// GrantTTL is how long grant indexes (a grant's tokens, a browser
@@ -213,7 +213,7 @@ func (s *Store) ttl(exp time.Time, fallback time.Duration) time.Duration {
 }
 
 func (s *Store) get(ctx context.Context, key string, into fosite.Session) (*fosite.Request, *entry, error) {
-	data, err := s.opts.Backend.Get(ctx, s.opts.App, key)
+	data, err := s.opts.Backend.Get(ctx, key)
 	if err != nil {
 		return nil, nil, notFound(err)
 	}
@@ -239,7 +239,7 @@ func (s *Store) getMarked(ctx context.Context, key, marker string, into fosite.S
 
 // exists reports whether a marker record is present.
 func (s *Store) exists(ctx context.Context, key string) (bool, error) {
-	_, err := s.opts.Backend.Get(ctx, s.opts.App, key)
+	_, err := s.opts.Backend.Get(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -266,7 +266,7 @@ func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
 
 // SetClientAssertionJWT remembers a JTI until exp.
 func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	err := s.opts.Backend.Create(ctx, s.opts.App, jtiKey(jti), []byte("1"), s.ttl(exp, time.Hour))
+	err := s.opts.Backend.Create(ctx, jtiKey(jti), []byte("1"), s.ttl(exp, time.Hour))
 	if errors.Is(err, store.ErrExists) {
 		return fosite.ErrJTIKnown
 	}
@@ -281,19 +281,19 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string
 		return err
 	}
 	exp := req.GetSession().GetExpiresAt(fosite.AuthorizeCode)
-	if err := s.opts.Backend.Create(ctx, s.opts.App, codeKey(hash(signature)), data, s.ttl(exp, s.opts.CodeTTL)); err != nil {
+	if err := s.opts.Backend.Create(ctx, codeKey(hash(signature)), data, s.ttl(exp, s.opts.CodeTTL)); err != nil {
 		return err
 	}
 	// Index the grant under the browser session, for logout, and under
 	// its user and client, for removing the client's access.
 	sess := req.GetSession().(*Session)
 	if sid := sess.SID; sid != "" {
-		if err := s.opts.Backend.SetAdd(ctx, s.opts.App, sidGrants(sid), s.opts.GrantTTL, req.GetID()); err != nil {
+		if err := s.opts.Backend.SetAdd(ctx, sidGrants(sid), s.opts.GrantTTL, req.GetID()); err != nil {
 			return err
 		}
 	}
 	if user := sess.User(); user != "" {
-		return s.opts.Backend.SetAdd(ctx, s.opts.App, userClientGrants(user, req.GetClient().GetID()), s.opts.GrantTTL, req.GetID())
+		return s.opts.Backend.SetAdd(ctx, userClientGrants(user, req.GetClient().GetID()), s.opts.GrantTTL, req.GetID())
 	}
 	return nil
 }
@@ -327,7 +327,7 @@ func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, 
 		return err
 	}
 	exp := req.GetSession().GetExpiresAt(fosite.AuthorizeCode)
-	return s.opts.Backend.Put(ctx, s.opts.App, pkceKey(hash(signature)), data, s.ttl(exp, s.opts.CodeTTL))
+	return s.opts.Backend.Put(ctx, pkceKey(hash(signature)), data, s.ttl(exp, s.opts.CodeTTL))
 }
 
 func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
@@ -357,7 +357,7 @@ func (s *Store) CreateOpenIDConnectSession(ctx context.Context, code string, req
 		return err
 	}
 	exp := req.GetSession().GetExpiresAt(fosite.AuthorizeCode)
-	return s.opts.Backend.Put(ctx, s.opts.App, oidcKey(hash(code)), data, s.ttl(exp, s.opts.CodeTTL))
+	return s.opts.Backend.Put(ctx, oidcKey(hash(code)), data, s.ttl(exp, s.opts.CodeTTL))
 }
 
 func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, req fosite.Requester) (fosite.Requester, error) {
@@ -421,7 +421,7 @@ func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, ses
 }
 
 func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {
-	return s.opts.Backend.Delete(ctx, s.opts.App, accessKey(hash(signature)))
+	return s.opts.Backend.Delete(ctx, accessKey(hash(signature)))
 }
 
 // Refresh tokens.
@@ -463,7 +463,7 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 // written, and be a second winner (its tokens then die with the family,
 // but they were issued).
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
-	return s.opts.Backend.Delete(ctx, s.opts.App, refreshKey(hash(signature)))
+	return s.opts.Backend.Delete(ctx, refreshKey(hash(signature)))
 }
 
 // RotateRefreshToken marks the presented refresh token used (kept, so a
@@ -524,13 +524,13 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string) error {
 // as any code or token of the grant could still be redeemed.
 func (s *Store) tombstone(ctx context.Context, requestID string) error {
 	ttl := max(s.opts.GrantTTL, s.opts.CodeTTL) + expirySlack
-	return s.opts.Backend.Put(ctx, s.opts.App, revokedKey(requestID), []byte("1"), ttl)
+	return s.opts.Backend.Put(ctx, revokedKey(requestID), []byte("1"), ttl)
 }
 
 // deleteIndexed deletes the records an index names (each under every key
 // the functions give) and then the index entries.
 func (s *Store) deleteIndexed(ctx context.Context, index string, keyFns ...func(string) string) error {
-	members, err := s.opts.Backend.SetMembers(ctx, s.opts.App, index)
+	members, err := s.opts.Backend.SetMembers(ctx, index)
 	if err != nil || len(members) == 0 {
 		return err
 	}
@@ -540,17 +540,17 @@ func (s *Store) deleteIndexed(ctx context.Context, index string, keyFns ...func(
 			keys = append(keys, key(h))
 		}
 	}
-	if err := s.opts.Backend.Delete(ctx, s.opts.App, keys...); err != nil {
+	if err := s.opts.Backend.Delete(ctx, keys...); err != nil {
 		return err
 	}
-	return s.opts.Backend.SetRemove(ctx, s.opts.App, index, members...)
+	return s.opts.Backend.SetRemove(ctx, index, members...)
 }
 
 // RevokeSession revokes every grant made in the browser session sid: what
 // RP-initiated logout does, so that the session's access tokens turn
 // inactive at introspection and userinfo.
 func (s *Store) RevokeSession(ctx context.Context, sid string) error {
-	grants, err := s.opts.Backend.SetMembers(ctx, s.opts.App, sidGrants(sid))
+	grants, err := s.opts.Backend.SetMembers(ctx, sidGrants(sid))
 	if err != nil {
 		return err
 	}
@@ -560,7 +560,7 @@ func (s *Store) RevokeSession(ctx context.Context, sid string) error {
 		}
 	}
 	if len(grants) > 0 {
-		return s.opts.Backend.SetRemove(ctx, s.opts.App, sidGrants(sid), grants...)
+		return s.opts.Backend.SetRemove(ctx, sidGrants(sid), grants...)
 	}
 	return nil
 }
@@ -570,7 +570,7 @@ func (s *Store) RevokeSession(ctx context.Context, sid string) error {
 // removing a client's access from the account page does.
 func (s *Store) RevokeUserClient(ctx context.Context, userID, clientID string) error {
 	key := userClientGrants(userID, clientID)
-	grants, err := s.opts.Backend.SetMembers(ctx, s.opts.App, key)
+	grants, err := s.opts.Backend.SetMembers(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -580,7 +580,7 @@ func (s *Store) RevokeUserClient(ctx context.Context, userID, clientID string) e
 		}
 	}
 	if len(grants) > 0 {
-		return s.opts.Backend.SetRemove(ctx, s.opts.App, key, grants...)
+		return s.opts.Backend.SetRemove(ctx, key, grants...)
 	}
 	return nil
 }

@@ -19,7 +19,7 @@ import (
 
 // The contract tests run on both backends: fosite's reuse detection
 // depends on them, and a backend that breaks it breaks silently.
-func backends(t *testing.T, fn func(t *testing.T, s *oauthstore.Store, be oauthstore.Backend, app string)) {
+func backends(t *testing.T, fn func(t *testing.T, s *oauthstore.Store, be store.Store, app string)) {
 	run := func(t *testing.T, be store.Store) {
 		app := storetest.App(t)
 		fn(t, newStore(app, be), be, app)
@@ -43,8 +43,8 @@ func (c clients) GetClient(_ context.Context, id string) (fosite.Client, error) 
 
 var testClients = clients{"web": &fosite.DefaultClient{ID: "web"}, "other": &fosite.DefaultClient{ID: "other"}}
 
-func newStore(app string, be oauthstore.Backend) *oauthstore.Store {
-	return oauthstore.New(oauthstore.Options{App: app, Backend: be, Clients: testClients, GrantTTL: time.Hour, CodeTTL: 5 * time.Minute})
+func newStore(app string, be store.Store) *oauthstore.Store {
+	return oauthstore.New(oauthstore.Options{Backend: store.ForApp(be, app), Clients: testClients, GrantTTL: time.Hour, CodeTTL: 5 * time.Minute})
 }
 
 func request(id, sid string) *fosite.Request {
@@ -64,7 +64,7 @@ func request(id, sid string) *fosite.Request {
 }
 
 func TestAuthorizeCodeContract(t *testing.T) {
-	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ store.Store, _ string) {
 		ctx := t.Context()
 		if err := s.CreateAuthorizeCodeSession(ctx, "sig1", request("grant-1", "")); err != nil {
 			t.Fatal(err)
@@ -105,7 +105,7 @@ func TestAuthorizeCodeContract(t *testing.T) {
 }
 
 func TestConcurrentRedemptionHasOneWinner(t *testing.T) {
-	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ store.Store, _ string) {
 		ctx := t.Context()
 		for round := range 10 {
 			sig := "race-" + string(rune('a'+round))
@@ -136,7 +136,7 @@ func TestConcurrentRedemptionHasOneWinner(t *testing.T) {
 }
 
 func TestRefreshTokenContract(t *testing.T) {
-	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ store.Store, _ string) {
 		ctx := t.Context()
 		req := request("grant-r", "")
 		must(t, s.CreateAccessTokenSession(ctx, "at1", req))
@@ -177,7 +177,7 @@ func TestRefreshTokenContract(t *testing.T) {
 }
 
 func TestSessionRevocationAndScoping(t *testing.T) {
-	backends(t, func(t *testing.T, s *oauthstore.Store, be oauthstore.Backend, app string) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, be store.Store, app string) {
 		ctx := t.Context()
 		mine, other := request("grant-a", "sid-1"), request("grant-b", "sid-2")
 		for _, r := range []*fosite.Request{mine, other} {
@@ -216,7 +216,7 @@ func TestSessionRevocationAndScoping(t *testing.T) {
 // grants that user made to that client, in every browser session, and
 // nothing of another client's or another user's.
 func TestUserClientRevocation(t *testing.T) {
-	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ store.Store, _ string) {
 		ctx := t.Context()
 		aliceWeb1, aliceWeb2 := request("a-web-1", "sid-1"), request("a-web-2", "sid-2")
 		aliceOther := request("a-other", "sid-1")
@@ -262,7 +262,7 @@ func must(t *testing.T, err error) {
 // request that fails half-way stores nothing), records are read once, and
 // the single-use guards are never held.
 func TestHeldWrites(t *testing.T) {
-	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ store.Store, _ string) {
 		req := request("grant-h", "")
 		must(t, s.CreateRefreshTokenSession(t.Context(), "rt-h", "", req))
 		ctx, held := oauthstore.WithRequest(t.Context())
@@ -309,7 +309,7 @@ func TestHeldWrites(t *testing.T) {
 // This is what keeps a request that read a code or refresh token before
 // the revocation from issuing a live token after it.
 func TestRevokedGrantTakesNoTokens(t *testing.T) {
-	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ store.Store, _ string) {
 		for _, revoke := range []struct {
 			name string
 			fn   func(context.Context, string) error
@@ -361,7 +361,7 @@ func TestRevokedGrantTakesNoTokens(t *testing.T) {
 // or by Release when the request fails (a code shown with a wrong verifier
 // stays burnt); never twice, never before.
 func TestConsumedRecordsGoWithTheRequest(t *testing.T) {
-	backends(t, func(t *testing.T, s *oauthstore.Store, _ oauthstore.Backend, _ string) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, _ store.Store, _ string) {
 		setup := func(sig string) {
 			must(t, s.CreatePKCERequestSession(t.Context(), sig, request("g-"+sig, "")))
 			must(t, s.CreateOpenIDConnectSession(t.Context(), sig, request("g-"+sig, "")))

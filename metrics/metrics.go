@@ -55,6 +55,9 @@ type Metrics struct {
 	upstream       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	signing        *prometheus.HistogramVec
+
+	requestChildren  *children[requestKey]
+	upstreamChildren *children[upstreamKey]
 }
 
 // New returns Metrics registered in a registry of their own, with the Go
@@ -72,7 +75,7 @@ func New() *Metrics {
 		reg.MustRegister(v)
 		return v
 	}
-	return &Metrics{
+	m := &Metrics{
 		reg: reg,
 		requests: h("http_request_duration_seconds",
 			"Requests answered, by endpoint kind, its detail (grant type, route, forward-auth mode) and status class; _count counts them.",
@@ -112,6 +115,16 @@ func New() *Metrics {
 			"JWT signatures (access tokens, ID tokens, assertions), by application.",
 			signBuckets, "app"),
 	}
+	m.requestChildren = newChildren(m.requests, func(k requestKey) []string {
+		return []string{k.kind, k.detail, classes[k.class]}
+	})
+	m.upstreamChildren = newChildren(m.upstream, func(k upstreamKey) []string {
+		if k.class < 0 {
+			return []string{k.route, "error"}
+		}
+		return []string{k.route, classes[k.class]}
+	})
+	return m
 }
 
 // Handler serves the registry in the Prometheus text format (or
@@ -129,11 +142,11 @@ func Class(status int) string {
 	case status >= 100 && status < 600:
 		return classes[status/100]
 	default:
-		return "other"
+		return classes[0]
 	}
 }
 
-var classes = [...]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
+var classes = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
 
 // Request records one answered request. kind "" is "other".
 func (m *Metrics) Request(kind, detail string, status int, d time.Duration) {
@@ -143,7 +156,27 @@ func (m *Metrics) Request(kind, detail string, status int, d time.Duration) {
 	if kind == "" {
 		kind = "other"
 	}
-	m.requests.WithLabelValues(kind, detail, Class(status)).Observe(d.Seconds())
+	m.requestChildren.get(requestKey{kind, detail, classIndex(status)}).Observe(d.Seconds())
+}
+
+// requestKey and upstreamKey are the label values of a request and of an
+// upstream call, as map keys (the status class as an index into
+// classes; 0: "other"; for an upstream, -1: no response).
+type requestKey struct {
+	kind, detail string
+	class        int
+}
+
+type upstreamKey struct {
+	route string
+	class int
+}
+
+func classIndex(status int) int {
+	if status >= 100 && status < 600 {
+		return status / 100
+	}
+	return 0
 }
 
 // Store records one store call of op (the store method's name) and
@@ -164,11 +197,11 @@ func (m *Metrics) Upstream(route string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	class := "error"
+	key := upstreamKey{route, -1} // no response
 	if status != 0 {
-		class = Class(status)
+		key.class = classIndex(status)
 	}
-	m.upstream.WithLabelValues(route, class).Observe(d.Seconds())
+	m.upstreamChildren.get(key).Observe(d.Seconds())
 	if status == 0 {
 		m.upstreamErrors.WithLabelValues(route).Inc()
 	}

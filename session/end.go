@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/store"
@@ -42,7 +44,42 @@ const (
 	EndByUser    = "ended_from_account" // the user ended it from another session (EndOther, EndOthers)
 	EndAllOfUser = "all_sessions_ended" // every session of the user at once (EndAll)
 	EndExpired   = "expired"            // found past its idle or absolute timeout
+	EndTooMany   = "too_many_sessions"  // the user's least recently used, past MaxSessionsPerUser (Start)
 )
+
+// MaxSessionsPerUser bounds a user's live sessions in one application. A
+// sign-in past it ends the least recently used ones, hooks and all, as
+// any ending. Every session is records in the store, and the account page
+// and a user's disabling read them all: a script that signs in over and
+// over without its cookie (each sign-in a new session, each living until
+// its idle timeout) must not grow them without end. Fifty is more
+// browsers and devices than a person signs in from.
+const MaxSessionsPerUser = 50
+
+// evict ends userID's least recently used sessions beyond
+// MaxSessionsPerUser, never keep (the one just started).
+func (m *Manager) evict(ctx context.Context, userID, keep string) error {
+	all, err := m.be.UserSessions(ctx, userID)
+	if err != nil || len(all) <= MaxSessionsPerUser {
+		return err
+	}
+	slices.SortFunc(all, func(a, b *store.Session) int {
+		if c := a.LastSeen.Compare(b.LastSeen); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	ids := make([]string, 0, len(all)-MaxSessionsPerUser)
+	for _, s := range all {
+		if len(all)-len(ids) <= MaxSessionsPerUser {
+			break
+		}
+		if s.ID != keep {
+			ids = append(ids, s.ID)
+		}
+	}
+	return m.end(ctx, EndTooMany, userID, ids...)
+}
 
 // end runs the hooks for ids (sessions of userID), then deletes them from
 // the store, and records why each ended.

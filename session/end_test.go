@@ -225,3 +225,43 @@ func TestFailedHookEndsNothing(t *testing.T) {
 		gone(t, be, app, s.ID)
 	})
 }
+
+// TestSessionsPerUserAreBounded: signing in again and again without the
+// cookie (a script) keeps at most MaxSessionsPerUser live sessions for the
+// user: each sign-in past the bound ends the least recently used, through
+// the hooks, and never the one it just started nor another user's.
+func TestSessionsPerUserAreBounded(t *testing.T) {
+	backends(t, func(t *testing.T, be store.Store) {
+		c := &clock{now: time.Now()}
+		app := storetest.App(t)
+		m := newManager(be, app, c)
+		h := &hookLog{}
+		m.OnEnd(h.hook)
+		eve := startAs(t, m, "eve")
+		var started []*store.Session
+		for range session.MaxSessionsPerUser + 5 {
+			c.Add(time.Second) // each a second later: a strict order of use
+			started = append(started, startAs(t, m, "user-1"))
+		}
+		live, err := be.UserSessions(t.Context(), app, "user-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(live) != session.MaxSessionsPerUser {
+			t.Fatalf("%d live sessions, want %d", len(live), session.MaxSessionsPerUser)
+		}
+		var evicted []string
+		for _, s := range started[:5] {
+			evicted = append(evicted, s.ID)
+			gone(t, be, app, s.ID)
+		}
+		slices.Sort(evicted)
+		if got := h.take(); !slices.Equal(got, evicted) {
+			t.Errorf("the hook heard %d sessions end, want the 5 least recently used", len(got))
+		}
+		for _, s := range started[5:] {
+			present(t, be, app, s.ID)
+		}
+		present(t, be, app, eve.ID)
+	})
+}

@@ -151,6 +151,10 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, userID, idp stri
 		m.setCookie(w, token, s.ExpiresAt)
 		reqlog.SetUser(ctx, userID)
 		audit.Log(ctx, m.cfg.Audit, audit.Event{Type: audit.SessionCreated, App: m.app, User: userID, IDP: idp, Session: s.ID})
+		// Best effort: the new session stands either way, and a store
+		// that failed here fails the next sign-in's eviction or succeeds
+		// in it.
+		_ = m.evict(ctx, userID, s.ID)
 		return s, nil
 	}
 }

@@ -97,7 +97,7 @@ func (s *Store) SetUserDisabled(ctx context.Context, app, id string, disabled bo
 // retrying when another write got in between.
 func (s *Store) watchUser(ctx context.Context, key string, fn func(tx *goredis.Tx, u *store.User) error, extra ...string) error {
 	var err error
-	for attempt := 0; attempt < 10; attempt++ {
+	for attempt := 0; attempt < maxWatchAttempts; attempt++ {
 		err = s.watch(ctx, func(tx *goredis.Tx) error {
 			b, err := tx.Get(ctx, key).Bytes()
 			if err != nil {
@@ -109,7 +109,7 @@ func (s *Store) watchUser(ctx context.Context, key string, fn func(tx *goredis.T
 			}
 			return fn(tx, &u)
 		}, append([]string{key}, extra...)...)
-		if !errors.Is(err, goredis.TxFailedErr) {
+		if !errors.Is(err, goredis.TxFailedErr) || !contended(ctx, attempt) {
 			return wrap(err)
 		}
 	}

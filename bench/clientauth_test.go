@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -67,15 +66,7 @@ clients:
 				if user != "" {
 					r.SetBasicAuth(user, secret)
 				}
-				res, err := c.Do(r)
-				if err != nil {
-					b.Fatal(err)
-				}
-				body, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK {
-					b.Fatalf("%d %s", res.StatusCode, body)
-				}
+				servertest.MustOK(b, c, r)
 			}
 			assertion := func() url.Values {
 				jti := make([]byte, 16)

@@ -127,14 +127,4 @@ proxy: {session_cache: 30s}
 }
 
 // obsDo sends r with c and fails the benchmark unless it is answered 200.
-func obsDo(b *testing.B, c *http.Client, r *http.Request) {
-	res, err := c.Do(r)
-	if err != nil {
-		b.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		b.Fatalf("%s %s: %d %s", r.Method, r.URL, res.StatusCode, body)
-	}
-}
+func obsDo(b *testing.B, c *http.Client, r *http.Request) { servertest.MustOK(b, c, r) }

@@ -41,17 +41,8 @@ func benchPost(b *testing.B, c *http.Client, base string, form url.Values, proof
 	if proof != "" {
 		r.Header.Set("DPoP", proof)
 	}
-	res, err := c.Do(r)
-	if err != nil {
-		b.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		b.Fatalf("%d %s", res.StatusCode, body)
-	}
 	var m map[string]any
-	json.Unmarshal(body, &m)
+	json.Unmarshal(servertest.MustOK(b, c, r), &m)
 	return m
 }
 

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -55,16 +54,7 @@ func BenchmarkRateLimiter(b *testing.B) {
 				r, _ := http.NewRequest(http.MethodPost, in.URL+path, strings.NewReader(form.Encode()))
 				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				r.SetBasicAuth("svc", svcSecret)
-				res, err := c.Do(r)
-				if err != nil {
-					b.Fatal(err)
-				}
-				body, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK {
-					b.Fatalf("%s: %d %s", path, res.StatusCode, body)
-				}
-				return body
+				return servertest.MustOK(b, c, r)
 			}
 			tokenForm := url.Values{"grant_type": {"client_credentials"}}
 			var tok struct {

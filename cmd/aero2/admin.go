@@ -166,16 +166,9 @@ up within 30 seconds.`,
 // a command that changes something, the audit log) for an admin command.
 func withAdmin(fn func(ctx context.Context, c *invocation, a *server.Admin) error) func(context.Context, *invocation) int {
 	return func(ctx context.Context, c *invocation) int {
-		if err := checkIDs(c); err != nil {
-			return usageExit(c, err)
-		}
-		cfg, ok := loadConfig(c)
-		if !ok {
-			return 1
-		}
-		closeAudit, ok := openAudit(c, cfg.Log.Audit)
-		if !ok {
-			return 1
+		cfg, closeAudit, code := prepareAdmin(c)
+		if cfg == nil {
+			return code
 		}
 		defer closeAudit()
 		a, err := server.OpenAdmin(ctx, cfg, c.audit)
@@ -195,6 +188,24 @@ func withAdmin(fn func(ctx context.Context, c *invocation, a *server.Admin) erro
 		}
 		return 0
 	}
+}
+
+// prepareAdmin checks the command's IDs, loads the configuration and opens
+// the audit log: what every admin command does first. A nil config means
+// the command must exit with code (having said why).
+func prepareAdmin(c *invocation) (cfg *config.Config, closeAudit func() error, code int) {
+	if err := checkIDs(c); err != nil {
+		return nil, nil, usageExit(c, err)
+	}
+	cfg, ok := loadConfig(c)
+	if !ok {
+		return nil, nil, 1
+	}
+	closeAudit, ok = openAudit(c, cfg.Log.Audit)
+	if !ok {
+		return nil, nil, 1
+	}
+	return cfg, closeAudit, 0
 }
 
 // usageExit prints a usage error with the command's help: exit 2.
@@ -516,16 +527,9 @@ func runKeysList(ctx context.Context, c *invocation, a *server.Admin) error {
 }
 
 func runKeysRotate(ctx context.Context, c *invocation) int {
-	if err := checkIDs(c); err != nil {
-		return usageExit(c, err)
-	}
-	cfg, ok := loadConfig(c)
-	if !ok {
-		return 1
-	}
-	closeAudit, ok := openAudit(c, cfg.Log.Audit)
-	if !ok {
-		return 1
+	cfg, closeAudit, code := prepareAdmin(c)
+	if cfg == nil {
+		return code
 	}
 	defer closeAudit()
 	// One event per application rotated: its target the key that became

@@ -35,11 +35,7 @@ func TestClusterConformanceApplicationLayout(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		cfg := c.Config(t)
 		cfg.KeyLayout = "application"
-		s, err := redis.Open(t.Context(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
+		s := c.OpenWith(t, cfg)
 		return s
 	})
 }
@@ -183,11 +179,7 @@ func keysPerMaster(t *testing.T, c *redistest.Cluster, prefix string) map[string
 func TestClusterSpread(t *testing.T) {
 	c := redistest.ClusterServer(t)
 	cfg := c.Config(t)
-	s, err := redis.Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := c.OpenWith(t, cfg)
 	const n = 300
 	for i := range n {
 		if err := signIn(t.Context(), s, "app", "203.0.113.7", i); err != nil {
@@ -249,11 +241,7 @@ func (r *redirects) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredi
 func TestClusterMigrationUnderLoad(t *testing.T) {
 	c := redistest.ClusterServer(t)
 	cfg := c.Config(t)
-	s, err := redis.Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := c.OpenWith(t, cfg)
 	var red redirects
 	cc := s.Client().(*goredis.ClusterClient)
 	cc.OnNewNode(func(n *goredis.Client) { n.AddHook(&red) })
@@ -392,11 +380,7 @@ func TestClusterTimedOutCommandIsNotSentAgain(t *testing.T) {
 	c := redistest.ClusterServer(t)
 	cfg := c.Config(t)
 	cfg.ReadTimeout, cfg.WriteTimeout = 150*time.Millisecond, 150*time.Millisecond
-	s, err := redis.Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := c.OpenWith(t, cfg)
 	const app = "app"
 	bucket := store.RateBucket{Key: "rl:once:a:192.0.2.8", Rate: store.Rate{Requests: 1, Period: time.Hour, Burst: 100}, N: 1}
 	owner := c.Owner(t, redis.Slot(cfg.KeyPrefix+":"+app+":rl:{"+bucket.Key+"}"))
@@ -407,7 +391,7 @@ func TestClusterTimedOutCommandIsNotSentAgain(t *testing.T) {
 	slept := make(chan error, 1)
 	go func() { slept <- c.Node(t, owner).Do(context.Background(), "DEBUG", "SLEEP", "1.5").Err() }()
 	time.Sleep(100 * time.Millisecond) // the master sleeps
-	_, err = s.RateLimit(t.Context(), app, bucket)
+	_, err := s.RateLimit(t.Context(), app, bucket)
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("a spend on a stalled master: %v, want ErrUnavailable", err)
 	}
@@ -455,16 +439,8 @@ func (b *between) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.
 func TestClusterBatchRevokedBetweenGuardAndWrite(t *testing.T) {
 	c := redistest.ClusterServer(t)
 	cfg := c.Config(t)
-	s, err := redis.Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	revoker, err := redis.Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer revoker.Close()
+	s := c.OpenWith(t, cfg)
+	revoker := c.OpenWith(t, cfg)
 	const app = "app"
 	var seen []string
 	b := &between{fn: func() {
@@ -475,7 +451,7 @@ func TestClusterBatchRevokedBetweenGuardAndWrite(t *testing.T) {
 	}}
 	b.armed.Store(true)
 	s.Client().AddHook(b)
-	err = s.Apply(t.Context(), app,
+	err := s.Apply(t.Context(), app,
 		store.Op{Kind: store.OpCreate, Key: "oauth:code-used:c1", Value: []byte("1"), TTL: time.Hour},
 		store.Op{Kind: store.OpPut, Key: "oauth:at:h1", Value: []byte("token"), TTL: time.Hour},
 		store.Op{Kind: store.OpSetAdd, Key: "oauth:grant-at:g1", TTL: time.Hour, Members: []string{"h1"}},

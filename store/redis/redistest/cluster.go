@@ -190,7 +190,14 @@ func (c *Cluster) Config(t testing.TB) config.Redis {
 // ends.
 func (c *Cluster) Open(t testing.TB) *redis.Store {
 	t.Helper()
-	s, err := redis.Open(context.Background(), c.Config(t))
+	return c.OpenWith(t, c.Config(t))
+}
+
+// OpenWith is Open with a configuration of the test's own (from Config,
+// changed).
+func (c *Cluster) OpenWith(t testing.TB, cfg config.Redis) *redis.Store {
+	t.Helper()
+	s, err := redis.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("open a store on the Redis Cluster: %v", err)
 	}

@@ -472,3 +472,95 @@ func TestClusterBatchRevokedBetweenGuardAndWrite(t *testing.T) {
 		t.Errorf("the revoked grant's index holds %v", m)
 	}
 }
+
+// TestClusterKeysWithBraces: a key's hash tag runs from Aero2's '{' to
+// the first '}' after it, so a client-chosen key, email or subject with a
+// '}' (or a '{') in it ends the tag early and lands in another slot than
+// its siblings would. Every operation must still find what it wrote:
+// records, single-use takes, a guarded batch, a user with such an email
+// and identity, sessions.
+func TestClusterKeysWithBraces(t *testing.T) {
+	c := redistest.ClusterServer(t)
+	s := c.Open(t)
+	ctx := t.Context()
+	const app = "app"
+	for _, k := range []string{"a}b", "{x}", "}", "{", "a{b}c}d", "k}" + strings.Repeat("z", 300)} {
+		if err := s.Create(ctx, app, k, []byte("v"), time.Minute); err != nil {
+			t.Fatalf("create %q: %v", k, err)
+		}
+		if v, err := s.Take(ctx, app, k); err != nil || string(v) != "v" {
+			t.Fatalf("take %q: %q %v", k, v, err)
+		}
+		if _, err := s.Take(ctx, app, k); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("second take %q: %v", k, err)
+		}
+	}
+	ops := []store.Op{
+		{Kind: store.OpCreate, Key: "used:}1", Value: []byte("1"), TTL: time.Minute},
+		{Kind: store.OpPut, Key: "at:{2}", Value: []byte("tok"), TTL: time.Minute},
+		{Kind: store.OpSetAdd, Key: "grant:}{3", TTL: time.Minute, Members: []string{"at:{2}"}},
+		{Kind: store.OpAbsent, Key: "revoked:}3"},
+	}
+	if err := s.Apply(ctx, app, ops...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(ctx, app, ops...); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("the batch applied twice: %v", err)
+	}
+	// Keys that begin with '}': an empty tag, so Redis hashes the whole
+	// key (and so must Slot, or such a batch goes to one node as one
+	// script across slots).
+	if err := s.Apply(ctx, app,
+		store.Op{Kind: store.OpPut, Key: "}a", Value: []byte("1"), TTL: time.Minute},
+		store.Op{Kind: store.OpPut, Key: "}b", Value: []byte("2"), TTL: time.Minute},
+		store.Op{Kind: store.OpSetAdd, Key: "}c", TTL: time.Minute, Members: []string{"m"}},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if vals, err := s.GetMany(ctx, app, "}a", "}b"); err != nil || string(vals[0]) != "1" || string(vals[1]) != "2" {
+		t.Fatalf("get many of '}' keys: %q %v", vals, err)
+	}
+	vals, err := s.GetMany(ctx, app, "at:{2}", "used:}1", "absent}")
+	if err != nil || string(vals[0]) != "tok" || string(vals[1]) != "1" || vals[2] != nil {
+		t.Fatalf("get many: %q %v", vals, err)
+	}
+	if m, err := s.SetMembers(ctx, app, "grant:}{3"); err != nil || len(m) != 1 || m[0] != "at:{2}" {
+		t.Fatalf("set members: %q %v", m, err)
+	}
+
+	now := time.Now().UTC()
+	u := &store.User{ID: "u}{1", App: app, Email: "a}b{c@example.com", EmailVerified: true, CreatedAt: now, LastLogin: now}
+	id := &store.Identity{App: app, IDP: "corp", Subject: "s}1{2", UserID: u.ID, Email: u.Email, EmailVerified: true, LinkedAt: now, LastLogin: now}
+	if err := s.CreateUser(ctx, u, id); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := s.UserByIdentity(ctx, app, "corp", "s}1{2"); err != nil || got.ID != u.ID {
+		t.Fatalf("user by identity: %v %v", got, err)
+	}
+	if us, err := s.UsersByVerifiedEmail(ctx, app, "A}B{C@example.com"); err != nil || len(us) != 1 || us[0].ID != u.ID {
+		t.Fatalf("users by email: %v %v", us, err)
+	}
+	u.Name = "Renamed"
+	if err := s.UpdateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := s.Identities(ctx, app, u.ID); err != nil || len(ids) != 1 {
+		t.Fatalf("identities: %v %v", ids, err)
+	}
+	sess := &store.Session{ID: "s}{x", App: app, UserID: u.ID, CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}
+	if err := s.CreateSession(ctx, sess, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ss, err := s.UserSessions(ctx, app, u.ID); err != nil || len(ss) != 1 || ss[0].ID != sess.ID {
+		t.Fatalf("user sessions: %v %v", ss, err)
+	}
+	if got, v, err := s.GetSessionAndRecord(ctx, app, sess.ID, "at:{2}"); err != nil || got == nil || string(v) != "tok" {
+		t.Fatalf("session and record: %v %q %v", got, v, err)
+	}
+	if err := s.DeleteSession(ctx, app, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ss, _ := s.UserSessions(ctx, app, u.ID); len(ss) != 0 {
+		t.Fatalf("sessions after delete: %d", len(ss))
+	}
+}

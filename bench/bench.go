@@ -246,28 +246,30 @@ func clientCredentials(t *Target, c *http.Client) (*tokenResponse, error) {
 	return &tr, err
 }
 
-// peerToken asks another provider's token endpoint for a client-credentials
-// token, as clientCredentials asks Aero2.
-func peerToken(c *http.Client, endpoint string) error {
-	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader("grant_type=client_credentials&scope=api"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("service", serviceSecret)
-	res, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	var tr tokenResponse
-	if err := json.NewDecoder(res.Body).Decode(&tr); err != nil || res.StatusCode != http.StatusOK || strings.Count(tr.AccessToken, ".") != 2 {
-		return fmt.Errorf("peer: %d, no JWT access token (%v)", res.StatusCode, err)
-	}
-	return nil
+func setupClientCredentials(t *Target, workers int) ([]func() error, error) {
+	return tokenOps(t.Client, t.URL+"/oauth2/token", workers)
 }
 
-func setupClientCredentials(t *Target, workers int) ([]func() error, error) {
+// tokenOps are workers asking endpoint for client-credentials tokens, each
+// with a client of its own; an answer counts when it is a 200 with a JWT
+// access token. Aero2 and the peer are both driven by these.
+func tokenOps(c *http.Client, endpoint string, workers int) ([]func() error, error) {
 	ops := make([]func() error, workers)
 	for i := range ops {
-		ops[i] = func() error { _, err := clientCredentials(t, t.Client); return err }
+		p, err := newPoster(c, endpoint, "service", serviceSecret)
+		if err != nil {
+			return nil, err
+		}
+		ops[i] = func() error {
+			status, body, err := p.post("grant_type=client_credentials&scope=api")
+			if err != nil {
+				return err
+			}
+			if status != http.StatusOK || strings.Count(jsonField(body, "access_token"), ".") != 2 {
+				return fmt.Errorf("token endpoint: %d, no JWT access token: %.200s", status, body)
+			}
+			return nil
+		}
 	}
 	return ops, nil
 }
@@ -279,16 +281,18 @@ func setupIntrospection(t *Target, workers int) ([]func() error, error) {
 		if err != nil {
 			return nil, err
 		}
-		form := url.Values{"token": {tok.AccessToken}, "token_type_hint": {"access_token"}}
+		form := url.Values{"token": {tok.AccessToken}, "token_type_hint": {"access_token"}}.Encode()
+		p, err := newPoster(t.Client, t.URL+"/oauth2/introspect", "service", serviceSecret)
+		if err != nil {
+			return nil, err
+		}
 		ops[i] = func() error {
-			var out struct {
-				Active bool `json:"active"`
-			}
-			if err := t.postForm(t.Client, "/oauth2/introspect", form, "service", serviceSecret, &out); err != nil {
+			status, body, err := p.post(form)
+			if err != nil {
 				return err
 			}
-			if !out.Active {
-				return errors.New("token inactive")
+			if status != http.StatusOK || !bytes.HasPrefix(body, []byte(`{"active":true`)) {
+				return fmt.Errorf("introspection: %d, not active: %.200s", status, body)
 			}
 			return nil
 		}
@@ -375,15 +379,20 @@ func setupRefresh(t *Target, workers int) ([]func() error, error) {
 			return nil, err
 		}
 		rt := tr.RefreshToken
+		p, err := newPoster(t.Client, t.URL+"/oauth2/token", "web", webSecret)
+		if err != nil {
+			return nil, err
+		}
 		ops[i] = func() error {
-			var next tokenResponse
-			if err := t.postForm(t.Client, "/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web", webSecret, &next); err != nil {
+			status, body, err := p.post("grant_type=refresh_token&refresh_token=" + url.QueryEscape(rt))
+			if err != nil {
 				return err
 			}
-			if next.RefreshToken == "" || next.IDToken == "" {
-				return errors.New("refresh response lacks a refresh or ID token")
+			next := jsonField(body, "refresh_token")
+			if status != http.StatusOK || next == "" || strings.Count(jsonField(body, "id_token"), ".") != 2 {
+				return fmt.Errorf("refresh: %d, no refresh or ID token: %.200s", status, body)
 			}
-			rt = next.RefreshToken
+			rt = next
 			return nil
 		}
 	}

@@ -47,7 +47,15 @@ func main() {
 	only := flag.String("only", "", "run only the scenarios whose name contains one of these (comma-separated)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&peerURL, "peer", "", "token endpoint of another provider (client \"service\", secret "+serviceSecret+"): its client_credentials rate is measured in slices taking turns with Aero2's (bench/peer)")
+	client := flag.String("client", "wire", "load generator's client for the token, refresh and introspection endpoints (and the peer): wire (lean HTTP/1.1, like wrk) or net (net/http's)")
 	flag.Parse()
+	switch *client {
+	case "wire", "net":
+		wireLoad = *client == "wire"
+	default:
+		fmt.Fprintln(os.Stderr, "bench: -client is wire or net")
+		os.Exit(2)
+	}
 	if *only != "" {
 		var keep []Scenario
 		for _, sc := range Scenarios {
@@ -80,8 +88,12 @@ func main() {
 var peerURL string
 
 func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr, pgDSN string) error {
-	fmt.Printf("Aero2 provider benchmark: %d cores (GOMAXPROCS), %d concurrent clients, %s per scenario, %s, %s\n",
-		runtime.GOMAXPROCS(0), workers, dur, runtime.Version(), keys.SignerName())
+	load := "wire client"
+	if !wireLoad {
+		load = "net/http client"
+	}
+	fmt.Printf("Aero2 provider benchmark: %d cores (GOMAXPROCS), %d concurrent clients (%s), %s per scenario, %s, %s\n",
+		runtime.GOMAXPROCS(0), workers, load, dur, runtime.Version(), keys.SignerName())
 	ceil, err := NewCeiling()
 	if err != nil {
 		return err
@@ -126,9 +138,8 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 			var peerOps []func() error
 			var peer Result
 			if peerURL != "" && sc.Name == "client_credentials" {
-				peerOps = make([]func() error, workers)
-				for i := range peerOps {
-					peerOps[i] = func() error { return peerToken(t.Client, peerURL) }
+				if peerOps, err = tokenOps(t.Client, peerURL, workers); err != nil {
+					return err
 				}
 				Run(peerOps, slice)
 			}

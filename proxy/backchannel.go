@@ -179,7 +179,12 @@ func jwtIssuer(token string) string {
 }
 
 // index records a new proxy session under its provider session and its
-// subject, for back-channel logout.
+// subject, for back-channel logout. At Aero2's own provider (s.alive) it
+// is under its provider session only: that provider's logout tokens
+// always name the session (authz: one is sent only for a session a client
+// got tokens in, and the proxy's client is registered with
+// backchannel_logout_session_required), so the subject's index would be
+// a key per sign-in never read.
 func (s *sessions) index(ctx context.Context, id string, idn *Identity) error {
 	if s.sets == nil {
 		return nil
@@ -189,7 +194,7 @@ func (s *sessions) index(ctx context.Context, id string, idn *Identity) error {
 			return err
 		}
 	}
-	if idn.Subject != "" {
+	if idn.Subject != "" && s.alive == nil {
 		return s.sets.SetAdd(ctx, subIndexKey(idn.Subject), s.lifetime, id)
 	}
 	return nil
@@ -202,6 +207,13 @@ func (s *sessions) endFor(ctx context.Context, sid, sub string) (int, error) {
 		return 0, nil
 	}
 	key := sidIndexKey(sid)
+	if sid == "" && s.alive != nil {
+		// Not indexed by subject (index). Every session of sub stops
+		// here at once; its record is refused, and deleted, by the next
+		// validation if the provider session it names has ended, and
+		// stands as long as it has not.
+		return s.forgetSubject(sub), nil
+	}
 	if sid == "" {
 		key = subIndexKey(sub)
 	}
@@ -224,4 +236,19 @@ func (s *sessions) endFor(ctx context.Context, sid, sub string) (int, error) {
 		}
 	}
 	return len(ids), nil
+}
+
+// forgetSubject drops the cached sessions of subject sub, and says how
+// many there were.
+func (s *sessions) forgetSubject(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, l := range s.cache {
+		if l.rec.Identity.Subject == sub {
+			s.drop(id)
+			n++
+		}
+	}
+	return n
 }

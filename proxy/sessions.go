@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,20 +29,129 @@ var errNoSession = errors.New("proxy: no session")
 // id is the SHA-256 of the cookie token (session.TokenID). It is sealed
 // with a key derived from the cookie token, which the store never sees: a
 // dump of the store yields neither cookies nor the users' tokens.
+//
+// At Aero2's own provider (sessions.alive) the record is a reference to
+// the provider session (the claims' sid), which every validation checks,
+// and the claims that policies and identity headers read: not the ID
+// token, which only an RP-initiated logout at another provider needs (the
+// proxy ends its own provider's session itself, signOut). It is stored
+// as wireRecord.
 type record struct {
-	Identity     Identity  `json:"identity"`
-	IDToken      string    `json:"id_token,omitempty"`
-	AccessToken  string    `json:"access_token,omitempty"`
-	RefreshToken string    `json:"refresh_token,omitempty"`
-	AccessExpiry time.Time `json:"access_expiry,omitzero"`
-	// AccessLifetime is the access token's whole lifetime; 0 if unknown
-	// (and in records written before it existed).
-	AccessLifetime time.Duration `json:"access_lifetime,omitempty"`
-	CreatedAt      time.Time     `json:"created_at"`
-	ExpiresAt      time.Time     `json:"expires_at"`
+	Identity     Identity
+	IDToken      string
+	AccessToken  string
+	RefreshToken string
+	AccessExpiry time.Time
+	// AccessLifetime is the access token's whole lifetime; 0 if unknown.
+	AccessLifetime time.Duration
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
 	// Origin is the origin the session was created for (the route's
 	// scheme://host, from the configuration): it admits there only.
-	Origin string `json:"origin"`
+	Origin string
+}
+
+// wireRecord is a record as sealed: the identity as its claims (the
+// Identity is rebuilt from them, identityFromClaims, unless it says
+// otherwise), times in Unix seconds, short names. Three quarters of a
+// record were copies: the ID token of the claims, the Identity of the
+// claims, the claims of one ID token's issuance.
+type wireRecord struct {
+	Claims map[string]any `json:"c,omitempty"`
+	// Identity is set only when the provider's Identity is not what the
+	// claims make (a Provider other than OIDCProvider may say more).
+	Identity       *Identity `json:"id,omitempty"`
+	IDToken        string    `json:"i,omitempty"`
+	AccessToken    string    `json:"a,omitempty"`
+	RefreshToken   string    `json:"r,omitempty"`
+	AccessExpiry   int64     `json:"ax,omitempty"`
+	AccessLifetime int64     `json:"al,omitempty"` // seconds
+	CreatedAt      int64     `json:"t"`
+	ExpiresAt      int64     `json:"x"`
+	Origin         string    `json:"o"`
+}
+
+// tokenClaims describe one ID token, not the user: unique to it (nonce,
+// jti, the hashes) or its own validity. A session keeps none of them;
+// allowed_claims on them never matched anything but that one token.
+var tokenClaims = []string{"nonce", "jti", "at_hash", "c_hash", "exp", "iat", "nbf"}
+
+// sessionClaims is c without tokenClaims (a copy: c is the provider's).
+func sessionClaims(c map[string]any) map[string]any {
+	if c == nil {
+		return nil
+	}
+	out := make(map[string]any, len(c))
+	for k, v := range c {
+		if !slices.Contains(tokenClaims, k) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// unixTime is a record time: whole seconds, as the record keeps them.
+func unixTime(sec int64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0).UTC()
+}
+
+func unixSeconds(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func sameIdentity(a, b *Identity) bool {
+	return a.Subject == b.Subject && a.Email == b.Email && a.EmailVerified == b.EmailVerified &&
+		a.PreferredUsername == b.PreferredUsername && a.Name == b.Name && a.SessionID == b.SessionID &&
+		slices.Equal(a.Groups, b.Groups)
+}
+
+func (rec *record) wire() *wireRecord {
+	w := &wireRecord{
+		Claims: rec.Identity.Claims, IDToken: rec.IDToken, AccessToken: rec.AccessToken, RefreshToken: rec.RefreshToken,
+		AccessExpiry: unixSeconds(rec.AccessExpiry), AccessLifetime: int64(rec.AccessLifetime / time.Second),
+		CreatedAt: unixSeconds(rec.CreatedAt), ExpiresAt: unixSeconds(rec.ExpiresAt), Origin: rec.Origin,
+	}
+	if made := identityFromClaims(rec.Identity.Claims); !sameIdentity(&made, &rec.Identity) {
+		id := rec.Identity
+		id.Claims = nil
+		w.Identity = &id
+	}
+	return w
+}
+
+func (w *wireRecord) record() *record {
+	rec := &record{
+		Identity: identityFromClaims(w.Claims), IDToken: w.IDToken, AccessToken: w.AccessToken, RefreshToken: w.RefreshToken,
+		AccessExpiry: unixTime(w.AccessExpiry), AccessLifetime: time.Duration(w.AccessLifetime) * time.Second,
+		CreatedAt: unixTime(w.CreatedAt), ExpiresAt: unixTime(w.ExpiresAt), Origin: w.Origin,
+	}
+	if w.Identity != nil {
+		rec.Identity = *w.Identity
+		rec.Identity.Claims = w.Claims
+	}
+	return rec
+}
+
+// newRecord is the record of tokens as the store will give it back (the
+// cache holds the same): claims without tokenClaims, whole seconds.
+func newRecord(t *Tokens, keepIDToken bool, origin string, now time.Time, lifetime time.Duration) *record {
+	id := t.Identity
+	id.Claims = sessionClaims(id.Claims)
+	rec := &record{
+		Identity: id, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken,
+		AccessExpiry: unixTime(unixSeconds(t.AccessExpiry)), AccessLifetime: t.AccessLifetime.Truncate(time.Second),
+		CreatedAt: unixTime(now.Unix()), ExpiresAt: unixTime(now.Add(lifetime).Unix()), Origin: origin,
+	}
+	if keepIDToken {
+		rec.IDToken = t.IDToken
+	}
+	return rec
 }
 
 func recordKey(id string) string { return "proxy-session:" + id }
@@ -82,14 +192,21 @@ func unsealJSON(purpose, secret string, sealed []byte, v any) error {
 	return nil
 }
 
-func seal(token string, rec *record) ([]byte, error) { return sealJSON("session record", token, rec) }
+// recordPurpose names the record format in its key: a record of the
+// format before wireRecord does not open (its browser signs in again
+// once), and a replica still on that format cannot open these.
+const recordPurpose = "session record 2"
+
+func seal(token string, rec *record) ([]byte, error) {
+	return sealJSON(recordPurpose, token, rec.wire())
+}
 
 func unseal(token string, sealed []byte) (*record, error) {
-	rec := new(record)
-	if err := unsealJSON("session record", token, sealed, rec); err != nil {
+	w := new(wireRecord)
+	if err := unsealJSON(recordPurpose, token, sealed, w); err != nil {
 		return nil, err
 	}
-	return rec, nil
+	return w.record(), nil
 }
 
 // ProviderSessions tells whether a provider session (the `sid` of the ID
@@ -355,12 +472,7 @@ func (s *sessions) validate(ctx context.Context, id, token, sid string) (*live, 
 // returns its cookie (the token, and a provider session hint: splitCookie).
 func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string, *live, error) {
 	watched, gen := s.watch()
-	now := s.now().UTC()
-	rec := &record{
-		Identity: t.Identity, IDToken: t.IDToken, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken,
-		AccessExpiry: t.AccessExpiry, AccessLifetime: t.AccessLifetime, CreatedAt: now, ExpiresAt: now.Add(s.lifetime),
-		Origin: origin,
-	}
+	rec := newRecord(t, s.keepIDToken(), origin, s.now(), s.lifetime)
 	if !s.keepTokens {
 		rec.AccessToken, rec.RefreshToken, rec.AccessExpiry, rec.AccessLifetime = "", "", time.Time{}, 0
 	}
@@ -423,6 +535,13 @@ func open(token string, raw []byte) *record {
 	}
 	return rec
 }
+
+// keepIDToken: the record keeps the ID token, as the hint for the
+// provider's RP-initiated logout, only when the provider is not Aero2's
+// own. Aero2's provider session is ended by the proxy itself before the
+// browser is sent to its logout (signOut), which then has nothing left to
+// confirm; there the token was 40% of a record, kept for nothing.
+func (s *sessions) keepIDToken() bool { return s.alive == nil }
 
 // endProviderSession ends the provider session that rec depends on, with
 // what the provider issued in it, when the provider is Aero2's own
@@ -589,11 +708,13 @@ func (s *sessions) refresh(ctx context.Context, token, id string, cur *record) (
 	if t.RefreshToken != "" {
 		rec.RefreshToken = t.RefreshToken // rotated (DESIGN: refresh tokens rotate)
 	}
+	rec.AccessExpiry, rec.AccessLifetime = unixTime(unixSeconds(rec.AccessExpiry)), rec.AccessLifetime.Truncate(time.Second)
 	if t.IDToken != "" {
 		if t.Identity.Subject != rec.Identity.Subject {
 			return "", fmt.Errorf("%w: refreshed tokens are about another user", errNoSession)
 		}
-		rec.IDToken, rec.Identity = t.IDToken, t.Identity
+		fresh := newRecord(t, s.keepIDToken(), rec.Origin, s.now(), 0)
+		rec.IDToken, rec.Identity = fresh.IDToken, fresh.Identity
 	}
 	sealed, err := seal(token, &rec)
 	if err != nil {

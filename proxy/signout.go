@@ -130,7 +130,8 @@ func (h *Handler) signOutPage(w http.ResponseWriter, r *http.Request) {
 // session, and with it every proxy session on every host. At Aero2's own
 // provider the provider session is ended here first, with what was issued
 // in it: a browser that does not follow the redirect is signed out all
-// the same.
+// the same, and the provider's logout, finding no session left to end,
+// needs no id_token_hint (the record keeps none there, keepIDToken).
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {

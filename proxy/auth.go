@@ -122,8 +122,10 @@ func (h *Handler) authenticate(r *http.Request, rt *Route) decision {
 		l, err := rt.app.sessions.load(ctx, c.Value, rt.origin(config.NormalizeHost(r.Host)))
 		switch {
 		case err == nil:
-			id := l.rec.Identity
-			d.id, d.live, d.token = &id, l, c.Value
+			// The cached record's own: records are never changed once
+			// made (a refresh makes a new one), and a copy was an
+			// allocation per request.
+			d.id, d.live, d.token = &l.rec.Identity, l, c.Value
 		case !errors.Is(err, errNoSession):
 			return refused(verdictUnavailable, err)
 		}

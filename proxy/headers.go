@@ -268,7 +268,7 @@ func (p headerPlan) set(h http.Header, id *Identity) {
 	put(p.user, id.Subject)
 	put(p.email, id.Email)
 	put(p.username, id.PreferredUsername)
-	put(p.groups, groupsHeader(id.Groups))
+	put(p.groups, id.groupsValue())
 }
 
 func headerValueOK(v string) bool {

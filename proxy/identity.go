@@ -33,6 +33,17 @@ type Identity struct {
 	// RFC 9068 §2.2 tells it by sub being the client_id. Never stored:
 	// proxy sessions are always a user's.
 	Client string `json:"-"`
+	// groups is groupsHeader(Groups), made once with the Identity
+	// (identityFromClaims) rather than for every request of a session.
+	groups string
+}
+
+// groupsValue is the groups header's value.
+func (id *Identity) groupsValue() string {
+	if id.groups != "" || len(id.Groups) == 0 {
+		return id.groups
+	}
+	return groupsHeader(id.Groups) // not made by identityFromClaims, or no group fits a header
 }
 
 // identityFromClaims builds an Identity from a claim set. Values of the
@@ -47,6 +58,7 @@ func identityFromClaims(c map[string]any) Identity {
 	id.Name, _ = c["name"].(string)
 	id.SessionID, _ = c["sid"].(string)
 	id.Groups = claimStrings(c["groups"])
+	id.groups = groupsHeader(id.Groups)
 	return id
 }
 

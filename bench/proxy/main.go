@@ -31,6 +31,7 @@ import (
 	"html"
 	"io"
 	"log/slog"
+	"math"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -40,6 +41,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -118,10 +120,14 @@ func run(conc, moderate int, dur time.Duration, rounds int, sessionCache time.Du
 	fmt.Printf("Aero2 proxy benchmark: GOMAXPROCS=%d, 1 KiB responses, %d rounds, targets alternating in random order, session_cache %s\n", runtime.GOMAXPROCS(0), rounds, cache)
 	for _, load := range []int{conc, moderate} {
 		res := measure(targets, load, dur, rounds)
-		fmt.Printf("\n%d concurrent clients, %s per target:\n", load, dur)
+		fmt.Printf("\n%d concurrent clients, %s per target (p99 by round: lowest / median / highest):\n", load, dur)
 		for _, t := range targets {
 			r := res[t.name]
-			fmt.Printf("  %-24s %9.0f req/s   p50 %8s   p99 %8s   errors %d\n", t.name, r.rps, r.p50, r.p99, r.errors)
+			fmt.Printf("  %-24s %9.0f req/s   p50 %8s   p99 %8s   errors %d   p99 by round %s\n", t.name, r.rps, r.p50, r.p99, r.errors, spread(r.rounds99))
+			s99, _ := r.sched.quantile(0.99)
+			g99, gn := r.gcPause.quantile(0.99)
+			gmax, _ := r.gcPause.quantile(1)
+			fmt.Printf("  %-24s goroutine run delay p99 %s; %d GC pauses, p99 %s, max %s\n", "", s99, gn, g99, gmax)
 			if r.errors > 0 {
 				return fmt.Errorf("%s: %d failed requests", t.name, r.errors)
 			}
@@ -131,6 +137,14 @@ func run(conc, moderate int, dur time.Duration, rounds int, sessionCache time.Du
 		fmt.Printf("  latency Aero2 adds over the bare proxy: p50 %s, p99 %s\n", a.p50-b.p50, a.p99-b.p99)
 	}
 	return nil
+}
+
+// spread is the lowest, median and highest of sorted durations.
+func spread(d []time.Duration) string {
+	if len(d) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s / %s / %s", d[0], d[len(d)/2], d[len(d)-1])
 }
 
 func serve(h http.Handler) (string, func()) {
@@ -146,7 +160,62 @@ func serve(h http.Handler) (string, func()) {
 type result struct {
 	rps      float64
 	p50, p99 time.Duration
-	errors   int
+	// rounds99 is each round's own p99, sorted: how far the tail moves
+	// between slices of one target is the machine's noise, the yardstick
+	// for a difference in p99 between targets.
+	rounds99 []time.Duration
+	// sched is the whole process's goroutine scheduling latencies (time
+	// runnable before running) and gcPause its GC stop-the-world pauses,
+	// during this target's slices: a tail that the scheduler or the
+	// collector makes shows there, whichever target it lands on.
+	sched, gcPause histogram
+	errors         int
+}
+
+// histogram accumulates runtime/metrics histograms across slices.
+type histogram struct {
+	buckets []float64
+	counts  []uint64
+}
+
+func readHistograms() (sched, gc *metrics.Float64Histogram) {
+	m := []metrics.Sample{{Name: "/sched/latencies:seconds"}, {Name: "/sched/pauses/total/gc:seconds"}}
+	metrics.Read(m)
+	return m[0].Value.Float64Histogram(), m[1].Value.Float64Histogram()
+}
+
+// add adds after minus before.
+func (h *histogram) add(before, after *metrics.Float64Histogram) {
+	if h.counts == nil {
+		h.buckets, h.counts = after.Buckets, make([]uint64, len(after.Counts))
+	}
+	for i := range after.Counts {
+		h.counts[i] += after.Counts[i] - before.Counts[i]
+	}
+}
+
+// quantile is the upper bound of the bucket holding quantile q (a
+// histogram's buckets are ranges), and the count.
+func (h *histogram) quantile(q float64) (time.Duration, uint64) {
+	var n uint64
+	for _, c := range h.counts {
+		n += c
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	want, seen := uint64(float64(n)*q), uint64(0)
+	for i, c := range h.counts {
+		seen += c
+		if seen > want || seen == n {
+			hi := h.buckets[i+1]
+			if math.IsInf(hi, 1) {
+				hi = h.buckets[i]
+			}
+			return time.Duration(hi * float64(time.Second)).Round(time.Microsecond), n
+		}
+	}
+	return 0, n
 }
 
 // measure gives each target dur in total, in rounds slices, alternating.
@@ -154,6 +223,8 @@ func measure(targets []target, conc int, dur time.Duration, rounds int) map[stri
 	slice := dur / time.Duration(rounds)
 	clients := map[string]*http.Client{}
 	lat := map[string][]time.Duration{}
+	rounds99 := map[string][]time.Duration{}
+	sched, gcPause := map[string]*histogram{}, map[string]*histogram{}
 	errs := map[string]int{}
 	for _, t := range targets {
 		clients[t.name] = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc * 2, DisableCompression: true}}
@@ -163,15 +234,27 @@ func measure(targets []target, conc int, dur time.Duration, rounds int) map[stri
 		order := slices.Clone(targets)
 		mrand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		for _, t := range order {
+			s0, g0 := readHistograms()
 			l, e := load(clients[t.name], t, conc, slice)
+			s1, g1 := readHistograms()
+			if sched[t.name] == nil {
+				sched[t.name], gcPause[t.name] = &histogram{}, &histogram{}
+			}
+			sched[t.name].add(s0, s1)
+			gcPause[t.name].add(g0, g1)
 			lat[t.name] = append(lat[t.name], l...)
+			if len(l) > 0 {
+				slices.Sort(l)
+				rounds99[t.name] = append(rounds99[t.name], l[len(l)*99/100].Round(time.Microsecond))
+			}
 			errs[t.name] += e
 		}
 	}
 	out := map[string]result{}
 	for name, all := range lat {
 		slices.Sort(all)
-		r := result{errors: errs[name]}
+		r := result{errors: errs[name], rounds99: rounds99[name], sched: *sched[name], gcPause: *gcPause[name]}
+		slices.Sort(r.rounds99)
 		if len(all) > 0 {
 			r.rps = float64(len(all)) / dur.Seconds()
 			r.p50 = all[len(all)/2].Round(time.Microsecond)

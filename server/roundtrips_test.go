@@ -151,3 +151,47 @@ func httptestServer(b *testing.B) string {
 	b.Cleanup(up.Close)
 	return up.URL
 }
+
+// TestSignInCallbackRoundTrips pins what Aero2's federated sign-in
+// callback costs on Redis, in round trips beneath the store's methods
+// (redistest.RoundTrips): a returning user's, the common sign-in, and a
+// first one's. Counted are the callback's own (/rp/callback/dev), with the
+// default rate limits on. A returning user's nine:
+//
+//   - the rate limit of the client's address (a script),
+//   - the login state taken (GETDEL), the dev provider's code taken
+//     (GETDEL: a real provider's code exchange is HTTP instead),
+//   - the identity (GET), then the user, its identities and its sessions'
+//     count in one pipeline (store.SignInUser),
+//   - the identity's and the user's updates (a script each: no WATCH),
+//   - the rate limit of the account, the session created (scripts).
+//
+// The session cap's read of every session of the user is not among them:
+// the count says the cap is far.
+func TestSignInCallbackRoundTrips(t *testing.T) {
+	st := redistest.New(t)
+	rt := redistest.CountRoundTrips(st)
+	in := servertest.StartWith(t, servertest.DevConfig, servertest.Options{Store: st})
+	callback := func(user string) []string {
+		t.Helper()
+		b := servertest.NewBrowser(t)
+		cb := b.DevCallback(in.URL+"/rp/authorize?idp=dev&redirect_uri=/account", user)
+		rt.Drain()
+		status, loc := b.Redirect(cb)
+		trips := rt.Drain()
+		if status != http.StatusFound || !strings.HasSuffix(loc, "/account") {
+			t.Fatalf("callback: %d to %q", status, loc)
+		}
+		return trips
+	}
+	callback("eve") // the connections made, the first sign-in's scripts loaded (no NOSCRIPT retry counted)
+	if trips := callback("alice"); len(trips) != 7 {
+		t.Errorf("first sign-in: %d round trips, want 7: %q", len(trips), trips)
+	}
+	callback("alice") // the update scripts loaded
+	for i := range 3 {
+		if trips := callback("alice"); len(trips) != 9 {
+			t.Errorf("returning sign-in %d: %d round trips, want 9: %q", i, len(trips), trips)
+		}
+	}
+}

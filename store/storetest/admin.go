@@ -3,8 +3,8 @@ package storetest
 import (
 	"fmt"
 	"slices"
-	"sync"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 

@@ -10,14 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -145,7 +143,12 @@ secrets:
   cookie_keys: ["bench-cookie-key-0123456789abcdef-0123"]
   storage_key: "bench-storage-key-0123456789abcdef-012"
 identity_providers:
-  - {id: dev, type: dev, config: {users: [{username: alice, name: Alice, email: alice@example.com}]}}
+  - id: dev
+    type: dev
+    config:
+      users:
+        - {username: alice, name: Alice, email: alice@example.com}
+` + manyUsers() + `
 clients:
   - {id: service, secret: "` + serviceSecret + `", grant_types: [client_credentials], scopes: [api]}
   - {id: web, secret: "` + webSecret + `", redirect_uris: ["` + redirectURI + `"], first_party: true}
@@ -220,19 +223,59 @@ var Scenarios = []Scenario{
 	{"refresh_token", 2, setupRefresh},
 	{"introspection (JWT)", 0, setupIntrospection},
 	{"authorize->token", 2, setupRoundTrip},
-	{"federated sign-in", 0, setupSignIn},
+	{"sign-in, many users", 0, setupSignInMany},
+	{"sign-in, one user", 0, setupSignInOne},
 }
 
-// setupSignIn: each op is a whole sign-in with the dev identity provider
-// in a new browser — /rp/authorize (login state stored), the provider's
-// form, its callback (state taken, user looked up by identity and
-// updated, session created, cookie set) — ending on the account page
-// (the session read). With the dev provider in-process, what it measures
-// is Aero2 and its store, not an identity provider's latency.
-func setupSignIn(t *Target, workers int) ([]func() error, error) {
+// signInUsers is how many users of the dev provider the "many users"
+// sign-in spreads over: enough that none of them reaches the cap of live
+// sessions per user (session.MaxSessionsPerUser) in a run of a minute at
+// a thousand sign-ins a second.
+const signInUsers = 2048
+
+// manyUsers is the YAML of the dev provider's users besides alice, one a
+// line (config.Parse takes seconds over one line of thousands).
+func manyUsers() string {
+	var b strings.Builder
+	for i := range signInUsers {
+		fmt.Fprintf(&b, "        - {username: %s, email: %s@example.com}\n", benchUser(i), benchUser(i))
+	}
+	return b.String()
+}
+
+func benchUser(i int) string { return fmt.Sprintf("user-%04d", i) }
+
+// setupSignInMany: the realistic case of concurrent logins, many people
+// signing in at once, each once. Worker i signs in users i, i+workers,
+// i+2·workers, … in turn, so no two workers ever sign in the same user at
+// the same time; after the first round each sign-in is a returning user's
+// (the identity is found, its user updated).
+func setupSignInMany(t *Target, workers int) ([]func() error, error) {
 	ops := make([]func() error, workers)
 	for i := range ops {
-		ops[i] = func() error { _, err := t.browser(); return err }
+		next := i
+		ops[i] = func() error {
+			u := benchUser(next % signInUsers)
+			next += workers
+			if next >= signInUsers {
+				next = i
+			}
+			_, err := t.browser(u)
+			return err
+		}
+	}
+	return ops, nil
+}
+
+// setupSignInOne: every worker signs alice in, over and over: one person
+// signing in from many tabs or a script at once, the case of contention
+// on one user record. alice is at session.MaxSessionsPerUser live sessions
+// after the first fifty, so every sign-in also ends her least recently
+// used session, and her account page lists fifty.
+func setupSignInOne(t *Target, workers int) ([]func() error, error) {
+	ops := make([]func() error, workers)
+	for i := range ops {
+		ops[i] = func() error { _, err := t.browser("alice"); return err }
 	}
 	return ops, nil
 }
@@ -300,28 +343,40 @@ func setupIntrospection(t *Target, workers int) ([]func() error, error) {
 	return ops, nil
 }
 
-// browser is a signed-in browser (cookie jar) that stops at redirects.
-func (t *Target) browser() (*http.Client, error) {
+// browser is a browser (cookie jar) signed in as the dev provider's user,
+// that stops at redirects. A whole sign-in in a new browser —
+// /rp/authorize (login state stored), the provider's choice of user (its
+// code stored), Aero2's callback (state and code taken, user looked up by
+// identity and updated, session created, cookie set) — ending on the
+// account page (the session read). The dev provider's page that lists its
+// users is skipped, as a real provider's page is not Aero2's work: its
+// form is posted straight to the address /rp/authorize sent the browser
+// to (with thousands of users the page would be most of the cost).
+func (t *Target) browser(user string) (*http.Client, error) {
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Transport: t.Client.Transport, Timeout: 30 * time.Second}
+	c := &http.Client{Jar: jar, Transport: t.Client.Transport, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	res, err := c.Get(t.URL + "/rp/authorize?idp=dev&redirect_uri=/account")
 	if err != nil {
 		return nil, err
 	}
-	body, _ := io.ReadAll(res.Body)
+	io.Copy(io.Discard, res.Body)
 	res.Body.Close()
-	m := regexp.MustCompile(`action="([^"]+)">\s*<input type="hidden" name="state" value="([^"]+)">`).FindStringSubmatch(string(body))
-	if m == nil {
-		return nil, fmt.Errorf("dev sign-in page not found (%d at %s)", res.StatusCode, res.Request.URL)
+	page, err := res.Location()
+	if err != nil || res.StatusCode != http.StatusFound || page.Query().Get("state") == "" {
+		return nil, fmt.Errorf("/rp/authorize: %d to %q, not the dev sign-in page", res.StatusCode, res.Header.Get("Location"))
 	}
-	action, _ := res.Request.URL.Parse(html.UnescapeString(m[1]))
-	res, err = c.PostForm(action.String(), url.Values{"state": {html.UnescapeString(m[2])}, "user": {"alice"}})
+	state := page.Query().Get("state")
+	page.RawQuery = ""
+	c.CheckRedirect = nil
+	res, err = c.PostForm(page.String(), url.Values{"state": {state}, "user": {user}})
 	if err != nil {
 		return nil, err
 	}
+	io.Copy(io.Discard, res.Body)
 	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("sign-in ended with %d", res.StatusCode)
+	if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/account" {
+		return nil, fmt.Errorf("sign-in ended with %d at %s", res.StatusCode, res.Request.URL)
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return c, nil
@@ -356,7 +411,7 @@ func roundTrip(t *Target, b *http.Client) (*tokenResponse, error) {
 func setupRoundTrip(t *Target, workers int) ([]func() error, error) {
 	ops := make([]func() error, workers)
 	for i := range ops {
-		b, err := t.browser()
+		b, err := t.browser("alice")
 		if err != nil {
 			return nil, err
 		}
@@ -368,7 +423,7 @@ func setupRoundTrip(t *Target, workers int) ([]func() error, error) {
 // setupRefresh gives each worker its own refresh token chain: every
 // refresh rotates the token and the worker uses the new one next.
 func setupRefresh(t *Target, workers int) ([]func() error, error) {
-	b, err := t.browser()
+	b, err := t.browser("alice")
 	if err != nil {
 		return nil, err
 	}

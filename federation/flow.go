@@ -179,7 +179,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ident = h.cleanIdentity(p.ID, ident)
-	u, err := h.upsertUser(r, p, ident)
+	u, sessions, err := h.upsertUser(r, p, ident)
 	if errors.Is(err, ErrUserDisabled) {
 		h.log.Info("sign-in refused: user disabled", "idp", idp)
 		h.fail(w, http.StatusForbidden, "Account disabled", "Your account has been disabled. Ask the administrator of this application.", "access_denied", false)
@@ -192,7 +192,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	if !h.allow(w, r, ratelimit.Callback, ratelimit.Account(u.ID)) {
 		return
 	}
-	if _, err := h.opts.Sessions.Start(w, r, u.ID, p.ID); err != nil {
+	if _, err := h.opts.Sessions.StartCounted(w, r, u.ID, p.ID, sessions); err != nil {
 		h.storeFailure(w, r, err)
 		return
 	}

@@ -28,7 +28,7 @@ func TestGroupsPerIdentity(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	signIn := func(p Provider, groups ...string) []string {
 		t.Helper()
-		u, err := h.upsertUser(r, p, Identity{Subject: "s-" + p.ID, Email: "alice@example.com", EmailVerified: true, Groups: groups})
+		u, _, err := h.upsertUser(r, p, Identity{Subject: "s-" + p.ID, Email: "alice@example.com", EmailVerified: true, Groups: groups})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +66,7 @@ func TestGroupsPerIdentity(t *testing.T) {
 	// A provider removed from the configuration vouches for nothing.
 	h2 := New(Options{Store: store.ForApp(st, "app"), Providers: []Provider{self}, GroupsMaxAge: 1000 * time.Hour,
 		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
-	u, err := h2.upsertUser(r, self, Identity{Subject: "s-self", Email: "alice@example.com", EmailVerified: true, Groups: []string{"gamers"}})
+	u, _, err := h2.upsertUser(r, self, Identity{Subject: "s-self", Email: "alice@example.com", EmailVerified: true, Groups: []string{"gamers"}})
 	if err != nil || !slices.Equal(u.Groups, []string{"self:gamers"}) {
 		t.Errorf("with corp gone: %v %v", u.Groups, err)
 	}

@@ -66,34 +66,39 @@ var ErrUserDisabled = errors.New("federation: user disabled")
 // upsertUser finds the user linked to (idp, subject) and refreshes their
 // profile from the identity, or links the identity to an existing user
 // (see linkTarget), or creates a new user. Users are found by the
-// provider's subject, never by email alone.
-func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.User, error) {
+// provider's subject, never by email alone. It also says how many
+// sessions the user has at most, for the session cap: -1 when it did not
+// count them.
+func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.User, int, error) {
 	ctx := r.Context()
 	now := h.now().UTC()
 	for attempt := 0; attempt < 3; attempt++ {
-		u, link, err := h.opts.Store.UserByIdentity(ctx, p.ID, id.Subject)
+		// A returning user: one read of the user, its identities (for
+		// the groups) and its sessions' count (for the session cap).
+		found, err := h.opts.Store.SignInUser(ctx, p.ID, id.Subject)
 		switch {
-		case err == nil && u.Disabled:
-			return nil, ErrUserDisabled
+		case err == nil && found.User.Disabled:
+			return nil, 0, ErrUserDisabled
 		case err == nil:
+			u, link := found.User, found.Identity
 			link.Username, link.Email, link.EmailVerified, link.LastLogin = id.PreferredUsername, id.Email, id.EmailVerified, now
 			link.Groups = slices.Clone(id.Groups)
 			if err := h.opts.Store.UpdateIdentity(ctx, link); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return nil, err
+				return nil, 0, err
 			}
 			applyProfile(u, id)
-			if u.Groups, err = h.userGroups(ctx, link); err != nil {
-				return nil, err
-			}
+			// The identities were read before this one's update: its
+			// stored copy among them is skipped for link itself.
+			u.Groups = h.groupsOf(link, found.Identities)
 			u.LastLogin = now
 			if err := h.opts.Store.UpdateUser(ctx, u); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
-			return u, nil
+			return u, found.Sessions, nil
 		case !errors.Is(err, store.ErrNotFound):
-			return nil, err
+			return nil, 0, err
 		}
-		link = &store.Identity{
+		link := &store.Identity{
 			App: h.app, IDP: p.ID, Subject: id.Subject,
 			Username: id.PreferredUsername, Email: id.Email, EmailVerified: id.EmailVerified,
 			Groups: slices.Clone(id.Groups), LinkedAt: now, LastLogin: now,
@@ -101,12 +106,12 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 
 		target, err := h.linkTarget(ctx, p, id)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if target != nil {
 			if target.Disabled {
 				// A new identity must not be a way back in.
-				return nil, ErrUserDisabled
+				return nil, 0, ErrUserDisabled
 			}
 			link.UserID = target.ID
 			err := h.opts.Store.LinkIdentity(ctx, link)
@@ -114,22 +119,22 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 				continue // a concurrent sign-in linked it, or the user went
 			}
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			applyProfile(target, id)
 			if target.Groups, err = h.userGroups(ctx, link); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			target.LastLogin = now
 			if err := h.opts.Store.UpdateUser(ctx, target); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			h.log.Info("identity linked to an existing user by verified email", "idp", p.ID, "user", target.ID)
 			audit.Log(ctx, h.opts.Audit, audit.Event{Type: audit.AccountLinked, App: h.app, IDP: p.ID, User: target.ID, Reason: "verified_email"})
-			return target, nil
+			return target, -1, nil // sessions elsewhere, uncounted
 		}
 
-		u = &store.User{ID: newUserID(), App: h.app, CreatedAt: now, LastLogin: now}
+		u := &store.User{ID: newUserID(), App: h.app, CreatedAt: now, LastLogin: now}
 		applyProfile(u, id)
 		link.UserID = u.ID
 		u.Groups = h.groupsOf(link, nil)
@@ -138,12 +143,12 @@ func (h *Handler) upsertUser(r *http.Request, p Provider, id Identity) (*store.U
 			continue // a concurrent first sign-in of the same account won
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		h.log.Info("user created", "idp", p.ID, "user", u.ID)
-		return u, nil
+		return u, 0, nil // new: no sessions yet
 	}
-	return nil, errors.New("could not create or find the user after concurrent sign-ins")
+	return nil, 0, errors.New("could not create or find the user after concurrent sign-ins")
 }
 
 // linkTarget returns the existing user a new identity joins, or nil for a

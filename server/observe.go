@@ -292,6 +292,13 @@ func (s *measuredStore) UserByIdentity(ctx context.Context, app, idp, subject st
 	return u, id, err
 }
 
+func (s *measuredStore) SignInUser(ctx context.Context, app, idp, subject string) (*store.SignIn, error) {
+	ctx, o := s.begin(ctx, "sign_in_user")
+	v, err := s.next.SignInUser(ctx, app, idp, subject)
+	o.end(err)
+	return v, err
+}
+
 func (s *measuredStore) UsersByVerifiedEmail(ctx context.Context, app, email string) ([]*store.User, error) {
 	ctx, o := s.begin(ctx, "users_by_verified_email")
 	v, err := s.next.UsersByVerifiedEmail(ctx, app, email)

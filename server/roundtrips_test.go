@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -150,4 +151,98 @@ func httptestServer(b *testing.B) string {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) }))
 	b.Cleanup(up.Close)
 	return up.URL
+}
+
+// TestSignInCallbackRoundTrips pins what Aero2's federated sign-in
+// callback costs on Redis, in round trips beneath the store's methods
+// (redistest.RoundTrips): a returning user's, the common sign-in, and a
+// first one's. Counted are the callback's own (/rp/callback/dev), with the
+// default rate limits on. A returning user's nine:
+//
+//   - the rate limit of the client's address (a script),
+//   - the login state taken (GETDEL), the dev provider's code taken
+//     (GETDEL: a real provider's code exchange is HTTP instead),
+//   - the identity (GET), then the user, its identities and its sessions'
+//     count in one pipeline (store.SignInUser),
+//   - the identity's and the user's updates (a script each: no WATCH),
+//   - the rate limit of the account, the session created (scripts).
+//
+// The session cap's read of every session of the user is not among them:
+// the count says the cap is far.
+func TestSignInCallbackRoundTrips(t *testing.T) {
+	st := redistest.New(t)
+	rt := redistest.CountRoundTrips(st)
+	in := servertest.StartWith(t, servertest.DevConfig, servertest.Options{Store: st})
+	callback := func(user string) []string {
+		t.Helper()
+		b := servertest.NewBrowser(t)
+		cb := b.DevCallback(in.URL+"/rp/authorize?idp=dev&redirect_uri=/account", user)
+		rt.Drain()
+		status, loc := b.Redirect(cb)
+		trips := rt.Drain()
+		if status != http.StatusFound || !strings.HasSuffix(loc, "/account") {
+			t.Fatalf("callback: %d to %q", status, loc)
+		}
+		return trips
+	}
+	callback("eve") // the connections made, the first sign-in's scripts loaded (no NOSCRIPT retry counted)
+	if trips := callback("alice"); len(trips) != 7 {
+		t.Errorf("first sign-in: %d round trips, want 7: %q", len(trips), trips)
+	}
+	callback("alice") // the update scripts loaded
+	for i := range 3 {
+		if trips := callback("alice"); len(trips) != 9 {
+			t.Errorf("returning sign-in %d: %d round trips, want 9: %q", i, len(trips), trips)
+		}
+	}
+}
+
+// BenchmarkSignInCallback: federated sign-ins of returning users on Redis,
+// one after another, the dev provider's users taking turns; the op is a
+// whole sign-in (/rp/authorize, the provider's choice, the callback), and
+// callback-ns/op the callback alone. Compare with a run of the same
+// benchmark on another commit, back to back (benchstat).
+//
+//	go test -run '^$' -bench BenchmarkSignInCallback -benchmem -count 6 ./server/
+func BenchmarkSignInCallback(b *testing.B) {
+	cfg := strings.Replace(servertest.DevConfig, "\nserver:\n", "\nserver:\n  rate_limits: {disabled: true}\n", 1)
+	in := servertest.StartWith(b, cfg, servertest.Options{Store: redistest.New(b), Server: server.Options{Logger: slog.New(slog.DiscardHandler)}})
+	tr := &http.Transport{MaxIdleConnsPerHost: 4}
+	users := []string{"alice", "eve"}
+	signIn := func(user string) time.Duration {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		loc := func(res *http.Response, err error, want int) *url.URL {
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			l, err := res.Location()
+			if res.StatusCode != want || err != nil {
+				b.Fatalf("%s: %d, Location %q", res.Request.URL.Path, res.StatusCode, res.Header.Get("Location"))
+			}
+			return l
+		}
+		res, err := c.Get(in.URL + "/rp/authorize?idp=dev&redirect_uri=/account")
+		page := loc(res, err, http.StatusFound)
+		state := page.Query().Get("state")
+		page.RawQuery = ""
+		res, err = c.PostForm(page.String(), url.Values{"state": {state}, "user": {user}})
+		cb := loc(res, err, http.StatusSeeOther)
+		t0 := time.Now()
+		res, err = c.Get(cb.String())
+		loc(res, err, http.StatusFound)
+		return time.Since(t0)
+	}
+	for _, u := range users {
+		signIn(u) // created: every later sign-in is a returning user's
+	}
+	var cb time.Duration
+	i := 0
+	for b.Loop() {
+		cb += signIn(users[i%len(users)])
+		i++
+	}
+	b.ReportMetric(float64(cb)/float64(i), "callback-ns/op")
 }

@@ -265,3 +265,62 @@ func TestSessionsPerUserAreBounded(t *testing.T) {
 		present(t, be, app, eve.ID)
 	})
 }
+
+// TestStartCountedKeepsTheBound: a sign-in that counted the user's
+// sessions beforehand (store.SignIn.Sessions) skips the cap's read only
+// while the new session keeps them within it; counts past the cap, and
+// counts that make no sense (negative, as a backend's "not counted", or
+// huge), read them and end the least recently used, as Start does.
+func TestStartCountedKeepsTheBound(t *testing.T) {
+	for _, count := range []struct {
+		name string
+		of   func(live int) int
+	}{
+		{"exact", func(live int) int { return live }},
+		{"negative", func(int) int { return -7 }},
+		{"huge", func(int) int { return 1 << 40 }},
+	} {
+		t.Run(count.name, func(t *testing.T) {
+			backends(t, func(t *testing.T, be store.Store) {
+				c := &clock{now: time.Now()}
+				app := storetest.App(t)
+				m := newManager(be, app, c)
+				h := &hookLog{}
+				m.OnEnd(h.hook)
+				var started []*store.Session
+				for range session.MaxSessionsPerUser + 5 {
+					c.Add(time.Second)
+					live, err := be.UserSessions(t.Context(), app, "user-1")
+					if err != nil {
+						t.Fatal(err)
+					}
+					s, err := m.StartCounted(httptest.NewRecorder(), httptest.NewRequest("GET", "https://auth.example.com/rp/callback/dev", nil), "user-1", "dev", count.of(len(live)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					started = append(started, s)
+				}
+				live, err := be.UserSessions(t.Context(), app, "user-1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(live) != session.MaxSessionsPerUser {
+					t.Fatalf("%d live sessions, want %d", len(live), session.MaxSessionsPerUser)
+				}
+				gone(t, be, app, ids(started[:5])...)
+				present(t, be, app, ids(started[5:])...)
+				if got := h.take(); len(got) != 5 {
+					t.Errorf("the hook heard %d sessions end, want the 5 least recently used", len(got))
+				}
+			})
+		})
+	}
+}
+
+func ids(ss []*store.Session) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.ID
+	}
+	return out
+}

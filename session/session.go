@@ -122,6 +122,17 @@ func (m *Manager) App() string { return m.app }
 // (with its hooks: a new sign-in ends what the old session issued), and
 // creates a new one with a new token.
 func (m *Manager) Start(w http.ResponseWriter, r *http.Request, userID, idp string) (*store.Session, error) {
+	return m.StartCounted(w, r, userID, idp, -1)
+}
+
+// StartCounted is Start for a caller that has read how many sessions the
+// user has at most (store.SignIn.Sessions; -1: not read): while the new
+// one keeps them within MaxSessionsPerUser, the cap's read of all the
+// user's sessions is skipped. Concurrent sign-ins of one user may each
+// count the others' sessions out and go past the cap together, by at
+// most their number; the next sign-in that counts more than the cap ends
+// every session beyond it.
+func (m *Manager) StartCounted(w http.ResponseWriter, r *http.Request, userID, idp string, sessions int) (*store.Session, error) {
 	ctx := r.Context()
 	old, err := m.lookup(r)
 	if err != nil && !errors.Is(err, ErrNoSession) {
@@ -154,7 +165,9 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, userID, idp stri
 		// Best effort: the new session stands either way, and a store
 		// that failed here fails the next sign-in's eviction or succeeds
 		// in it.
-		_ = m.evict(ctx, userID, s.ID)
+		if sessions < 0 || sessions+1 > MaxSessionsPerUser {
+			_ = m.evict(ctx, userID, s.ID)
+		}
 		return s, nil
 	}
 }

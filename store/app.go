@@ -78,6 +78,7 @@ type (
 		LinkIdentity(ctx context.Context, id *Identity) error
 		UpdateIdentity(ctx context.Context, id *Identity) error
 		Identities(ctx context.Context, userID string) ([]*Identity, error)
+		SignInUser(ctx context.Context, idp, subject string) (*SignIn, error)
 	}
 	// AppRateLimits is RateLimits bound to one application.
 	AppRateLimits interface {
@@ -239,4 +240,8 @@ func (a *App) UpdateIdentity(ctx context.Context, id *Identity) error {
 
 func (a *App) Identities(ctx context.Context, userID string) ([]*Identity, error) {
 	return a.st.Identities(ctx, a.name, userID)
+}
+
+func (a *App) SignInUser(ctx context.Context, idp, subject string) (*SignIn, error) {
+	return a.st.SignInUser(ctx, a.name, idp, subject)
 }

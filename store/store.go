@@ -256,4 +256,39 @@ type Users interface {
 	UpdateIdentity(ctx context.Context, id *Identity) error
 	// Identities lists the identities linked to a user.
 	Identities(ctx context.Context, app, userID string) ([]*Identity, error)
+	// SignInUser reads what a returning user's sign-in needs, in as few
+	// round trips as the backend can: what UserByIdentity and then
+	// Identities of its user would return, and a bound on the user's
+	// sessions for the session cap (session.MaxSessionsPerUser).
+	// ErrNotFound as UserByIdentity. On Redis it is two round trips
+	// where those calls and the cap's read of every session were six.
+	SignInUser(ctx context.Context, app, idp, subject string) (*SignIn, error)
+}
+
+// SignIn is what SignInUser reads.
+type SignIn struct {
+	User     *User
+	Identity *Identity
+	// Identities are every identity linked to User, Identity's stored
+	// copy among them.
+	Identities []*Identity
+	// Sessions is at least the number of User's live sessions (an index
+	// may still count some that have expired), or -1 when the backend
+	// did not count them: the caller reads them (UserSessions) before it
+	// can know the cap is not reached.
+	Sessions int
+}
+
+// ReadSignIn is SignInUser made of UserByIdentity and Identities, for
+// backends with nothing faster; it does not count sessions.
+func ReadSignIn(ctx context.Context, st Users, app, idp, subject string) (*SignIn, error) {
+	u, id, err := st.UserByIdentity(ctx, app, idp, subject)
+	if err != nil {
+		return nil, err
+	}
+	idents, err := st.Identities(ctx, app, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &SignIn{User: u, Identity: id, Identities: idents, Sessions: -1}, nil
 }

@@ -224,6 +224,11 @@ func (c *CountingStore) UpdateIdentity(ctx context.Context, id *store.Identity) 
 	return c.Store.UpdateIdentity(ctx, id)
 }
 
+func (c *CountingStore) SignInUser(ctx context.Context, app, idp, subject string) (*store.SignIn, error) {
+	c.note("SignInUser", idp+":"+subject)
+	return c.Store.SignInUser(ctx, app, idp, subject)
+}
+
 func (c *CountingStore) Identities(ctx context.Context, app, userID string) ([]*store.Identity, error) {
 	c.note("Identities", userID)
 	return c.Store.Identities(ctx, app, userID)

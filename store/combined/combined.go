@@ -248,6 +248,16 @@ func (s *Store) UserByIdentity(ctx context.Context, app, idp, subject string) (*
 	return s.Durable.UserByIdentity(ctx, app, idp, subject)
 }
 
+// SignInUser reads the user from Durable; the sessions are Ephemeral's,
+// uncounted here (the caller reads them for the cap).
+func (s *Store) SignInUser(ctx context.Context, app, idp, subject string) (*store.SignIn, error) {
+	in, err := s.Durable.SignInUser(ctx, app, idp, subject)
+	if in != nil {
+		in.Sessions = -1
+	}
+	return in, err
+}
+
 func (s *Store) UsersByVerifiedEmail(ctx context.Context, app, email string) ([]*store.User, error) {
 	return s.Durable.UsersByVerifiedEmail(ctx, app, email)
 }

@@ -434,6 +434,32 @@ func (s *Store) UserByIdentity(_ context.Context, app, idp, subject string) (*st
 	return cloneUser(u), cloneIdentity(id), nil
 }
 
+// SignInUser reads under one lock; Sessions counts the live ones.
+func (s *Store) SignInUser(_ context.Context, app, idp, subject string) (*store.SignIn, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.identities[k(app, idp, subject)]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	u, ok := s.users[k(app, id.UserID)]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	in := &store.SignIn{User: cloneUser(u), Identity: cloneIdentity(id)}
+	for ik := range s.userIdents[k(app, u.ID)] {
+		if x, ok := s.identities[ik]; ok {
+			in.Identities = append(in.Identities, cloneIdentity(x))
+		}
+	}
+	for sid := range s.userSessions[k(app, u.ID)] {
+		if se, ok := s.sessions[k(app, sid)]; ok && s.live(se.exp) {
+			in.Sessions++
+		}
+	}
+	return in, nil
+}
+
 func (s *Store) UsersByVerifiedEmail(_ context.Context, app, email string) ([]*store.User, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -118,6 +118,12 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 	return nil
 }
 
+// SignInUser is UserByIdentity and Identities: two queries, and the
+// session cap's read of the user's sessions is left to the caller.
+func (s *Store) SignInUser(ctx context.Context, app, idp, subject string) (*store.SignIn, error) {
+	return store.ReadSignIn(ctx, s, app, idp, subject)
+}
+
 func (s *Store) UserByIdentity(ctx context.Context, app, idp, subject string) (*store.User, *store.Identity, error) {
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -156,16 +157,58 @@ func (s *Store) GetUser(ctx context.Context, app, id string) (*store.User, error
 	return &u, nil
 }
 
-// UpdateUser writes the user under WATCH (the stored Disabled flag is
-// kept: store.Admin.SetUserDisabled's alone), and moves the email index
-// entry in the same transaction. On Cluster the index is in other slots:
-// the new address is added before the write and the old one removed
-// after it, so the index names the user under every address it has had
-// meanwhile; UsersByVerifiedEmail checks each user it names.
+// updateUserScript is UpdateUser in one step, without WATCH: it keeps the
+// stored Disabled flag (ARGV[1] is the record with it unset, ARGV[2] with
+// it set) and, where the email index is in the user's slot (ARGV[3] '1'),
+// adds the user to the index of its new address (KEYS[2], when ARGV[5]
+// is '1'). An index entry that must go — the old address was verified
+// and is not the new one — is named by Go's lower-casing of the old
+// address, which Lua's string.lower does not match beyond ASCII: the
+// script then writes nothing and answers 0, and UpdateUser moves it under
+// WATCH. Its answers: nil, no such user; 0, that; 1, written; the old
+// record, written (index elsewhere: ARGV[3] '0'), for UpdateUser to take
+// the old address out of the index.
+var updateUserScript = goredis.NewScript(`
+local old = redis.call('GET', KEYS[1])
+if not old then return false end
+local o = cjson.decode(old)
+local oldIndexed = o['email_verified'] == true and type(o['email']) == 'string' and o['email'] ~= ''
+if ARGV[3] == '1' and oldIndexed and (ARGV[5] ~= '1' or o['email'] ~= ARGV[4]) then return 0 end
+if o['disabled'] == true then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+if ARGV[3] ~= '1' then return old end
+if ARGV[5] == '1' then redis.call('SADD', KEYS[2], ARGV[6]) end
+return 1
+`)
+
+// withDisabled is the JSON of a user (uj, Disabled unset) with Disabled
+// set: "disabled" is the record's last field and omitted when false, so
+// it goes in before the closing brace, without encoding the user twice
+// (TestWithDisabledIsTheEncoding).
+func withDisabled(uj []byte) []byte {
+	out := make([]byte, 0, len(uj)+len(`,"disabled":true`))
+	out = append(out, uj[:len(uj)-1]...)
+	return append(out, `,"disabled":true}`...)
+}
+
+// UpdateUser writes the user in one script (updateUserScript) — the
+// stored Disabled flag is kept, store.Admin.SetUserDisabled's alone —
+// and, where the email index is in the user's slot, moves the index
+// entry in the same step. Only when a verified address is replaced there
+// does it fall back to a WATCH transaction that reads the old record
+// first (updateUserWatched). The script is atomic, so concurrent sign-ins
+// of one user never retry: under WATCH, 16 of them lost their race again
+// and again. On Cluster the index is in other slots: the new address is
+// added before the write and the old one removed after it, so the index
+// names the user under every address it has had meanwhile;
+// UsersByVerifiedEmail checks each user it names.
 func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 	key := s.userKey(u.App, u.ID)
 	// One slot for everything (a single node, or the application layout):
-	// the index moves in the write's own transaction, one round trip less.
+	// the index moves in the write's own step, one round trip less.
 	oneSlot := !s.cluster || s.legacy
 	if indexed(u) && !oneSlot {
 		// Into the index first, whether or not the user exists: a stray
@@ -174,7 +217,47 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 			return wrap(err)
 		}
 	}
-	var old store.User
+	nu := *u
+	nu.Disabled = false
+	uj, err := json.Marshal(&nu)
+	if err != nil {
+		return err
+	}
+	keys, here, newIndexed := []string{key}, "0", "0"
+	if oneSlot {
+		keys, here = append(keys, s.emailKey(u.App, u.Email)), "1"
+	}
+	if indexed(u) {
+		newIndexed = "1"
+	}
+	res, err := updateUserScript.Run(ctx, s.c, keys, uj, withDisabled(uj), here, u.Email, newIndexed, u.ID).Result()
+	if err != nil {
+		return wrap(err)
+	}
+	switch res := res.(type) {
+	case int64:
+		if res == 0 {
+			return s.updateUserWatched(ctx, u, key)
+		}
+		return nil
+	case string:
+		var old store.User
+		if err := json.Unmarshal([]byte(res), &old); err != nil {
+			return err
+		}
+		if indexed(&old) && !(indexed(u) && strings.EqualFold(old.Email, u.Email)) {
+			return wrap(s.c.SRem(ctx, s.emailKey(u.App, old.Email), u.ID).Err())
+		}
+		return nil
+	}
+	return fmt.Errorf("redis: unexpected answer %T from the user update", res)
+}
+
+// updateUserWatched is UpdateUser on one slot when the email index entry
+// moves away from a verified address: under WATCH, the old record read
+// (its address names the entry to remove), then the write and the index
+// move in one transaction.
+func (s *Store) updateUserWatched(ctx context.Context, u *store.User, key string) error {
 	var err error
 	for attempt := 0; attempt < maxWatchAttempts; attempt++ {
 		err = s.watch(ctx, func(tx *goredis.Tx) error {
@@ -182,7 +265,7 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 			if err != nil {
 				return err
 			}
-			old = store.User{}
+			var old store.User
 			if err := json.Unmarshal(b, &old); err != nil {
 				return err
 			}
@@ -193,11 +276,11 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 				return err
 			}
 			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-				if oneSlot && indexed(&old) {
+				if indexed(&old) {
 					p.SRem(ctx, s.emailKey(u.App, old.Email), u.ID)
 				}
 				p.Set(ctx, key, uj, 0)
-				if oneSlot && indexed(u) {
+				if indexed(u) {
 					p.SAdd(ctx, s.emailKey(u.App, u.Email), u.ID)
 				}
 				return nil
@@ -211,13 +294,67 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 	if errors.Is(err, goredis.TxFailedErr) {
 		return wrap(errors.New("too much contention updating the user"))
 	}
+	return wrap(err)
+}
+
+// SignInUser: the identity (which names the user), then in one pipeline
+// the user, its identity set and the size of its session index — keys of
+// one hash tag, the user's, so of one node on Cluster too — and, only
+// when the set names identities besides this one, their MGET. The index's
+// size counts members whose session has expired until a read prunes
+// them: at least the live sessions, as store.SignIn.Sessions may be.
+func (s *Store) SignInUser(ctx context.Context, app, idp, subject string) (*store.SignIn, error) {
+	b, err := s.c.Get(ctx, s.identityKey(app, idp, subject)).Bytes()
 	if err != nil {
-		return wrap(err)
+		return nil, wrap(err)
 	}
-	if !oneSlot && indexed(&old) && !(indexed(u) && strings.EqualFold(old.Email, u.Email)) {
-		return wrap(s.c.SRem(ctx, s.emailKey(u.App, old.Email), u.ID).Err())
+	var id store.Identity
+	if err := json.Unmarshal(b, &id); err != nil {
+		return nil, err
 	}
-	return nil
+	var get *goredis.StringCmd
+	var members *goredis.StringSliceCmd
+	var sessions *goredis.IntCmd
+	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		get = p.Get(ctx, s.userKey(app, id.UserID))
+		members = p.SMembers(ctx, s.userIdentsKey(app, id.UserID))
+		sessions = p.SCard(ctx, s.userSessKey(app, id.UserID))
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err) // goredis.Nil: the user is gone
+	}
+	var u store.User
+	if err := json.Unmarshal([]byte(get.Val()), &u); err != nil {
+		return nil, err
+	}
+	// As Identities: the members, those whose identity still names the
+	// user; this identity's stored copy is the one just read.
+	self := idp + ":" + subject
+	var idents []*store.Identity
+	var others []string
+	for _, m := range members.Val() {
+		if m == self {
+			if id.UserID == u.ID {
+				cp := id
+				idents = append(idents, &cp)
+			}
+			continue
+		}
+		others = append(others, s.key(app, "i", m))
+	}
+	if len(others) > 0 {
+		xs, err := mgetJSON[store.Identity](ctx, s, others)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range xs {
+			if x.UserID == u.ID {
+				idents = append(idents, x)
+			}
+		}
+	}
+	return &store.SignIn{User: &u, Identity: &id, Identities: idents, Sessions: int(sessions.Val())}, nil
 }
 
 func (s *Store) UserByIdentity(ctx context.Context, app, idp, subject string) (*store.User, *store.Identity, error) {

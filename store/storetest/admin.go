@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ func RunAdmin(t *testing.T, newStore func(t *testing.T) AdminStore) {
 	}{
 		{"ListUsers", testListUsers},
 		{"DisableIsKeptByUpdateUser", testDisable},
+		{"DisableIsKeptByConcurrentUpdates", testDisableConcurrent},
 		{"DeleteUser", testDeleteUser},
 		{"ListSessions", testListSessions},
 		{"SetKeys", testSetKeys},
@@ -81,6 +84,9 @@ func testDisable(t *testing.T, s AdminStore) {
 	}
 	if bu, _, _ := s.UserByIdentity(ctx(t), app, "github", "gh-u1"); !bu.Disabled {
 		t.Fatal("UserByIdentity does not see the flag")
+	}
+	if in, err := s.SignInUser(ctx(t), app, "github", "gh-u1"); err != nil || !in.User.Disabled {
+		t.Fatalf("SignInUser does not see the flag: %v", err)
 	}
 	mustNil(t, s.SetUserDisabled(ctx(t), app, "u1", false), "enable")
 	got, _ = s.GetUser(ctx(t), app, "u1")
@@ -182,5 +188,35 @@ func testSetKeys(t *testing.T, s AdminStore) {
 	mustNil(t, s.SetRemove(ctx(t), app, "c:1:a", "m"), "empty a set")
 	if got, _ = s.SetKeys(ctx(t), app, "c:1:"); !slices.Equal(got, []string{"c:1:b"}) {
 		t.Fatalf("after emptying a set: %v", got)
+	}
+}
+
+// testDisableConcurrent: sign-ins of one user in parallel (16 writers of
+// its profile) while an administrator disables it: every update
+// succeeds, none retried into failure, and none undoes the disable.
+func testDisableConcurrent(t *testing.T, s AdminStore) {
+	app := App(t)
+	u, ident := newUser(app, "u1", "a@example.com", true)
+	mustNil(t, s.CreateUser(ctx(t), u, ident), "create")
+	const writers, each = 16, 20
+	errs := make(chan error, writers*each)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				nu := *u
+				nu.Name = fmt.Sprintf("writer %d, update %d", w, i)
+				errs <- s.UpdateUser(ctx(t), &nu)
+			}
+		})
+	}
+	mustNil(t, s.SetUserDisabled(ctx(t), app, "u1", true), "disable")
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		mustNil(t, err, "concurrent update")
+	}
+	if got, _ := s.GetUser(ctx(t), app, "u1"); !got.Disabled {
+		t.Fatalf("a concurrent profile update undid the disable: %+v", got)
 	}
 }

@@ -56,6 +56,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IdentitiesAreUnique", testIdentityUniqueness},
 		{"LinkIdentity", testLinkIdentity},
 		{"VerifiedEmailIndex", testEmailIndex},
+		{"VerifiedEmailIndexBeyondASCII", testEmailIndexUnicode},
+		{"SignInUser", testSignInUser},
 		{"NotFound", testNotFound},
 	}
 	for _, tc := range tests {
@@ -557,6 +559,93 @@ func testEmailIndex(t *testing.T, s store.Store) {
 	if got, _ := s.UsersByVerifiedEmail(ctx(t), App(t), "shared@example.com"); len(got) != 0 {
 		t.Fatal("email index crosses applications")
 	}
+}
+
+// testEmailIndexUnicode: addresses whose case differs beyond ASCII (the
+// index lower-cases as Go does, and a backend's own lower-casing, such
+// as Lua's, does not), and hostile characters in them: the entry follows
+// each update, never left under an address the user no longer has.
+func testEmailIndexUnicode(t *testing.T, s store.Store) {
+	app := App(t)
+	u, id := newUser(app, "u1", "ÜNÏ{x}:*@Example.com", true)
+	id.Subject = "{gh}:*?[u1]"
+	mustNil(t, s.CreateUser(ctx(t), u, id), "create")
+	lookup := func(email string) []string {
+		t.Helper()
+		got, err := s.UsersByVerifiedEmail(ctx(t), app, email)
+		mustNil(t, err, "by email")
+		return userIDs(got)
+	}
+	if got := lookup("ünï{x}:*@example.com"); !slices.Equal(got, []string{"u1"}) {
+		t.Fatalf("lookup in other case = %v, want [u1]", got)
+	}
+	u.Email = "ünï{x}:*@example.com" // the same mailbox, in other case
+	mustNil(t, s.UpdateUser(ctx(t), u), "update to other case")
+	if got := lookup("ÜNÏ{X}:*@EXAMPLE.COM"); !slices.Equal(got, []string{"u1"}) {
+		t.Fatalf("after a change of case = %v, want [u1]", got)
+	}
+	u.Email = "Ærø@example.com"
+	mustNil(t, s.UpdateUser(ctx(t), u), "move")
+	if got := lookup("ünï{x}:*@example.com"); len(got) != 0 {
+		t.Fatalf("old address still names %v", got)
+	}
+	if got := lookup("ærø@EXAMPLE.com"); !slices.Equal(got, []string{"u1"}) {
+		t.Fatalf("new address = %v, want [u1]", got)
+	}
+	in, err := s.SignInUser(ctx(t), app, id.IDP, id.Subject)
+	mustNil(t, err, "sign-in read of a subject with braces")
+	if in.User.ID != "u1" || in.User.Email != "Ærø@example.com" {
+		t.Fatalf("sign-in read: %+v", in.User)
+	}
+}
+
+// testSignInUser: SignInUser reads what UserByIdentity and Identities
+// read, and counts at least the user's live sessions (or says it did
+// not); nothing of another identity, user or application.
+func testSignInUser(t *testing.T, s store.Store) {
+	app := App(t)
+	u, first := newUser(app, "u1", "a@example.com", true)
+	mustNil(t, s.CreateUser(ctx(t), u, first), "create")
+	other, otherID := newUser(app, "u2", "b@example.com", true)
+	mustNil(t, s.CreateUser(ctx(t), other, otherID), "create another user")
+	in, err := s.SignInUser(ctx(t), app, first.IDP, first.Subject)
+	mustNil(t, err, "sign-in read")
+	if in.User.ID != "u1" || in.Identity.Subject != first.Subject || in.Identity.UserID != "u1" || len(in.Identities) != 1 || in.Identities[0].Subject != first.Subject {
+		t.Fatalf("sign-in read of a user with one identity: %+v %+v %v", in.User, in.Identity, in.Identities)
+	}
+	if in.Sessions != 0 && in.Sessions != -1 {
+		t.Fatalf("sessions of a user without any: %d", in.Sessions)
+	}
+	second := &store.Identity{App: app, IDP: "google", Subject: "g-1", UserID: "u1", Groups: []string{"admins"}, LinkedAt: time.Now()}
+	mustNil(t, s.LinkIdentity(ctx(t), second), "link")
+	for range 3 {
+		mustNil(t, s.CreateSession(ctx(t), newSession(app, "u1"), time.Hour), "session")
+	}
+	mustNil(t, s.CreateSession(ctx(t), newSession(app, "u2"), time.Hour), "another user's session")
+	in, err = s.SignInUser(ctx(t), app, "google", "g-1")
+	mustNil(t, err, "sign-in read by the second identity")
+	var names []string
+	for _, x := range in.Identities {
+		names = append(names, x.IDP+"/"+x.Subject+"/"+strings.Join(x.Groups, ","))
+	}
+	if in.User.ID != "u1" || in.Identity.Subject != "g-1" || !slices.Equal(sorted(names), []string{"github/gh-u1/acme:dev", "google/g-1/admins"}) {
+		t.Fatalf("sign-in read of a user with two identities: %+v %+v %v", in.User, in.Identity, names)
+	}
+	if in.Sessions != -1 && in.Sessions < 3 {
+		t.Fatalf("sessions: %d, want at least 3 (or -1, uncounted)", in.Sessions)
+	}
+	in.Identities[0].Groups = append(in.Identities[0].Groups[:0], "mutated")
+	in.Identity.Groups = []string{"mutated"}
+	again, _ := s.Identities(ctx(t), app, "u1")
+	for _, x := range again {
+		if slices.Contains(x.Groups, "mutated") {
+			t.Fatal("mutating a read identity changed the stored one")
+		}
+	}
+	_, err = s.SignInUser(ctx(t), app, "google", "g-absent")
+	mustIs(t, err, store.ErrNotFound, "absent identity")
+	_, err = s.SignInUser(ctx(t), App(t), "google", "g-1")
+	mustIs(t, err, store.ErrNotFound, "identity of another application")
 }
 
 func testNotFound(t *testing.T, s store.Store) {

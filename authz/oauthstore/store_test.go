@@ -426,7 +426,7 @@ func TestNamedRefreshToken(t *testing.T) {
 			t.Fatalf("the user read with the token: %+v %v", got, known)
 		}
 		for _, bad := range []string{
-			oauthstore.NamedSignature("rt-n", "bob"),   // another user's name
+			oauthstore.NamedSignature("rt-n", "bob"), // another user's name
 			oauthstore.NamedSignature("rt-n", "alice2"),
 			oauthstore.NamedSignature("rt-n", strings.Repeat("a", 257)),
 			oauthstore.NamedSignature("", "alice"),

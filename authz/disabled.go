@@ -27,7 +27,15 @@ func (p *Provider) grantUser(ctx context.Context, sess *oauthstore.Session) erro
 	if sess == nil || sess.SID == "" {
 		return nil
 	}
-	u, err := p.st.GetUser(ctx, sess.User())
+	// A refresh token that names its user was read with the user: the
+	// token request asks the store nothing more.
+	u, known := oauthstore.KnownUser(ctx, sess.User())
+	var err error
+	if !known {
+		u, err = p.st.GetUser(ctx, sess.User())
+	} else if u == nil {
+		err = store.ErrNotFound
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return errUserGone

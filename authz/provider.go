@@ -212,11 +212,16 @@ func New(opts Options) (*Provider, error) {
 		// text (which can name internals).
 		SendDebugMessagesToClients: false,
 	}
+	names, err := newNameCipher(opts.TokenSecret)
+	if err != nil {
+		return nil, err
+	}
 	strategy := &tokenStrategy{
 		opaque: oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: p.fcfg}, p.fcfg),
 		signer: p.signer,
 		issuer: opts.Issuer,
 		now:    opts.Now,
+		names:  names,
 	}
 	p.strategy = strategy
 	p.compose(strategy)

@@ -222,6 +222,13 @@ func (s *measuredStore) GetMany(ctx context.Context, app string, keys ...string)
 	return v, err
 }
 
+func (s *measuredStore) GetManyAndUser(ctx context.Context, app, userID string, keys ...string) (*store.User, [][]byte, error) {
+	ctx, o := s.begin(ctx, "get_many_and_user")
+	u, v, err := s.next.GetManyAndUser(ctx, app, userID, keys...)
+	o.end(err)
+	return u, v, err
+}
+
 func (s *measuredStore) RateLimit(ctx context.Context, app string, buckets ...store.RateBucket) (store.RateResult, error) {
 	ctx, o := s.begin(ctx, "rate_limit")
 	v, err := s.next.RateLimit(ctx, app, buckets...)

@@ -102,6 +102,27 @@ func (w *watchedStore) GetMany(ctx context.Context, app string, keys ...string) 
 	if len(keys) == 0 || !strings.HasPrefix(keys[0], "oauth:rt:") {
 		return w.Store.GetMany(ctx, app, keys...)
 	}
+	w.refreshRead(keys)
+	vals, err := w.Store.GetMany(ctx, app, keys...)
+	w.readRefresh(vals, err)
+	return vals, err
+}
+
+// GetManyAndUser is how a refresh token that names its user is read
+// (with its marker and the user).
+func (w *watchedStore) GetManyAndUser(ctx context.Context, app, userID string, keys ...string) (*store.User, [][]byte, error) {
+	if len(keys) == 0 || !strings.HasPrefix(keys[0], "oauth:rt:") {
+		return w.Store.GetManyAndUser(ctx, app, userID, keys...)
+	}
+	w.refreshRead(keys)
+	u, vals, err := w.Store.GetManyAndUser(ctx, app, userID, keys...)
+	w.readRefresh(vals, err)
+	return u, vals, err
+}
+
+// refreshRead counts a read of a refresh token, and holds it back as
+// holdRefresh says.
+func (w *watchedStore) refreshRead(keys []string) {
 	w.mu.Lock()
 	w.refreshReads++
 	w.presented[keys[0]]++
@@ -115,13 +136,15 @@ func (w *watchedStore) GetMany(ctx context.Context, app string, keys ...string) 
 			w.await("the first redemption has committed", func() bool { return w.redeemed+w.raced > 0 })
 		}
 	}
-	vals, err := w.Store.GetMany(ctx, app, keys...)
+}
+
+// readRefresh counts a refresh token read that found it redeemed.
+func (w *watchedStore) readRefresh(vals [][]byte, err error) {
 	if err == nil && len(vals) > 1 && vals[0] != nil && vals[1] != nil {
 		w.mu.Lock()
 		w.reused++
 		w.mu.Unlock()
 	}
-	return vals, err
 }
 
 func (w *watchedStore) Apply(ctx context.Context, app string, ops ...store.Op) error {

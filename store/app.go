@@ -58,6 +58,7 @@ type (
 	AppBatches interface {
 		Apply(ctx context.Context, ops ...Op) error
 		GetMany(ctx context.Context, keys ...string) ([][]byte, error)
+		GetManyAndUser(ctx context.Context, userID string, keys ...string) (*User, [][]byte, error)
 	}
 	// AppSessions is Sessions bound to one application.
 	AppSessions interface {
@@ -148,6 +149,10 @@ func (a *App) Apply(ctx context.Context, ops ...Op) error {
 
 func (a *App) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
 	return a.st.GetMany(ctx, a.name, keys...)
+}
+
+func (a *App) GetManyAndUser(ctx context.Context, userID string, keys ...string) (*User, [][]byte, error) {
+	return a.st.GetManyAndUser(ctx, a.name, userID, keys...)
 }
 
 func (a *App) RateLimit(ctx context.Context, buckets ...RateBucket) (RateResult, error) {

@@ -55,4 +55,11 @@ type Batches interface {
 	// GetMany returns the values of keys, in order; an absent or expired
 	// record is nil (not an error).
 	GetMany(ctx context.Context, app string, keys ...string) ([][]byte, error)
+	// GetManyAndUser is GetMany and GetUser in one round trip: the
+	// values of keys, as GetMany gives them, and the user userID, nil
+	// when there is none (not an error). A refresh reads its token, the
+	// token's "used" marker and the user whose grant it is (a disabled
+	// user's grant dies), and a round trip each was a third of its
+	// storage cost.
+	GetManyAndUser(ctx context.Context, app, userID string, keys ...string) (*User, [][]byte, error)
 }

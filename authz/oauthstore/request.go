@@ -34,6 +34,9 @@ type Request struct {
 	done     bool
 	cache    map[string][]byte
 	decoded  map[string]*entry
+	// users are the users read with refresh tokens that named them (nil:
+	// no such user).
+	users    map[string]*store.User
 	guardErr error
 }
 
@@ -41,7 +44,7 @@ type requestKey struct{}
 
 // WithRequest returns a context carrying a new Request.
 func WithRequest(ctx context.Context) (context.Context, *Request) {
-	r := &Request{cache: map[string][]byte{}, decoded: map[string]*entry{}}
+	r := &Request{cache: map[string][]byte{}, decoded: map[string]*entry{}, users: map[string]*store.User{}}
 	return context.WithValue(ctx, requestKey{}, r), r
 }
 
@@ -113,6 +116,25 @@ func (s *Store) guard(ctx context.Context, key string, ttl time.Duration, failed
 		return nil
 	}
 	err := s.opts.Backend.Create(ctx, key, op.Value, ttl)
+	if errors.Is(err, store.ErrExists) {
+		return failed
+	}
+	return err
+}
+
+// guardThen applies the single-use guard op and, only if it is taken
+// here, the writes after it: in one batch, now or with the Request's
+// commit. failed is the error when the guard was taken already.
+func (s *Store) guardThen(ctx context.Context, op store.Op, failed error, then ...store.Op) error {
+	ops := append([]store.Op{op}, then...)
+	if r := requestFrom(ctx); r != nil {
+		r.mu.Lock()
+		r.ops = append(r.ops, ops...)
+		r.guardErr = failed
+		r.mu.Unlock()
+		return nil
+	}
+	err := s.opts.Backend.Apply(ctx, ops...)
 	if errors.Is(err, store.ErrExists) {
 		return failed
 	}
@@ -192,4 +214,36 @@ func (r *Request) recall(key string) *entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.decoded[key]
+}
+
+// getManyAndUser is getMany that also reads the user userID in the same
+// round trip, and keeps it for the rest of the request (KnownUser).
+func (s *Store) getManyAndUser(ctx context.Context, userID string, keys ...string) ([][]byte, error) {
+	u, vals, err := s.opts.Backend.GetManyAndUser(ctx, userID, keys...)
+	if err != nil {
+		return nil, err
+	}
+	if r := requestFrom(ctx); r != nil {
+		r.mu.Lock()
+		for i, k := range keys {
+			r.cache[k] = vals[i]
+		}
+		r.users[userID] = u
+		r.mu.Unlock()
+	}
+	return vals, nil
+}
+
+// KnownUser returns the user userID as the request read it with a
+// refresh token that named them, nil if there is no such user; known is
+// false when the request did not read them (then ask the store).
+func KnownUser(ctx context.Context, userID string) (u *store.User, known bool) {
+	r := requestFrom(ctx)
+	if r == nil {
+		return nil, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	u, known = r.users[userID]
+	return u, known
 }

@@ -1,6 +1,7 @@
 package oauthstore
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"time"
@@ -120,4 +121,74 @@ func (s *Session) Clone() fosite.Session {
 		c.Headers = &jwt.Headers{Extra: maps.Clone(s.Headers.Extra)}
 	}
 	return &c
+}
+
+// storedClaims are the ID token claims as a record keeps them: only what
+// is set. fosite's type writes every claim, empty or not, and its empty
+// claims and times were a third of a refresh token's record. The names
+// are fosite's, so records written either way read the same.
+type storedClaims struct {
+	JTI         string         `json:"jti,omitempty"`
+	Issuer      string         `json:"iss,omitempty"`
+	Subject     string         `json:"sub,omitempty"`
+	Audience    []string       `json:"aud,omitempty"`
+	Nonce       string         `json:"nonce,omitempty"`
+	ExpiresAt   time.Time      `json:"exp,omitzero"`
+	IssuedAt    time.Time      `json:"iat,omitzero"`
+	RequestedAt time.Time      `json:"rat,omitzero"`
+	AuthTime    time.Time      `json:"auth_time,omitzero"`
+	AtHash      string         `json:"at_hash,omitempty"`
+	ACR         string         `json:"acr,omitempty"`
+	AMR         []string       `json:"amr,omitempty"`
+	CodeHash    string         `json:"c_hash,omitempty"`
+	Extra       map[string]any `json:"ext,omitempty"`
+}
+
+func toStored(c *jwt.IDTokenClaims) *storedClaims {
+	if c == nil {
+		return nil
+	}
+	return &storedClaims{c.JTI, c.Issuer, c.Subject, c.Audience, c.Nonce, c.ExpiresAt, c.IssuedAt, c.RequestedAt,
+		c.AuthTime, c.AccessTokenHash, c.AuthenticationContextClassReference, c.AuthenticationMethodsReferences, c.CodeHash, c.Extra}
+}
+
+func (c *storedClaims) claims() *jwt.IDTokenClaims {
+	return &jwt.IDTokenClaims{JTI: c.JTI, Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience, Nonce: c.Nonce,
+		ExpiresAt: c.ExpiresAt, IssuedAt: c.IssuedAt, RequestedAt: c.RequestedAt, AuthTime: c.AuthTime,
+		AccessTokenHash: c.AtHash, AuthenticationContextClassReference: c.ACR, AuthenticationMethodsReferences: c.AMR,
+		CodeHash: c.CodeHash, Extra: c.Extra}
+}
+
+// sessionFields is Session without its methods, for its JSON.
+type sessionFields Session
+
+// MarshalJSON writes the session with only the claims that are set, and
+// without ID token headers when there are none.
+func (s *Session) MarshalJSON() ([]byte, error) {
+	var headers *jwt.Headers
+	if s.Headers != nil && len(s.Headers.Extra) > 0 {
+		headers = s.Headers
+	}
+	return json.Marshal(struct {
+		*sessionFields
+		Claims  *storedClaims `json:"id_token_claims,omitempty"`
+		Headers *jwt.Headers  `json:"id_token_headers,omitempty"`
+	}{(*sessionFields)(s), toStored(s.Claims), headers})
+}
+
+// UnmarshalJSON lays a stored session over s, as encoding/json lays any
+// record over the value it decodes into: what the record holds replaces,
+// the rest of s stays (see Store.decode), claims included.
+func (s *Session) UnmarshalJSON(data []byte) error {
+	aux := struct {
+		*sessionFields
+		Claims *storedClaims `json:"id_token_claims,omitempty"`
+	}{sessionFields: (*sessionFields)(s), Claims: toStored(s.Claims)}
+	if err := json.Unmarshal(data, &aux); err != nil {
+		return err
+	}
+	if aux.Claims != nil {
+		s.Claims = aux.Claims.claims()
+	}
+	return nil
 }

@@ -26,6 +26,7 @@
 package oauthstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -33,6 +34,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -111,8 +114,9 @@ func oidcKey(h string) string      { return "oauth:oidc:" + h }
 func accessKey(h string) string    { return "oauth:at:" + h }
 func refreshKey(h string) string   { return "oauth:rt:" + h }
 func refreshUsed(h string) string  { return "oauth:rt-used:" + h }
-func grantAccess(id string) string { return "oauth:grant-at:" + id }
-func grantRefr(id string) string   { return "oauth:grant-rt:" + id }
+func grantIndex(id string) string  { return "oauth:grant:" + id }
+func grantAccess(id string) string { return "oauth:grant-at:" + id } // before grantIndex
+func grantRefr(id string) string   { return "oauth:grant-rt:" + id } // before grantIndex
 func revokedKey(id string) string  { return "oauth:grant-revoked:" + id }
 func sidGrants(sid string) string  { return "oauth:sid:" + sid }
 
@@ -134,11 +138,14 @@ func hash(s string) string {
 // up on read, so a client removed from the configuration makes its tokens
 // worthless at once.
 type entry struct {
-	ID              string     `json:"id"`
-	RequestedAt     time.Time  `json:"rat"`
-	ClientID        string     `json:"client_id"`
-	Scopes          []string   `json:"scopes,omitempty"`
-	Granted         []string   `json:"granted,omitempty"`
+	ID          string    `json:"id"`
+	RequestedAt time.Time `json:"rat"`
+	ClientID    string    `json:"client_id"`
+	Scopes      []string  `json:"scopes,omitempty"`
+	Granted     []string  `json:"granted,omitempty"`
+	// AsRequested: the granted scopes are the requested ones (Granted
+	// is not written twice).
+	AsRequested     bool       `json:"as_req,omitempty"`
 	Audience        []string   `json:"aud,omitempty"`
 	GrantedAudience []string   `json:"granted_aud,omitempty"`
 	Form            url.Values `json:"form,omitempty"`
@@ -156,12 +163,30 @@ func encode(req fosite.Requester, accessHash string) ([]byte, error) {
 }
 
 func encodeWith(req fosite.Requester, sess *Session, accessHash string) ([]byte, error) {
-	return json.Marshal(entry{
+	e := entry{
 		ID: req.GetID(), RequestedAt: req.GetRequestedAt(), ClientID: req.GetClient().GetID(),
 		Scopes: req.GetRequestedScopes(), Granted: req.GetGrantedScopes(),
 		Audience: req.GetRequestedAudience(), GrantedAudience: req.GetGrantedAudience(),
 		Form: req.GetRequestForm(), Session: sess, AccessHash: accessHash,
-	})
+	}
+	if len(e.Granted) > 0 && slices.Equal(e.Scopes, e.Granted) {
+		e.Granted, e.AsRequested = nil, true
+	}
+	return json.Marshal(e)
+}
+
+// tokenSession is sess as a token's record keeps it: the expiry times of
+// the kinds listed, not those of the code it came from or of the other
+// token.
+func tokenSession(sess *Session, keep ...fosite.TokenType) *Session {
+	c := *sess
+	c.ExpiresAt = map[fosite.TokenType]time.Time{}
+	for _, k := range keep {
+		if t, ok := sess.ExpiresAt[k]; ok {
+			c.ExpiresAt[k] = t
+		}
+	}
+	return &c
 }
 
 // decode rebuilds a stored request. fosite's contract is that the session
@@ -184,6 +209,9 @@ func (s *Store) decode(ctx context.Context, data []byte, into fosite.Session) (*
 	}
 	if e.Form == nil {
 		e.Form = url.Values{}
+	}
+	if e.AsRequested {
+		e.Granted = slices.Clone(e.Scopes)
 	}
 	return &fosite.Request{
 		ID: e.ID, RequestedAt: e.RequestedAt, Client: client,
@@ -237,6 +265,27 @@ func (s *Store) getMarked(ctx context.Context, key, marker string, into fosite.S
 	return req, e, vals[1] != nil, nil
 }
 
+// getNamed is getMarked for a record of user's grant, read together
+// with the user: a record of another user's grant is not found.
+func (s *Store) getNamed(ctx context.Context, key, marker, user string, into fosite.Session) (*fosite.Request, bool, error) {
+	vals, err := s.getManyAndUser(ctx, user, key, marker)
+	if err != nil {
+		return nil, false, err
+	}
+	if vals[0] == nil {
+		return nil, false, fosite.ErrNotFound
+	}
+	req, e, err := s.decode(ctx, vals[0], into)
+	if err != nil {
+		return nil, false, err
+	}
+	if e.Session.User() != user {
+		return nil, false, fosite.ErrNotFound
+	}
+	requestFrom(ctx).remember(key, e)
+	return req, vals[1] != nil, nil
+}
+
 // exists reports whether a marker record is present.
 func (s *Store) exists(ctx context.Context, key string) (bool, error) {
 	_, err := s.opts.Backend.Get(ctx, key)
@@ -281,42 +330,109 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string
 		return err
 	}
 	exp := req.GetSession().GetExpiresAt(fosite.AuthorizeCode)
-	if err := s.opts.Backend.Create(ctx, codeKey(hash(signature)), data, s.ttl(exp, s.opts.CodeTTL)); err != nil {
-		return err
+	h := hash(signature)
+	// A code is created once: not over a live one, nor over the marker a
+	// used one left (a collision must not take someone's grant).
+	ops := []store.Op{
+		{Kind: store.OpCreate, Key: codeKey(h), Value: data, TTL: s.ttl(exp, s.opts.CodeTTL)},
+		{Kind: store.OpAbsent, Key: codeUsedKey(h)},
 	}
 	// Index the grant under the browser session, for logout, and under
-	// its user and client, for removing the client's access.
+	// its user and client, for removing the client's access: in the same
+	// step.
 	sess := req.GetSession().(*Session)
 	if sid := sess.SID; sid != "" {
-		if err := s.opts.Backend.SetAdd(ctx, sidGrants(sid), s.opts.GrantTTL, req.GetID()); err != nil {
-			return err
-		}
+		ops = append(ops, store.Op{Kind: store.OpSetAdd, Key: sidGrants(sid), TTL: s.opts.GrantTTL, Members: []string{req.GetID()}})
 	}
 	if user := sess.User(); user != "" {
-		return s.opts.Backend.SetAdd(ctx, userClientGrants(user, req.GetClient().GetID()), s.opts.GrantTTL, req.GetID())
+		ops = append(ops, store.Op{Kind: store.OpSetAdd, Key: userClientGrants(user, req.GetClient().GetID()), TTL: s.opts.GrantTTL, Members: []string{req.GetID()}})
 	}
-	return nil
+	return s.opts.Backend.Apply(ctx, ops...)
+}
+
+// usedCode is what a used code leaves: its "used" marker, which replaces
+// the code's record. fosite needs only the grant's ID from a used code,
+// to revoke what the first use issued; the client is kept so that the
+// request it rebuilds is a whole one.
+type usedCode struct {
+	ID       string `json:"id"`
+	ClientID string `json:"client_id"`
 }
 
 // GetAuthorizeCodeSession returns the code's request; for a used code, the
-// request and fosite.ErrInvalidatedAuthorizeCode.
+// request (its grant, from the marker) and fosite.ErrInvalidatedAuthorizeCode.
 func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
 	h := hash(signature)
-	req, _, used, err := s.getMarked(ctx, codeKey(h), codeUsedKey(h), sess)
+	vals, err := s.getMany(ctx, codeKey(h), codeUsedKey(h))
 	if err != nil {
 		return nil, err
 	}
-	if used {
+	switch {
+	case vals[0] != nil:
+		// Unused; or used by a request committing right now (its marker
+		// and the deletion land together), or marked by an earlier
+		// release, whose markers were "1" beside the record.
+		req, e, err := s.decode(ctx, vals[0], sess)
+		if err != nil {
+			return nil, err
+		}
+		requestFrom(ctx).remember(codeKey(h), e)
+		if vals[1] != nil {
+			return req, fosite.ErrInvalidatedAuthorizeCode
+		}
+		return req, nil
+	case vals[1] != nil:
+		var m usedCode
+		if err := json.Unmarshal(vals[1], &m); err != nil || m.ID == "" {
+			return nil, fmt.Errorf("oauthstore: corrupt used-code marker: %w", err)
+		}
+		client, err := s.opts.Clients.GetClient(ctx, m.ClientID)
+		if err != nil {
+			// The client is gone, and with it every token of the grant.
+			client = &fosite.DefaultClient{ID: m.ClientID}
+		}
+		into, ok := sess.(*Session)
+		if !ok || into == nil {
+			into = NewSession()
+		}
+		req := fosite.NewRequest()
+		req.ID, req.Client, req.Session = m.ID, client, into
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
-	return req, nil
+	return nil, fosite.ErrNotFound
 }
 
-// InvalidateAuthorizeCodeSession marks the code used. Exactly one caller
-// succeeds; the others get ErrConcurrentUse (inside a Request, at Commit).
+// InvalidateAuthorizeCodeSession marks the code used: its record is
+// replaced by the small marker (usedCode) in the same step — one key for
+// a used code, not two. Exactly one caller succeeds; the others get
+// ErrConcurrentUse (inside a Request, at Commit).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	return s.guard(ctx, codeUsedKey(hash(signature)), s.opts.CodeTTL+expirySlack,
-		fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInvalidatedAuthorizeCode))
+	h := hash(signature)
+	e := requestFrom(ctx).recall(codeKey(h)) // fosite read it moments ago
+	if e == nil {
+		data, err := s.opts.Backend.Get(ctx, codeKey(h))
+		if errors.Is(err, store.ErrNotFound) {
+			// Used already (its marker replaced it), or never issued.
+			if used, err := s.exists(ctx, codeUsedKey(h)); err != nil || used {
+				return cmp.Or(err, fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInvalidatedAuthorizeCode))
+			}
+		}
+		if err != nil {
+			return notFound(err)
+		}
+		var got entry
+		if err := json.Unmarshal(data, &got); err != nil {
+			return fmt.Errorf("oauthstore: corrupt record: %w", err)
+		}
+		e = &got
+	}
+	marker, err := json.Marshal(usedCode{ID: e.ID, ClientID: e.ClientID})
+	if err != nil {
+		return err
+	}
+	failed := fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInvalidatedAuthorizeCode)
+	return s.guardThen(ctx, store.Op{Kind: store.OpCreate, Key: codeUsedKey(h), Value: marker, TTL: s.opts.CodeTTL + expirySlack},
+		failed, store.Op{Kind: store.OpDelete, Key: codeKey(h)})
 }
 
 // PKCE.
@@ -391,9 +507,9 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 	if !ok {
 		return fmt.Errorf("oauthstore: session is %T, want *oauthstore.Session", req.GetSession())
 	}
-	lite := *sess
+	lite := tokenSession(sess, fosite.AccessToken)
 	lite.Claims, lite.Headers = nil, nil
-	data, err := encodeWith(req, &lite, "")
+	data, err := encodeWith(req, lite, "")
 	if err != nil {
 		return err
 	}
@@ -409,7 +525,7 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 	// The token and its index entry in one step: a token revocation by
 	// grant could not find is never stored; nor one of a revoked grant.
 	return s.applyGrant(ctx, req.GetID(), put,
-		store.Op{Kind: store.OpSetAdd, Key: grantAccess(req.GetID()), TTL: ttl, Members: []string{h}})
+		store.Op{Kind: store.OpSetAdd, Key: grantIndex(req.GetID()), TTL: ttl, Members: []string{accessMember + h}})
 }
 
 func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
@@ -425,28 +541,86 @@ func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) 
 }
 
 // Refresh tokens.
+//
+// A refresh token of a user's grant names its user (authz's token
+// strategy seals the name into the token), and its signature as fosite
+// passes it carries the name: NamedSignature. The token, its "used"
+// marker and the user (whose grant dies once they are disabled) are then
+// read in one round trip, and the record is only the token's if it is
+// that user's grant. A signature without a name (a token of an earlier
+// release, or of a grant without a user) is read without the user.
+
+// maxUserName bounds the user ID a signature may name: longer is no
+// token of ours.
+const maxUserName = 256
+
+// nameSep joins a signature and the user it names; fosite's HMAC
+// signatures are base64url, which has no '~'.
+const nameSep = "~"
+
+// NamedSignature is the signature of a refresh token that names userID.
+func NamedSignature(signature, userID string) string {
+	return signature + nameSep + userID
+}
+
+// splitSignature returns the signature proper and the user it names ("":
+// none). ok is false for a name no token of ours carries.
+func splitSignature(signature string) (sig, user string, ok bool) {
+	sig, user, named := strings.Cut(signature, nameSep)
+	if !named {
+		return sig, "", true
+	}
+	return sig, user, sig != "" && user != "" && len(user) <= maxUserName
+}
+
+// refreshHash is the name of the refresh token's record.
+func refreshHash(signature string) string {
+	sig, _, _ := splitSignature(signature)
+	return hash(sig)
+}
 
 func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, req fosite.Requester) error {
 	accessHash := ""
 	if accessSignature != "" {
 		accessHash = hash(accessSignature)
 	}
-	data, err := encode(req, accessHash)
+	sess, ok := req.GetSession().(*Session)
+	if !ok {
+		return fmt.Errorf("oauthstore: session is %T, want *oauthstore.Session", req.GetSession())
+	}
+	// The access token's expiry stays: introspecting the refresh token
+	// shows nothing of it, but a grant's latest expiry times are its
+	// session's.
+	data, err := encodeWith(req, tokenSession(sess, fosite.RefreshToken, fosite.AccessToken), accessHash)
 	if err != nil {
 		return err
 	}
-	h := hash(signature)
+	h := refreshHash(signature)
 	ttl := s.ttl(req.GetSession().GetExpiresAt(fosite.RefreshToken), s.opts.GrantTTL)
 	return s.applyGrant(ctx, req.GetID(),
 		store.Op{Kind: store.OpPut, Key: refreshKey(h), Value: data, TTL: ttl},
-		store.Op{Kind: store.OpSetAdd, Key: grantRefr(req.GetID()), TTL: ttl, Members: []string{h}})
+		store.Op{Kind: store.OpSetAdd, Key: grantIndex(req.GetID()), TTL: ttl, Members: []string{refreshMember + h}})
 }
 
 // GetRefreshTokenSession returns the token's request; for a rotated token,
 // the request and fosite.ErrInactiveToken.
+//
+// A signature that names a user is read with that user, and is not found
+// unless the record is that user's grant.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
-	h := hash(signature)
-	req, _, used, err := s.getMarked(ctx, refreshKey(h), refreshUsed(h), sess)
+	sig, user, ok := splitSignature(signature)
+	if !ok || sig == "" {
+		return nil, fosite.ErrNotFound
+	}
+	h := hash(sig)
+	var req *fosite.Request
+	var used bool
+	var err error
+	if user == "" {
+		req, _, used, err = s.getMarked(ctx, refreshKey(h), refreshUsed(h), sess)
+	} else {
+		req, used, err = s.getNamed(ctx, refreshKey(h), refreshUsed(h), user, sess)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -463,7 +637,7 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 // written, and be a second winner (its tokens then die with the family,
 // but they were issued).
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
-	return s.opts.Backend.Delete(ctx, refreshKey(hash(signature)))
+	return s.opts.Backend.Delete(ctx, refreshKey(refreshHash(signature)))
 }
 
 // RotateRefreshToken marks the presented refresh token used (kept, so a
@@ -471,7 +645,7 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // Exactly one of concurrent rotations succeeds (inside a Request, at
 // Commit).
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	h := hash(signature)
+	h := refreshHash(signature)
 	e := requestFrom(ctx).recall(refreshKey(h)) // fosite read it moments ago
 	if e == nil {
 		var err error
@@ -486,7 +660,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	if e.AccessHash != "" {
 		return s.apply(ctx,
 			store.Op{Kind: store.OpDelete, Key: accessKey(e.AccessHash)},
-			store.Op{Kind: store.OpSetRemove, Key: grantAccess(requestID), Members: []string{e.AccessHash}})
+			store.Op{Kind: store.OpSetRemove, Key: grantIndex(requestID), Members: []string{accessMember + e.AccessHash}})
 	}
 	return nil
 }
@@ -497,7 +671,7 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 	if err := s.tombstone(ctx, requestID); err != nil {
 		return err
 	}
-	return s.deleteIndexed(ctx, grantRefr(requestID), refreshKey, refreshUsed)
+	return s.deleteGrantTokens(ctx, requestID, false, true)
 }
 
 // RevokeAccessToken revokes the grant and deletes every access token of it.
@@ -505,7 +679,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
 	if err := s.tombstone(ctx, requestID); err != nil {
 		return err
 	}
-	return s.deleteIndexed(ctx, grantAccess(requestID), accessKey)
+	return s.deleteGrantTokens(ctx, requestID, true, false)
 }
 
 // RevokeGrant revokes every token of a grant.
@@ -513,9 +687,54 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string) error {
 	if err := s.tombstone(ctx, requestID); err != nil {
 		return err
 	}
-	return errors.Join(
-		s.deleteIndexed(ctx, grantRefr(requestID), refreshKey, refreshUsed),
-		s.deleteIndexed(ctx, grantAccess(requestID), accessKey))
+	return s.deleteGrantTokens(ctx, requestID, true, true)
+}
+
+// A grant's index holds its tokens' hashes, each prefixed by its kind:
+// one set per grant for both kinds.
+const (
+	accessMember  = "a:"
+	refreshMember = "r:"
+)
+
+// deleteGrantTokens deletes the grant's access tokens, refresh tokens or
+// both (each refresh token with its "used" marker), and their index
+// entries. Grants indexed by an earlier release, in one set per kind, are
+// found as well.
+func (s *Store) deleteGrantTokens(ctx context.Context, requestID string, access, refresh bool) error {
+	members, err := s.opts.Backend.SetMembers(ctx, grantIndex(requestID))
+	if err != nil {
+		return err
+	}
+	var keys, gone []string
+	for _, m := range members {
+		switch {
+		case access && strings.HasPrefix(m, accessMember):
+			keys = append(keys, accessKey(m[len(accessMember):]))
+		case refresh && strings.HasPrefix(m, refreshMember):
+			h := m[len(refreshMember):]
+			keys = append(keys, refreshKey(h), refreshUsed(h))
+		default:
+			continue
+		}
+		gone = append(gone, m)
+	}
+	if len(keys) > 0 {
+		if err := s.opts.Backend.Delete(ctx, keys...); err != nil {
+			return err
+		}
+		if err := s.opts.Backend.SetRemove(ctx, grantIndex(requestID), gone...); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	if refresh {
+		errs = append(errs, s.deleteIndexed(ctx, grantRefr(requestID), refreshKey, refreshUsed))
+	}
+	if access {
+		errs = append(errs, s.deleteIndexed(ctx, grantAccess(requestID), accessKey))
+	}
+	return errors.Join(errs...)
 }
 
 // tombstone marks the grant revoked, before its tokens are looked up:

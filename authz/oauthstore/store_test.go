@@ -3,6 +3,7 @@ package oauthstore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -393,6 +394,97 @@ func TestConsumedRecordsGoWithTheRequest(t *testing.T) {
 		must(t, s.DeletePKCERequestSession(t.Context(), "direct"))
 		if p, _ := present("direct"); p {
 			t.Fatal("direct delete did not delete")
+		}
+	})
+}
+
+// TestNamedRefreshToken: a signature that names its user reads the token,
+// its marker and the user in one go, and the request knows the user
+// afterwards (a disabled one too: the caller refuses the grant); the
+// record must be that user's grant, else it is not found, and a name no
+// token of ours carries is not found without a read. Reuse detection is
+// as for unnamed tokens.
+func TestNamedRefreshToken(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, be store.Store, app string) {
+		u := &store.User{ID: "alice", App: app}
+		must(t, be.CreateUser(t.Context(), u, &store.Identity{App: app, IDP: "dev", Subject: "alice", UserID: "alice"}))
+		req := request("grant-n", "sid-n")
+		named := oauthstore.NamedSignature("rt-n", "alice")
+		must(t, s.CreateRefreshTokenSession(t.Context(), named, "", req))
+		// The record is the token's, whether or not the signature names.
+		if got, err := s.GetRefreshTokenSession(t.Context(), "rt-n", nil); err != nil || got.GetID() != "grant-n" {
+			t.Fatalf("unnamed read of a named token: %v", err)
+		}
+		ctx, _ := oauthstore.WithRequest(t.Context())
+		if _, known := oauthstore.KnownUser(ctx, "alice"); known {
+			t.Fatal("user known before any read")
+		}
+		if got, err := s.GetRefreshTokenSession(ctx, named, nil); err != nil || got.GetID() != "grant-n" {
+			t.Fatalf("named read: %v", err)
+		}
+		if got, known := oauthstore.KnownUser(ctx, "alice"); !known || got == nil || got.ID != "alice" {
+			t.Fatalf("the user read with the token: %+v %v", got, known)
+		}
+		for _, bad := range []string{
+			oauthstore.NamedSignature("rt-n", "bob"), // another user's name
+			oauthstore.NamedSignature("rt-n", "alice2"),
+			oauthstore.NamedSignature("rt-n", strings.Repeat("a", 257)),
+			oauthstore.NamedSignature("", "alice"),
+			"rt-n~",
+			"",
+		} {
+			ctx, _ := oauthstore.WithRequest(t.Context())
+			if got, err := s.GetRefreshTokenSession(ctx, bad, nil); !errors.Is(err, fosite.ErrNotFound) || got != nil {
+				t.Errorf("%.40q: %v %v, want not found", bad, got, err)
+			}
+		}
+		// A user who is gone is known as gone: nil.
+		ctx, _ = oauthstore.WithRequest(t.Context())
+		must(t, s.CreateRefreshTokenSession(t.Context(), oauthstore.NamedSignature("rt-ghost", "ghost"), "", withUser(request("grant-g", "sid-g"), "ghost")))
+		if _, err := s.GetRefreshTokenSession(ctx, oauthstore.NamedSignature("rt-ghost", "ghost"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, known := oauthstore.KnownUser(ctx, "ghost"); !known || got != nil {
+			t.Fatalf("a deleted user: %+v %v, want known and nil", got, known)
+		}
+		// Rotation and reuse, named.
+		ctx, held := oauthstore.WithRequest(t.Context())
+		if _, err := s.GetRefreshTokenSession(ctx, named, nil); err != nil {
+			t.Fatal(err)
+		}
+		must(t, s.RotateRefreshToken(ctx, "grant-n", named))
+		must(t, s.Commit(ctx, held))
+		got, err := s.GetRefreshTokenSession(t.Context(), named, oauthstore.NewSession())
+		if !errors.Is(err, fosite.ErrInactiveToken) || got == nil || got.GetID() != "grant-n" {
+			t.Fatalf("rotated named token: %v %v; want ErrInactiveToken with the request", got, err)
+		}
+		must(t, s.DeleteRefreshTokenSession(t.Context(), named))
+		if _, err := s.GetRefreshTokenSession(t.Context(), "rt-n", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("deleted by its named signature: %v", err)
+		}
+	})
+}
+
+func withUser(r *fosite.Request, user string) *fosite.Request {
+	r.Session.(*oauthstore.Session).Subject = user
+	return r
+}
+
+// TestRevocationReachesEarlierIndexes: a grant indexed by an earlier
+// release (one set per kind of token) is revoked whole as well.
+func TestRevocationReachesEarlierIndexes(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, be store.Store, app string) {
+		ctx := t.Context()
+		for _, k := range []string{"oauth:at:H1", "oauth:rt:H2", "oauth:rt-used:H2"} {
+			must(t, be.Put(ctx, app, k, []byte("x"), time.Hour))
+		}
+		must(t, be.SetAdd(ctx, app, "oauth:grant-at:g-old", time.Hour, "H1"))
+		must(t, be.SetAdd(ctx, app, "oauth:grant-rt:g-old", time.Hour, "H2"))
+		must(t, s.RevokeGrant(ctx, "g-old"))
+		for _, k := range []string{"oauth:at:H1", "oauth:rt:H2", "oauth:rt-used:H2"} {
+			if _, err := be.Get(ctx, app, k); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s after revoking its grant: %v", k, err)
+			}
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/oauth2"
 
 	"github.com/aero2/aero2/config"
@@ -59,6 +60,7 @@ type adminEnv struct {
 		store.Store
 		store.Admin
 	}
+	pgDSN string // the PostgreSQL store's DSN, on postgres
 	path  string // the commands' configuration file
 	audit string // its log.audit file
 	hits  atomic.Int64
@@ -90,6 +92,7 @@ func startAdminOn(t *testing.T, backend string) *adminEnv {
 	case "postgres":
 		pc := pgtest.Config(t)
 		e.st = pgtest.Open(t, pc)
+		e.pgDSN = pc.DSN
 		storeYAML = `store: {type: postgres, postgres: {dsn: "` + pc.DSN + `"}}`
 	default:
 		t.Fatalf("no backend %q", backend)
@@ -280,22 +283,47 @@ func TestUsersDisableEndsEverythingAtOnce(t *testing.T) {
 // outlive its session (one that timed out leaves its refresh token), so
 // the token endpoint asks about the user itself. Here the flag is set in
 // the store without ending the session, and the refresh is refused.
+//
+// On PostgreSQL the flag is set by SQL, as a database administrator (or
+// another system of record) would, without Aero2 hearing of it: the
+// refresh reads the user's row with the token.
 func TestDisabledUsersGrantsAreRefusedWithoutTheirSessions(t *testing.T) {
-	e := startAdmin(t)
-	alice := e.signIn(t, "alice")
-	id := userID(t, e, "alice")
-	if err := e.st.SetUserDisabled(context.Background(), "default", id, true); err != nil {
-		t.Fatal(err)
-	}
-	if e.refreshes(t, alice) {
-		t.Error("a disabled user's refresh token works while their session lives")
-	}
-	// The grant died with the refusal: enabling does not bring it back.
-	if err := e.st.SetUserDisabled(context.Background(), "default", id, false); err != nil {
-		t.Fatal(err)
-	}
-	if e.refreshes(t, alice) {
-		t.Error("a refused grant works again after enable")
+	for _, backend := range []string{"redis", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			e := startAdminOn(t, backend)
+			alice := e.signIn(t, "alice")
+			id := userID(t, e, "alice")
+			if !e.refreshes(t, alice) {
+				t.Fatal("alice's refresh token does not work")
+			}
+			setDisabled := func(disabled bool) {
+				t.Helper()
+				if backend == "postgres" {
+					pool, err := pgxpool.New(context.Background(), e.pgDSN)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer pool.Close()
+					tag, err := pool.Exec(context.Background(), `UPDATE users SET disabled = $1 WHERE app = 'default' AND id = $2`, disabled, id)
+					if err != nil || tag.RowsAffected() != 1 {
+						t.Fatalf("UPDATE users: %v %v", tag, err)
+					}
+					return
+				}
+				if err := e.st.SetUserDisabled(context.Background(), "default", id, disabled); err != nil {
+					t.Fatal(err)
+				}
+			}
+			setDisabled(true)
+			if e.refreshes(t, alice) {
+				t.Error("a disabled user's refresh token works while their session lives")
+			}
+			// The grant died with the refusal: enabling does not bring it back.
+			setDisabled(false)
+			if e.refreshes(t, alice) {
+				t.Error("a refused grant works again after enable")
+			}
+		})
 	}
 }
 

@@ -140,6 +140,11 @@ func (c *CountingStore) GetMany(ctx context.Context, app string, keys ...string)
 	return c.Store.GetMany(ctx, app, keys...)
 }
 
+func (c *CountingStore) GetManyAndUser(ctx context.Context, app, userID string, keys ...string) (*store.User, [][]byte, error) {
+	c.note("GetManyAndUser", keys...)
+	return c.Store.GetManyAndUser(ctx, app, userID, keys...)
+}
+
 func (c *CountingStore) Broadcast(ctx context.Context, channel, message string) error {
 	c.note("Broadcast", channel)
 	return c.Store.Broadcast(ctx, channel, message)

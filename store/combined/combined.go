@@ -170,6 +170,40 @@ func (s *Store) GetMany(ctx context.Context, app string, keys ...string) ([][]by
 	return out, nil
 }
 
+// GetManyAndUser reads the user from Durable while the records are read:
+// two backends, two round trips, but side by side, so the request waits
+// for one. (When every key is durable, Durable answers both at once.)
+func (s *Store) GetManyAndUser(ctx context.Context, app, userID string, keys ...string) (*store.User, [][]byte, error) {
+	durable := true
+	for _, k := range keys {
+		durable = durable && store.DurableRecord(k)
+	}
+	if durable {
+		return s.Durable.GetManyAndUser(ctx, app, userID, keys...)
+	}
+	type result struct {
+		u   *store.User
+		err error
+	}
+	user := make(chan result, 1)
+	go func() {
+		u, err := s.Durable.GetUser(ctx, app, userID)
+		if errors.Is(err, store.ErrNotFound) {
+			u, err = nil, nil
+		}
+		user <- result{u, err}
+	}()
+	vals, err := s.GetMany(ctx, app, keys...)
+	r := <-user
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	return r.u, vals, nil
+}
+
 // Sessions and rate limits are short-lived: Ephemeral.
 
 func (s *Store) CreateSession(ctx context.Context, sess *store.Session, ttl time.Duration) error {

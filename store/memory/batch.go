@@ -50,3 +50,20 @@ func (s *Store) GetMany(_ context.Context, app string, keys ...string) ([][]byte
 	}
 	return out, nil
 }
+
+// GetManyAndUser reads the records and the user in one locked step.
+func (s *Store) GetManyAndUser(_ context.Context, app, userID string, keys ...string) (*store.User, [][]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([][]byte, len(keys))
+	for i, key := range keys {
+		if r, ok := s.records[k(app, key)]; ok && s.live(r.exp) {
+			out[i] = bytes.Clone(r.val)
+		}
+	}
+	var u *store.User
+	if got, ok := s.users[k(app, userID)]; ok {
+		u = cloneUser(got)
+	}
+	return u, out, nil
+}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -69,36 +70,83 @@ func (s *Store) GetMany(ctx context.Context, app string, keys ...string) ([][]by
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	bkeys := make([][]byte, len(keys))
-	for i, k := range keys {
-		bkeys[i] = []byte(k)
-	}
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT key, value FROM records WHERE app = @app AND key = ANY(@keys) AND `+live("expires_at")+`
-		UNION ALL SELECT @signing::bytea, sealed FROM signing_keys WHERE app = @app AND @signing::bytea = ANY(@keys) AND `+live("expires_at"),
-		pgx.NamedArgs{"app": app, "keys": bkeys, "signing": []byte(signingKeysKey)})
+	rows, err := s.pool.Query(ctx, getManySQL, getManyArgs(app, keys))
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
+	found, err := scanMany(rows)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return inOrder(keys, found), nil
+}
+
+// getManySQL reads records by key (and the signing keys, which have
+// their own table).
+var getManySQL = `SELECT key, value FROM records WHERE app = @app AND key = ANY(@keys) AND ` + live("expires_at") + `
+		UNION ALL SELECT @signing::bytea, sealed FROM signing_keys WHERE app = @app AND @signing::bytea = ANY(@keys) AND ` + live("expires_at")
+
+func getManyArgs(app string, keys []string) pgx.NamedArgs {
+	bkeys := make([][]byte, len(keys))
+	for i, k := range keys {
+		bkeys[i] = []byte(k)
+	}
+	return pgx.NamedArgs{"app": app, "keys": bkeys, "signing": []byte(signingKeysKey)}
+}
+
+func scanMany(rows pgx.Rows) (map[string][]byte, error) {
 	found := map[string][]byte{}
 	var k, v []byte
-	_, err = pgx.ForEachRow(rows, []any{&k, &v}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&k, &v}, func() error {
 		if v == nil {
 			v = []byte{}
 		}
 		found[string(k)] = v
 		return nil
 	})
-	if err != nil {
-		return nil, s.fail(ctx, err)
-	}
+	return found, err
+}
+
+func inOrder(keys []string, found map[string][]byte) [][]byte {
 	out := make([][]byte, len(keys))
 	for i, key := range keys {
 		out[i] = found[key]
 	}
-	return out, nil
+	return out
+}
+
+// GetManyAndUser sends the records' query and the user's in one batch:
+// one round trip.
+func (s *Store) GetManyAndUser(ctx context.Context, app, userID string, keys ...string) (*store.User, [][]byte, error) {
+	var u *store.User
+	var found map[string][]byte
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+userColumns+` FROM users WHERE app = @app AND id = @id`,
+		pgx.NamedArgs{"app": app, "id": clean(userID)}).QueryRow(func(row pgx.Row) error {
+		got, err := scanUser(row)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		u = got
+		return err
+	})
+	if len(keys) > 0 {
+		b.Queue(getManySQL, getManyArgs(app, keys)).Query(func(rows pgx.Rows) error {
+			var err error
+			found, err = scanMany(rows)
+			return err
+		})
+	}
+	if err := s.batch(ctx, b); err != nil {
+		return nil, nil, err
+	}
+	if len(keys) == 0 {
+		return u, nil, nil
+	}
+	return u, inOrder(keys, found), nil
 }

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -293,4 +294,50 @@ func (s *Store) mget(ctx context.Context, keys []string) ([]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// GetManyAndUser pipelines the records' MGET (one per slot on Cluster)
+// and the user's GET: one round trip (per node, in parallel, when the
+// keys live on several Cluster masters).
+func (s *Store) GetManyAndUser(ctx context.Context, app, userID string, keys ...string) (*store.User, [][]byte, error) {
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = s.key(app, "r", k)
+	}
+	var groups [][]int
+	if len(full) > 0 {
+		groups = s.bySlot(full)
+	}
+	cmds := make([]*goredis.SliceCmd, len(groups))
+	var user *goredis.StringCmd
+	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		user = p.Get(ctx, s.userKey(app, userID))
+		for i, g := range groups {
+			cmds[i] = p.MGet(ctx, pick(full, g)...)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, nil, wrap(err)
+	}
+	out := make([][]byte, len(keys))
+	for i, g := range groups {
+		for j, v := range cmds[i].Val() {
+			if str, ok := v.(string); ok {
+				out[g[j]] = []byte(str)
+			}
+		}
+	}
+	b, err := user.Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, out, nil
+	}
+	if err != nil {
+		return nil, nil, wrap(err)
+	}
+	var u store.User
+	if err := json.Unmarshal(b, &u); err != nil {
+		return nil, nil, err
+	}
+	return &u, out, nil
 }

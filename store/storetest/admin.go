@@ -70,6 +70,10 @@ func testDisable(t *testing.T, s AdminStore) {
 	u, ident := newUser(app, "u1", "a@example.com", true)
 	mustNil(t, s.CreateUser(ctx(t), u, ident), "create")
 	mustNil(t, s.SetUserDisabled(ctx(t), app, "u1", true), "disable")
+	// The token endpoint reads the flag with the refresh token.
+	if with, _, err := s.GetManyAndUser(ctx(t), app, "u1", "x"); err != nil || with == nil || !with.Disabled {
+		t.Fatalf("GetManyAndUser of a disabled user: %+v %v", with, err)
+	}
 	got, _ := s.GetUser(ctx(t), app, "u1")
 	if !got.Disabled || got.Name != u.Name {
 		t.Fatalf("after disable: %+v", got)

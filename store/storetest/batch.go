@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,7 @@ func runBatchTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}{
 		{"BatchApply", testBatchApply},
 		{"BatchGetMany", testBatchGetMany},
+		{"BatchGetManyAndUser", testBatchGetManyAndUser},
 		{"BatchGuard", testBatchGuard},
 		{"BatchAbsentGuard", testBatchAbsentGuard},
 	} {
@@ -84,6 +86,44 @@ func testBatchGetMany(t *testing.T, s store.Store) {
 	mustNil(t, err, "get many elsewhere")
 	if got[0] != nil {
 		t.Fatal("GetMany reads another application's record")
+	}
+}
+
+// testBatchGetManyAndUser: the records as GetMany gives them and the user
+// as GetUser does, an absent user being nil; nothing of another
+// application; a user ID that names no user (whatever it holds) is nil,
+// never an error or another user.
+func testBatchGetManyAndUser(t *testing.T, s store.Store) {
+	app := App(t)
+	u, ident := newUser(app, "u1", "a@example.com", true)
+	mustNil(t, s.CreateUser(ctx(t), u, ident), "create user")
+	mustNil(t, s.Put(ctx(t), app, "a", []byte("1"), longTTL), "put a")
+	mustNil(t, s.Put(ctx(t), app, "gone", []byte("x"), shortTTL), "put short")
+	waitFor(t)
+	got, vals, err := s.GetManyAndUser(ctx(t), app, "u1", "a", "b", "gone")
+	mustNil(t, err, "get many and user")
+	if got == nil || got.ID != "u1" || got.Email != u.Email || got.Disabled {
+		t.Fatalf("GetManyAndUser user = %+v", got)
+	}
+	if len(vals) != 3 || string(vals[0]) != "1" || vals[1] != nil || vals[2] != nil {
+		t.Fatalf("GetManyAndUser values = %q", vals)
+	}
+	for _, id := range []string{"u2", "", "u1 ", "U1", "u1\x00", "../u1", "*", "u:*", "{u1}", strings.Repeat("u", 4096)} {
+		got, vals, err = s.GetManyAndUser(ctx(t), app, id, "a")
+		mustNil(t, err, "get many and user "+id)
+		if got != nil || len(vals) != 1 || string(vals[0]) != "1" {
+			t.Fatalf("GetManyAndUser(%.20q) = %+v %q, want no user and the record", id, got, vals)
+		}
+	}
+	got, vals, err = s.GetManyAndUser(ctx(t), App(t), "u1", "a")
+	mustNil(t, err, "get many and user elsewhere")
+	if got != nil || vals[0] != nil {
+		t.Fatalf("GetManyAndUser reads another application's user or record: %+v %q", got, vals)
+	}
+	got, vals, err = s.GetManyAndUser(ctx(t), app, "u1")
+	mustNil(t, err, "get the user and no records")
+	if got == nil || len(vals) != 0 {
+		t.Fatalf("GetManyAndUser without keys = %+v %q", got, vals)
 	}
 }
 

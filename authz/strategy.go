@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
@@ -13,6 +12,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	fjwt "github.com/ory/fosite/token/jwt"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/authz/oauthstore"
@@ -132,7 +132,7 @@ func (s *tokenStrategy) ValidateAccessToken(ctx context.Context, req fosite.Requ
 
 // Refresh tokens of a user's grant name their user: fosite's
 // "<key>.<signature>" and a third part, the user's ID sealed with
-// AES-256-GCM under a key of the token secret, with the first two parts
+// XChaCha20-Poly1305 under a key of the token secret, with the first two parts
 // as associated data. So the token endpoint reads the user (is the user
 // disabled?) together with the token, in one round trip, instead of after
 // it (oauthstore.NamedSignature). Sealed, not merely signed: a pairwise
@@ -143,7 +143,7 @@ func (s *tokenStrategy) ValidateAccessToken(ctx context.Context, req fosite.Requ
 
 // maxNameChars bounds the sealed name before it is decoded: a nonce, the
 // longest user ID the store accepts and the tag, in base64url.
-var maxNameChars = base64.RawURLEncoding.EncodedLen(12 + 256 + 16)
+var maxNameChars = base64.RawURLEncoding.EncodedLen(chacha20poly1305.NonceSizeX + 256 + chacha20poly1305.Overhead)
 
 // nameLabel separates the names' key from the token secret's other uses.
 const nameLabel = "aero2 refresh token user names"
@@ -243,13 +243,14 @@ func isBase64URL(s string) bool {
 	return s != ""
 }
 
-// newNameCipher is the AEAD that seals refresh tokens' user names.
+// newNameCipher is the AEAD that seals refresh tokens' user names:
+// XChaCha20-Poly1305, whose 192-bit nonces may be drawn at random for as
+// many tokens as a key will ever seal. AES-GCM's 96-bit random nonces are
+// good for 2^32 seals per key (NIST SP 800-38D §8.3), which one key of a
+// busy provider could reach in weeks, and a repeated nonce gives away
+// the authentication key.
 func newNameCipher(tokenSecret []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(derive(tokenSecret, nameLabel))
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
+	return chacha20poly1305.NewX(derive(tokenSecret, nameLabel))
 }
 
 func (s *tokenStrategy) AuthorizeCodeSignature(ctx context.Context, token string) string {

@@ -42,25 +42,25 @@ func (s *Store) Apply(_ context.Context, app string, ops ...store.Op) error {
 func (s *Store) GetMany(_ context.Context, app string, keys ...string) ([][]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.getManyLocked(app, keys), nil
+}
+
+// getManyLocked is GetMany's read; s.mu is held.
+func (s *Store) getManyLocked(app string, keys []string) [][]byte {
 	out := make([][]byte, len(keys))
 	for i, key := range keys {
 		if r, ok := s.records[k(app, key)]; ok && s.live(r.exp) {
 			out[i] = bytes.Clone(r.val)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // GetManyAndUser reads the records and the user in one locked step.
 func (s *Store) GetManyAndUser(_ context.Context, app, userID string, keys ...string) (*store.User, [][]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([][]byte, len(keys))
-	for i, key := range keys {
-		if r, ok := s.records[k(app, key)]; ok && s.live(r.exp) {
-			out[i] = bytes.Clone(r.val)
-		}
-	}
+	out := s.getManyLocked(app, keys)
 	var u *store.User
 	if got, ok := s.users[k(app, userID)]; ok {
 		u = cloneUser(got)

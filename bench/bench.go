@@ -253,6 +253,12 @@ func benchUser(i int) string { return fmt.Sprintf("user-%04d", i) }
 // the same time; after the first round each sign-in is a returning user's
 // (the identity is found, its user updated).
 func setupSignInMany(t *Target, workers int) ([]func() error, error) {
+	return manyUserOps(workers, func(u string) error { _, err := t.browser(u); return err }), nil
+}
+
+// manyUserOps are workers running signIn for users of the dev provider in
+// turn: worker i takes users i, i+workers, i+2·workers, … and starts over.
+func manyUserOps(workers int, signIn func(user string) error) []func() error {
 	ops := make([]func() error, workers)
 	for i := range ops {
 		next := i
@@ -262,11 +268,10 @@ func setupSignInMany(t *Target, workers int) ([]func() error, error) {
 			if next >= signInUsers {
 				next = i
 			}
-			_, err := t.browser(u)
-			return err
+			return signIn(u)
 		}
 	}
-	return ops, nil
+	return ops
 }
 
 // setupCallbackMany is setupSignInMany up to the callback's redirect to
@@ -275,19 +280,7 @@ func setupSignInMany(t *Target, workers int) ([]func() error, error) {
 // without the page a user is shown after it (7 more round trips and
 // twice the callback's CPU, profiled).
 func setupCallbackMany(t *Target, workers int) ([]func() error, error) {
-	ops := make([]func() error, workers)
-	for i := range ops {
-		next := i
-		ops[i] = func() error {
-			u := benchUser(next % signInUsers)
-			next += workers
-			if next >= signInUsers {
-				next = i
-			}
-			return t.signIn(u, false)
-		}
-	}
-	return ops, nil
+	return manyUserOps(workers, func(u string) error { return t.signIn(u, false) }), nil
 }
 
 // setupSignInOne: every worker signs alice in, over and over: one person
@@ -376,8 +369,7 @@ func setupIntrospection(t *Target, workers int) ([]func() error, error) {
 // form is posted straight to the address /rp/authorize sent the browser
 // to (with thousands of users the page would be most of the cost).
 func (t *Target) browser(user string) (*http.Client, error) {
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Transport: t.Client.Transport, Timeout: 30 * time.Second}
+	c := t.newBrowser()
 	if err := t.signInWith(c, user, true); err != nil {
 		return nil, err
 	}
@@ -387,8 +379,13 @@ func (t *Target) browser(user string) (*http.Client, error) {
 // signIn is a sign-in of user in a new browser; land follows the
 // callback's redirect to the account page.
 func (t *Target) signIn(user string, land bool) error {
+	return t.signInWith(t.newBrowser(), user, land)
+}
+
+// newBrowser is a client with an empty cookie jar.
+func (t *Target) newBrowser() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	return t.signInWith(&http.Client{Jar: jar, Transport: t.Client.Transport, Timeout: 30 * time.Second}, user, land)
+	return &http.Client{Jar: jar, Transport: t.Client.Transport, Timeout: 30 * time.Second}
 }
 
 // signInWith signs user in with c (whose jar then holds the session) and

@@ -117,15 +117,7 @@ routes:
 	get := func(c *http.Cookie) {
 		req, _ := http.NewRequest("GET", in.URL+"/app/x", nil)
 		req.AddCookie(c)
-		res, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			b.Fatalf("status %d", res.StatusCode)
-		}
+		servertest.MustOK(b, client, req)
 	}
 	get(hinted)
 	get(plain)

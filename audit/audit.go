@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/aero2/aero2/logging"
 	"github.com/aero2/aero2/reqlog"
 )
 
@@ -122,7 +123,7 @@ func Log(ctx context.Context, l Logger, e Event) {
 // non-empty fields, and the request's request_id and client_addr when
 // the event happened while serving one.
 func New(w io.Writer) Logger {
-	return &slogLogger{l: slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	return &slogLogger{l: slog.New(logging.NewJSON(w, slog.LevelInfo))}
 }
 
 // Open returns the Logger that log.audit names: "" none (nil), "stdout"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Counts, with valgrind's callgrind, the instructions per request that
-# metrics and traces add (BenchmarkObservabilityInstructions): figures that
+# metrics, traces and the access log add (BenchmarkObservabilityInstructions): figures that
 # do not move with the machine's load, unlike timings. Needs valgrind
 # (Debian's package, with its headers) and cgo.
 #
@@ -30,8 +30,8 @@ awk -v n="$n" '
   /^(totals|summary):/ && label != "" && bn == n && (!(label in ir) || $2 < ir[label]) { ir[label] = $2; per[label] = $2 / reqs }
   END {
     printf "%-8s %-8s %14s %10s\n", "scenario", "server", "instr/request", "vs off"
-    split("proxy token", sc, " "); split("off metrics traces", sv, " ")
-    for (i = 1; i <= 2; i++) for (j = 1; j <= 3; j++) {
+    split("proxy token", sc, " "); split("off metrics traces logs slogjson", sv, " ")
+    for (i = 1; i <= 2; i++) for (j = 1; j <= 5; j++) {
       k = sc[i] " " sv[j]; if (!(k in ir)) continue
       base = ir[sc[i] " off"]
       printf "%-8s %-8s %14.0f %9.2f%%\n", sc[i], sv[j], per[k], (ir[k] / base - 1) * 100

@@ -13,6 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/aero2/aero2/logging"
 	"github.com/aero2/aero2/metrics"
 	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/server/servertest"
@@ -103,6 +104,12 @@ proxy: {session_cache: 30s}
 		{name: "metrics", in: servertest.StartWith(b, cfg, servertest.Options{Server: server.Options{Logger: quiet, Metrics: metrics.New()}})},
 		{name: "traces", in: servertest.StartWith(b, cfg, servertest.Options{Server: server.Options{Logger: quiet,
 			TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter()))}})},
+		// The log as `aero2 serve` writes it off a terminal (JSON lines;
+		// discarded here, so that the encoding is counted, not the
+		// write), and as slog's own JSON handler wrote it before (what
+		// logging's doc compares).
+		{name: "logs", in: servertest.StartWith(b, cfg, servertest.Options{Server: server.Options{Logger: slog.New(logging.NewJSON(io.Discard, slog.LevelInfo))}})},
+		{name: "slogjson", in: servertest.StartWith(b, cfg, servertest.Options{Server: server.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}})},
 	}
 	for _, v := range variants {
 		br := v.in.NewBrowser(b)

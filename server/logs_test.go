@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aero2/aero2/logging"
 	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/server/servertest"
 )
@@ -116,7 +117,9 @@ func TestLogLines(t *testing.T) {
 	up := httptest.NewServer(rc)
 	defer up.Close()
 	var logs logLines
-	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The JSON log as `aero2 serve` builds it, so that the access log
+	// takes its production path.
+	log := slog.New(logging.NewJSON(&logs, slog.LevelDebug))
 	in := servertest.StartWith(t, servertest.DevConfig+`
 clients:
   - id: service

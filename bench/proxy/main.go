@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/logging"
 	"github.com/aero2/aero2/server"
 	"github.com/aero2/aero2/store/redis"
 )
@@ -357,7 +358,7 @@ routes:
 	}
 	ctx := context.Background()
 	// Access logs are formatted as in production (JSON) and discarded.
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	log := slog.New(logging.NewJSON(io.Discard, slog.LevelInfo)) // as `aero2 serve` logs JSON
 	srv, err := server.New(ctx, cfg, server.Options{Logger: log})
 	if err != nil {
 		return "", "", nil, fmt.Errorf("the benchmark needs Redis at %s (./scripts/test starts it): %w", addr, err)

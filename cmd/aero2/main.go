@@ -29,7 +29,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -40,6 +39,7 @@ import (
 	"github.com/aero2/aero2/audit"
 	"github.com/aero2/aero2/authz/keys"
 	"github.com/aero2/aero2/config"
+	"github.com/aero2/aero2/logging"
 	"github.com/aero2/aero2/server"
 )
 
@@ -380,7 +380,7 @@ func runServe(ctx context.Context, c *invocation) int {
 	if !ok {
 		return 1
 	}
-	log := newLogger(cfg.Log, c.stderr)
+	log := logging.New(cfg.Log, c.stderr)
 	if err := server.Run(ctx, cfg, log); err != nil {
 		printErr(c.stderr, err)
 		return 1
@@ -460,39 +460,6 @@ func printErr(w io.Writer, err error) {
 		return
 	}
 	fmt.Fprintln(w, "aero2:", err)
-}
-
-// newLogger logs text on a terminal and JSON otherwise (format auto).
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsInMilliseconds}
-	format := c.Format
-	if format == "auto" {
-		format = "json"
-		if f, ok := w.(*os.File); ok {
-			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-				format = "text"
-			}
-		}
-	}
-	var h slog.Handler = slog.NewJSONHandler(w, opts)
-	if format == "text" {
-		h = slog.NewTextHandler(w, opts)
-	}
-	l := slog.New(h)
-	slog.SetDefault(l)
-	return l
-}
-
-// durationsInMilliseconds logs every time.Duration as "<key>_ms", a
-// number of milliseconds, as the access log's duration_ms is: slog's JSON
-// handler would write integer nanoseconds, which no reader expects.
-func durationsInMilliseconds(_ []string, a slog.Attr) slog.Attr {
-	if a.Value.Kind() == slog.KindDuration {
-		return slog.Float64(a.Key+"_ms", float64(a.Value.Duration().Microseconds())/1000)
-	}
-	return a
 }
 
 func versionString() string {

@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aero2/aero2/config"
 	"github.com/aero2/aero2/store/redis/redistest"
@@ -289,25 +286,5 @@ func TestCheckPrintsNotices(t *testing.T) {
 		!strings.HasPrefix(lines[0], p+":13:5: routes[1]: forward-auth only: this route has no upstream") ||
 		lines[1] != p+": OK (1 application(s))" {
 		t.Errorf("exit %d, stderr %q, stdout:\n%s", code, errs, out)
-	}
-}
-
-// TestLogsCarryDurationsInMilliseconds: whatever logs a time.Duration,
-// the line says <key>_ms, a number of milliseconds, in JSON and text.
-func TestLogsCarryDurationsInMilliseconds(t *testing.T) {
-	defer slog.SetDefault(slog.Default())
-	var b bytes.Buffer
-	newLogger(config.Log{Level: "info", Format: "json"}, &b).Info("shutting down", "timeout", 1500*time.Millisecond, "n", 3)
-	var line map[string]any
-	if err := json.Unmarshal(b.Bytes(), &line); err != nil {
-		t.Fatalf("%v: %s", err, b.String())
-	}
-	if line["timeout_ms"] != 1500.0 || line["timeout"] != nil || line["n"] != 3.0 {
-		t.Errorf("line = %s", b.String())
-	}
-	b.Reset()
-	newLogger(config.Log{Level: "info", Format: "text"}, &b).Info("x", "wait", 250*time.Microsecond)
-	if !strings.Contains(b.String(), " wait_ms=0.25") {
-		t.Errorf("text line = %q", b.String())
 	}
 }

@@ -33,8 +33,10 @@ const backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
 
 // Store keys of the back-channel queue.
 const (
-	// bclSession is a browser session's set of "clientID subject": who to
-	// tell when it ends, and under which subject the client knows the user.
+	// bclSession is where an earlier release kept a browser session's
+	// registrations, "clientID subject": read at logout still, so that
+	// sessions registered before an upgrade are told too. Registrations
+	// now live in the session's one index (oauthstore.LogoutTarget).
 	bclSession = "bcl-sid:"
 	// bclQueue is the set of queued job IDs; bclJob a job; bclLease held
 	// by the replica sending it.
@@ -105,7 +107,7 @@ func (p *Provider) rememberLogoutTarget(ctx context.Context, c *Client, sid, sub
 	// the client's own session may outlive its tokens.
 	lt := c.Lifetimes
 	ttl := max(lt.RefreshToken, lt.AccessToken, lt.IDToken, p.opts.Config.Session.AbsoluteTimeout)
-	return p.st.SetAdd(ctx, bclSession+sid, ttl, c.GetID()+" "+sub)
+	return p.tokens.AddLogoutTarget(ctx, sid, c.GetID(), sub, ttl)
 }
 
 // BackchannelLogout is a session end hook (session.Manager.OnEnd): it
@@ -115,6 +117,20 @@ func (p *Provider) rememberLogoutTarget(ctx context.Context, c *Client, sid, sub
 func (p *Provider) BackchannelLogout(ctx context.Context, sids ...string) error {
 	queued := 0
 	for _, sid := range sids {
+		targets, err := p.tokens.LogoutTargets(ctx, sid)
+		if err != nil {
+			return err
+		}
+		for _, t := range targets {
+			if err := p.enqueueLogout(ctx, bclJobRecord{Client: t.Client, Subject: t.Subject, SID: sid}); err != nil {
+				return err
+			}
+			queued++
+		}
+		if err := p.tokens.DropLogoutTargets(ctx, sid, targets...); err != nil {
+			return err
+		}
+		// An earlier release's registrations, in their own set.
 		members, err := p.st.SetMembers(ctx, bclSession+sid)
 		if err != nil {
 			return err

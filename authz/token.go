@@ -100,7 +100,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// Back-channel logout: a client that gets tokens in a browser session
-	// is told when it ends. Recorded before anything is issued, so a
+	// is told when it ends. Recorded in the tokens' own commit, so a
 	// store failure issues nothing rather than tokens that outlive the
 	// session's logout unannounced.
 	if gt := ar.GetGrantTypes(); gt.ExactOne("authorization_code") || gt.ExactOne(config.GrantDeviceCode) {

@@ -35,6 +35,6 @@ func (s *Store) RedeemDeviceCode(ctx context.Context, h string, ttl time.Duratio
 // commit.
 func (s *Store) IndexGrant(ctx context.Context, sid, userID, clientID, grantID string) error {
 	return s.apply(ctx,
-		store.Op{Kind: store.OpSetAdd, Key: sidGrants(sid), TTL: s.opts.GrantTTL, Members: []string{grantID}},
+		store.Op{Kind: store.OpSetAdd, Key: sidGrants(sid), TTL: s.opts.GrantTTL, Members: []string{sidGrantMember + grantID}},
 		store.Op{Kind: store.OpSetAdd, Key: userClientGrants(userID, clientID), TTL: s.opts.GrantTTL, Members: []string{grantID}})
 }

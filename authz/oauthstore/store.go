@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -342,7 +343,7 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string
 	// step.
 	sess := req.GetSession().(*Session)
 	if sid := sess.SID; sid != "" {
-		ops = append(ops, store.Op{Kind: store.OpSetAdd, Key: sidGrants(sid), TTL: s.opts.GrantTTL, Members: []string{req.GetID()}})
+		ops = append(ops, store.Op{Kind: store.OpSetAdd, Key: sidGrants(sid), TTL: s.opts.GrantTTL, Members: []string{sidGrantMember + req.GetID()}})
 	}
 	if user := sess.User(); user != "" {
 		ops = append(ops, store.Op{Kind: store.OpSetAdd, Key: userClientGrants(user, req.GetClient().GetID()), TTL: s.opts.GrantTTL, Members: []string{req.GetID()}})
@@ -765,21 +766,117 @@ func (s *Store) deleteIndexed(ctx context.Context, index string, keyFns ...func(
 	return s.opts.Backend.SetRemove(ctx, index, members...)
 }
 
+// A browser session's index (sidGrants) holds two kinds of member, each
+// with its prefix: the grants made in the session, and the clients to
+// tell by back-channel logout when it ends (one key per browser session,
+// not one per kind). An earlier release kept bare grant IDs there; grant
+// IDs (fosite's UUIDs, device grants' base64url handles) never contain a
+// ':', and every typed member does, so each member reads one way only: a
+// registration can never be taken for a grant, nor a grant for a
+// registration, whatever a client ID or subject spells.
+const (
+	sidGrantMember  = "g:"
+	sidLogoutMember = "l:"
+)
+
+// sidGrantID returns the grant a member of a session's index names.
+func sidGrantID(m string) (string, bool) {
+	if id, ok := strings.CutPrefix(m, sidGrantMember); ok {
+		return id, id != ""
+	}
+	return m, m != "" && !strings.Contains(m, ":") // an earlier release's
+}
+
+// LogoutTarget is a client to send a back-channel logout token when a
+// browser session ends, and the subject the client knows the user by.
+type LogoutTarget struct {
+	Client, Subject string
+	member          string
+}
+
+// logoutMember spells a registration: the client ID's length first, so
+// that no client/subject pair spells another's (a client ID may hold
+// spaces, colons or braces).
+func logoutMember(client, subject string) string {
+	return sidLogoutMember + strconv.Itoa(len(client)) + ":" + client + subject
+}
+
+// parseLogoutMember reads a registration; ok is false for any other member.
+func parseLogoutMember(m string) (t LogoutTarget, ok bool) {
+	rest, ok := strings.CutPrefix(m, sidLogoutMember)
+	if !ok {
+		return t, false
+	}
+	n, rest, ok := strings.Cut(rest, ":")
+	l, err := strconv.Atoi(n)
+	if !ok || err != nil || l <= 0 || l > len(rest) || strconv.Itoa(l) != n {
+		return t, false
+	}
+	return LogoutTarget{Client: rest[:l], Subject: rest[l:], member: m}, true
+}
+
+// AddLogoutTarget records that client, which knows the user as subject,
+// got tokens in browser session sid and is to be told when it ends. The
+// session's index then lives at least ttl. Inside a Request, with the
+// commit: tokens are issued with their registration or not at all.
+func (s *Store) AddLogoutTarget(ctx context.Context, sid, client, subject string, ttl time.Duration) error {
+	if sid == "" || client == "" {
+		return errors.New("oauthstore: a logout target needs a session and a client")
+	}
+	return s.apply(ctx, store.Op{Kind: store.OpSetAdd, Key: sidGrants(sid), TTL: ttl, Members: []string{logoutMember(client, subject)}})
+}
+
+// LogoutTargets returns the back-channel logout registrations of browser
+// session sid. DropLogoutTargets forgets them once their logouts are
+// queued.
+func (s *Store) LogoutTargets(ctx context.Context, sid string) ([]LogoutTarget, error) {
+	members, err := s.opts.Backend.SetMembers(ctx, sidGrants(sid))
+	if err != nil {
+		return nil, err
+	}
+	var out []LogoutTarget
+	for _, m := range members {
+		if t, ok := parseLogoutMember(m); ok {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// DropLogoutTargets removes registrations LogoutTargets returned.
+func (s *Store) DropLogoutTargets(ctx context.Context, sid string, targets ...LogoutTarget) error {
+	members := make([]string, 0, len(targets))
+	for _, t := range targets {
+		members = append(members, cmp.Or(t.member, logoutMember(t.Client, t.Subject)))
+	}
+	if len(members) == 0 {
+		return nil
+	}
+	return s.opts.Backend.SetRemove(ctx, sidGrants(sid), members...)
+}
+
 // RevokeSession revokes every grant made in the browser session sid: what
 // RP-initiated logout does, so that the session's access tokens turn
-// inactive at introspection and userinfo.
+// inactive at introspection and userinfo. The session's back-channel
+// registrations stay, for BackchannelLogout, which runs after it.
 func (s *Store) RevokeSession(ctx context.Context, sid string) error {
-	grants, err := s.opts.Backend.SetMembers(ctx, sidGrants(sid))
+	members, err := s.opts.Backend.SetMembers(ctx, sidGrants(sid))
 	if err != nil {
 		return err
 	}
-	for _, id := range grants {
+	var done []string
+	for _, m := range members {
+		id, ok := sidGrantID(m)
+		if !ok {
+			continue
+		}
 		if err := s.RevokeGrant(ctx, id); err != nil {
 			return err
 		}
+		done = append(done, m)
 	}
-	if len(grants) > 0 {
-		return s.opts.Backend.SetRemove(ctx, sidGrants(sid), grants...)
+	if len(done) > 0 {
+		return s.opts.Backend.SetRemove(ctx, sidGrants(sid), done...)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package oauthstore_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -485,6 +486,69 @@ func TestRevocationReachesEarlierIndexes(t *testing.T) {
 			if _, err := be.Get(ctx, app, k); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("%s after revoking its grant: %v", k, err)
 			}
+		}
+	})
+}
+
+// TestSessionIndexKeepsKindsApart: a browser session's one index holds
+// its grants and its back-channel registrations, and neither is ever read
+// as the other, whatever the client ID or subject spells (spaces, colons,
+// braces, the other kind's prefix, a length that lies). Bare grant IDs an
+// earlier release indexed are still revoked at logout.
+func TestSessionIndexKeepsKindsApart(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, be store.Store, app string) {
+		ctx := t.Context()
+		const sid = "sid-kinds"
+		must(t, s.CreateAuthorizeCodeSession(ctx, "code-k", request("grant-k", sid)))
+		must(t, be.SetAdd(ctx, app, "oauth:sid:"+sid, time.Hour, "grant-legacy")) // an earlier release's member
+		targets := []oauthstore.LogoutTarget{
+			{Client: "web", Subject: "alice"},
+			{Client: "g:grant-x", Subject: "bob"},
+			{Client: "a client", Subject: "sub with spaces"},
+			{Client: "{x}", Subject: "}{"},
+			{Client: "3:", Subject: "l:3:abc"},
+			{Client: "we", Subject: "balice"}, // "web"+"alice" spelled another way
+		}
+		for _, tg := range targets {
+			must(t, s.AddLogoutTarget(ctx, sid, tg.Client, tg.Subject, time.Hour))
+		}
+		// Members no release writes: neither a grant nor a registration.
+		must(t, be.SetAdd(ctx, app, "oauth:sid:"+sid, time.Hour, "l:99:short", "l:03:webalice", "l:x:web", "x:grant-z"))
+
+		got, err := s.LogoutTargets(ctx, sid)
+		must(t, err)
+		var names []string
+		for _, tg := range got {
+			names = append(names, tg.Client+"|"+tg.Subject)
+		}
+		var want []string
+		for _, tg := range targets {
+			want = append(want, tg.Client+"|"+tg.Subject)
+		}
+		slices.Sort(names)
+		slices.Sort(want)
+		if !slices.Equal(names, want) {
+			t.Fatalf("registrations %q, want %q", names, want)
+		}
+
+		must(t, s.RevokeSession(ctx, sid))
+		for _, g := range []string{"grant-k", "grant-legacy"} {
+			if _, err := be.Get(ctx, app, "oauth:grant-revoked:"+g); err != nil {
+				t.Errorf("grant %s of the session not revoked: %v", g, err)
+			}
+		}
+		for _, g := range []string{"grant-x", "g:grant-x", "web", "grant-z", "x:grant-z", "l:99:short"} {
+			if _, err := be.Get(ctx, app, "oauth:grant-revoked:"+g); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%q was taken for a grant and revoked", g)
+			}
+		}
+		// Revoking the grants leaves the registrations for the logout.
+		if got, err := s.LogoutTargets(ctx, sid); err != nil || len(got) != len(targets) {
+			t.Fatalf("after revoking the session's grants: %d registrations (%v), want %d", len(got), err, len(targets))
+		}
+		must(t, s.DropLogoutTargets(ctx, sid, got...))
+		if got, err := s.LogoutTargets(ctx, sid); err != nil || len(got) != 0 {
+			t.Fatalf("after dropping them: %v %v", got, err)
 		}
 	})
 }

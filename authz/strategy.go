@@ -113,9 +113,10 @@ func (s *tokenStrategy) GenerateAccessToken(ctx context.Context, req fosite.Requ
 
 // ValidateAccessToken checks the JWT itself: one RS256 signature by a
 // published key (alg none and HS256 are refused before any key is used),
-// typ at+jwt, and the expiry of the grant's record. That the token exists —
-// was issued here and not revoked — is the store's part; the store's record
-// is also where the claims are read from, so the payload is not decoded.
+// typ at+jwt, and the expiry. That the token exists — was issued here and
+// not revoked — is the store's part: the store reads the token's claims
+// only once a record under the SHA-256 of the whole JWT proves it is the
+// one issued, and keeps beside it only what the JWT does not say.
 func (s *tokenStrategy) ValidateAccessToken(ctx context.Context, req fosite.Requester, token string) error {
 	h, _, err := s.signer.Verify(ctx, token)
 	if err != nil {

@@ -498,21 +498,131 @@ func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) err
 }
 
 // Access tokens.
+//
+// Aero2's access tokens are JWTs that carry their request (RFC 9068
+// §2.2: sub, aud, client_id, scope, iat, exp, auth_time, cnf), and a
+// token is named by the SHA-256 of the whole JWT. A record found under
+// that name proves this exact token was issued here and is not revoked,
+// so its payload is as trustworthy as the record: the record keeps only
+// what the token does not say (atRecord), and the request is rebuilt
+// from both. Revoking or expiring the token deletes the record, so the
+// token is inactive at once, on every backend, as before. A token whose
+// payload does not say what its request holds (not one of Aero2's JWTs)
+// is stored whole, the way every access token was by earlier releases,
+// and records of both kinds are read.
 
-// CreateAccessTokenSession stores an access token. Its record leaves out
-// the ID token claims: nothing read through an access token needs them
-// (introspection and userinfo use the session's subject, sid and times),
-// and every introspection decodes the record.
+// atRecord is an access token's record beside its JWT.
+type atRecord struct {
+	// Grant is the request (grant) ID: revocation revokes by it.
+	Grant string `json:"g"`
+	// UserID, when the token's sub is not the user's ID (pairwise).
+	UserID   string `json:"u,omitempty"`
+	Username string `json:"n,omitempty"`
+	SID      string `json:"s,omitempty"`
+	// IssuerAud: no audience was granted, and the token's aud is the
+	// issuer (authz's strategy), which is not a granted audience.
+	IssuerAud bool `json:"ia,omitempty"`
+}
+
+// atClaims are the claims of an access token the store reads.
+type atClaims struct {
+	Subject  string   `json:"sub"`
+	Audience []string `json:"aud"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope"`
+	IssuedAt int64    `json:"iat"`
+	Expiry   int64    `json:"exp"`
+	AuthTime int64    `json:"auth_time"`
+	Cnf      struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
+}
+
+// maxAccessToken bounds the JWT whose payload is decoded.
+const maxAccessToken = 16 << 10
+
+// parseAccessClaims decodes the payload of a JWT, without checking its
+// signature: only ever for a token the caller holds a record of.
+func parseAccessClaims(token string) (*atClaims, bool) {
+	if len(token) > maxAccessToken || strings.Count(token, ".") != 2 {
+		return nil, false
+	}
+	_, rest, ok := strings.Cut(token, ".")
+	payload, _, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 {
+		return nil, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return nil, false
+	}
+	var c atClaims
+	if json.Unmarshal(raw, &c) != nil {
+		return nil, false
+	}
+	return &c, true
+}
+
+// splitScope reads a scope claim (RFC 9068 §2.2.3: space-separated).
+func splitScope(scope string) []string {
+	if scope == "" {
+		return nil
+	}
+	return strings.Split(scope, " ")
+}
+
+// accessRecord is the small record for the token issued for req, or
+// false when its JWT does not carry everything the rebuilt request
+// would read from it.
+func accessRecord(token string, req fosite.Requester, sess *Session) ([]byte, bool) {
+	c, ok := parseAccessClaims(token)
+	if !ok {
+		return nil, false
+	}
+	granted := req.GetGrantedScopes()
+	if c.Scope != strings.Join(granted, " ") || !slices.Equal(splitScope(c.Scope), []string(granted)) {
+		return nil, false // a scope the rebuilt request would spell otherwise
+	}
+	aud := []string(req.GetGrantedAudience())
+	issuerAud := len(aud) == 0 && len(c.Audience) == 1
+	authTime := int64(0)
+	if !sess.AuthTime.IsZero() {
+		authTime = sess.AuthTime.Unix()
+	}
+	exp := sess.GetExpiresAt(fosite.AccessToken)
+	if c.Subject != sess.Subject || c.ClientID != req.GetClient().GetID() ||
+		exp.IsZero() || c.Expiry != exp.Unix() || c.AuthTime != authTime || c.Cnf.JKT != sess.JKT || c.IssuedAt == 0 ||
+		(!issuerAud && !slices.Equal(c.Audience, aud)) {
+		return nil, false
+	}
+	r := atRecord{Grant: req.GetID(), Username: sess.Username, SID: sess.SID, IssuerAud: issuerAud}
+	if sess.UserID != sess.Subject {
+		r.UserID = sess.UserID
+	}
+	if r.Grant == "" {
+		return nil, false
+	}
+	data, err := json.Marshal(r)
+	return data, err == nil
+}
+
+// CreateAccessTokenSession stores an access token: for one of Aero2's
+// JWTs the small record (atRecord), for any other token the request
+// without the ID token claims (nothing read through an access token needs
+// them).
 func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
 	sess, ok := req.GetSession().(*Session)
 	if !ok {
 		return fmt.Errorf("oauthstore: session is %T, want *oauthstore.Session", req.GetSession())
 	}
-	lite := tokenSession(sess, fosite.AccessToken)
-	lite.Claims, lite.Headers = nil, nil
-	data, err := encodeWith(req, lite, "")
-	if err != nil {
-		return err
+	data, small := accessRecord(signature, req, sess)
+	if !small {
+		lite := tokenSession(sess, fosite.AccessToken)
+		lite.Claims, lite.Headers = nil, nil
+		var err error
+		if data, err = encodeWith(req, lite, ""); err != nil {
+			return err
+		}
 	}
 	h := hash(signature)
 	ttl := s.ttl(sess.GetExpiresAt(fosite.AccessToken), s.opts.GrantTTL)
@@ -529,12 +639,52 @@ func (s *Store) CreateAccessTokenSession(ctx context.Context, signature string, 
 		store.Op{Kind: store.OpSetAdd, Key: grantIndex(req.GetID()), TTL: ttl, Members: []string{accessMember + h}})
 }
 
-func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
-	req, _, err := s.get(ctx, accessKey(hash(signature)), sess)
+func (s *Store) GetAccessTokenSession(ctx context.Context, signature string, into fosite.Session) (fosite.Requester, error) {
+	data, err := s.opts.Backend.Get(ctx, accessKey(hash(signature)))
 	if err != nil {
-		return nil, err
+		return nil, notFound(err)
 	}
-	return req, nil
+	var r atRecord
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("oauthstore: corrupt record: %w", err)
+	}
+	if r.Grant == "" {
+		// A whole request: an earlier release's, or not one of our JWTs.
+		req, _, err := s.decode(ctx, data, into)
+		if err != nil {
+			return nil, err
+		}
+		return req, nil
+	}
+	c, ok := parseAccessClaims(signature)
+	if !ok {
+		return nil, errors.New("oauthstore: the access token of a small record carries no claims")
+	}
+	client, err := s.opts.Clients.GetClient(ctx, c.ClientID)
+	if err != nil {
+		return nil, fosite.ErrNotFound
+	}
+	sess, ok := into.(*Session)
+	if !ok || sess == nil {
+		sess = NewSession()
+	}
+	sess.Subject, sess.UserID, sess.Username, sess.SID, sess.JKT = c.Subject, r.UserID, r.Username, r.SID, c.Cnf.JKT
+	sess.AuthTime = time.Time{}
+	if c.AuthTime != 0 {
+		sess.AuthTime = time.Unix(c.AuthTime, 0).UTC()
+	}
+	sess.SetExpiresAt(fosite.AccessToken, time.Unix(c.Expiry, 0))
+	scopes := fosite.Arguments(splitScope(c.Scope))
+	var aud fosite.Arguments
+	if !r.IssuerAud {
+		aud = c.Audience
+	}
+	return &fosite.Request{
+		ID: r.Grant, RequestedAt: time.Unix(c.IssuedAt, 0).UTC(), Client: client,
+		RequestedScope: slices.Clone(scopes), GrantedScope: scopes,
+		RequestedAudience: slices.Clone(aud), GrantedAudience: aud,
+		Form: url.Values{}, Session: sess,
+	}, nil
 }
 
 func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) error {

@@ -20,7 +20,11 @@ import (
 // reference to the provider session, the claims, the origin and two
 // times; 2.2 KB while it kept the ID token as a logout hint and the
 // claims three times over, 3.7 KB while it also kept the access and
-// refresh tokens it never sent).
+// refresh tokens it never sent). The whole sign-in, provider's share
+// included, measured 4,088 B in 10 keys (4,696 B in 11 before the
+// provider kept one index per browser session, back-channel logout
+// registrations included, and a 264 B record per access token instead of
+// its whole request, 648 B).
 const (
 	maxBrowserSession = 1024
 	maxProxySession   = 640

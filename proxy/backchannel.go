@@ -179,14 +179,24 @@ func jwtIssuer(token string) string {
 }
 
 // index records a new proxy session under its provider session and its
-// subject, for back-channel logout. At Aero2's own provider (s.alive) it
-// is under its provider session only: that provider's logout tokens
-// always name the session (authz: one is sent only for a session a client
-// got tokens in, and the proxy's client is registered with
-// backchannel_logout_session_required), so the subject's index would be
-// a key per sign-in never read.
+// subject, for back-channel logout from a provider other than Aero2's
+// own, whose logout tokens name a sid or sub that only these sets map to
+// proxy sessions.
+//
+// At Aero2's own provider (s.alive) it records nothing: there a proxy
+// session is a reference to its provider session, and every way that one
+// ends stops the proxy session without a set to find it by. Each
+// validation from the store checks the provider session in the same
+// round trip as the record (validate), so an ended one is refused at the
+// next uncached read on any replica; the ending is broadcast after the
+// provider session is deleted (session.Manager.end), and every replica
+// that caches past session_cache drops the sessions of it
+// (forgetProviderSession); and the logout token the provider sends drops
+// them from the cache of the replica it reaches (endFor). The index was
+// one key per sign-in (~300 B on Redis) that only ever sped up deleting
+// records which are refused, and deleted, at their next use anyway.
 func (s *sessions) index(ctx context.Context, id string, idn *Identity) error {
-	if s.sets == nil {
+	if s.sets == nil || s.alive != nil {
 		return nil
 	}
 	if idn.SessionID != "" {
@@ -194,7 +204,7 @@ func (s *sessions) index(ctx context.Context, id string, idn *Identity) error {
 			return err
 		}
 	}
-	if idn.Subject != "" && s.alive == nil {
+	if idn.Subject != "" {
 		return s.sets.SetAdd(ctx, subIndexKey(idn.Subject), s.lifetime, id)
 	}
 	return nil
@@ -206,14 +216,24 @@ func (s *sessions) endFor(ctx context.Context, sid, sub string) (int, error) {
 	if s.sets == nil {
 		return 0, nil
 	}
-	key := sidIndexKey(sid)
-	if sid == "" && s.alive != nil {
-		// Not indexed by subject (index). Every session of sub stops
-		// here at once; its record is refused, and deleted, by the next
-		// validation if the provider session it names has ended, and
-		// stands as long as it has not.
-		return s.forgetSubject(sub), nil
+	if s.alive != nil {
+		// Not indexed (index): what this replica caches of them stops
+		// here at once (the provider broadcasts the ending to every
+		// replica itself). Every record, cached here or not, is refused,
+		// and deleted, by its next validation, since the provider
+		// session it names has ended.
+		if sid == "" {
+			return s.forgetSubject(sub), nil
+		}
+		ids := s.forgetProviderSession(sid)
+		for _, id := range ids {
+			if err := s.records.Delete(ctx, recordKey(id)); err != nil {
+				return 0, err
+			}
+		}
+		return len(ids), nil
 	}
+	key := sidIndexKey(sid)
 	if sid == "" {
 		key = subIndexKey(sub)
 	}

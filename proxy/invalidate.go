@@ -94,13 +94,18 @@ func (h *Handler) onNotice(n store.Notice) {
 }
 
 // forgetProviderSession drops the cached sessions that depend on provider
-// session sid.
-func (s *sessions) forgetProviderSession(sid string) {
+// session sid, and returns their IDs.
+func (s *sessions) forgetProviderSession(sid string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.bySID[sid]))
 	for id := range s.bySID[sid] {
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
 		s.drop(id)
 	}
+	return ids
 }
 
 // announce broadcasts that proxy sessions ended, so that every replica

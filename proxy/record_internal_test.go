@@ -191,16 +191,21 @@ func flip(token string) string {
 	return string(b)
 }
 
-// TestOwnProviderIndexesBySessionOnly: at Aero2's own provider a proxy
-// session is indexed under its provider session, not its subject (whose
-// index no logout token of that provider reads); a logout token with sid
-// still deletes the records, one with sub alone drops the subject's cached
-// sessions and leaves them to their provider sessions. Another provider
-// keeps both indexes.
-func TestOwnProviderIndexesBySessionOnly(t *testing.T) {
+// TestOwnProviderIndexesNothing: at Aero2's own provider a proxy session
+// is indexed neither under its provider session nor its subject: it is a
+// reference to its provider session, which every validation checks. A
+// logout token with sid drops the sessions of that sid this replica
+// caches and deletes their records, and no other user's; one with sub
+// alone drops the subject's cached sessions and leaves the records; and
+// a session of an ended provider session that this replica has not
+// cached (validated on another, or evicted) is refused at its next load
+// and its record deleted. Another provider keeps both indexes, which its
+// logout tokens need.
+func TestOwnProviderIndexesNothing(t *testing.T) {
 	st := memory.New()
 	defer st.Close()
 	own := &ownSessions{ended: map[string]bool{}}
+	const origin = "https://app.example"
 	for _, alive := range []ProviderSessions{own, nil} {
 		s := newTestSessions(st, alive)
 		s.app = "own"
@@ -208,14 +213,14 @@ func TestOwnProviderIndexesBySessionOnly(t *testing.T) {
 			s.app = "other"
 		}
 		s.records, s.sets = store.ForApp(st, s.app), store.ForApp(st, s.app)
-		cookie, l, err := s.create(t.Context(), signedIn("alice", "sid-1"), "https://app.example")
+		cookie, l, err := s.create(t.Context(), signedIn("alice", "sid-1"), origin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		bySub, _ := s.sets.SetMembers(t.Context(), subIndexKey("alice"))
 		bySID, _ := s.sets.SetMembers(t.Context(), sidIndexKey("sid-1"))
-		if len(bySID) != 1 || (len(bySub) == 1) != (alive == nil) {
-			t.Errorf("%s: indexed by sid %v, by sub %v", s.app, bySID, bySub)
+		if want := map[bool]int{true: 0, false: 1}[alive != nil]; len(bySID) != want || len(bySub) != want {
+			t.Errorf("%s: indexed by sid %v, by sub %v; want %d each", s.app, bySID, bySub, want)
 		}
 		if alive == nil {
 			continue
@@ -232,23 +237,57 @@ func TestOwnProviderIndexesBySessionOnly(t *testing.T) {
 		}
 		// Its provider session ends: the next load refuses it.
 		own.ended["sid-1"] = true
-		if _, err := s.load(t.Context(), cookie, "https://app.example"); err == nil {
+		if _, err := s.load(t.Context(), cookie, origin); err == nil {
 			t.Error("admitted after its provider session ended")
 		}
-		own.ended["sid-1"] = false
-		// By sid: the records go.
-		cookie2, l2, err := s.create(t.Context(), signedIn("alice", "sid-2"), "https://app.example")
+
+		// By sid: the cached sessions of that sid go, records and all;
+		// bob's, of another provider session, stays.
+		cookie2, l2, err := s.create(t.Context(), signedIn("alice", "sid-2"), origin)
 		if err != nil {
 			t.Fatal(err)
 		}
+		bob, lb, err := s.create(t.Context(), signedIn("bob", "sid-bob"), origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		own.ended["sid-2"] = true // the provider ends it, then sends the token
 		if n, err := s.endFor(t.Context(), "sid-2", "alice"); err != nil || n != 1 {
 			t.Errorf("logout by sid: %d %v", n, err)
 		}
-		if _, err := s.records.Get(t.Context(), recordKey(l2.id)); err == nil {
-			t.Error("logout by sid left the record")
+		if s.cached(l2.id, time.Now()) != nil {
+			t.Error("logout by sid: the session is still cached")
 		}
-		if _, err := s.load(t.Context(), cookie2, "https://app.example"); err == nil {
+		if _, err := s.records.Get(t.Context(), recordKey(l2.id)); err == nil {
+			t.Error("logout by sid left the record of a session it had cached")
+		}
+		if _, err := s.load(t.Context(), cookie2, origin); err == nil {
 			t.Error("admitted after its logout by sid")
+		}
+		if s.cached(lb.id, time.Now()) == nil {
+			t.Error("logout by alice's sid dropped bob's cached session")
+		}
+		if l, err := s.load(t.Context(), bob, origin); err != nil || l.rec.Identity.Subject != "bob" {
+			t.Errorf("bob after alice's logout: %v %v", l, err)
+		}
+
+		// Not cached here: the logout token finds nothing to drop, and
+		// the next load (from the store) refuses the session and deletes
+		// its record.
+		cookie3, l3, err := s.create(t.Context(), signedIn("alice", "sid-3"), origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.forget(l3.id)
+		own.ended["sid-3"] = true
+		if n, err := s.endFor(t.Context(), "sid-3", "alice"); err != nil || n != 0 {
+			t.Errorf("logout by sid of an uncached session: %d %v", n, err)
+		}
+		if _, err := s.load(t.Context(), cookie3, origin); err == nil {
+			t.Error("an uncached session of an ended provider session was admitted")
+		}
+		if _, err := s.records.Get(t.Context(), recordKey(l3.id)); err == nil {
+			t.Error("the refused record is still there")
 		}
 	}
 }

@@ -144,8 +144,11 @@ func TestProxyBackchannelLogout(t *testing.T) {
 // TestOwnProviderLogoutReachesTheProxyByBackchannel: at Aero2's own
 // provider the proxy's client is registered for back-channel logout, so
 // a sign-out at the provider (the account page) POSTs a logout token to
-// the proxy, which deletes its session records — not only stops admitting
-// them through the provider-session check.
+// the proxy, which drops the sessions of it that it caches and deletes
+// their records — not only stops admitting them through the
+// provider-session check. (It keeps no index to find others by: those
+// are refused, and deleted, at their next use;
+// server/ownsessions_test.go.)
 func TestOwnProviderLogoutReachesTheProxyByBackchannel(t *testing.T) {
 	st := memory.New()
 	t.Cleanup(func() { st.Close() })

@@ -476,8 +476,13 @@ type Proxy struct {
 	// ClientSecret at the provider. Default: derived from
 	// secrets.cookie_keys, for the application's own provider.
 	ClientSecret string `yaml:"client_secret"`
-	// Scopes asked for. Default: openid profile email.
+	// Scopes the proxy's client may be granted, and asks for as written
+	// when set. Default DefaultProxyScopes (openid profile email groups
+	// offline_access), of which the proxy asks for offline_access only
+	// where a refresh token serves something (ProxyRequestScopes).
 	Scopes []string `yaml:"scopes"`
+	// ScopesDefault: Scopes were not in the file, and are the default.
+	ScopesDefault bool `yaml:"-"`
 	// Audiences accepted in bearer access tokens. Default: [client_id].
 	Audiences []string `yaml:"audiences"`
 	// CookieName is the proxy session cookie's base name. Default

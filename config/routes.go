@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,10 +46,47 @@ func IsAssertionAudience(aud string) bool {
 	return len(aud) >= len(AssertionAudiencePrefix) && strings.EqualFold(aud[:len(AssertionAudiencePrefix)], AssertionAudiencePrefix)
 }
 
-// DefaultProxyScopes are asked for when proxy.scopes is not set: groups
-// for policies on groups, offline_access for a refresh token that keeps a
-// forwarded access token fresh.
+// DefaultProxyScopes are proxy.scopes when it is not set: groups for
+// policies on groups, offline_access for a refresh token that keeps a
+// forwarded access token fresh (asked for only where one is forwarded:
+// ProxyRequestScopes).
 var DefaultProxyScopes = []string{"openid", "profile", "email", "groups", "offline_access"}
+
+// ProxyRequestScopes are the scopes the proxy asks its provider for:
+// proxy.scopes as written, or the default without offline_access where
+// no refresh token serves anything (ProxyRefreshes).
+func (a *Application) ProxyRequestScopes() []string {
+	if a.ProxyRefreshes() {
+		return slices.Clone(a.Proxy.Scopes)
+	}
+	return slices.DeleteFunc(slices.Clone(a.Proxy.Scopes), func(s string) bool { return s == "offline_access" })
+}
+
+// ProxyRefreshes reports whether the proxy has a use for refresh tokens:
+// unless its provider is the application's own, proxy.scopes is the
+// default and no route sends the access token upstream. There the proxy
+// keeps no token (its session is a reference to the provider session,
+// and stands or falls with it), so a refresh token would never be
+// redeemed, and the provider would store it, and index it under the
+// grant, for its whole lifetime, for nothing: the proxy's client is then
+// not given the refresh_token grant (the provider issues refresh tokens
+// to every client that has it, offline_access or not), nor asks for
+// offline_access. The proxy calls its own provider in process, so a
+// reload that adds an access_token route changes both sides at once.
+func (a *Application) ProxyRefreshes() bool {
+	return !a.Proxy.ScopesDefault || a.Proxy.Provider != a.Issuer || a.ForwardsAccessToken()
+}
+
+// ForwardsAccessToken reports whether a route of the application sends
+// the user's access token upstream (headers.access_token).
+func (a *Application) ForwardsAccessToken() bool {
+	for _, r := range a.ProxyRoutes() {
+		if len(r.Headers.AccessToken) > 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // forbiddenIdentityHeaders cannot carry identity: the proxy or the HTTP
 // layer owns them (RFC 9110 §7.6.1 for the hop-by-hop ones).
@@ -88,6 +126,7 @@ func (a *Application) applyProxyDefaults() {
 	}
 	if len(p.Scopes) == 0 {
 		p.Scopes = append([]string(nil), DefaultProxyScopes...)
+		p.ScopesDefault = true
 	}
 	if len(p.Audiences) == 0 {
 		p.Audiences = []string{p.ClientID}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -158,5 +159,49 @@ routes:
 	wantProblem(t, got, `clients[0].audience[1]: urn:aero2:assertion:… is the audience of the proxy's identity assertions`)
 	if len(got) != 2 {
 		t.Errorf("got %d problems, want 2:\n%s", len(got), got)
+	}
+}
+
+// TestProxyAsksForOfflineAccessOnlyWhereItRefreshes: the default scopes
+// lose offline_access, and the proxy's client the refresh_token grant
+// (ProxyRefreshes), only at the application's own provider with no route
+// that sends the access token; proxy.scopes written in the file, or
+// another provider, keep both.
+func TestProxyAsksForOfflineAccessOnlyWhereItRefreshes(t *testing.T) {
+	const headersOnly = "routes:\n  - {path: /a, upstream: http://127.0.0.1:3000}\n"
+	const token = "routes:\n  - {path: /a, upstream: http://127.0.0.1:3000}\n  - {path: /b, upstream: http://127.0.0.1:3000, headers: {access_token: [X-Token]}}\n"
+	for _, tc := range []struct {
+		name, src string
+		refreshes bool
+	}{
+		{"own provider, identity headers", headersOnly, false},
+		{"own provider, shorthand", "upstream: http://127.0.0.1:3000\n", false},
+		{"own provider, a route sends the token", token, true},
+		{"scopes written", headersOnly + "proxy: {scopes: [openid, email, offline_access]}\n", true},
+		{"scopes written as the default", headersOnly + "proxy: {scopes: [openid, profile, email, groups, offline_access]}\n", true},
+		{"another provider", headersOnly + "proxy: {provider: \"https://id.example.com\", client_secret: s}\n", true},
+	} {
+		cfg, err := Parse("aero2.yaml", []byte(validBase+tc.src), noEnv)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		a := cfg.Apps()[0]
+		got := a.ProxyRequestScopes()
+		asks := slices.Contains(got, "offline_access")
+		if a.ProxyRefreshes() != tc.refreshes || asks != (tc.refreshes && slices.Contains(a.Proxy.Scopes, "offline_access")) {
+			t.Errorf("%s: refreshes %t, asks for %v; want refreshes %t", tc.name, a.ProxyRefreshes(), got, tc.refreshes)
+		}
+		if !slices.Contains(got, "openid") || !slices.Contains(a.Proxy.Scopes, "openid") {
+			t.Errorf("%s: scopes %v, asked for %v", tc.name, a.Proxy.Scopes, got)
+		}
+	}
+	// The default list itself is left whole: it is what the proxy's
+	// client may be granted.
+	cfg, err := Parse("aero2.yaml", []byte(validBase+headersOnly), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Apps()[0].Proxy.Scopes; !slices.Equal(s, DefaultProxyScopes) {
+		t.Errorf("proxy.scopes defaulted to %v", s)
 	}
 }

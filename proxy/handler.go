@@ -202,7 +202,7 @@ func New(opts Options) (*Handler, error) {
 		provider := a.Provider
 		if provider == nil {
 			provider = NewOIDCProvider(OIDCConfig{
-				Issuer: p.Provider, ClientID: p.ClientID, ClientSecret: secret, Scopes: p.Scopes,
+				Issuer: p.Provider, ClientID: p.ClientID, ClientSecret: secret, Scopes: ac.ProxyRequestScopes(),
 				Audiences: p.Audiences, HTTPClient: opts.HTTPClient, TokenCache: p.TokenCache, Now: opts.Now,
 			})
 		}

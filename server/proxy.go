@@ -117,6 +117,10 @@ func proxyClient(cfg *config.Config, a config.Application) (config.Client, bool)
 	if secret == "" {
 		secret = ProxyClientSecret(cfg, a.Name)
 	}
+	grants := []string{config.GrantAuthorizationCode}
+	if a.ProxyRefreshes() {
+		grants = append(grants, config.GrantRefreshToken)
+	}
 	return config.Client{
 		ID: a.Proxy.ClientID, Name: "Aero2 proxy", Secret: secret,
 		TokenEndpointAuthMethod: config.AuthClientSecretBasic,
@@ -127,8 +131,10 @@ func proxyClient(cfg *config.Config, a config.Application) (config.Client, bool)
 		BackchannelLogoutURI:             origin + "/.aero2/backchannel-logout",
 		BackchannelLogoutSessionRequired: true,
 		Scopes:                           slices.Clone(a.Proxy.Scopes),
-		GrantTypes:                       []string{config.GrantAuthorizationCode, config.GrantRefreshToken},
-		FirstParty:                       true,
+		// refresh_token only where the proxy redeems refresh tokens: the
+		// provider issues one to every client with the grant.
+		GrantTypes: grants,
+		FirstParty: true,
 	}, true
 }
 

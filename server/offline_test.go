@@ -20,11 +20,12 @@ import (
 )
 
 // offlineConfig: access tokens live 2s (the proxy session, an hour);
-// HEADERS is the route's headers.
+// {{HEADERS}} is the route's headers. (Placeholders in braces: a bare
+// word could be part of the random Redis key prefix put in before them.)
 const offlineConfig = servertest.DevConfig + `
 tokens: {access_token: 2s}
 routes:
-  - {path: /app, upstream: "UP"HEADERS}
+  - {path: /app, upstream: "{{UP}}"{{HEADERS}}}
 `
 
 // TestOwnProviderAsksForOfflineAccessOnlyToForwardTokens: at Aero2's
@@ -41,12 +42,12 @@ func TestOwnProviderAsksForOfflineAccessOnlyToForwardTokens(t *testing.T) {
 	rc := redistest.Config(t)
 	up := tokenEcho(t)
 	tmpl := strings.Replace(offlineConfig, "store: {type: memory}", fmt.Sprintf("store: {type: redis, redis: {addrs: [%q], key_prefix: %q}}", rc.Addrs[0], rc.KeyPrefix), 1)
-	tmpl = strings.Replace(tmpl, "UP", up.URL, 1)
+	tmpl = strings.Replace(tmpl, "{{UP}}", up.URL, 1)
 	ln := httptest.NewUnstartedServer(nil)
 	base := "http://" + ln.Listener.Addr().String()
 	file := filepath.Join(t.TempDir(), "aero2.yaml")
 	write := func(headers string) {
-		src := strings.NewReplacer("{{.URL}}", base, "HEADERS", headers).Replace(tmpl)
+		src := strings.NewReplacer("{{.URL}}", base, "{{HEADERS}}", headers).Replace(tmpl)
 		if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -27,16 +26,8 @@ routes:
 // the status (redirects not followed).
 func proxied(t *testing.T, addr, host string, cookie *http.Cookie, path string) int {
 	t.Helper()
-	req, _ := http.NewRequest("GET", addr+path, nil)
-	req.Host = host
-	req.AddCookie(cookie)
-	res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	return res.StatusCode
+	status, _ := proxiedWhere(t, addr, host, cookie, path)
+	return status
 }
 
 // TestSignOutReachesEveryReplicaAtOnce: two Aero2 replicas, each with its

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -180,6 +181,7 @@ func proxiedWhere(t *testing.T, addr, host string, cookie *http.Cookie, path str
 	if err != nil {
 		t.Fatal(err)
 	}
+	io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 	return res.StatusCode, res.Header.Get("Location")
 }

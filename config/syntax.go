@@ -64,21 +64,49 @@ func firstColumn(data []byte, line int) int {
 // a mistake; quoting, or a | or > block, still allows it on purpose. lines
 // are the file's, to compare each value with the line it starts on.
 func oneLineScalars(doc *yaml.Node, lines []string, ps *problems) {
+	// Columns count runes. Each line's rune offsets are found once, the
+	// first time a value on it is checked, and each check reads only the
+	// value's own bytes: a long flow line ([{...}, {...}, ...]) would
+	// otherwise cost the whole line per value on it.
+	starts := map[int][]int{}
 	eachValue(doc, "", func(n *yaml.Node, path string) {
 		if n.Style != 0 || n.Line < 1 || n.Line > len(lines) {
 			return
 		}
-		rest := []rune(lines[n.Line-1])
-		if n.Column < 1 || n.Column > len(rest) {
+		line := lines[n.Line-1]
+		off, ok := starts[n.Line]
+		if !ok {
+			for i := range line {
+				off = append(off, i)
+			}
+			starts[n.Line] = off
+		}
+		if n.Column < 1 || n.Column > len(off) {
 			return
 		}
-		// From the value's column, so that an anchor or tag before it
-		// (&a value, !!str value) is no problem.
-		if !strings.Contains(string(rest[n.Column-1:]), n.Value) {
+		if !startsWithValue(line[off[n.Column-1]:], n.Value) {
 			ps.list = append(ps.list, Problem{File: ps.file, Path: path, Pos: Pos{n.Line, n.Column},
 				Msg: fmt.Sprintf("this value goes on over several lines and reads %q: is a line below it indented too far? (quote a value that is meant to, or use > for text on several lines)", truncateValue(n.Value))})
 		}
 	})
+}
+
+// startsWithValue reports whether a plain scalar that starts text (at
+// its node's column) reads value on this line: after its anchor and tag,
+// if any (&a value, !!str value, in either order), the line goes on with
+// the whole value. A value folded from several lines never does.
+func startsWithValue(text, value string) bool {
+	for range 2 {
+		if text == "" || (text[0] != '&' && text[0] != '!') {
+			break
+		}
+		end := strings.IndexAny(text, " \t")
+		if end < 0 {
+			return value == ""
+		}
+		text = strings.TrimLeft(text[end:], " \t")
+	}
+	return strings.HasPrefix(text, value)
 }
 
 func truncateValue(s string) string {

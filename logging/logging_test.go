@@ -89,40 +89,63 @@ func TestWithAttrsAndGroups(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %s\nwant %s", ours.String(), theirs.String())
 	}
-	if Event(context.Background(), slog.New(NewJSON(&ours, slog.LevelInfo)).With("app", "x"), slog.LevelInfo, "m") != nil {
-		t.Error("Event on a handler with attributes would drop them")
+	var direct bytes.Buffer
+	LogAttrs(context.Background(), slog.New(NewJSON(&direct, slog.LevelInfo)).With("app", "x"), slog.LevelInfo, "m", slog.Int("n", 1))
+	if m := decode(t, direct.Bytes()); m["app"] != "x" || m["n"] != 1.0 {
+		t.Errorf("LogAttrs on a handler with attributes: %s", direct.String())
 	}
 }
 
-// TestLevels: records below the configured level are not written, and
-// Event is nil for them, and for a logger that is not this package's.
+// TestLevels: records below the configured level are not written, by
+// the handler or by LogAttrs; LogAttrs writes an enabled line, and on a
+// logger that is not this package's goes through that logger.
 func TestLevels(t *testing.T) {
 	var b bytes.Buffer
 	l := New(config.Log{Level: "warn", Format: "json"}, &b)
+	defer slog.SetDefault(slog.Default())
 	l.Info("quiet")
+	ctx := context.Background()
+	LogAttrs(ctx, l, slog.LevelInfo, "request", slog.String("path", "/x"))
 	if b.Len() != 0 {
 		t.Errorf("info written at level warn: %s", b.String())
 	}
-	ctx := context.Background()
-	if Event(ctx, l, slog.LevelInfo, "request") != nil {
-		t.Error("Event below the level")
-	}
-	if Event(ctx, slog.New(slog.NewJSONHandler(&b, nil)), slog.LevelInfo, "request") != nil {
-		t.Error("Event on slog's own handler")
-	}
-	ev := Event(ctx, l, slog.LevelError, "request")
-	if ev == nil {
-		t.Fatal("no Event at an enabled level")
-	}
-	ev.Str("path", "/x\n").Send()
+	LogAttrs(ctx, l, slog.LevelError, "request", slog.String("path", "/x\n"))
 	m := decode(t, b.Bytes())
 	if m["level"] != "ERROR" || m["msg"] != "request" || m["path"] != "/x\n" || m["time"] == nil {
 		t.Errorf("line = %s", b.String())
 	}
+	var other bytes.Buffer
+	LogAttrs(ctx, slog.New(slog.NewTextHandler(&other, nil)), slog.LevelInfo, "request", slog.String("path", "/y"))
+	if !strings.Contains(other.String(), "msg=request path=/y") {
+		t.Errorf("another logger's line = %q", other.String())
+	}
+}
+
+// TestLogAttrsMatchesSlog: a line written by LogAttrs decodes to what
+// slog's JSON handler writes for the same attributes, hostile strings
+// included, as one line.
+func TestLogAttrsMatchesSlog(t *testing.T) {
+	ctx := context.Background()
+	for _, s := range hostile {
+		attrs := []slog.Attr{slog.String("path", s), slog.String("host", s), slog.Int("status", 200),
+			slog.Float64("duration_ms", 0.5), slog.Bool("forward_auth", true), slog.String(s+"key", "v")}
+		var ours, theirs bytes.Buffer
+		LogAttrs(ctx, slog.New(NewJSON(&ours, slog.LevelInfo)), slog.LevelInfo, "request", attrs...)
+		slog.New(slog.NewJSONHandler(&theirs, nil)).LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+		if n := strings.Count(ours.String(), "\n"); n != 1 {
+			t.Errorf("%q: %d newlines in %q", s, n, ours.String())
+		}
+		got, want := decode(t, ours.Bytes()), decode(t, theirs.Bytes())
+		delete(got, "time")
+		delete(want, "time")
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %s\nwant %s", ours.String(), theirs.String())
+		}
+	}
 }
 
 // TestLinesDoNotInterleave: concurrent lines from one handler, its
-// derived handlers and Event each land whole on a writer that is not
+// derived handlers and LogAttrs each land whole on a writer that is not
 // safe for concurrent use (the lock is shared).
 func TestLinesDoNotInterleave(t *testing.T) {
 	var b bytes.Buffer
@@ -141,7 +164,7 @@ func TestLinesDoNotInterleave(t *testing.T) {
 				case 1:
 					g.Info("b", "v", 1)
 				default:
-					Event(context.Background(), l, slog.LevelInfo, "c").Int("v", 2).Send()
+					LogAttrs(context.Background(), l, slog.LevelInfo, "c", slog.Int("v", 2))
 				}
 			}
 		}()

@@ -21,7 +21,6 @@ import (
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/tracing"
 	"github.com/aero2/aero2/web"
-	"github.com/rs/zerolog"
 )
 
 // maxHostBytes bounds the Host header: a DNS name is at most 253 bytes
@@ -223,82 +222,40 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				}
 				s.metrics.Request(kind, detail, status, d)
 			}
-			line := rec.accessLine(r, d)
-			if ev := logging.Event(r.Context(), s.log, slog.LevelInfo, "request"); ev != nil {
-				// The production JSON log: written straight to its
-				// encoder, without a slog.Record (logging's doc says what
-				// that saves).
-				line.encode(ev)
-				ev.Send()
-			} else {
-				var attrs [11]slog.Attr // on the stack: every request logs
-				s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", line.attrs(attrs[:0])...)
-			}
+			var attrs [11]slog.Attr // on the stack: every request logs
+			// Through logging.LogAttrs: the production JSON log writes the
+			// line straight to its encoder (logging's doc says what that
+			// saves).
+			logging.LogAttrs(r.Context(), s.log, slog.LevelInfo, "request", rec.accessAttrs(attrs[:0], r, d)...)
 		}()
 		next.ServeHTTP(rec, r)
 	})
 }
 
-// accessLine is what one access log line says. Durations are
-// milliseconds (duration_ms), as every duration Aero2 logs. It is
-// written two ways, which TestAccessLineBothWays holds equal: to the
-// JSON log's encoder (encode) or as slog attributes (attrs).
-type accessLine struct {
-	method, host, path, client string
-	status                     int
-	bytes                      int64
-	d                          time.Duration
-	user, clientID, requestID  string
-	forwardAuth                bool
-}
-
-func (rec *statusRecorder) accessLine(r *http.Request, d time.Duration) accessLine {
+// accessAttrs appends the access log line's attributes to attrs.
+// Durations are milliseconds (duration_ms), as every duration Aero2 logs.
+func (rec *statusRecorder) accessAttrs(attrs []slog.Attr, r *http.Request, d time.Duration) []slog.Attr {
 	note := &rec.note
-	l := accessLine{method: r.Method, host: r.Host, path: r.URL.Path, client: r.RemoteAddr,
-		status: rec.status, bytes: rec.bytes, d: d, user: note.User(), clientID: note.Client()}
-	if checked := note.Checked(); checked != nil {
-		l.method, l.host, l.path, l.forwardAuth = checked.Method, checked.Host, checked.Path, true
+	method, host, path := r.Method, r.Host, r.URL.Path
+	checked := note.Checked()
+	if checked != nil {
+		method, host, path = checked.Method, checked.Host, checked.Path
 	}
-	l.requestID, _ = reqlog.Request(r.Context())
-	return l
-}
-
-func (l *accessLine) encode(ev *zerolog.Event) {
-	ev.Str("method", l.method).Str("host", l.host).Str("path", l.path).
-		Int("status", l.status).Int64("bytes", l.bytes).
-		Float64("duration_ms", milliseconds(l.d)).Str("client", l.client)
-	if l.user != "" {
-		ev.Str("user", l.user)
-	}
-	if l.clientID != "" {
-		ev.Str("client_id", l.clientID)
-	}
-	if l.forwardAuth {
-		ev.Bool("forward_auth", true)
-	}
-	if l.requestID != "" {
-		ev.Str("request_id", l.requestID)
-	}
-}
-
-func (l *accessLine) attrs(attrs []slog.Attr) []slog.Attr {
 	attrs = append(attrs,
-		slog.String("method", l.method), slog.String("host", l.host), slog.String("path", l.path),
-		slog.Int("status", l.status), slog.Int64("bytes", l.bytes),
-		slog.Float64("duration_ms", milliseconds(l.d)), slog.String("client", l.client))
-	if l.user != "" {
-		attrs = append(attrs, slog.String("user", l.user))
+		slog.String("method", method), slog.String("host", host), slog.String("path", path),
+		slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("client", r.RemoteAddr))
+	if u := note.User(); u != "" {
+		attrs = append(attrs, slog.String("user", u))
 	}
-	if l.clientID != "" {
-		attrs = append(attrs, slog.String("client_id", l.clientID))
+	if c := note.Client(); c != "" {
+		attrs = append(attrs, slog.String("client_id", c))
 	}
-	if l.forwardAuth {
+	if checked != nil {
 		attrs = append(attrs, slog.Bool("forward_auth", true))
 	}
-	if l.requestID != "" {
-		attrs = append(attrs, slog.String("request_id", l.requestID))
+	if id, _ := reqlog.Request(r.Context()); id != "" {
+		attrs = append(attrs, slog.String("request_id", id))
 	}
 	return attrs
 }
-
-func milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -139,12 +139,22 @@ func TestValueFoldedOverLinesIsAProblem(t *testing.T) {
 	// Inside an identity provider's own config too.
 	onlyProblems(t, validBase+"    config:\n      issuer: https://sso.example.com\n        /realms/x\n",
 		`aero2.yaml:11:15: identity_providers[0].config.issuer: this value goes on over several lines`)
-	// Quoted, folded (>) and literal (|) values are meant to.
+	// A flow value folded onto the next line.
+	onlyProblems(t, validBase+"    config: {issuer: https://sso.example.com\n       /realms/x}\n",
+		`aero2.yaml:10:22: identity_providers[0].config.issuer: this value goes on over several lines`)
+	// Quoted, folded (>) and literal (|) values are meant to; so is a
+	// plain value after its anchor or tag, in either order.
 	for _, ok := range []string{
 		"    name: \"Corporate\n      SSO\"\n",
 		"    name: >\n      Corporate\n      SSO\n",
 		"    name: &n Corporate SSO\n",
 		"    name: !!str Corporate SSO # with a comment\n",
+		// Anchors and tags in either order, then the value.
+		"    name: &n !!str Corporate SSO\n",
+		"    name: !!str &n Corporate SSO\n",
+		"    name: !!str\tCorporate SSO\n",
+		"    name: &n\tCorporate SSO # comment\n",
+		"    config: {issuer: &i https://sso.example.com, client_id: !!str x}\n",
 	} {
 		if _, err := Parse("aero2.yaml", []byte(validBase+ok), noEnv); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
@@ -358,25 +368,6 @@ func TestBackchannelLogoutURI(t *testing.T) {
 	}
 	wantProblem(t, parseProblems(t, client("    backchannel_logout_session_required: true\n"), noEnv),
 		"clients[0].backchannel_logout_session_required: only with a backchannel_logout_uri")
-}
-
-// TestFoldCheckReadsPastAnchorsAndTags: a value after an anchor, a tag or
-// both, in either order, in block and flow style, is on its line; a flow
-// value folded onto the next line is not.
-func TestFoldCheckReadsPastAnchorsAndTags(t *testing.T) {
-	for _, ok := range []string{
-		"    name: &n !!str Corporate SSO\n",
-		"    name: !!str &n Corporate SSO\n",
-		"    name: !!str\tCorporate SSO\n",
-		"    name: &n\tCorporate SSO # comment\n",
-		"    config: {issuer: &i https://sso.example.com, client_id: !!str x}\n",
-	} {
-		if _, err := Parse("aero2.yaml", []byte(validBase+ok), noEnv); err != nil {
-			t.Errorf("%q refused: %v", ok, err)
-		}
-	}
-	onlyProblems(t, validBase+"    config: {issuer: https://sso.example.com\n       /realms/x}\n",
-		`aero2.yaml:10:22: identity_providers[0].config.issuer: this value goes on over several lines`)
 }
 
 // BenchmarkParseLongFlowLine: a configuration with many values on one

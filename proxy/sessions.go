@@ -305,11 +305,20 @@ type sessions struct {
 	// bySID indexes the cache by provider session, for the broadcast of
 	// one's ending (forgetProviderSession).
 	bySID map[string]map[string]struct{}
+	// swept is when remember last dropped the entries past their trust.
+	swept time.Time
 	group singleflight.Group
 }
 
 // maxCachedSessions bounds the cache; expired entries are swept past it.
 const maxCachedSessions = 100000
+
+// sweepEvery is how often remember drops the entries no longer trusted:
+// every session_cache, so the cache holds the sessions of the last one
+// or two; at least a second, so that a sweep (a pass over the cache
+// under its lock) is not made at every sign-in when session_cache is
+// short or off (only session_cache_invalidated).
+func (s *sessions) sweepEvery() time.Duration { return max(s.ttl, time.Second) }
 
 func (s *sessions) cached(id string, now time.Time) *live {
 	s.mu.RLock()
@@ -334,10 +343,15 @@ func (s *sessions) remember(l *live) {
 	// A broadcast since the validation began may have been about this
 	// session, and been handled before it was cached: session_cache only.
 	l.watched = l.watched && s.inv != nil && s.inv.gen.Load() == l.gen
-	if len(s.cache) >= maxCachedSessions {
-		now := s.now()
+	// Entries past their trust are swept once per sweepEvery: each one
+	// is a decoded session (2.4 KB, the claims most of it) that no
+	// request will read again, and before this they stayed until the
+	// cache held maxCachedSessions, so a process kept one per sign-in
+	// (TestSignInHeapOnMemoryStore).
+	if now := s.now(); now.Sub(s.swept) >= s.sweepEvery() || len(s.cache) >= maxCachedSessions {
+		s.swept = now
 		for k, v := range s.cache {
-			if now.Sub(v.checked) >= s.ttl && !(v.watched && now.Sub(v.checked) < s.longTTL) {
+			if age := now.Sub(v.checked); age >= s.ttl && !(v.watched && age < s.longTTL) {
 				s.drop(k)
 			}
 		}

@@ -74,3 +74,31 @@ func TestCacheIndexByProviderSession(t *testing.T) {
 		t.Fatalf("left behind: cache %v, index %v", s.cache, s.bySID)
 	}
 }
+
+// TestCacheSweepsWhatItNoLongerTrusts: entries past session_cache (and
+// past session_cache_invalidated for a watched one) leave the cache at the
+// next remember after sweepEvery, with their index entries; before, they
+// stayed until the cache held maxCachedSessions, one decoded session per
+// sign-in (TestSignInHeapOnMemoryStore in server).
+func TestCacheSweepsWhatItNoLongerTrusts(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	s := &sessions{ttl: 2 * time.Second, longTTL: time.Minute, inv: &invalidations{now: clock}, now: clock, cache: map[string]*live{}}
+	rec := func(sid string) *record {
+		return &record{Identity: Identity{SessionID: sid}, ExpiresAt: now.Add(time.Hour)}
+	}
+	s.remember(&live{id: "old", rec: rec("s1"), checked: now})
+	s.remember(&live{id: "watched", rec: rec("s2"), checked: now, watched: true})
+	now = now.Add(s.sweepEvery() - time.Millisecond)
+	s.remember(&live{id: "new", rec: rec("s3"), checked: now})
+	if len(s.cache) != 3 {
+		t.Fatalf("swept before sweepEvery: %d entries left, want 3", len(s.cache))
+	}
+	now = now.Add(2 * time.Millisecond)
+	s.remember(&live{id: "newer", rec: rec("s4"), checked: now})
+	_, old := s.cache["old"]
+	_, watched := s.cache["watched"]
+	if old || !watched || len(s.cache) != 3 || s.bySID["s1"] != nil {
+		t.Fatalf("after sweepEvery: old kept %v, watched kept %v, %d entries, index of s1 %v; want only old gone", old, watched, len(s.cache), s.bySID["s1"])
+	}
+}

@@ -70,7 +70,14 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hint := fosite.TokenUse(r.PostForm.Get("token_type_hint"))
-	tu, ar, err := p.oauth.IntrospectToken(r.Context(), tok, hint, oauthstore.NewSession())
+	// A refresh token that names its user is read with the user
+	// (oauthstore.NamedSignature); the Request keeps that user for
+	// grantUser below, which then asks the store nothing. Introspection
+	// writes nothing, so the Request holds nothing to commit; Release
+	// only ends it.
+	ctx, held := oauthstore.WithRequest(r.Context())
+	defer p.releaseTokenRequest(ctx, held)
+	tu, ar, err := p.oauth.IntrospectToken(ctx, tok, hint, oauthstore.NewSession())
 	if isUnavailable(err) {
 		p.unavailable(w, r, err)
 		return
@@ -80,7 +87,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := ar.GetSession().(*oauthstore.Session)
-	if err := p.grantUser(r.Context(), sess); err != nil {
+	if err := p.grantUser(ctx, sess); err != nil {
 		if isUnavailable(err) {
 			p.unavailable(w, r, err)
 			return

@@ -192,7 +192,13 @@ func introspectActive(t *testing.T, in *servertest.Instance, token string) bool 
 // introspectAs asks the provider, as clientID, whether a token is active.
 func introspectAs(t *testing.T, in *servertest.Instance, clientID, secret, token string) bool {
 	t.Helper()
-	req, _ := http.NewRequest("POST", in.URL+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	return introspectForm(t, in, clientID, secret, url.Values{"token": {token}})
+}
+
+// introspectForm is introspectAs with the whole form (a token_type_hint).
+func introspectForm(t *testing.T, in *servertest.Instance, clientID, secret string, form url.Values) bool {
+	t.Helper()
+	req, _ := http.NewRequest("POST", in.URL+"/oauth2/introspect", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(clientID, secret)
 	res, err := http.DefaultClient.Do(req)

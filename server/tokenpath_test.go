@@ -11,6 +11,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/aero2/aero2/server/servertest"
+	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/redis/redistest"
 )
 
@@ -25,7 +26,8 @@ clients:
 // round trips: one read of the token with its single-use marker and the
 // user the token names (a disabled user's grant dies: see
 // authz/disabled.go), and one batch that checks the guard and writes
-// everything. Introspecting a JWT is one read. Each on Redis, where a
+// everything. Introspecting a JWT is one read, and a refresh token one
+// too: the token with its marker and its user. Each on Redis, where a
 // call is a round trip.
 func TestTokenStoreRoundTrips(t *testing.T) {
 	cs := servertest.NewCountingStore(redistest.New(t))
@@ -56,19 +58,7 @@ func TestTokenStoreRoundTrips(t *testing.T) {
 		}
 	}
 
-	b := servertest.NewBrowser(t)
-	if p := b.SignInDev(in.URL+"/login", "alice"); p.Status != http.StatusOK {
-		t.Fatalf("sign-in: %d %s", p.Status, p.URL)
-	}
-	rp := oauth2.Config{ClientID: "rp", ClientSecret: rpSecret, RedirectURL: rpRedirect, Scopes: []string{"openid", "email"},
-		Endpoint: oauth2.Endpoint{AuthURL: in.URL + "/oauth2/authorize", TokenURL: in.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
-	verifier := oauth2.GenerateVerifier()
-	_, loc := b.Redirect(rp.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier)))
-	u, _ := url.Parse(loc)
-	tok, err := rp.Exchange(ctx, u.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rp, tok := rpSignIn(t, in)
 	rt := tok.RefreshToken
 	for i := range 3 {
 		cs.Drain()
@@ -94,6 +84,65 @@ func TestTokenStoreRoundTrips(t *testing.T) {
 			t.Logf("refresh batch: %s", calls[len(calls)-1])
 		}
 	}
+	// With its hint: without one, fosite tries the token as an access
+	// token first, which costs a read of its own (a named refresh token
+	// has a JWT's two dots).
+	if !introspectForm(t, in, "rp", rpSecret, url.Values{"token": {rt}, "token_type_hint": {"refresh_token"}}) {
+		t.Fatal("the refresh token is not active")
+	}
+	if calls, _ := drainCalls(cs); len(calls) != 1 || !strings.HasPrefix(calls[0], "GetManyAndUser oauth:rt:") {
+		t.Errorf("introspecting a refresh token: %d store calls %q; want one read of the token, its marker and its user", len(calls), calls)
+	}
+}
+
+// TestIntrospectedRefreshTokenOfAGoneUser: introspection reads a refresh
+// token and the user it names in one round trip (the test above), and
+// still judges the user: a disabled or deleted user's refresh token is
+// not active (RFC 7662 §2.2), though its record is still there (neither
+// store.Admin call touches grants; `aero2 users` revokes them too).
+func TestIntrospectedRefreshTokenOfAGoneUser(t *testing.T) {
+	st := redistest.New(t)
+	in := servertest.Start(t, roundTripConfig, st)
+	_, tok := rpSignIn(t, in)
+	var adm store.Admin = st
+	user := userOf(t, st)
+	for _, step := range []struct {
+		name   string
+		do     func() error
+		active bool
+	}{
+		{"signed in", func() error { return nil }, true},
+		{"disabled", func() error { return adm.SetUserDisabled(t.Context(), "default", user, true) }, false},
+		{"enabled again", func() error { return adm.SetUserDisabled(t.Context(), "default", user, false) }, true},
+		{"deleted", func() error { return adm.DeleteUser(t.Context(), "default", user) }, false},
+	} {
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if got := introspectAs(t, in, "rp", rpSecret, tok.RefreshToken); got != step.active {
+			t.Errorf("%s: the refresh token is active: %v, want %v", step.name, got, step.active)
+		}
+	}
+}
+
+// rpSignIn signs alice in and gets the rp client's tokens for her
+// (authorization code with PKCE): the client's config and the tokens.
+func rpSignIn(t *testing.T, in *servertest.Instance) (*oauth2.Config, *oauth2.Token) {
+	t.Helper()
+	b := servertest.NewBrowser(t)
+	if p := b.SignInDev(in.URL+"/login", "alice"); p.Status != http.StatusOK {
+		t.Fatalf("sign-in: %d %s", p.Status, p.URL)
+	}
+	rp := &oauth2.Config{ClientID: "rp", ClientSecret: rpSecret, RedirectURL: rpRedirect, Scopes: []string{"openid", "email"},
+		Endpoint: oauth2.Endpoint{AuthURL: in.URL + "/oauth2/authorize", TokenURL: in.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	verifier := oauth2.GenerateVerifier()
+	_, loc := b.Redirect(rp.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier)))
+	u, _ := url.Parse(loc)
+	tok, err := rp.Exchange(t.Context(), u.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rp, tok
 }
 
 // drainCalls returns the store calls since the last drain as strings,

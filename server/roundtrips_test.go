@@ -238,3 +238,39 @@ func BenchmarkSignInCallback(b *testing.B) {
 	}
 	b.ReportMetric(float64(cb)/float64(i), "callback-ns/op")
 }
+
+// TestAccountPageStoreRoundTrips counts what the account page of a user
+// without consents costs the store: five calls, one after another (the
+// session, its user, the user's identities, sessions and list of
+// consents), seven round trips on Redis (identities and sessions are a
+// set, then their records). Reading the last three at once was measured
+// in issue 13 and gained nothing above the noise (the sign-in bench, and
+// the page alone on loopback Redis: 430-760 µs a page either way), so
+// they stay in order; this count says when a change adds one.
+func TestAccountPageStoreRoundTrips(t *testing.T) {
+	cs := servertest.NewCountingStore(redistest.New(t))
+	in := servertest.Start(t, roundTripConfig, cs)
+	b := servertest.NewBrowser(t)
+	if p := b.SignInDev(in.URL+"/login", "alice"); p.Status != http.StatusOK {
+		t.Fatalf("sign-in: %d %s", p.Status, p.URL)
+	}
+	cs.Drain()
+	if p := b.Get(in.URL + "/account"); p.Status != http.StatusOK || !strings.Contains(p.Body, "alice@example.com") {
+		t.Fatalf("account page: %d", p.Status)
+	}
+	all, rate := drainCalls(cs)
+	var calls []string
+	for _, c := range all {
+		if !strings.HasPrefix(c, "SetMembers bcl-queue") { // the back-channel queue's polls, once a second
+			calls = append(calls, c)
+		}
+	}
+	want := []string{"GetSession ", "GetUser ", "Identities ", "UserSessions ", "SetMembers authz:consents:"}
+	ok := len(calls) == len(want)
+	for i := range min(len(calls), len(want)) {
+		ok = ok && strings.HasPrefix(calls[i], want[i])
+	}
+	if !ok {
+		t.Errorf("account page: %d store calls (and %d rate-limit checks):\n%s\nwant: %q", len(calls), rate, strings.Join(calls, "\n"), want)
+	}
+}

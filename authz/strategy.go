@@ -11,7 +11,6 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
-	fjwt "github.com/ory/fosite/token/jwt"
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/aero2/aero2/authz/keys"
@@ -50,10 +49,6 @@ func (s *tokenStrategy) AccessTokenSignature(_ context.Context, token string) st
 	return token
 }
 
-// accessTokenIdentityClaims are copied from the ID token's claims into
-// access tokens.
-var accessTokenIdentityClaims = []string{"preferred_username", "email", "email_verified", "groups"}
-
 // GenerateAccessToken signs an access token for the request:
 // iss, sub, aud, client_id, scope, jti, iat, exp (RFC 9068 §2.2), plus
 // auth_time when a user signed in.
@@ -74,40 +69,42 @@ func (s *tokenStrategy) GenerateAccessToken(ctx context.Context, req fosite.Requ
 		// token pass an ID token audience check.
 		aud = []string{s.issuer}
 	}
-	claims := fjwt.MapClaims{
-		"iss":       s.issuer,
-		"sub":       sess.Subject,
-		"aud":       aud,
-		"client_id": req.GetClient().GetID(),
-		"jti":       randomID(),
-		"iat":       now.Unix(),
-		"exp":       exp.Unix(),
-	}
-	if sc := req.GetGrantedScopes(); len(sc) > 0 {
-		claims["scope"] = strings.Join(sc, " ")
+	claims := &oauthstore.AccessClaims{
+		Issuer:   s.issuer,
+		Subject:  sess.Subject,
+		Audience: aud,
+		ClientID: req.GetClient().GetID(),
+		JTI:      randomID(),
+		IssuedAt: now.Unix(),
+		Expiry:   exp.Unix(),
+		Scope:    strings.Join(req.GetGrantedScopes(), " "),
 	}
 	if !sess.AuthTime.IsZero() {
-		claims["auth_time"] = sess.AuthTime.Unix()
+		claims.AuthTime = sess.AuthTime.Unix()
 	}
 	// RFC 9449 §6.1: a token requested with a DPoP proof names its key;
 	// the session records it for introspection, userinfo and (public
 	// clients) the next refresh. A request without a proof unbinds.
 	sess.JKT = jktFrom(ctx)
 	if sess.JKT != "" {
-		claims["cnf"] = map[string]any{"jkt": sess.JKT}
+		claims.Cnf = &oauthstore.Confirmation{JKT: sess.JKT}
 	}
 	// RFC 9068 §2.2.3.1: identity claims may ride in the access token. The
 	// proxy and other resource servers decide policy (allowed emails,
 	// domains, groups) on them without a userinfo call. They are the ID
 	// token's, so they were already limited to the granted scopes.
 	if sess.Claims != nil {
-		for _, k := range accessTokenIdentityClaims {
-			if v, ok := sess.Claims.Extra[k]; ok {
-				claims[k] = v
-			}
-		}
+		x := sess.Claims.Extra
+		claims.PreferredUsername, claims.Email, claims.EmailVerified, claims.Groups =
+			x["preferred_username"], x["email"], x["email_verified"], x["groups"]
 	}
-	tok, _, err := s.signer.Generate(ctx, claims, &fjwt.Headers{Extra: map[string]any{"typ": AccessTokenType}})
+	tok, err := s.signer.SignTyped(ctx, AccessTokenType, claims)
+	if err != nil {
+		return "", "", err
+	}
+	// The store keeps a record of the token beside it, checked against
+	// these claims: handed over, they are not decoded from the token again.
+	sess.Issued(tok, claims)
 	return tok, tok, err
 }
 

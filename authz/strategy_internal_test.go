@@ -2,6 +2,9 @@ package authz
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +64,87 @@ func TestValidateAccessTokenChecks(t *testing.T) {
 	// store name that matches the real one.
 	if s.AccessTokenSignature(t.Context(), at[:len(at)-2]+"xx") == sig {
 		t.Fatal("store name ignores part of the token")
+	}
+}
+
+// TestAccessTokenClaimsAreTheMapsJSON: the access token's header and
+// claims, written from their struct, are byte for byte the JSON of the
+// map of claims it used to be built as (RFC 9068 §2.2: typ at+jwt, kid,
+// alg; iss, sub, aud, client_id, scope, jti, iat, exp, auth_time, cnf and
+// the ID token's identity claims), and the session holds those claims for
+// the store.
+func TestAccessTokenClaimsAreTheMapsJSON(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	km, err := keys.NewManager(keys.Options{Store: store.ForApp(st, "a"), EncryptionKey: bytes.Repeat([]byte{1}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := km.Load(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	set, _ := km.Set(t.Context())
+	s := &tokenStrategy{signer: &keys.JWTSigner{Keys: km}, issuer: "https://issuer.example", now: time.Now}
+	for i, c := range []struct {
+		scopes, aud []string
+		authTime    time.Time
+		jkt         string
+		extra       map[string]any
+	}{
+		{},
+		{[]string{"openid", "email"}, []string{"https://api.example", "b"}, time.Unix(1764600000, 0), "thumb",
+			map[string]any{"preferred_username": "a<b>&c", "email": "zoë@example.com", "email_verified": false,
+				"groups": []any{"x", "y"}, "name": "not copied"}},
+	} {
+		req := fosite.NewRequest()
+		req.Client = &fosite.DefaultClient{ID: "web"}
+		req.GrantedScope, req.GrantedAudience = c.scopes, c.aud
+		sess := oauthstore.NewSession()
+		sess.Subject, sess.AuthTime = "alice", c.authTime
+		sess.Claims.Extra = c.extra
+		sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
+		req.Session = sess
+		at, _, err := s.GenerateAccessToken(withJKT(t.Context(), c.jkt), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(at, ".")
+		header, _ := base64.RawURLEncoding.DecodeString(parts[0])
+		payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		var got map[string]any
+		if err := json.Unmarshal(payload, &got); err != nil {
+			t.Fatal(err)
+		}
+		aud := c.aud
+		if len(aud) == 0 {
+			aud = []string{"https://issuer.example"}
+		}
+		want := map[string]any{"iss": "https://issuer.example", "sub": "alice", "aud": aud, "client_id": "web",
+			"jti": got["jti"], "iat": got["iat"], "exp": sess.GetExpiresAt(fosite.AccessToken).Unix()}
+		if len(c.scopes) > 0 {
+			want["scope"] = strings.Join(c.scopes, " ")
+		}
+		if !c.authTime.IsZero() {
+			want["auth_time"] = c.authTime.Unix()
+		}
+		if c.jkt != "" {
+			want["cnf"] = map[string]any{"jkt": c.jkt}
+		}
+		for _, k := range []string{"preferred_username", "email", "email_verified", "groups"} {
+			if v, ok := c.extra[k]; ok {
+				want[k] = v
+			}
+		}
+		wantJSON, _ := json.Marshal(want)
+		if string(payload) != string(wantJSON) {
+			t.Errorf("token %d: claims\n got %s\nwant %s", i, payload, wantJSON)
+		}
+		if h := `{"alg":"RS256","kid":"` + set.Current.ID + `","typ":"at+jwt"}`; string(header) != h {
+			t.Errorf("token %d: header %s, want %s", i, header, h)
+		}
+		if jti, _ := got["jti"].(string); len(jti) != 22 {
+			t.Errorf("token %d: jti %q", i, jti)
+		}
 	}
 }
 

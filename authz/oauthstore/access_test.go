@@ -180,6 +180,65 @@ func TestAccessTokenRecordFallsBackWhole(t *testing.T) {
 	})
 }
 
+// claimsIn are the claims a token's payload holds, as authz's strategy
+// hands them to the session it signed the token for.
+func claimsIn(t *testing.T, token string) *oauthstore.AccessClaims {
+	t.Helper()
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+	must(t, err)
+	var c oauthstore.AccessClaims
+	must(t, json.Unmarshal(payload, &c))
+	return &c
+}
+
+// TestHandedOverClaimsAreCheckedLikeTheToken: the claims the strategy hands
+// over with the token it signed (Session.Issued) are held to the request
+// as the token's own payload is: the same record when they say what it
+// holds, the whole request when they do not; and claims handed over for
+// another token are not this one's.
+func TestHandedOverClaimsAreCheckedLikeTheToken(t *testing.T) {
+	backends(t, func(t *testing.T, s *oauthstore.Store, be store.Store, app string) {
+		ctx := t.Context()
+		record := func(name string, req *fosite.Request, tok string) string {
+			must(t, s.CreateAccessTokenSession(ctx, tok, req))
+			raw, err := be.Get(ctx, app, atKey(tok))
+			must(t, err)
+			return string(raw)
+		}
+		// Handed over or decoded, the same small record.
+		req := accessRequest("grant-handed")
+		tok := jwtFor(t, req, nil)
+		decoded := record("decoded", req, tok)
+		req.Session.(*oauthstore.Session).Issued(tok, claimsIn(t, tok))
+		if handed := record("handed", req, tok); handed != decoded || strings.Contains(handed, `"session"`) {
+			t.Errorf("handed-over claims give %s, the token's payload %s", handed, decoded)
+		}
+		// Claims that do not say what the request holds: stored whole.
+		for name, edit := range map[string]func(map[string]any){
+			"sub":       func(c map[string]any) { c["sub"] = "other" },
+			"cnf":       func(c map[string]any) { delete(c, "cnf") },
+			"exp":       func(c map[string]any) { c["exp"] = c["exp"].(int64) + 60 },
+			"auth_time": func(c map[string]any) { c["auth_time"] = 1 },
+		} {
+			req := accessRequest("grant-handed-" + name)
+			tok := jwtFor(t, req, nil)
+			req.Session.(*oauthstore.Session).Issued(tok, claimsIn(t, jwtFor(t, req, edit)))
+			if raw := record(name, req, tok); !strings.Contains(raw, `"session"`) {
+				t.Errorf("%s: handed-over claims unlike the request stored small: %s", name, raw)
+			}
+		}
+		// Claims handed over for another token: this token's payload,
+		// which does not say what the request holds, decides.
+		req = accessRequest("grant-handed-other")
+		other := jwtFor(t, req, nil)
+		tok = jwtFor(t, req, func(c map[string]any) { c["sub"] = "other" })
+		req.Session.(*oauthstore.Session).Issued(other, claimsIn(t, other))
+		if raw := record("other", req, tok); !strings.Contains(raw, `"session"`) {
+			t.Errorf("claims handed over for another token were taken for this one: %s", raw)
+		}
+	})
+}
+
 // TestMemoryStoreHoldsLittlePerAccessToken: under client-credentials load
 // the memory store keeps every access token until it expires; what it
 // keeps per token is measured, small record against the whole request an

@@ -39,6 +39,10 @@ type Session struct {
 	Claims    *jwt.IDTokenClaims             `json:"id_token_claims,omitempty"`
 	Headers   *jwt.Headers                   `json:"id_token_headers,omitempty"`
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
+
+	// issued is the access token last signed for this session and its
+	// claims (Issued); never stored.
+	issued *issuedToken
 }
 
 var _ openid.Session = (*Session)(nil)

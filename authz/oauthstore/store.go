@@ -538,6 +538,63 @@ type atClaims struct {
 	} `json:"cnf"`
 }
 
+// AccessClaims are the claims of Aero2's access tokens (RFC 9068 §2.2,
+// §2.2.3.1), as authz's token strategy writes them: fields in the order
+// of their names, so that their JSON is what a map of them would give.
+// The identity claims are the ID token's values, whatever their types; a
+// claim the ID token does not hold (nil) is left out.
+type AccessClaims struct {
+	Audience          []string      `json:"aud"`
+	AuthTime          int64         `json:"auth_time,omitempty"`
+	ClientID          string        `json:"client_id"`
+	Cnf               *Confirmation `json:"cnf,omitempty"`
+	Email             any           `json:"email,omitempty"`
+	EmailVerified     any           `json:"email_verified,omitempty"`
+	Expiry            int64         `json:"exp"`
+	Groups            any           `json:"groups,omitempty"`
+	IssuedAt          int64         `json:"iat"`
+	Issuer            string        `json:"iss"`
+	JTI               string        `json:"jti"`
+	PreferredUsername any           `json:"preferred_username,omitempty"`
+	Scope             string        `json:"scope,omitempty"`
+	Subject           string        `json:"sub"`
+}
+
+// Confirmation is an access token's cnf claim: the DPoP key's thumbprint
+// (RFC 9449 §6.1).
+type Confirmation struct {
+	JKT string `json:"jkt"`
+}
+
+// Issued records, in the session, the claims of the access token just
+// signed for it, so that CreateAccessTokenSession reads them from here
+// instead of decoding the token again. Only for token itself: the store
+// decodes any other token it is handed.
+func (s *Session) Issued(token string, c *AccessClaims) {
+	s.issued = &issuedToken{token, c}
+}
+
+// issuedToken is an access token and the claims it was signed with.
+type issuedToken struct {
+	token  string
+	claims *AccessClaims
+}
+
+// claimsOf are the claims of token the store reads: those the strategy
+// recorded for it in the session, or else decoded from its payload.
+func claimsOf(token string, sess *Session) (*atClaims, bool) {
+	if it := sess.issued; it != nil && it.token == token {
+		c := it.claims
+		a := &atClaims{Subject: c.Subject, Audience: c.Audience, ClientID: c.ClientID, Scope: c.Scope,
+			IssuedAt: c.IssuedAt, Expiry: c.Expiry, AuthTime: c.AuthTime}
+		if c.Cnf != nil {
+			a.Cnf.JKT = c.Cnf.JKT
+		}
+		return a, len(token) <= maxAccessToken
+	}
+	return parseAccessClaims(token)
+}
+
 // maxAccessToken bounds the JWT whose payload is decoded.
 const maxAccessToken = 16 << 10
 
@@ -575,7 +632,7 @@ func splitScope(scope string) []string {
 // false when its JWT does not carry everything the rebuilt request
 // would read from it.
 func accessRecord(token string, req fosite.Requester, sess *Session) ([]byte, bool) {
-	c, ok := parseAccessClaims(token)
+	c, ok := claimsOf(token, sess)
 	if !ok {
 		return nil, false
 	}

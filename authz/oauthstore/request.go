@@ -32,8 +32,10 @@ type Request struct {
 	ops      []store.Op
 	consumed []string
 	done     bool
-	cache    map[string][]byte
-	decoded  map[string]*entry
+	// cache, decoded and users are made when first written: a
+	// client-credentials request reads nothing.
+	cache   map[string][]byte
+	decoded map[string]*entry
 	// users are the users read with refresh tokens that named them (nil:
 	// no such user).
 	users    map[string]*store.User
@@ -44,7 +46,7 @@ type requestKey struct{}
 
 // WithRequest returns a context carrying a new Request.
 func WithRequest(ctx context.Context) (context.Context, *Request) {
-	r := &Request{cache: map[string][]byte{}, decoded: map[string]*entry{}, users: map[string]*store.User{}}
+	r := &Request{}
 	return context.WithValue(ctx, requestKey{}, r), r
 }
 
@@ -189,11 +191,19 @@ func (s *Store) getMany(ctx context.Context, keys ...string) ([][]byte, error) {
 		return vals, err
 	}
 	r.mu.Lock()
+	r.keep(keys, vals)
+	r.mu.Unlock()
+	return vals, nil
+}
+
+// keep caches what was read under keys; r.mu is held.
+func (r *Request) keep(keys []string, vals [][]byte) {
+	if r.cache == nil {
+		r.cache = make(map[string][]byte, len(keys))
+	}
 	for i, k := range keys {
 		r.cache[k] = vals[i]
 	}
-	r.mu.Unlock()
-	return vals, nil
 }
 
 // remember keeps a decoded record for the rest of the request.
@@ -202,6 +212,9 @@ func (r *Request) remember(key string, e *entry) {
 		return
 	}
 	r.mu.Lock()
+	if r.decoded == nil {
+		r.decoded = map[string]*entry{}
+	}
 	r.decoded[key] = e
 	r.mu.Unlock()
 }
@@ -225,8 +238,9 @@ func (s *Store) getManyAndUser(ctx context.Context, userID string, keys ...strin
 	}
 	if r := requestFrom(ctx); r != nil {
 		r.mu.Lock()
-		for i, k := range keys {
-			r.cache[k] = vals[i]
+		r.keep(keys, vals)
+		if r.users == nil {
+			r.users = map[string]*store.User{}
 		}
 		r.users[userID] = u
 		r.mu.Unlock()

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -33,7 +34,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	// RFC 6749 §5.2: a request with no client authentication at all is
 	// invalid_client (401), not a malformed request. (fosite answers
 	// invalid_request.) A public client identifies itself with client_id.
-	if _, _, basic := r.BasicAuth(); !basic && r.Header.Get("Authorization") == "" && r.PostForm.Get("client_id") == "" && !r.PostForm.Has("client_assertion") {
+	// (No Authorization header is no HTTP Basic either: its credentials
+	// are not decoded here, only looked for.)
+	if r.Header.Get("Authorization") == "" && r.PostForm.Get("client_id") == "" && !r.PostForm.Has("client_assertion") {
 		w.Header().Set("WWW-Authenticate", `Basic realm="aero2", charset="UTF-8"`)
 		p.auditToken(ctx, audit.TokenRefused, r.PostForm.Get("grant_type"), "", "", "invalid_client")
 		writeJSONError(w, http.StatusUnauthorized, "invalid_client", "Client authentication is required: HTTP Basic with the client ID and secret, client_id (and client_secret) in the form, or a client_assertion (private_key_jwt).")
@@ -144,7 +147,85 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		ev = audit.TokenRefreshed
 	}
 	p.auditToken(ctx, ev, gt, ar.GetClient().GetID(), user, "")
-	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+	p.writeAccessResponse(ctx, w, ar, resp)
+}
+
+// tokenResponse is the token endpoint's answer (RFC 6749 §5.1, OIDC Core
+// §3.1.3.3) with the members fosite's handlers set, in the order of their
+// names, so that its JSON is that of fosite's map of them. Pointers where
+// fosite writes a member even when it is zero.
+type tokenResponse struct {
+	AccessToken  string  `json:"access_token"`
+	ExpiresIn    *int64  `json:"expires_in,omitempty"`
+	IDToken      string  `json:"id_token,omitempty"`
+	RefreshToken string  `json:"refresh_token,omitempty"`
+	Scope        *string `json:"scope,omitempty"`
+	TokenType    string  `json:"token_type"`
+}
+
+// writeAccessResponse is fosite's WriteAccessResponse (the same headers,
+// status and JSON) written from a struct instead of a map, which
+// encoding/json would walk and sort by reflection; an answer with any
+// other member goes to fosite's.
+func (p *Provider) writeAccessResponse(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, resp fosite.AccessResponder) {
+	out, ok := typedResponse(resp)
+	if !ok {
+		p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+		return
+	}
+	js, err := json.Marshal(out)
+	if err != nil {
+		p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+		return
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(js)
+}
+
+// typedResponse is resp as a tokenResponse, or false when resp holds a
+// member it has no field for (or one of another type, or an empty token
+// that fosite's map would write).
+func typedResponse(resp fosite.AccessResponder) (*tokenResponse, bool) {
+	ar, ok := resp.(*fosite.AccessResponse)
+	if !ok {
+		return nil, false
+	}
+	out := &tokenResponse{AccessToken: ar.GetAccessToken(), TokenType: ar.GetTokenType()}
+	for k, v := range ar.Extra {
+		switch k {
+		case "access_token", "token_type":
+			// ToMap's own, overwritten by the fields above.
+		case "expires_in":
+			n, ok := v.(int64)
+			if !ok {
+				return nil, false
+			}
+			out.ExpiresIn = &n
+		case "scope":
+			sc, ok := v.(string)
+			if !ok {
+				return nil, false
+			}
+			out.Scope = &sc
+		case "id_token", "refresh_token":
+			t, _ := v.(string)
+			if t == "" {
+				return nil, false
+			}
+			if k == "id_token" {
+				out.IDToken = t
+			} else {
+				out.RefreshToken = t
+			}
+		default:
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 // auditToken records a token endpoint decision. grantType is one the

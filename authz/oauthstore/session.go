@@ -166,33 +166,54 @@ func (c *storedClaims) claims() *jwt.IDTokenClaims {
 // sessionFields is Session without its methods, for its JSON.
 type sessionFields Session
 
-// MarshalJSON writes the session with only the claims that are set, and
-// without ID token headers when there are none.
-func (s *Session) MarshalJSON() ([]byte, error) {
+// storedSession is a Session as records hold it: only the ID token claims
+// that are set, and no ID token headers when there are none. A record's
+// entry holds it as a plain struct, not through Session's MarshalJSON and
+// UnmarshalJSON, which encoding/json would scan a second time (it
+// validates what a Marshaler returns, and hands an Unmarshaler bytes it
+// has already scanned, which it scans again).
+type storedSession struct {
+	*sessionFields
+	Claims  *storedClaims `json:"id_token_claims,omitempty"`
+	Headers *jwt.Headers  `json:"id_token_headers,omitempty"`
+}
+
+// stored is s to write.
+func (s *Session) stored() storedSession {
 	var headers *jwt.Headers
 	if s.Headers != nil && len(s.Headers.Extra) > 0 {
 		headers = s.Headers
 	}
-	return json.Marshal(struct {
-		*sessionFields
-		Claims  *storedClaims `json:"id_token_claims,omitempty"`
-		Headers *jwt.Headers  `json:"id_token_headers,omitempty"`
-	}{(*sessionFields)(s), toStored(s.Claims), headers})
+	return storedSession{(*sessionFields)(s), toStored(s.Claims), headers}
 }
 
-// UnmarshalJSON lays a stored session over s, as encoding/json lays any
-// record over the value it decodes into: what the record holds replaces,
-// the rest of s stays (see Store.decode), claims included.
+// over is what a stored session is decoded into to lay it over s, as
+// encoding/json lays any record over the value it decodes into: what the
+// record holds replaces, the rest of s stays (see Store.decode), claims
+// included. take finishes it.
+func (s *Session) over() storedSession {
+	return storedSession{(*sessionFields)(s), toStored(s.Claims), s.Headers}
+}
+
+// take sets in s what st, decoded over it, holds beside its own fields.
+func (s *Session) take(st storedSession) {
+	if st.Claims != nil {
+		s.Claims = st.Claims.claims()
+	}
+	s.Headers = st.Headers
+}
+
+// MarshalJSON writes the session as a record holds it (storedSession).
+func (s *Session) MarshalJSON() ([]byte, error) {
+	return json.Marshal(s.stored())
+}
+
+// UnmarshalJSON lays a stored session over s (Session.over).
 func (s *Session) UnmarshalJSON(data []byte) error {
-	aux := struct {
-		*sessionFields
-		Claims *storedClaims `json:"id_token_claims,omitempty"`
-	}{sessionFields: (*sessionFields)(s), Claims: toStored(s.Claims)}
-	if err := json.Unmarshal(data, &aux); err != nil {
+	st := s.over()
+	if err := json.Unmarshal(data, &st); err != nil {
 		return err
 	}
-	if aux.Claims != nil {
-		s.Claims = aux.Claims.claims()
-	}
+	s.take(st)
 	return nil
 }

@@ -1,6 +1,8 @@
 package oauthstore_test
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/aero2/aero2/authz/oauthstore"
+	"github.com/aero2/aero2/store"
 )
 
 // TestSessionRecordIsCompactAndWhole: a stored session leaves out the
@@ -69,4 +72,51 @@ func TestSessionRecordIsCompactAndWhole(t *testing.T) {
 	if into.GetExpiresAt(fosite.AccessToken) != at || into.Claims.Nonce != "kept" || into.Claims.Subject != "sub" {
 		t.Fatalf("overlay lost the session's own fields: %+v %+v", into, into.Claims)
 	}
+}
+
+// goldenSession is a session as the release before storedSession wrote it
+// (through Session.MarshalJSON, inside and outside a record).
+const goldenSession = `{"sub":"sub","uid":"uid","username":"alice","sid":"sid","auth_time":"2026-12-01T19:36:32.469371056Z",` +
+	`"jkt":"jkt","expires_at":{"refresh_token":"2026-12-01T20:36:32.469371056Z"},"id_token_claims":{"iss":"https://issuer",` +
+	`"sub":"sub","rat":"2026-12-01T19:36:32.469371056Z","auth_time":"2026-12-01T19:36:32.469371056Z","amr":["pwd"],` +
+	`"ext":{"email":"a@example.com","sid":"sid"}},"id_token_headers":{"extra":{"alg":"RS256"}}}`
+
+func goldenSessionValue() *oauthstore.Session {
+	at := time.Date(2026, 12, 1, 19, 36, 32, 469371056, time.UTC)
+	s := oauthstore.NewSession()
+	s.Subject, s.Username, s.SID, s.AuthTime, s.JKT, s.UserID = "sub", "alice", "sid", at, "jkt", "uid"
+	s.SetExpiresAt(fosite.RefreshToken, at.Add(time.Hour))
+	s.Claims = &jwt.IDTokenClaims{Issuer: "https://issuer", Subject: "sub", RequestedAt: at, AuthTime: at,
+		AuthenticationMethodsReferences: []string{"pwd"}, Extra: map[string]any{"email": "a@example.com", "sid": "sid"}}
+	s.Headers = &jwt.Headers{Extra: map[string]any{"alg": "RS256"}}
+	return s
+}
+
+// TestRecordsHoldSessionsAsBefore: a refresh token's record holds its
+// session byte for byte as the earlier release wrote it, and a record of
+// that release reads back the session it held.
+func TestRecordsHoldSessionsAsBefore(t *testing.T) {
+	if data, err := json.Marshal(goldenSessionValue()); err != nil || string(data) != goldenSession {
+		t.Fatalf("session JSON %s (%v),\nwant %s", data, err, goldenSession)
+	}
+	backends(t, func(t *testing.T, s *oauthstore.Store, be store.Store, app string) {
+		req := request("grant-golden", "sid")
+		req.Session = goldenSessionValue()
+		must(t, s.CreateRefreshTokenSession(t.Context(), "rt-golden", "", req))
+		sum := sha256.Sum256([]byte("rt-golden"))
+		raw, err := be.Get(t.Context(), app, "oauth:rt:"+base64.RawURLEncoding.EncodeToString(sum[:]))
+		must(t, err)
+		var rec struct {
+			Session json.RawMessage `json:"session"`
+		}
+		must(t, json.Unmarshal(raw, &rec))
+		if string(rec.Session) != goldenSession {
+			t.Errorf("record's session\n%s\nwant\n%s", rec.Session, goldenSession)
+		}
+		got, err := s.GetRefreshTokenSession(t.Context(), "rt-golden", oauthstore.NewSession())
+		must(t, err)
+		if gs := got.GetSession().(*oauthstore.Session); !reflect.DeepEqual(gs, goldenSessionValue()) {
+			t.Errorf("read back %+v %+v %+v", gs, gs.Claims, gs.Headers)
+		}
+	})
 }

@@ -150,7 +150,9 @@ type entry struct {
 	Audience        []string   `json:"aud,omitempty"`
 	GrantedAudience []string   `json:"granted_aud,omitempty"`
 	Form            url.Values `json:"form,omitempty"`
-	Session         *Session   `json:"session"`
+	// Session is the session; Stored, what is written and read of it.
+	Session *Session      `json:"-"`
+	Stored  storedSession `json:"session"`
 	// AccessHash is the access token issued with a refresh token.
 	AccessHash string `json:"at,omitempty"`
 }
@@ -168,7 +170,7 @@ func encodeWith(req fosite.Requester, sess *Session, accessHash string) ([]byte,
 		ID: req.GetID(), RequestedAt: req.GetRequestedAt(), ClientID: req.GetClient().GetID(),
 		Scopes: req.GetRequestedScopes(), Granted: req.GetGrantedScopes(),
 		Audience: req.GetRequestedAudience(), GrantedAudience: req.GetGrantedAudience(),
-		Form: req.GetRequestForm(), Session: sess, AccessHash: accessHash,
+		Form: req.GetRequestForm(), Session: sess, Stored: sess.stored(), AccessHash: accessHash,
 	}
 	if len(e.Granted) > 0 && slices.Equal(e.Scopes, e.Granted) {
 		e.Granted, e.AsRequested = nil, true
@@ -200,9 +202,9 @@ func (s *Store) decode(ctx context.Context, data []byte, into fosite.Session) (*
 	if !ok || sess == nil {
 		sess = NewSession()
 	}
-	e := entry{Session: sess}
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, nil, fmt.Errorf("oauthstore: corrupt record: %w", err)
+	e, err := decodeEntry(data, sess)
+	if err != nil {
+		return nil, nil, err
 	}
 	client, err := s.opts.Clients.GetClient(ctx, e.ClientID)
 	if err != nil {
@@ -219,7 +221,17 @@ func (s *Store) decode(ctx context.Context, data []byte, into fosite.Session) (*
 		RequestedScope: e.Scopes, GrantedScope: e.Granted,
 		RequestedAudience: e.Audience, GrantedAudience: e.GrantedAudience,
 		Form: e.Form, Session: e.Session,
-	}, &e, nil
+	}, e, nil
+}
+
+// decodeEntry reads a record, its session laid over sess.
+func decodeEntry(data []byte, sess *Session) (*entry, error) {
+	e := &entry{Session: sess, Stored: sess.over()}
+	if err := json.Unmarshal(data, e); err != nil {
+		return nil, fmt.Errorf("oauthstore: corrupt record: %w", err)
+	}
+	sess.take(e.Stored)
+	return e, nil
 }
 
 // notFound turns the store's ErrNotFound into fosite's.
@@ -421,11 +433,9 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 		if err != nil {
 			return notFound(err)
 		}
-		var got entry
-		if err := json.Unmarshal(data, &got); err != nil {
-			return fmt.Errorf("oauthstore: corrupt record: %w", err)
+		if e, err = decodeEntry(data, NewSession()); err != nil {
+			return err
 		}
-		e = &got
 	}
 	marker, err := json.Marshal(usedCode{ID: e.ID, ClientID: e.ClientID})
 	if err != nil {

@@ -17,12 +17,11 @@ import (
 	"github.com/aero2/aero2/store/memory"
 )
 
-// TestValidateAccessTokenChecks covers the checks the store cannot: a
-// token Aero2 signed but that is not an access token (typ), and an expired
-// grant.
-func TestValidateAccessTokenChecks(t *testing.T) {
+// testKeys is a loaded key manager on a memory store.
+func testKeys(t *testing.T) *keys.Manager {
+	t.Helper()
 	st := memory.New()
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	km, err := keys.NewManager(keys.Options{Store: store.ForApp(st, "a"), EncryptionKey: bytes.Repeat([]byte{1}, 32)})
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +29,14 @@ func TestValidateAccessTokenChecks(t *testing.T) {
 	if err := km.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	return km
+}
+
+// TestValidateAccessTokenChecks covers the checks the store cannot: a
+// token Aero2 signed but that is not an access token (typ), and an expired
+// grant.
+func TestValidateAccessTokenChecks(t *testing.T) {
+	km := testKeys(t)
 	signer := &keys.JWTSigner{Keys: km}
 	s := &tokenStrategy{signer: signer, issuer: "https://issuer.example", now: time.Now}
 
@@ -74,15 +81,7 @@ func TestValidateAccessTokenChecks(t *testing.T) {
 // the ID token's identity claims), and the session holds those claims for
 // the store.
 func TestAccessTokenClaimsAreTheMapsJSON(t *testing.T) {
-	st := memory.New()
-	defer st.Close()
-	km, err := keys.NewManager(keys.Options{Store: store.ForApp(st, "a"), EncryptionKey: bytes.Repeat([]byte{1}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := km.Load(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	km := testKeys(t)
 	set, _ := km.Set(t.Context())
 	s := &tokenStrategy{signer: &keys.JWTSigner{Keys: km}, issuer: "https://issuer.example", now: time.Now}
 	for i, c := range []struct {

@@ -22,11 +22,8 @@ import (
 // same.
 func TestSessionRecordIsCompactAndWhole(t *testing.T) {
 	at := time.Date(2026, 12, 1, 19, 36, 32, 469371056, time.UTC)
-	s := oauthstore.NewSession()
-	s.Subject, s.Username, s.SID, s.AuthTime, s.JKT, s.UserID = "sub", "alice", "sid", at, "jkt", "uid"
-	s.SetExpiresAt(fosite.RefreshToken, at.Add(time.Hour))
-	s.Claims = &jwt.IDTokenClaims{Issuer: "https://issuer", Subject: "sub", RequestedAt: at, AuthTime: at,
-		AuthenticationMethodsReferences: []string{"pwd"}, Extra: map[string]any{"email": "a@example.com", "sid": "sid"}}
+	s := goldenSessionValue()
+	s.Headers = &jwt.Headers{}
 	data, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)

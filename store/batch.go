@@ -28,6 +28,15 @@ const (
 	// returns ErrExists and writes nothing at all (a revoked grant's
 	// tombstone stops every later write of its tokens).
 	OpAbsent
+	// OpTake deletes the record Key, and is a guard that this batch is the
+	// one that deletes a live record: if Key has none (absent, expired, or
+	// taken by another batch), Apply returns ErrExists and writes nothing
+	// else. Of concurrent batches taking one key exactly one is applied, so
+	// a single-use record (an authorization code) needs no "used" marker
+	// beside it. A batch refused by one of its other guards may still have
+	// taken the record on Redis Cluster when its keys span slots
+	// (store/redis): used up then, never won twice.
+	OpTake
 )
 
 // Op is one write of a batch.
@@ -48,9 +57,9 @@ type Batches interface {
 	// none or all of them (one script on Redis; on Redis Cluster, when the
 	// keys span slots, guards first and then the writes, which a reader
 	// may see in part until Apply returns: store/redis). Each op means what the
-	// single-record method of the same name means; OpCreate and OpAbsent
-	// guard the whole batch, and all guards are checked before the first
-	// write.
+	// single-record method of the same name means; OpCreate, OpAbsent and
+	// OpTake guard the whole batch, and all guards are checked before the
+	// first write.
 	Apply(ctx context.Context, app string, ops ...Op) error
 	// GetMany returns the values of keys, in order; an absent or expired
 	// record is nil (not an error).

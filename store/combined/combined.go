@@ -112,7 +112,7 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 	for _, op := range ops {
 		var d bool
 		switch op.Kind {
-		case store.OpPut, store.OpDelete, store.OpCreate, store.OpAbsent:
+		case store.OpPut, store.OpDelete, store.OpCreate, store.OpAbsent, store.OpTake:
 			d = store.DurableRecord(op.Key)
 		case store.OpSetAdd, store.OpSetRemove:
 			d = store.DurableSet(op.Key)

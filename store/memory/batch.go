@@ -12,14 +12,16 @@ import (
 // and the guards are checked before anything is written.
 func (s *Store) Apply(_ context.Context, app string, ops ...store.Op) error {
 	for _, op := range ops {
-		if op.Kind < store.OpPut || op.Kind > store.OpAbsent {
+		if op.Kind < store.OpPut || op.Kind > store.OpTake {
 			return fmt.Errorf("memory: unknown batch op %d", op.Kind)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, op := range ops {
-		if r, ok := s.records[k(app, op.Key)]; (op.Kind == store.OpCreate || op.Kind == store.OpAbsent) && ok && s.live(r.exp) {
+		r, ok := s.records[k(app, op.Key)]
+		live := ok && s.live(r.exp)
+		if (op.Kind == store.OpCreate || op.Kind == store.OpAbsent) && live || op.Kind == store.OpTake && !live {
 			return store.ErrExists
 		}
 	}
@@ -27,7 +29,7 @@ func (s *Store) Apply(_ context.Context, app string, ops ...store.Op) error {
 		switch op.Kind {
 		case store.OpPut, store.OpCreate:
 			s.records[k(app, op.Key)] = record{bytes.Clone(op.Value), s.expiry(op.TTL)}
-		case store.OpDelete:
+		case store.OpDelete, store.OpTake:
 			delete(s.records, k(app, op.Key))
 		case store.OpSetAdd:
 			s.setAddLocked(app, op.Key, op.TTL, op.Members)

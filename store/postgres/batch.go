@@ -14,11 +14,12 @@ import (
 // transaction. The guards run first (aero2_guard raises A2XST on a live
 // record, which aborts the transaction, so nothing is written; otherwise
 // it holds the key's row until commit, so that writers of the key wait for
-// the batch); then the writes, in order, as the single-record methods
+// the batch; an OpTake deletes its row there, or raises A2XST when there
+// is none); then the writes, in order, as the single-record methods
 // write; last, the placeholders the guards inserted are removed.
 func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 	for _, op := range ops {
-		if op.Kind < store.OpPut || op.Kind > store.OpAbsent {
+		if op.Kind < store.OpPut || op.Kind > store.OpTake {
 			return fmt.Errorf("postgres: unknown batch op %d", op.Kind)
 		}
 	}
@@ -28,12 +29,15 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 	b := &pgx.Batch{}
 	var guarded [][]byte
 	for _, op := range ops {
-		if op.Kind == store.OpCreate || op.Kind == store.OpAbsent {
+		switch op.Kind {
+		case store.OpCreate, store.OpAbsent:
 			r := recordsOf(op.Key)
 			b.Queue(r.guard, pgx.NamedArgs{"app": app, "key": []byte(op.Key)})
 			if r == &genericRecords {
 				guarded = append(guarded, []byte(op.Key))
 			}
+		case store.OpTake:
+			b.Queue(recordsOf(op.Key).takeGuard(), pgx.NamedArgs{"app": app, "key": []byte(op.Key)})
 		}
 	}
 	for _, op := range ops {

@@ -21,6 +21,16 @@ type recordSQL struct {
 	guard string
 }
 
+// takeGuard is a batch's OpTake of a record: take's DELETE … RETURNING,
+// raising A2XST when it deleted nothing (no live record). Of concurrent
+// batches, one deletes the row; the others wait for its lock and, once it
+// commits, find nothing and are refused (if it aborts, one of them takes
+// the row instead). A batch aborted by a later guard rolls the DELETE
+// back with everything else.
+func (r *recordSQL) takeGuard() string {
+	return `WITH taken AS (` + r.take + `) SELECT aero2_refuse() WHERE NOT EXISTS (SELECT FROM taken)`
+}
+
 // signingKeysKey is the record authz/keys keeps an application's sealed
 // key set under.
 const signingKeysKey = store.SigningKeysKey

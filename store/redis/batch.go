@@ -14,8 +14,9 @@ import (
 // applyScript runs a batch: KEYS[i] is op i's key; ARGV is the op count,
 // then per op its kind, TTL in ms and value count, followed by the values.
 // Redis runs a script alone, so the batch is atomic; the guards
-// (OpCreate, OpAbsent) are all checked before the first write. Kinds are
-// store.OpKind values.
+// (OpCreate, OpAbsent, OpTake) are all checked before the first write: an
+// OpTake's key must exist (EXISTS is false for an expired key), and is
+// deleted with the writes. Kinds are store.OpKind values.
 var applyScript = goredis.NewScript(extendTTL + `
 local n = tonumber(ARGV[1])
 local ops, pos = {}, 2
@@ -23,13 +24,14 @@ for i = 1, n do
   local kind, ttl, nv = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
   ops[i] = {kind, ttl, pos + 3, nv}
   pos = pos + 3 + nv
-  if (kind == 5 or kind == 6) and redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+  local exists = redis.call('EXISTS', KEYS[i]) == 1
+  if (kind == 5 or kind == 6) and exists or kind == 7 and not exists then return 0 end
 end
 for i = 1, n do
   local kind, ttl, vp, nv, key = ops[i][1], ops[i][2], ops[i][3], ops[i][4], KEYS[i]
   if kind == 1 or kind == 5 then
     if ttl > 0 then redis.call('SET', key, ARGV[vp], 'PX', ttl) else redis.call('SET', key, ARGV[vp]) end
-  elseif kind == 2 then
+  elseif kind == 2 or kind == 7 then
     redis.call('DEL', key)
   elseif kind == 3 then
     local existed = redis.call('EXISTS', key) == 1
@@ -57,7 +59,7 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 		case store.OpPut, store.OpCreate:
 			keys = append(keys, s.key(app, "r", op.Key))
 			args = append(args, int(op.Kind), ms(op.TTL), 1, op.Value)
-		case store.OpDelete, store.OpAbsent:
+		case store.OpDelete, store.OpAbsent, store.OpTake:
 			keys = append(keys, s.key(app, "r", op.Key))
 			args = append(args, int(op.Kind), 0, 0)
 		case store.OpSetAdd, store.OpSetRemove:
@@ -90,11 +92,13 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 // applyAcross runs a batch whose keys are in several slots, where no
 // script or transaction can hold them all, in three steps:
 //
-//  1. The guards, in one pipeline: every OpAbsent key is checked and
-//     every OpCreate key created with SET NX. Of concurrent batches
-//     guarded by one key exactly one creates it, and only that one can go
-//     on. A batch refused by any guard deletes the ones it created and
-//     writes nothing else. (Two batches with two OpCreate guards each may
+//  1. The guards, in one pipeline: every OpAbsent key is checked, every
+//     OpCreate key created with SET NX and every OpTake key deleted (a DEL
+//     that returns 1 is the claim). Of concurrent batches guarded by one
+//     key exactly one creates or deletes it, and only that one can go on.
+//     A batch refused by any guard deletes the ones it created and writes
+//     nothing else; what it took stays taken (the value is gone: used up,
+//     never free to be won twice). (Two batches with two guards each may
 //     each win one and both fail: at most one is applied. Aero2's batches
 //     carry one.)
 //  2. The writes, one script per slot, all in one pipeline.
@@ -111,25 +115,31 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 // multi-slot batches write new tokens that nobody has been given yet and
 // their index entries, which is safe to see early.
 func (s *Store) applyAcross(ctx context.Context, keys []string, ops []store.Op, groups [][]int) error {
-	var absent, creates []int
+	var absent, creates, takes []int
 	for i, op := range ops {
 		switch op.Kind {
 		case store.OpAbsent:
 			absent = append(absent, i)
 		case store.OpCreate:
 			creates = append(creates, i)
+		case store.OpTake:
+			takes = append(takes, i)
 		}
 	}
 	// The guards, all in one pipeline: EXISTS of each OpAbsent key, SET
-	// NX of each OpCreate key.
+	// NX of each OpCreate key, DEL of each OpTake key.
 	exists := make([]*goredis.IntCmd, len(absent))
 	claims := make([]*goredis.BoolCmd, len(creates))
+	taken := make([]*goredis.IntCmd, len(takes))
 	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for j, i := range absent {
 			exists[j] = p.Exists(ctx, keys[i])
 		}
 		for j, i := range creates {
 			claims[j] = p.SetNX(ctx, keys[i], ops[i].Value, px(ops[i].TTL))
+		}
+		for j, i := range takes {
+			taken[j] = p.Del(ctx, keys[i])
 		}
 		return nil
 	})
@@ -144,6 +154,9 @@ func (s *Store) applyAcross(ctx context.Context, keys []string, ops []store.Op, 
 	}
 	for _, c := range exists {
 		refused = refused || c.Val() > 0
+	}
+	for _, c := range taken {
+		refused = refused || c.Err() == nil && c.Val() == 0
 	}
 	undoCreates := func() error {
 		var errs []error
@@ -202,7 +215,7 @@ func (s *Store) applyAcross(ctx context.Context, keys []string, ops []store.Op, 
 		return nil
 	}
 	// Revoked meanwhile: take back what this batch added. (Its deletes
-	// stay done: what a batch deletes it has used up.)
+	// and takes stay done: what a batch deletes it has used up.)
 	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, op := range ops {
 			switch op.Kind {

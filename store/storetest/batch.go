@@ -23,6 +23,7 @@ func runBatchTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"BatchGetManyAndUser", testBatchGetManyAndUser},
 		{"BatchGuard", testBatchGuard},
 		{"BatchAbsentGuard", testBatchAbsentGuard},
+		{"BatchTake", testBatchTake},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -250,5 +251,80 @@ func testBatchAbsentGuard(t *testing.T, s store.Store) {
 			}
 			return true
 		})
+	}
+}
+
+// testBatchTake: an OpTake of a live record applies the batch and deletes
+// the record; of an absent, expired or another application's record it
+// fails the whole batch and writes nothing; a batch refused by another
+// guard writes nothing (its take may be spent: store.OpTake); and of
+// concurrent batches taking one record exactly one is applied.
+func testBatchTake(t *testing.T, s store.Store) {
+	app := App(t)
+	writes := func(tag string) []store.Op {
+		return []store.Op{
+			{Kind: store.OpPut, Key: "token-" + tag, Value: []byte("t"), TTL: longTTL},
+			{Kind: store.OpSetAdd, Key: "idx-" + tag, TTL: longTTL, Members: []string{"token"}},
+		}
+	}
+	wroteNothing := func(tag string) {
+		t.Helper()
+		_, err := s.Get(ctx(t), app, "token-"+tag)
+		mustIs(t, err, store.ErrNotFound, tag+": write of a refused batch")
+		if m, _ := s.SetMembers(ctx(t), app, "idx-"+tag); len(m) != 0 {
+			t.Fatalf("%s: set write of a refused batch: %v", tag, m)
+		}
+	}
+
+	mustNil(t, s.Put(ctx(t), app, "code", []byte("c"), longTTL), "put")
+	mustNil(t, s.Apply(ctx(t), app, append(writes("won"), store.Op{Kind: store.OpTake, Key: "code"})...), "take a live record")
+	_, err := s.Get(ctx(t), app, "code")
+	mustIs(t, err, store.ErrNotFound, "a taken record")
+	_, err = s.Get(ctx(t), app, "token-won")
+	mustNil(t, err, "write of the taking batch")
+	// Taken already, never there, expired, another application's.
+	mustNil(t, s.Put(ctx(t), app, "short", []byte("s"), shortTTL), "put short")
+	mustNil(t, s.Put(ctx(t), App(t), "elsewhere", []byte("e"), longTTL), "put elsewhere")
+	waitFor(t)
+	for _, key := range []string{"code", "never", "short", "elsewhere"} {
+		err := s.Apply(ctx(t), app, append(writes(key), store.Op{Kind: store.OpTake, Key: key})...)
+		mustIs(t, err, store.ErrExists, "take of "+key)
+		wroteNothing(key)
+	}
+	// Refused by another guard: nothing written, the record untouched
+	// or spent, never half-written.
+	mustNil(t, s.Put(ctx(t), app, "code2", []byte("c2"), longTTL), "put")
+	mustNil(t, s.Put(ctx(t), app, "stone", []byte("1"), longTTL), "put tombstone")
+	err = s.Apply(ctx(t), app, append(writes("stoned"), store.Op{Kind: store.OpTake, Key: "code2"}, store.Op{Kind: store.OpAbsent, Key: "stone"})...)
+	mustIs(t, err, store.ErrExists, "take with a taken absent guard")
+	wroteNothing("stoned")
+	if v, err := s.Get(ctx(t), app, "code2"); err == nil && string(v) != "c2" || err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record of a refused take: %q %v", v, err)
+	}
+
+	for round := range 5 {
+		key := fmt.Sprintf("race-%d", round)
+		mustNil(t, s.Put(ctx(t), app, key, []byte("x"), longTTL), "put")
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range takers {
+			wg.Go(func() {
+				err := s.Apply(ctx(t), app,
+					store.Op{Kind: store.OpTake, Key: key},
+					store.Op{Kind: store.OpSetAdd, Key: key + "-winners", TTL: longTTL, Members: []string{fmt.Sprint(i)}})
+				if err == nil {
+					wins.Add(1)
+				} else if !errors.Is(err, store.ErrExists) {
+					t.Errorf("take: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		m, _ := s.SetMembers(ctx(t), app, key+"-winners")
+		if wins.Load() != 1 || len(m) != 1 {
+			t.Fatalf("round %d: %d batches applied (%d set members), want exactly 1", round, wins.Load(), len(m))
+		}
+		_, err := s.Get(ctx(t), app, key)
+		mustIs(t, err, store.ErrNotFound, "a record taken in a race")
 	}
 }

@@ -216,12 +216,17 @@ func New(opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	codeNames, err := newCodeNameCipher(opts.TokenSecret)
+	if err != nil {
+		return nil, err
+	}
 	strategy := &tokenStrategy{
-		opaque: oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: p.fcfg}, p.fcfg),
-		signer: p.signer,
-		issuer: opts.Issuer,
-		now:    opts.Now,
-		names:  names,
+		opaque:    oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: p.fcfg}, p.fcfg),
+		signer:    p.signer,
+		issuer:    opts.Issuer,
+		now:       opts.Now,
+		names:     names,
+		codeNames: codeNames,
 	}
 	p.strategy = strategy
 	p.compose(strategy)

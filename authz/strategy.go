@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"time"
@@ -32,8 +33,9 @@ type tokenStrategy struct {
 	signer *keys.JWTSigner
 	issuer string
 	now    func() time.Time
-	// names seals the user a refresh token names.
-	names cipher.AEAD
+	// names seals the user a refresh token names; codeNames the grant
+	// and expiry an authorization code names (a key of its own).
+	names, codeNames cipher.AEAD
 }
 
 var _ oauth2.CoreStrategy = (*tokenStrategy)(nil)
@@ -147,7 +149,7 @@ var maxNameChars = base64.RawURLEncoding.EncodedLen(chacha20poly1305.NonceSizeX 
 const nameLabel = "aero2 refresh token user names"
 
 func (s *tokenStrategy) RefreshTokenSignature(ctx context.Context, token string) string {
-	key, sig, name, ok := splitRefreshToken(token)
+	key, sig, name, ok := splitNamed(token, maxNameChars)
 	if !ok {
 		return ""
 	}
@@ -185,22 +187,23 @@ func (s *tokenStrategy) GenerateRefreshToken(ctx context.Context, req fosite.Req
 }
 
 func (s *tokenStrategy) ValidateRefreshToken(ctx context.Context, req fosite.Requester, token string) error {
-	key, sig, _, ok := splitRefreshToken(token)
+	key, sig, _, ok := splitNamed(token, maxNameChars)
 	if !ok {
 		return fosite.ErrInvalidTokenFormat
 	}
 	return s.opaque.ValidateRefreshToken(ctx, req, key+"."+sig)
 }
 
-// splitRefreshToken parts a refresh token into fosite's key and
-// signature and the sealed name ("" when there is none).
-func splitRefreshToken(token string) (key, sig, name string, ok bool) {
+// splitNamed parts a refresh token or code into fosite's key and
+// signature and the sealed name ("" when there is none), refusing a name
+// longer than maxName before anything decodes it.
+func splitNamed(token string, maxName int) (key, sig, name string, ok bool) {
 	key, rest, ok := strings.Cut(token, ".")
 	if !ok {
 		return "", "", "", false
 	}
 	sig, name, named := strings.Cut(rest, ".")
-	if named && (name == "" || len(name) > maxNameChars || strings.Contains(name, ".")) {
+	if named && (name == "" || len(name) > maxName || strings.Contains(name, ".")) {
 		return "", "", "", false
 	}
 	return key, sig, name, key != "" && sig != ""
@@ -211,23 +214,32 @@ func (s *tokenStrategy) sealName(token, userID string) (string, error) {
 	if len(userID) > 256 {
 		return "", errors.New("authz: user ID too long to name in a refresh token")
 	}
-	nonce := make([]byte, s.names.NonceSize(), s.names.NonceSize()+len(userID)+s.names.Overhead())
-	rand.Read(nonce)
-	return base64.RawURLEncoding.EncodeToString(s.names.Seal(nonce, nonce, []byte(userID), []byte(token))), nil
+	return seal(s.names, token, []byte(userID)), nil
 }
 
 // openName returns the user ID sealed in name for the token, or false.
 func (s *tokenStrategy) openName(token, name string) (string, bool) {
+	user, ok := open(s.names, token, name)
+	return string(user), ok
+}
+
+// seal seals plain under a, bound to token (associated data): base64url
+// of a random nonce and the ciphertext.
+func seal(a cipher.AEAD, token string, plain []byte) string {
+	nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(plain)+a.Overhead())
+	rand.Read(nonce)
+	return base64.RawURLEncoding.EncodeToString(a.Seal(nonce, nonce, plain, []byte(token)))
+}
+
+// open returns what name seals for token under a (never empty), or false.
+func open(a cipher.AEAD, token, name string) ([]byte, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(name)
-	if err != nil || len(b) < s.names.NonceSize()+s.names.Overhead()+1 {
-		return "", false
+	if err != nil || len(b) < a.NonceSize()+a.Overhead()+1 {
+		return nil, false
 	}
-	n := s.names.NonceSize()
-	user, err := s.names.Open(nil, b[:n], b[n:], []byte(token))
-	if err != nil {
-		return "", false
-	}
-	return string(user), true
+	n := a.NonceSize()
+	plain, err := a.Open(nil, b[:n], b[n:], []byte(token))
+	return plain, err == nil
 }
 
 // isBase64URL: s is non-empty and all base64url (unpadded).
@@ -251,16 +263,99 @@ func newNameCipher(tokenSecret []byte) (cipher.AEAD, error) {
 	return chacha20poly1305.NewX(derive(tokenSecret, nameLabel))
 }
 
+// newCodeNameCipher is the AEAD that seals codes' names: as
+// newNameCipher's, under a key of its own label, so that no name of one
+// kind opens as the other.
+func newCodeNameCipher(tokenSecret []byte) (cipher.AEAD, error) {
+	return chacha20poly1305.NewX(derive(tokenSecret, codeNameLabel))
+}
+
+// Authorization codes name their grant: fosite's "<key>.<signature>" and
+// a third part, the grant (request) ID and the code's expiry sealed with
+// XChaCha20-Poly1305 under a key of the token secret, with the first two
+// parts as associated data (oauthstore.CodeSignature). Redeeming a code
+// then takes its record (store.OpTake) and writes no "used" marker: a
+// code shown again finds no record, and its name still says which grant
+// to revoke (RFC 6749 §4.1.2) until it would have expired, and nothing
+// after (a code found in an old log revokes nobody's grant). Sealed, not
+// only signed, so the client learns nothing it was not given; bound to
+// the code, so a name cut from one code and pasted onto another opens to
+// nothing and that code is not found.
+//
+// A rolling upgrade: a code of the earlier release (two parts, no name)
+// is redeemed as that release redeemed it, with its "used" marker, so
+// replicas of both releases guard it alike while it lives (at most the
+// code lifetime). A code of this release shown to a replica of the
+// earlier one is not found there (fosite reads only two-part codes): the
+// client's token request fails with invalid_grant and nothing is issued,
+// so the two guards never race for one code; its next sign-in works.
+
+// codeNameLabel separates the codes' name key from the token secret's
+// other uses (nameLabel's among them).
+const codeNameLabel = "aero2 authorization code grant names"
+
+// maxCodeNameChars bounds a code's sealed name before it is decoded: a
+// nonce, the expiry, the longest grant ID and the tag, in base64url.
+var maxCodeNameChars = base64.RawURLEncoding.EncodedLen(chacha20poly1305.NonceSizeX + 8 + oauthstore.MaxCodeGrant + chacha20poly1305.Overhead)
+
+// AuthorizeCodeSignature names a code in the store: for a code of this
+// release the signature with the grant and expiry its name seals, "" when
+// the name does not open (nothing is found, nothing revoked); for an
+// earlier release's code fosite's signature alone. Only fosite's alphabet
+// is a signature: a '~' in it would spell a name nobody sealed.
 func (s *tokenStrategy) AuthorizeCodeSignature(ctx context.Context, token string) string {
-	return s.opaque.AuthorizeCodeSignature(ctx, token)
+	key, sig, name, ok := splitNamed(token, maxCodeNameChars)
+	if !ok {
+		return ""
+	}
+	opaqueSig := s.opaque.AuthorizeCodeSignature(ctx, key+"."+sig)
+	if !isBase64URL(opaqueSig) {
+		return ""
+	}
+	if name == "" {
+		return opaqueSig
+	}
+	grant, exp, ok := s.openCodeName(key+"."+sig, name)
+	if !ok {
+		return ""
+	}
+	return oauthstore.CodeSignature(opaqueSig, grant, exp)
 }
 
+// GenerateAuthorizeCode issues fosite's code with the sealed name of its
+// grant and expiry. fosite sets the code's expiry just after this, to now
+// plus the lifespan: the name's is that, rounded up to the second.
 func (s *tokenStrategy) GenerateAuthorizeCode(ctx context.Context, req fosite.Requester) (string, string, error) {
-	return s.opaque.GenerateAuthorizeCode(ctx, req)
+	code, sig, err := s.opaque.GenerateAuthorizeCode(ctx, req)
+	if err != nil {
+		return "", "", err
+	}
+	grant := req.GetID()
+	if grant == "" || len(grant) > oauthstore.MaxCodeGrant {
+		return "", "", errors.New("authz: a code's grant ID is empty or too long to name")
+	}
+	exp := time.Unix(s.now().Add(s.opaque.Config.GetAuthorizeCodeLifespan(ctx)+time.Second).Unix(), 0)
+	plain := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(grant)), uint64(exp.Unix()))
+	return code + "." + seal(s.codeNames, code, append(plain, grant...)), oauthstore.CodeSignature(sig, grant, exp), nil
 }
 
+// openCodeName returns the grant and expiry sealed in name for the code.
+func (s *tokenStrategy) openCodeName(code, name string) (string, time.Time, bool) {
+	plain, ok := open(s.codeNames, code, name)
+	if !ok || len(plain) <= 8 {
+		return "", time.Time{}, false
+	}
+	return string(plain[8:]), time.Unix(int64(binary.BigEndian.Uint64(plain)), 0), true
+}
+
+// ValidateAuthorizeCode checks fosite's two parts (the name opened
+// already, or the store found nothing).
 func (s *tokenStrategy) ValidateAuthorizeCode(ctx context.Context, req fosite.Requester, token string) error {
-	return s.opaque.ValidateAuthorizeCode(ctx, req, token)
+	key, sig, _, ok := splitNamed(token, maxCodeNameChars)
+	if !ok {
+		return fosite.ErrInvalidTokenFormat
+	}
+	return s.opaque.ValidateAuthorizeCode(ctx, req, key+"."+sig)
 }
 
 // randomID is 128 random bits, base64url: jti values and handles.

@@ -11,9 +11,12 @@
 //     returns it together with fosite.ErrInactiveToken, so that fosite can
 //     revoke the whole family (RFC 6819 §5.2.2.3, RFC 9700 §4.14.2).
 //
-// "Used" is a marker record written with Create, which has exactly one
-// winner: of two concurrent redemptions of one code or refresh token, one
-// gets ErrConcurrentUse and issues nothing.
+// Redeeming has exactly one winner: of two concurrent redemptions of one
+// code or refresh token, one gets ErrConcurrentUse and issues nothing. A
+// code is redeemed by taking its record (store.OpTake); a used code is
+// then known by its name, which says which grant it was (CodeSignature).
+// A refresh token (and a code of an earlier release, which has no name)
+// is marked "used" by a marker record written with Create.
 //
 // Revoking a grant first writes a tombstone for it, and every write of a
 // grant's tokens is guarded by the tombstone's absence in the same atomic
@@ -83,8 +86,8 @@ type Options struct {
 	// GrantTTL is how long grant indexes (a grant's tokens, a browser
 	// session's grants) live: the longest refresh token lifetime.
 	GrantTTL time.Duration
-	// CodeTTL is the longest authorization code lifetime; used-code markers
-	// live this long.
+	// CodeTTL is the longest authorization code lifetime; an earlier
+	// release's used-code markers live this long.
 	CodeTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -337,18 +340,62 @@ func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.
 
 // Authorization codes.
 
+//
+// Codes of this release name their grant and expiry (authz's token
+// strategy seals them into the code), and their signature as fosite
+// passes it carries both: CodeSignature. Redeeming takes the code's
+// record, in the commit's batch, and writes nothing else for it: a code
+// shown again finds no record, and its name, which only the strategy can
+// have opened, says which grant to revoke, until the code would have
+// expired (plus expirySlack); after that it is simply not found, so a
+// code leaked in an old log cannot revoke anybody's grant. A signature
+// without a name is a code of an earlier release, redeemed as that
+// release did, with a "used" marker (codeUsedKey) that is read only for
+// such codes: replicas of both releases guard it alike during a rolling
+// upgrade, and it is gone once the last such code has expired.
+
+// MaxCodeGrant bounds the grant ID a code may name (fosite's UUIDs are
+// 36 characters).
+const MaxCodeGrant = 128
+
+// CodeSignature is the signature of a code that names its grant and
+// expiry.
+func CodeSignature(signature, grantID string, exp time.Time) string {
+	return signature + nameSep + strconv.FormatInt(exp.Unix(), 10) + nameSep + grantID
+}
+
+// codeName returns, for the signature of a named code (named), the grant
+// and expiry it names. ok is false for a signature no code of ours has.
+func codeName(signature string) (grant string, exp time.Time, named, ok bool) {
+	sig, name, named := strings.Cut(signature, nameSep)
+	if !named {
+		return "", time.Time{}, false, sig != ""
+	}
+	secs, grant, ok := strings.Cut(name, nameSep)
+	n, err := strconv.ParseInt(secs, 10, 64)
+	if !ok || err != nil || n <= 0 || strconv.FormatInt(n, 10) != secs || sig == "" || grant == "" || len(grant) > MaxCodeGrant || strings.Contains(grant, nameSep) {
+		return "", time.Time{}, true, false
+	}
+	return grant, time.Unix(n, 0), true, true
+}
+
 func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string, req fosite.Requester) error {
+	grant, _, named, ok := codeName(signature)
+	if !ok || named && grant != req.GetID() {
+		return errors.New("oauthstore: the code's signature does not name its grant")
+	}
 	data, err := encode(req, "")
 	if err != nil {
 		return err
 	}
 	exp := req.GetSession().GetExpiresAt(fosite.AuthorizeCode)
 	h := hash(signature)
-	// A code is created once: not over a live one, nor over the marker a
-	// used one left (a collision must not take someone's grant).
-	ops := []store.Op{
-		{Kind: store.OpCreate, Key: codeKey(h), Value: data, TTL: s.ttl(exp, s.opts.CodeTTL)},
-		{Kind: store.OpAbsent, Key: codeUsedKey(h)},
+	// A code is created once: not over a live one (a collision must not
+	// take someone's grant), nor, for an unnamed one, over the marker a
+	// used one left.
+	ops := []store.Op{{Kind: store.OpCreate, Key: codeKey(h), Value: data, TTL: s.ttl(exp, s.opts.CodeTTL)}}
+	if !named {
+		ops = append(ops, store.Op{Kind: store.OpAbsent, Key: codeUsedKey(h)})
 	}
 	// Index the grant under the browser session, for logout, and under
 	// its user and client, for removing the client's access: in the same
@@ -363,19 +410,62 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string
 	return s.opts.Backend.Apply(ctx, ops...)
 }
 
-// usedCode is what a used code leaves: its "used" marker, which replaces
-// the code's record. fosite needs only the grant's ID from a used code,
-// to revoke what the first use issued; the client is kept so that the
-// request it rebuilds is a whole one.
+// usedCode is what a used code of an earlier release leaves: its "used"
+// marker, which replaces the code's record. fosite needs only the grant's
+// ID from a used code, to revoke what the first use issued; the client is
+// kept so that the request it rebuilds is a whole one.
 type usedCode struct {
 	ID       string `json:"id"`
 	ClientID string `json:"client_id"`
 }
 
 // GetAuthorizeCodeSession returns the code's request; for a used code, the
-// request (its grant, from the marker) and fosite.ErrInvalidatedAuthorizeCode.
+// request (its grant, from the code's name or an earlier release's
+// marker) and fosite.ErrInvalidatedAuthorizeCode.
 func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	grant, exp, named, ok := codeName(signature)
+	if !ok {
+		return nil, fosite.ErrNotFound
+	}
 	h := hash(signature)
+	if !named {
+		return s.getUnnamedCode(ctx, h, sess)
+	}
+	vals, err := s.getMany(ctx, codeKey(h))
+	if err != nil {
+		return nil, err
+	}
+	if vals[0] != nil {
+		req, e, err := s.decode(ctx, vals[0], sess)
+		if err != nil {
+			return nil, err
+		}
+		requestFrom(ctx).remember(codeKey(h), e)
+		return req, nil
+	}
+	if s.opts.Now().After(exp.Add(expirySlack)) {
+		// Expired, used or not: nothing to revoke by it any more.
+		return nil, fosite.ErrNotFound
+	}
+	// Taken: used. (fosite reads only the ID, to revoke the grant.)
+	return usedRequest(grant, &fosite.DefaultClient{}, sess), fosite.ErrInvalidatedAuthorizeCode
+}
+
+// usedRequest is the request fosite is given for a used code: its grant,
+// the client, and the session fosite passed in.
+func usedRequest(grant string, client fosite.Client, sess fosite.Session) *fosite.Request {
+	into, ok := sess.(*Session)
+	if !ok || into == nil {
+		into = NewSession()
+	}
+	req := fosite.NewRequest()
+	req.ID, req.Client, req.Session = grant, client, into
+	return req
+}
+
+// getUnnamedCode is GetAuthorizeCodeSession for a code of an earlier
+// release: read with its "used" marker.
+func (s *Store) getUnnamedCode(ctx context.Context, h string, sess fosite.Session) (fosite.Requester, error) {
 	vals, err := s.getMany(ctx, codeKey(h), codeUsedKey(h))
 	if err != nil {
 		return nil, err
@@ -404,23 +494,26 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 			// The client is gone, and with it every token of the grant.
 			client = &fosite.DefaultClient{ID: m.ClientID}
 		}
-		into, ok := sess.(*Session)
-		if !ok || into == nil {
-			into = NewSession()
-		}
-		req := fosite.NewRequest()
-		req.ID, req.Client, req.Session = m.ID, client, into
-		return req, fosite.ErrInvalidatedAuthorizeCode
+		return usedRequest(m.ID, client, sess), fosite.ErrInvalidatedAuthorizeCode
 	}
 	return nil, fosite.ErrNotFound
 }
 
-// InvalidateAuthorizeCodeSession marks the code used: its record is
-// replaced by the small marker (usedCode) in the same step — one key for
-// a used code, not two. Exactly one caller succeeds; the others get
-// ErrConcurrentUse (inside a Request, at Commit).
+// InvalidateAuthorizeCodeSession uses the code up: a named code's record
+// is taken (store.OpTake), nothing written in its place; an earlier
+// release's code has its record replaced by the small marker (usedCode)
+// in the same step, as that release did. Exactly one caller succeeds;
+// the others get ErrConcurrentUse (inside a Request, at Commit).
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	_, _, named, ok := codeName(signature)
+	if !ok {
+		return fosite.ErrNotFound
+	}
 	h := hash(signature)
+	failed := fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInvalidatedAuthorizeCode)
+	if named {
+		return s.guardThen(ctx, store.Op{Kind: store.OpTake, Key: codeKey(h)}, failed)
+	}
 	e := requestFrom(ctx).recall(codeKey(h)) // fosite read it moments ago
 	if e == nil {
 		data, err := s.opts.Backend.Get(ctx, codeKey(h))
@@ -441,7 +534,6 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 	if err != nil {
 		return err
 	}
-	failed := fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInvalidatedAuthorizeCode)
 	return s.guardThen(ctx, store.Op{Kind: store.OpCreate, Key: codeUsedKey(h), Value: marker, TTL: s.opts.CodeTTL + expirySlack},
 		failed, store.Op{Kind: store.OpDelete, Key: codeKey(h)})
 }
@@ -458,6 +550,9 @@ func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, 
 }
 
 func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, sess fosite.Session) (fosite.Requester, error) {
+	if _, _, _, ok := codeName(signature); !ok {
+		return nil, fosite.ErrNotFound
+	}
 	req, _, err := s.get(ctx, pkceKey(hash(signature)), sess)
 	if err != nil {
 		return nil, err

@@ -15,11 +15,12 @@ import (
 	"github.com/aero2/aero2/authz/oauthstore"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
+	"github.com/aero2/aero2/store/postgres/pgtest"
 	"github.com/aero2/aero2/store/redis/redistest"
 	"github.com/aero2/aero2/store/storetest"
 )
 
-// The contract tests run on both backends: fosite's reuse detection
+// The contract tests run on every backend: fosite's reuse detection
 // depends on them, and a backend that breaks it breaks silently.
 func backends(t *testing.T, fn func(t *testing.T, s *oauthstore.Store, be store.Store, app string)) {
 	run := func(t *testing.T, be store.Store) {
@@ -32,6 +33,7 @@ func backends(t *testing.T, fn func(t *testing.T, s *oauthstore.Store, be store.
 		run(t, st)
 	})
 	t.Run("redis", func(t *testing.T) { run(t, redistest.New(t)) })
+	t.Run("postgres", func(t *testing.T) { run(t, pgtest.New(t)) })
 }
 
 type clients map[string]fosite.Client

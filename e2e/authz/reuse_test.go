@@ -103,8 +103,9 @@ func grant(e *env) tokenReply {
 
 // stall is a store that can hold a request at a chosen write while the
 // test runs other requests: a token request at its commit (the batch with
-// a single-use guard, an OpCreate: it has read the code or refresh token
-// unused and computed its tokens), or a revocation at its tombstone.
+// a single-use guard, an OpTake of the code or an OpCreate of the refresh
+// token's "used" marker: it has read the code or refresh token unused and
+// computed its tokens), or a revocation at its tombstone.
 type stall struct {
 	store.Store
 	mu     sync.Mutex
@@ -160,7 +161,7 @@ func (s *stall) Put(ctx context.Context, app, key string, value []byte, ttl time
 // commit matches a token request's commit.
 func commit(_ string, ops []store.Op) bool {
 	for _, op := range ops {
-		if op.Kind == store.OpCreate {
+		if op.Kind == store.OpCreate || op.Kind == store.OpTake {
 			return true
 		}
 	}

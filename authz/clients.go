@@ -10,6 +10,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/aero2/aero2/authz/oauthstore"
 	"github.com/aero2/aero2/config"
 )
 
@@ -50,6 +51,7 @@ var (
 	_ fosite.OpenIDConnectClient            = (*Client)(nil)
 	_ fosite.ClientWithCustomTokenLifespans = (*Client)(nil)
 	_ fosite.ResponseModeClient             = (*Client)(nil)
+	_ oauthstore.ConsentFree                = (*Client)(nil)
 )
 
 // GetResponseModes: every client may have its response by query, fragment
@@ -57,6 +59,10 @@ var (
 func (c *Client) GetResponseModes() []fosite.ResponseModeType {
 	return []fosite.ResponseModeType{fosite.ResponseModeDefault, fosite.ResponseModeQuery, fosite.ResponseModeFragment, fosite.ResponseModeFormPost}
 }
+
+// SkipsConsent: a first-party client never shows the consent page
+// (oauthstore.ConsentFree).
+func (c *Client) SkipsConsent() bool { return c.FirstParty }
 
 // GetEffectiveLifespan is the client's lifetime for a token type, whatever
 // the grant (the configuration's lifetimes already inherit from the

@@ -227,3 +227,65 @@ func TestEarlierReleaseCodeWithItsMarker(t *testing.T) {
 		}
 	})
 }
+
+// firstParty is a client that asks for no consent (authz's first-party
+// clients).
+type firstParty struct{ *fosite.DefaultClient }
+
+func (firstParty) SkipsConsent() bool { return true }
+
+// TestUserClientIndexOnlyWhereConsentCanReach: removing a consent finds
+// every grant it may need to (consent clients; first-party clients whose
+// grants get refresh tokens), and a first-party grant without a refresh
+// token is not indexed. A refresh token issued for a code whose client
+// changed meanwhile indexes its grant itself.
+func TestUserClientIndexOnlyWhereConsentCanReach(t *testing.T) {
+	fp := firstParty{&fosite.DefaultClient{ID: "fp", GrantTypes: []string{"authorization_code"}}}
+	fpRefresh := firstParty{&fosite.DefaultClient{ID: "fp-rt", GrantTypes: []string{"authorization_code", "refresh_token"}}}
+	consent := &fosite.DefaultClient{ID: "consent", GrantTypes: []string{"authorization_code"}}
+	cl := clients{"fp": fp, "fp-rt": fpRefresh, "consent": consent}
+	backends(t, func(t *testing.T, _ *oauthstore.Store, be store.Store, app string) {
+		ctx := t.Context()
+		s := oauthstore.New(oauthstore.Options{Backend: store.ForApp(be, app), Clients: cl, GrantTTL: time.Hour, CodeTTL: 5 * time.Minute})
+		for _, tc := range []struct {
+			client  fosite.Client
+			indexed bool
+		}{{fp, false}, {fpRefresh, true}, {consent, true}} {
+			id := "g-" + tc.client.GetID()
+			r := request(id, "sid-"+id)
+			r.Client = tc.client
+			must(t, s.CreateAuthorizeCodeSession(ctx, "code-"+id, r))
+			members, err := be.SetMembers(ctx, app, "oauth:user-client:5:alice:"+tc.client.GetID())
+			must(t, err)
+			if got := len(members) == 1 && members[0] == id; got != tc.indexed {
+				t.Errorf("client %s: user-client index %v, want indexed %v", tc.client.GetID(), members, tc.indexed)
+			}
+			must(t, s.CreateAccessTokenSession(ctx, "at-"+id, r))
+			must(t, s.RevokeUserClient(ctx, "alice", tc.client.GetID()))
+			_, err = s.GetAccessTokenSession(ctx, "at-"+id, nil)
+			if revoked := errors.Is(err, fosite.ErrNotFound); revoked != tc.indexed {
+				t.Errorf("client %s: token revoked with the consent %v, want %v", tc.client.GetID(), revoked, tc.indexed)
+			}
+		}
+		// The code foresaw no refresh token; a reload gave the client the
+		// grant before the code was redeemed: the exchange indexes it.
+		r := request("g-reloaded", "sid-r")
+		r.Client = fp
+		must(t, s.CreateAuthorizeCodeSession(ctx, "code-reloaded", r))
+		r.Form.Set("grant_type", "authorization_code")
+		must(t, s.CreateAccessTokenSession(ctx, "at-reloaded", r))
+		must(t, s.CreateRefreshTokenSession(ctx, "rt-reloaded", "at-reloaded", r))
+		must(t, s.RevokeUserClient(ctx, "alice", "fp"))
+		if _, err := s.GetRefreshTokenSession(ctx, "rt-reloaded", nil); !errors.Is(err, fosite.ErrNotFound) {
+			t.Fatalf("a refresh token issued for a first-party code survived removing the consent: %v", err)
+		}
+		// A rotation (not a code exchange) adds nothing.
+		r2 := request("g-rotated", "sid-r")
+		r2.Client = fp
+		r2.Form.Set("grant_type", "refresh_token")
+		must(t, s.CreateRefreshTokenSession(ctx, "rt-rotated", "", r2))
+		if m, _ := be.SetMembers(ctx, app, "oauth:user-client:5:alice:fp"); len(m) != 0 {
+			t.Fatalf("a rotation indexed its grant: %v", m)
+		}
+	})
+}

@@ -404,10 +404,34 @@ func (s *Store) CreateAuthorizeCodeSession(ctx context.Context, signature string
 	if sid := sess.SID; sid != "" {
 		ops = append(ops, store.Op{Kind: store.OpSetAdd, Key: sidGrants(sid), TTL: s.opts.GrantTTL, Members: []string{sidGrantMember + req.GetID()}})
 	}
-	if user := sess.User(); user != "" {
+	if user := sess.User(); user != "" && consentCanReach(req.GetClient()) {
 		ops = append(ops, store.Op{Kind: store.OpSetAdd, Key: userClientGrants(user, req.GetClient().GetID()), TTL: s.opts.GrantTTL, Members: []string{req.GetID()}})
 	}
 	return s.opts.Backend.Apply(ctx, ops...)
+}
+
+// ConsentFree is a client that may never ask the user for consent (authz's
+// first-party clients, which skip the consent page).
+type ConsentFree interface {
+	SkipsConsent() bool
+}
+
+// consentCanReach reports whether removing the user's consent to c (the
+// account page: RevokeUserClient) may need to find a grant made now, which
+// the user-client index is for. Not when c asks for no consent (a) and
+// the grant gets no refresh token (b): there is no consent to remove, and
+// the grant dies with its short-lived access token. (a) alone is not
+// enough: a reload can make the client ask for consent (first_party
+// off); the user then consents and may remove the consent, and a grant
+// made before the reload is not in the index. Without a refresh token it
+// lives only as long as its access token (minutes); with one it would
+// outlive the removal by the refresh token's lifetime (days). A reload
+// that gives the client the refresh_token grant between the code's issue
+// and its redemption is met at the redemption: a refresh token issued
+// for a code indexes its grant itself (CreateRefreshTokenSession).
+func consentCanReach(c fosite.Client) bool {
+	f, ok := c.(ConsentFree)
+	return !ok || !f.SkipsConsent() || c.GetGrantTypes().Has("refresh_token")
 }
 
 // usedCode is what a used code of an earlier release leaves: its "used"
@@ -910,9 +934,18 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 	}
 	h := refreshHash(signature)
 	ttl := s.ttl(req.GetSession().GetExpiresAt(fosite.RefreshToken), s.opts.GrantTTL)
-	return s.applyGrant(ctx, req.GetID(),
-		store.Op{Kind: store.OpPut, Key: refreshKey(h), Value: data, TTL: ttl},
-		store.Op{Kind: store.OpSetAdd, Key: grantIndex(req.GetID()), TTL: ttl, Members: []string{refreshMember + h}})
+	ops := []store.Op{
+		{Kind: store.OpPut, Key: refreshKey(h), Value: data, TTL: ttl},
+		{Kind: store.OpSetAdd, Key: grantIndex(req.GetID()), TTL: ttl, Members: []string{refreshMember + h}},
+	}
+	if user := sess.User(); user != "" && req.GetRequestForm().Get("grant_type") == "authorization_code" {
+		// The grant's first refresh token: the grant is in its user and
+		// client's index, whatever the code foresaw (consentCanReach). In
+		// the same batch, so it costs no round trip, and a set addition
+		// of a member it has already changes nothing.
+		ops = append(ops, store.Op{Kind: store.OpSetAdd, Key: userClientGrants(user, req.GetClient().GetID()), TTL: s.opts.GrantTTL, Members: []string{req.GetID()}})
+	}
+	return s.applyGrant(ctx, req.GetID(), ops...)
 }
 
 // GetRefreshTokenSession returns the token's request; for a rotated token,

@@ -50,8 +50,8 @@ func TestClusterAdminConformance(t *testing.T) {
 // the rate limits of the address and the account, the login state
 // (created, then taken on the callback), the user with its identity, the
 // browser session, the authorization code with its indexes, and the
-// token commit — the code's single-use guard, the tokens and their grant
-// indexes, guarded by the grant's tombstone — then one read of the
+// token commit — the code taken (its single-use guard), the tokens and
+// their grant indexes, guarded by the grant's tombstone — then one read of the
 // session and an introspection-style read of the access token.
 func signIn(ctx context.Context, s store.Store, app, ip string, i int) error {
 	id := rand.Text()
@@ -95,13 +95,13 @@ func signIn(ctx context.Context, s store.Store, app, ip string, i int) error {
 	if err := s.SetAdd(ctx, app, "oauth:sid:"+sid, time.Hour, grant); err != nil {
 		return fmt.Errorf("sid index: %w", err)
 	}
-	vals, err := s.GetMany(ctx, app, "oauth:code:"+code, "oauth:code-used:"+code)
-	if err != nil || vals[0] == nil || vals[1] != nil {
+	vals, err := s.GetMany(ctx, app, "oauth:code:"+code)
+	if err != nil || vals[0] == nil {
 		return fmt.Errorf("read code: %v %q", err, vals)
 	}
 	at, rt := "at-"+id, "rt-"+id
 	if err := s.Apply(ctx, app,
-		store.Op{Kind: store.OpCreate, Key: "oauth:code-used:" + code, Value: []byte("1"), TTL: time.Minute},
+		store.Op{Kind: store.OpTake, Key: "oauth:code:" + code},
 		store.Op{Kind: store.OpPut, Key: "oauth:at:" + at, Value: []byte(`{"id":"` + grant + `"}`), TTL: time.Hour},
 		store.Op{Kind: store.OpSetAdd, Key: "oauth:grant-at:" + grant, TTL: time.Hour, Members: []string{at}},
 		store.Op{Kind: store.OpPut, Key: "oauth:rt:" + rt, Value: []byte(`{"id":"` + grant + `"}`), TTL: time.Hour},

@@ -1,34 +1,15 @@
 package authz
 
 import (
-	"bytes"
 	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/handler/oauth2"
-	"github.com/ory/fosite/token/hmac"
 
 	"github.com/aero2/aero2/authz/oauthstore"
 )
-
-// codeStrategy is a token strategy that names codes, with a five-minute
-// code lifetime.
-func codeStrategy(t *testing.T, secret byte) *tokenStrategy {
-	t.Helper()
-	cfg := &fosite.Config{GlobalSecret: bytes.Repeat([]byte{secret}, 32), AuthorizeCodeLifespan: 5 * time.Minute}
-	names, err := newNameCipher(cfg.GlobalSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codeNames, err := newCodeNameCipher(cfg.GlobalSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tokenStrategy{opaque: oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: cfg}, cfg), names: names, codeNames: codeNames, now: time.Now}
-}
 
 func codeGrant(id string) *fosite.Request {
 	req := fosite.NewRequest()
@@ -46,7 +27,7 @@ func codeGrant(id string) *fosite.Request {
 // nothing (so nothing is found and no grant revoked by it), and a code
 // without one (an earlier release's) keeps fosite's signature.
 func TestAuthorizeCodeNamesItsGrant(t *testing.T) {
-	s := codeStrategy(t, 7)
+	s := nameStrategy(t, 7)
 	ctx := t.Context()
 	const grant = "4f0c2a9e-5b1d-4c3e-9a7f-0e6d2b8c1a55"
 	before := time.Now()
@@ -83,7 +64,7 @@ func TestAuthorizeCodeNamesItsGrant(t *testing.T) {
 		}
 		return string(b)
 	}
-	otherKey, _, _ := codeStrategy(t, 8).GenerateAuthorizeCode(ctx, codeGrant(grant))
+	otherKey, _, _ := nameStrategy(t, 8).GenerateAuthorizeCode(ctx, codeGrant(grant))
 	// The refresh names' key over the same code: the labels keep the
 	// two kinds of name apart.
 	refreshName, _ := s.sealName(parts[0]+"."+parts[1], "\x00\x00\x00\x00\x7f\xff\xff\xff"+grant)

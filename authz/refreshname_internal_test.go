@@ -16,12 +16,16 @@ import (
 
 func nameStrategy(t *testing.T, secret byte) *tokenStrategy {
 	t.Helper()
-	cfg := &fosite.Config{GlobalSecret: bytes.Repeat([]byte{secret}, 32), RefreshTokenLifespan: time.Hour}
+	cfg := &fosite.Config{GlobalSecret: bytes.Repeat([]byte{secret}, 32), RefreshTokenLifespan: time.Hour, AuthorizeCodeLifespan: 5 * time.Minute}
 	names, err := newNameCipher(cfg.GlobalSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tokenStrategy{opaque: oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: cfg}, cfg), names: names, now: time.Now}
+	codeNames, err := newCodeNameCipher(cfg.GlobalSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tokenStrategy{opaque: oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: cfg}, cfg), names: names, codeNames: codeNames, now: time.Now}
 }
 
 func userGrant(user, sid string) *fosite.Request {

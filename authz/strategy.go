@@ -148,21 +148,15 @@ var maxNameChars = base64.RawURLEncoding.EncodedLen(chacha20poly1305.NonceSizeX 
 // nameLabel separates the names' key from the token secret's other uses.
 const nameLabel = "aero2 refresh token user names"
 
-func (s *tokenStrategy) RefreshTokenSignature(ctx context.Context, token string) string {
-	key, sig, name, ok := splitNamed(token, maxNameChars)
+func (s *tokenStrategy) RefreshTokenSignature(_ context.Context, token string) string {
+	head, opaqueSig, name, ok := s.namedParts(token, maxNameChars)
 	if !ok {
-		return ""
-	}
-	opaqueSig := s.opaque.RefreshTokenSignature(ctx, key+"."+sig)
-	if !isBase64URL(opaqueSig) {
-		// fosite takes whatever follows the dot; only its own alphabet
-		// can name a record (and never spell a user).
 		return ""
 	}
 	if name == "" {
 		return opaqueSig
 	}
-	user, ok := s.openName(key+"."+sig, name)
+	user, ok := s.openName(head, name)
 	if !ok {
 		return ""
 	}
@@ -192,6 +186,20 @@ func (s *tokenStrategy) ValidateRefreshToken(ctx context.Context, req fosite.Req
 		return fosite.ErrInvalidTokenFormat
 	}
 	return s.opaque.ValidateRefreshToken(ctx, req, key+"."+sig)
+}
+
+// namedParts reads a refresh token or code: fosite's two parts (head),
+// fosite's signature of them, and the sealed name ("" when there is none).
+// fosite takes whatever follows the dot for the signature; only its own
+// alphabet can name a record (and never spell a user or a grant).
+func (s *tokenStrategy) namedParts(token string, maxName int) (head, opaqueSig, name string, ok bool) {
+	key, sig, name, ok := splitNamed(token, maxName)
+	if !ok {
+		return "", "", "", false
+	}
+	head = key + "." + sig
+	opaqueSig = s.opaque.Enigma.Signature(head)
+	return head, opaqueSig, name, isBase64URL(opaqueSig)
 }
 
 // splitNamed parts a refresh token or code into fosite's key and
@@ -303,19 +311,15 @@ var maxCodeNameChars = base64.RawURLEncoding.EncodedLen(chacha20poly1305.NonceSi
 // the name does not open (nothing is found, nothing revoked); for an
 // earlier release's code fosite's signature alone. Only fosite's alphabet
 // is a signature: a '~' in it would spell a name nobody sealed.
-func (s *tokenStrategy) AuthorizeCodeSignature(ctx context.Context, token string) string {
-	key, sig, name, ok := splitNamed(token, maxCodeNameChars)
+func (s *tokenStrategy) AuthorizeCodeSignature(_ context.Context, token string) string {
+	head, opaqueSig, name, ok := s.namedParts(token, maxCodeNameChars)
 	if !ok {
-		return ""
-	}
-	opaqueSig := s.opaque.AuthorizeCodeSignature(ctx, key+"."+sig)
-	if !isBase64URL(opaqueSig) {
 		return ""
 	}
 	if name == "" {
 		return opaqueSig
 	}
-	grant, exp, ok := s.openCodeName(key+"."+sig, name)
+	grant, exp, ok := s.openCodeName(head, name)
 	if !ok {
 		return ""
 	}

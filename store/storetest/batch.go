@@ -173,25 +173,32 @@ func testBatchGuard(t *testing.T, s store.Store) {
 
 	for round := range 5 {
 		guard := "race-" + string(rune('a'+round))
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		for i := range takers {
-			wg.Go(func() {
-				err := s.Apply(ctx(t), app,
-					store.Op{Kind: store.OpCreate, Key: guard, Value: []byte("x"), TTL: longTTL},
-					store.Op{Kind: store.OpSetAdd, Key: guard + "-winners", TTL: longTTL, Members: []string{string(rune('A' + i%26))}})
-				if err == nil {
-					wins.Add(1)
-				} else if !errors.Is(err, store.ErrExists) {
-					t.Errorf("guarded apply: %v", err)
-				}
-			})
-		}
-		wg.Wait()
-		m, _ := s.SetMembers(ctx(t), app, guard+"-winners")
-		if wins.Load() != 1 || len(m) != 1 {
-			t.Fatalf("round %d: %d batches applied (%d set members), want exactly 1", round, wins.Load(), len(m))
-		}
+		oneWinner(t, s, app, round, store.Op{Kind: store.OpCreate, Key: guard, Value: []byte("x"), TTL: longTTL})
+	}
+}
+
+// oneWinner runs takers batches at once, each guarded by guard and adding
+// itself to a set, and checks that exactly one was applied.
+func oneWinner(t *testing.T, s store.Store, app string, round int, guard store.Op) {
+	t.Helper()
+	winners := guard.Key + "-winners"
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range takers {
+		wg.Go(func() {
+			err := s.Apply(ctx(t), app, guard,
+				store.Op{Kind: store.OpSetAdd, Key: winners, TTL: longTTL, Members: []string{fmt.Sprint(i)}})
+			if err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, store.ErrExists) {
+				t.Errorf("guarded apply: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	m, _ := s.SetMembers(ctx(t), app, winners)
+	if wins.Load() != 1 || len(m) != 1 {
+		t.Fatalf("round %d: %d batches applied (%d set members), want exactly 1", round, wins.Load(), len(m))
 	}
 }
 
@@ -305,25 +312,7 @@ func testBatchTake(t *testing.T, s store.Store) {
 	for round := range 5 {
 		key := fmt.Sprintf("race-%d", round)
 		mustNil(t, s.Put(ctx(t), app, key, []byte("x"), longTTL), "put")
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		for i := range takers {
-			wg.Go(func() {
-				err := s.Apply(ctx(t), app,
-					store.Op{Kind: store.OpTake, Key: key},
-					store.Op{Kind: store.OpSetAdd, Key: key + "-winners", TTL: longTTL, Members: []string{fmt.Sprint(i)}})
-				if err == nil {
-					wins.Add(1)
-				} else if !errors.Is(err, store.ErrExists) {
-					t.Errorf("take: %v", err)
-				}
-			})
-		}
-		wg.Wait()
-		m, _ := s.SetMembers(ctx(t), app, key+"-winners")
-		if wins.Load() != 1 || len(m) != 1 {
-			t.Fatalf("round %d: %d batches applied (%d set members), want exactly 1", round, wins.Load(), len(m))
-		}
+		oneWinner(t, s, app, round, store.Op{Kind: store.OpTake, Key: key})
 		_, err := s.Get(ctx(t), app, key)
 		mustIs(t, err, store.ErrNotFound, "a record taken in a race")
 	}

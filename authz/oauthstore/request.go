@@ -18,10 +18,11 @@ import (
 // records read once are not read again in the same request (fosite reads
 // the code and the refresh token in both of its phases).
 //
-// The single-use guard (the code's or refresh token's "used" marker) goes
-// into the same batch as a create-if-absent: of two requests redeeming one
-// credential at once, both may compute tokens, but exactly one commit is
-// applied and the other writes nothing and fails with guardErr.
+// The single-use guard goes into the same batch: the take of a code's
+// record (store.OpTake), or the refresh token's (or an earlier release's
+// code's) "used" marker as a create-if-absent. Of two requests redeeming
+// one credential at once, both may compute tokens, but exactly one commit
+// is applied and the other writes nothing and fails with guardErr.
 //
 // Records the request uses up (a code's PKCE challenge and ID token
 // session) are deleted with the commit too, so that a second redemption
@@ -124,9 +125,10 @@ func (s *Store) guard(ctx context.Context, key string, ttl time.Duration, failed
 	return err
 }
 
-// guardThen applies the single-use guard op and, only if it is taken
-// here, the writes after it: in one batch, now or with the Request's
-// commit. failed is the error when the guard was taken already.
+// guardThen applies the single-use guard op (an OpCreate or OpTake) and,
+// only if it is won here, the writes after it: in one batch, now or with
+// the Request's commit. failed is the error when the guard was taken
+// already.
 func (s *Store) guardThen(ctx context.Context, op store.Op, failed error, then ...store.Op) error {
 	ops := append([]store.Op{op}, then...)
 	if r := requestFrom(ctx); r != nil {

@@ -4,9 +4,11 @@
 //
 // fosite's replay defences depend on this package keeping its contracts:
 //
-//   - a used authorization code stays readable and GetAuthorizeCodeSession
-//     returns it together with fosite.ErrInvalidatedAuthorizeCode, so that
-//     fosite can revoke what the first use issued (RFC 6749 §4.1.2);
+//   - a used authorization code still yields its grant:
+//     GetAuthorizeCodeSession returns a request with the grant's ID
+//     together with fosite.ErrInvalidatedAuthorizeCode, so that fosite can
+//     revoke what the first use issued (RFC 6749 §4.1.2), for as long as
+//     the code could have been redeemed;
 //   - a rotated refresh token stays readable and GetRefreshTokenSession
 //     returns it together with fosite.ErrInactiveToken, so that fosite can
 //     revoke the whole family (RFC 6819 §5.2.2.3, RFC 9700 §4.14.2).

@@ -457,7 +457,12 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 	if !named {
 		return s.getUnnamedCode(ctx, h, sess)
 	}
-	vals, err := s.getMany(ctx, codeKey(h))
+	// The PKCE challenge is read with the code (kept for fosite's PKCE
+	// handler, which asks next): read after it, it could be gone with a
+	// concurrent winner's commit, and this request would fail on the
+	// missing challenge with an error that revokes nothing, its second
+	// use of the code unnoticed.
+	vals, err := s.getMany(ctx, codeKey(h), pkceKey(h))
 	if err != nil {
 		return nil, err
 	}
@@ -492,7 +497,7 @@ func usedRequest(grant string, client fosite.Client, sess fosite.Session) *fosit
 // getUnnamedCode is GetAuthorizeCodeSession for a code of an earlier
 // release: read with its "used" marker.
 func (s *Store) getUnnamedCode(ctx context.Context, h string, sess fosite.Session) (fosite.Requester, error) {
-	vals, err := s.getMany(ctx, codeKey(h), codeUsedKey(h))
+	vals, err := s.getMany(ctx, codeKey(h), codeUsedKey(h), pkceKey(h)) // the challenge: as above
 	if err != nil {
 		return nil, err
 	}
@@ -579,7 +584,15 @@ func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, ses
 	if _, _, _, ok := codeName(signature); !ok {
 		return nil, fosite.ErrNotFound
 	}
-	req, _, err := s.get(ctx, pkceKey(hash(signature)), sess)
+	// Inside a Request, as read with the code.
+	vals, err := s.getMany(ctx, pkceKey(hash(signature)))
+	if err != nil {
+		return nil, err
+	}
+	if vals[0] == nil {
+		return nil, fosite.ErrNotFound
+	}
+	req, _, err := s.decode(ctx, vals[0], sess)
 	if err != nil {
 		return nil, err
 	}

@@ -314,15 +314,25 @@ func newToken() (token, id string) {
 // TokenID validates a cookie token's shape and returns the store ID for it
 // (its SHA-256, base64url). Malformed tokens are refused before any store
 // lookup.
+//
+// It runs on every request that carries a cookie, so it works in
+// fixed-size arrays: the returned ID is its one allocation (four before:
+// the decoded bytes, the token's bytes to hash, and the ID's encoding).
 func TokenID(token string) (string, bool) {
-	if len(token) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
+	const tokenChars = (tokenBytes*8 + 5) / 6 // base64url, unpadded
+	if len(token) != tokenChars {
 		return "", false
 	}
-	if _, err := base64.RawURLEncoding.DecodeString(token); err != nil {
+	var in [tokenChars]byte
+	copy(in[:], token)
+	var raw [tokenBytes]byte
+	if n, err := base64.RawURLEncoding.Decode(raw[:], in[:]); err != nil || n != tokenBytes {
 		return "", false
 	}
-	sum := sha256.Sum256([]byte(token))
-	return base64.RawURLEncoding.EncodeToString(sum[:]), true
+	sum := sha256.Sum256(in[:])
+	var id [(sha256.Size*8 + 5) / 6]byte
+	base64.RawURLEncoding.Encode(id[:], sum[:])
+	return string(id[:]), true
 }
 
 // CSRFToken returns a token for forms of session s and the given purpose:

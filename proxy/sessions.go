@@ -134,6 +134,9 @@ func (w *wireRecord) record() *record {
 	if w.Identity != nil {
 		rec.Identity = *w.Identity
 		rec.Identity.Claims = w.Claims
+		// Made once here, not on every request of the session
+		// (groupsValue).
+		rec.Identity.groups = groupsHeader(rec.Identity.Groups)
 	}
 	return rec
 }
@@ -143,6 +146,10 @@ func (w *wireRecord) record() *record {
 func newRecord(t *Tokens, keepIDToken bool, origin string, now time.Time, lifetime time.Duration) *record {
 	id := t.Identity
 	id.Claims = sessionClaims(id.Claims)
+	// t may have come through a handoff's JSON, which does not carry the
+	// groups header's value: made once here, not on every request of the
+	// session (groupsValue).
+	id.groups = groupsHeader(id.Groups)
 	rec := &record{
 		Identity: id, AccessToken: t.AccessToken, RefreshToken: t.RefreshToken,
 		AccessExpiry: unixTime(unixSeconds(t.AccessExpiry)), AccessLifetime: t.AccessLifetime.Truncate(time.Second),

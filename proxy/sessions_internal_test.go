@@ -102,3 +102,22 @@ func TestCacheSweepsWhatItNoLongerTrusts(t *testing.T) {
 		t.Fatalf("after sweepEvery: old kept %v, watched kept %v, %d entries, index of s1 %v; want only old gone", old, watched, len(s.cache), s.bySID["s1"])
 	}
 }
+
+// TestRecordsCarryTheGroupsHeader: a record made from tokens whose
+// identity came through JSON (a handoff), or read back from the store
+// with an identity of its own, carries the groups header's value, so a
+// request of the session does not join the groups again.
+func TestRecordsCarryTheGroupsHeader(t *testing.T) {
+	id := Identity{Subject: "u", Groups: []string{"admins", "engineering"}}
+	now := time.Now()
+	fromHandoff := newRecord(&Tokens{Identity: id}, false, "https://app.example", now, time.Hour)
+	stored := &wireRecord{Identity: &id, ExpiresAt: now.Add(time.Hour).Unix()}
+	for name, rec := range map[string]*record{"new": fromHandoff, "stored": stored.record()} {
+		if got := rec.Identity.groupsValue(); got != "admins,engineering" {
+			t.Errorf("%s: groups header %q", name, got)
+		}
+		if n := testing.AllocsPerRun(50, func() { rec.Identity.groupsValue() }); n != 0 {
+			t.Errorf("%s: the groups header is joined on every request (%v allocations)", name, n)
+		}
+	}
+}

@@ -124,6 +124,10 @@ type Path struct {
 	// Readings holds every distinct reading, the plain RFC 3986 one
 	// first.
 	Readings []Reading
+	// readings backs Readings for the common path, read the plain way
+	// and the file system's (they differ in Folded at least): Read runs
+	// on every proxied request, and this spares it two allocations.
+	readings [2]Reading
 }
 
 // Canonical reports whether the path has no dot segments and no empty
@@ -212,7 +216,7 @@ func Read(escaped string) (*Path, error) {
 		}
 		return p, nil
 	}
-	p.Readings = append(p.Readings, Reading{Segments: plain})
+	p.Readings = append(p.readings[:0], Reading{Segments: plain})
 	for _, rd := range rs {
 		out, err := rd.read(segs, false)
 		if err != nil {

@@ -48,6 +48,12 @@ func TestGenerateWritesWhatGoJoseWrote(t *testing.T) {
 			"email_verified": true, "amr": nil, "f": 1.5, "big": 1e21, "n": -7}, nil},
 		{fjwt.MapClaims{}, &fjwt.Headers{Extra: map[string]any{"kid": "forged", "alg": "none", "typ": "logout+jwt", "x": 1}}},
 		{nil, &fjwt.Headers{}},
+		// An ID token session's header, and headers that hold only a typ:
+		// written from a struct (plainHeader), the same bytes.
+		{fjwt.MapClaims{"sub": "u"}, &fjwt.Headers{Extra: map[string]any{"alg": "RS256"}}},
+		{fjwt.MapClaims{"sub": "u"}, &fjwt.Headers{Extra: map[string]any{"typ": "a<b>&\u2028", "kid": "forged"}}},
+		{fjwt.MapClaims{"sub": "u"}, &fjwt.Headers{Extra: map[string]any{"typ": ""}}},
+		{fjwt.MapClaims{"sub": "u"}, &fjwt.Headers{Extra: map[string]any{"typ": 7}}},
 	} {
 		got, sig, err := j.Generate(t.Context(), c.claims, c.header)
 		if err != nil {

@@ -51,6 +51,16 @@ func (j *JWTSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header 
 	if claims == nil {
 		claims = fjwt.MapClaims{}
 	}
+	if typ, ok := plainHeader(header); ok {
+		// An ID token's header (its session's holds no more than alg):
+		// written from a struct, with no map of it copied twice
+		// (Headers.ToMap), built and sorted by reflection. The same bytes.
+		raw, at, err := j.sign(ctx, func(k *Key) any { return typedHeader{string(k.Alg), k.ID, typ} }, map[string]any(claims))
+		if err != nil {
+			return "", "", err
+		}
+		return raw, raw[at:], nil
+	}
 	raw, at, err := j.sign(ctx, func(k *Key) any {
 		h := map[string]any{"typ": "JWT"}
 		if header != nil {
@@ -75,6 +85,31 @@ type typedHeader struct {
 	Alg string `json:"alg"`
 	Kid string `json:"kid"`
 	Typ string `json:"typ"`
+}
+
+// plainHeader is the typ of a header that holds nothing Generate writes
+// beside alg, kid and typ ("JWT" unless it names a string), or false.
+func plainHeader(header fjwt.Mapper) (typ string, ok bool) {
+	if header == nil {
+		return "JWT", true
+	}
+	h, ok := header.(*fjwt.Headers)
+	if !ok || h == nil {
+		return "", false
+	}
+	typ = "JWT"
+	for name, v := range h.Extra {
+		switch name {
+		case "alg", "kid": // Aero2's to set
+		case "typ":
+			if typ, ok = v.(string); !ok {
+				return "", false
+			}
+		default:
+			return "", false
+		}
+	}
+	return typ, true
 }
 
 // SignTyped signs claims, a struct that encoding/json writes, with the

@@ -54,6 +54,19 @@ func TestGenerateWritesWhatGoJoseWrote(t *testing.T) {
 		{fjwt.MapClaims{"sub": "u"}, &fjwt.Headers{Extra: map[string]any{"typ": "a<b>&\u2028", "kid": "forged"}}},
 		{fjwt.MapClaims{"sub": "u"}, &fjwt.Headers{Extra: map[string]any{"typ": ""}}},
 		{fjwt.MapClaims{"sub": "u"}, &fjwt.Headers{Extra: map[string]any{"typ": 7}}},
+		// ID tokens' claims (fosite's IDTokenClaims.ToMap and the user's
+		// claims), written from a struct (idTokenClaims), and claims it
+		// has no field for, or nil, which go to the map.
+		{(&fjwt.IDTokenClaims{Issuer: "https://i", Subject: "s", Audience: []string{"web"}, JTI: "j", Nonce: "n<>",
+			IssuedAt: time.Unix(1764600000, 0), ExpiresAt: time.Unix(1764603600, 0), RequestedAt: time.Unix(1764599990, 0),
+			AuthTime: time.Unix(1764599000, 0), AccessTokenHash: "ah", CodeHash: "ch", AuthenticationContextClassReference: "0",
+			AuthenticationMethodsReferences: []string{"pwd"}, Extra: map[string]any{"email": "a@example.com", "email_verified": false,
+				"name": "Zoë \u2028", "picture": "", "preferred_username": "a&b", "groups": []string{}, "sid": "sid"}}).ToMapClaims(),
+			&fjwt.Headers{Extra: map[string]any{"alg": "RS256"}}},
+		{(&fjwt.IDTokenClaims{Subject: "s", Extra: map[string]any{"groups": []string{"g1", "g2"}, "email_verified": true}}).ToMapClaims(), &fjwt.Headers{}},
+		{fjwt.MapClaims{"sub": "s", "zz": 1}, &fjwt.Headers{}},
+		{fjwt.MapClaims{"sub": "s", "name": nil, "email": ""}, &fjwt.Headers{}},
+		{fjwt.MapClaims{"sub": "", "aud": []string{}, "exp": 0, "email_verified": false}, nil},
 	} {
 		got, sig, err := j.Generate(t.Context(), c.claims, c.header)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/ory/fosite"
@@ -182,6 +183,9 @@ func (p *Provider) writeAccessResponse(ctx context.Context, w http.ResponseWrite
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	h.Set("Content-Type", "application/json;charset=UTF-8")
+	// Its length, so the answer (two JWTs and a refresh token: more than
+	// net/http buffers before it chunks) goes out in one piece, unchunked.
+	h.Set("Content-Length", strconv.Itoa(len(js)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(js)
 }

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/ory/fosite"
@@ -45,6 +46,9 @@ func TestTypedTokenResponseIsFosites(t *testing.T) {
 				if g, w := got.Header().Values(h), want.Header().Values(h); len(g) != 1 || g[0] != w[0] || len(w) != 1 {
 					t.Errorf("%d %s: %s %q, fosite's %q", i, typ, h, g, w)
 				}
+			}
+			if n := got.Header().Get("Content-Length"); typed && n != strconv.Itoa(got.Body.Len()) {
+				t.Errorf("%d %s: Content-Length %q, body %d bytes", i, typ, n, got.Body.Len())
 			}
 			if typed != (i < 4) {
 				t.Errorf("%d %s: written from the struct: %v", i, typ, typed)

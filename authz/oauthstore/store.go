@@ -1001,6 +1001,10 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 	return s.opts.Backend.Delete(ctx, refreshKey(refreshHash(signature)))
 }
 
+// errRefreshRace is a rotation's error when another took the guard
+// first: made once, not for every rotation that might lose.
+var errRefreshRace = fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInactiveToken)
+
 // RotateRefreshToken marks the presented refresh token used (kept, so a
 // later reuse is recognised) and revokes the access token issued with it.
 // Exactly one of concurrent rotations succeeds (inside a Request, at
@@ -1015,7 +1019,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 		}
 	}
 	ttl := s.ttl(e.Session.GetExpiresAt(fosite.RefreshToken), s.opts.GrantTTL)
-	if err := s.guard(ctx, refreshUsed(h), ttl, fmt.Errorf("%w: %w", ErrConcurrentUse, fosite.ErrInactiveToken)); err != nil {
+	if err := s.guard(ctx, refreshUsed(h), ttl, errRefreshRace); err != nil {
 		return err
 	}
 	if e.AccessHash != "" {

@@ -55,8 +55,7 @@ func TestGenerateWritesWhatGoJoseWrote(t *testing.T) {
 		{fjwt.MapClaims{"sub": "u"}, &fjwt.Headers{Extra: map[string]any{"typ": ""}}},
 		{fjwt.MapClaims{"sub": "u"}, &fjwt.Headers{Extra: map[string]any{"typ": 7}}},
 		// ID tokens' claims (fosite's IDTokenClaims.ToMap and the user's
-		// claims), written from a struct (idTokenClaims), and claims it
-		// has no field for, or nil, which go to the map.
+		// claims), unknown claims, and nil ones.
 		{(&fjwt.IDTokenClaims{Issuer: "https://i", Subject: "s", Audience: []string{"web"}, JTI: "j", Nonce: "n<>",
 			IssuedAt: time.Unix(1764600000, 0), ExpiresAt: time.Unix(1764603600, 0), RequestedAt: time.Unix(1764599990, 0),
 			AuthTime: time.Unix(1764599000, 0), AccessTokenHash: "ah", CodeHash: "ch", AuthenticationContextClassReference: "0",

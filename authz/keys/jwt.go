@@ -55,11 +55,7 @@ func (j *JWTSigner) Generate(ctx context.Context, claims fjwt.MapClaims, header 
 		// An ID token's header (its session's holds no more than alg):
 		// written from a struct, with no map of it copied twice
 		// (Headers.ToMap), built and sorted by reflection. The same bytes.
-		var body any = map[string]any(claims)
-		if c, ok := idTokenClaimsOf(claims); ok {
-			body = c
-		}
-		raw, at, err := j.sign(ctx, func(k *Key) any { return typedHeader{string(k.Alg), k.ID, typ} }, body)
+		raw, at, err := j.sign(ctx, func(k *Key) any { return typedHeader{string(k.Alg), k.ID, typ} }, map[string]any(claims))
 		if err != nil {
 			return "", "", err
 		}
@@ -89,93 +85,6 @@ type typedHeader struct {
 	Alg string `json:"alg"`
 	Kid string `json:"kid"`
 	Typ string `json:"typ"`
-}
-
-// idTokenClaims are an ID token's claims as fosite's IDTokenClaims.ToMap
-// gives them, with the user's claims Aero2 adds (userClaims, sid): each
-// field is set when the map has its claim, so encoding/json writes what it
-// writes of the map, in the same (sorted) order, without walking and
-// sorting the map by reflection.
-type idTokenClaims struct {
-	ACR               any `json:"acr,omitempty"`
-	AMR               any `json:"amr,omitempty"`
-	AtHash            any `json:"at_hash,omitempty"`
-	Audience          any `json:"aud,omitempty"`
-	AuthTime          any `json:"auth_time,omitempty"`
-	CodeHash          any `json:"c_hash,omitempty"`
-	Email             any `json:"email,omitempty"`
-	EmailVerified     any `json:"email_verified,omitempty"`
-	Expiry            any `json:"exp,omitempty"`
-	Groups            any `json:"groups,omitempty"`
-	IssuedAt          any `json:"iat,omitempty"`
-	Issuer            any `json:"iss,omitempty"`
-	JTI               any `json:"jti,omitempty"`
-	Name              any `json:"name,omitempty"`
-	Nonce             any `json:"nonce,omitempty"`
-	Picture           any `json:"picture,omitempty"`
-	PreferredUsername any `json:"preferred_username,omitempty"`
-	RequestedAt       any `json:"rat,omitempty"`
-	SID               any `json:"sid,omitempty"`
-	Subject           any `json:"sub,omitempty"`
-}
-
-// idTokenClaimsOf is claims as idTokenClaims, or false when they hold a
-// claim it has no field for, or a nil value (which the map writes as null
-// and omitempty would leave out).
-func idTokenClaimsOf(claims fjwt.MapClaims) (*idTokenClaims, bool) {
-	var c idTokenClaims
-	for name, v := range claims {
-		if v == nil {
-			return nil, false
-		}
-		var f *any
-		switch name {
-		case "acr":
-			f = &c.ACR
-		case "amr":
-			f = &c.AMR
-		case "at_hash":
-			f = &c.AtHash
-		case "aud":
-			f = &c.Audience
-		case "auth_time":
-			f = &c.AuthTime
-		case "c_hash":
-			f = &c.CodeHash
-		case "email":
-			f = &c.Email
-		case "email_verified":
-			f = &c.EmailVerified
-		case "exp":
-			f = &c.Expiry
-		case "groups":
-			f = &c.Groups
-		case "iat":
-			f = &c.IssuedAt
-		case "iss":
-			f = &c.Issuer
-		case "jti":
-			f = &c.JTI
-		case "name":
-			f = &c.Name
-		case "nonce":
-			f = &c.Nonce
-		case "picture":
-			f = &c.Picture
-		case "preferred_username":
-			f = &c.PreferredUsername
-		case "rat":
-			f = &c.RequestedAt
-		case "sid":
-			f = &c.SID
-		case "sub":
-			f = &c.Subject
-		default:
-			return nil, false
-		}
-		*f = v
-	}
-	return &c, true
 }
 
 // plainHeader is the typ of a header that holds nothing Generate writes

@@ -24,8 +24,10 @@ for i = 1, n do
   local kind, ttl, nv = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
   ops[i] = {kind, ttl, pos + 3, nv}
   pos = pos + 3 + nv
-  local exists = redis.call('EXISTS', KEYS[i]) == 1
-  if (kind == 5 or kind == 6) and exists or kind == 7 and not exists then return 0 end
+  if kind == 5 or kind == 6 or kind == 7 then
+    -- a guard: OpCreate and OpAbsent refuse a live key, OpTake a missing one
+    if (redis.call('EXISTS', KEYS[i]) == 1) ~= (kind == 7) then return 0 end
+  end
 end
 for i = 1, n do
   local kind, ttl, vp, nv, key = ops[i][1], ops[i][2], ops[i][3], ops[i][4], KEYS[i]

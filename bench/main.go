@@ -113,7 +113,8 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 	// machine, a ceiling measured once would compare every scenario with a
 	// moment that has passed).
 	slice := dur / time.Duration(nslices)
-	fmt.Printf("%-7s %-20s %9s %9s %9s %5s %9s %9s %10s\n", "store", "endpoint", "req/s", "p50", "p99", "sigs", "go ceil", "ossl ceil", "of ceiling")
+	fmt.Printf("%-7s %-20s %9s %9s %9s %5s %9s %9s %10s %8s %8s %8s\n", "store", "endpoint", "req/s", "p50", "p99", "sigs", "go ceil", "ossl ceil", "of ceiling",
+		"cpu/req", "beside", "redis")
 	for _, st := range stores {
 		st = strings.TrimSpace(st)
 		prefix := "aero2bench-" + rand.Text()[:10]
@@ -146,6 +147,12 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 			Run(ops, slice) // warm-up: connections, caches
 			var r Result
 			var goC, osslC ceilingSum
+			var cpu cpuMeter
+			var redisTook time.Duration
+			redisProc := redisCPU{}
+			if st == "redis" || st == "combined" {
+				redisProc = newRedisCPU(redisAddr)
+			}
 			measure := func() {
 				goC.add(ceil, slice)
 				if osslCeil != nil {
@@ -156,7 +163,15 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 				if i%2 == 0 {
 					measure()
 				}
-				r = r.Add(Run(ops, slice))
+				rd0, _ := redisProc.read()
+				cpu.measure(func() int64 {
+					o := Run(ops, slice)
+					r = r.Add(o)
+					return int64(o.Requests + o.Errors)
+				})
+				if rd1, ok := redisProc.read(); ok {
+					redisTook += rd1 - rd0
+				}
 				if peerOps != nil {
 					peer = peer.Add(Run(peerOps, slice))
 				}
@@ -169,17 +184,27 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 				dropSchema()
 				return fmt.Errorf("%s %s: %d of %d requests failed; first: %v", st, sc.Name, r.Errors, r.Errors+r.Requests, r.FirstErr)
 			}
-			ceiling, osslRate := goC.rate(), "-"
+			ceiling, osslRate, sigCPU := goC.rate(), "-", goC.cpu.per()
 			if osslCeil != nil {
-				ceiling = osslC.rate()
+				ceiling, sigCPU = osslC.rate(), osslC.cpu.per()
 				osslRate = fmt.Sprintf("%.0f", ceiling)
 			}
 			frac := "-"
 			if sc.Sigs > 0 {
 				frac = fmt.Sprintf("%.0f%%", 100*r.Rate*float64(sc.Sigs)/ceiling)
 			}
-			fmt.Printf("%-7s %-20s %9.0f %9s %9s %5d %9.0f %9s %10s\n", st, sc.Name, r.Rate,
-				r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), sc.Sigs, goC.rate(), osslRate, frac)
+			// beside: the request's CPU less that of its signatures (at
+			// the ceiling's CPU per signature, in the same run).
+			beside, redisPer := "-", "-"
+			if sc.Sigs > 0 {
+				beside = micros(cpu.per() - time.Duration(sc.Sigs)*sigCPU)
+			}
+			if redisProc.pid != 0 && cpu.n > 0 {
+				redisPer = micros(redisTook / time.Duration(cpu.n))
+			}
+			fmt.Printf("%-7s %-20s %9.0f %9s %9s %5d %9.0f %9s %10s %8s %8s %8s\n", st, sc.Name, r.Rate,
+				r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), sc.Sigs, goC.rate(), osslRate, frac,
+				micros(cpu.per()), beside, redisPer)
 			if peerOps != nil {
 				if peer.Errors > 0 {
 					fmt.Printf("peer: %d of %d requests failed; first: %v\n", peer.Errors, peer.Errors+peer.Requests, peer.FirstErr)
@@ -197,6 +222,9 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 	fmt.Println("\ngo ceil: crypto/rsa RS256 signatures/s on all cores (2048-bit key), measured in slices interleaved with each row's load;")
 	fmt.Println("ossl ceil: the same with OpenSSL's EVP (built with -tags openssl only).")
 	fmt.Println("of ceiling: req/s x signatures per request / the ceiling of the signer in use (ossl with -tags openssl, else go).")
+	fmt.Println("cpu/req: this process's CPU time (server and load generator, every thread) per request, in µs; beside: cpu/req less the")
+	fmt.Println("  CPU of the request's signatures (at the ceiling slices' CPU per signature); redis: the Redis server's CPU per request")
+	fmt.Println("  (read from /proc when it runs on this machine). CPU time moves less than req/s when other jobs share the cores.")
 	fmt.Println("Targets (issue 13): client_credentials >= 90% of the go ceiling, >= 80% of the ossl one; refresh_token >= 80%; introspection >= 5,000 req/s.")
 	return nil
 }
@@ -205,11 +233,18 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 type ceilingSum struct {
 	sigs int64
 	took time.Duration
+	cpu  cpuMeter // per signature
 }
 
 func (c *ceilingSum) add(ceil *Ceiling, d time.Duration) {
-	n, el := ceil.Measure(d)
-	c.sigs, c.took = c.sigs+n, c.took+el
+	c.cpu.measure(func() int64 {
+		n, el := ceil.Measure(d)
+		c.sigs, c.took = c.sigs+n, c.took+el
+		return n
+	})
 }
+
+// micros formats d in microseconds.
+func micros(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Microsecond)) }
 
 func (c *ceilingSum) rate() float64 { return float64(c.sigs) / c.took.Seconds() }

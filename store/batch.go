@@ -62,7 +62,10 @@ type Batches interface {
 	// first write.
 	Apply(ctx context.Context, app string, ops ...Op) error
 	// GetMany returns the values of keys, in order; an absent or expired
-	// record is nil (not an error).
+	// record is nil (not an error). It is one snapshot, except on Redis
+	// Cluster when the keys span slots: each slot's keys are read apart,
+	// so a batch applied meanwhile may show in some values and not in
+	// others (with Apply's order: its guards before its writes).
 	GetMany(ctx context.Context, app string, keys ...string) ([][]byte, error)
 	// GetManyAndUser is GetMany and GetUser in one round trip: the
 	// values of keys, as GetMany gives them, and the user userID, nil

@@ -1,6 +1,7 @@
 package oauthstore_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -286,6 +287,76 @@ func TestUserClientIndexOnlyWhereConsentCanReach(t *testing.T) {
 		must(t, s.CreateRefreshTokenSession(ctx, "rt-rotated", "", r2))
 		if m, _ := be.SetMembers(ctx, app, "oauth:user-client:5:alice:fp"); len(m) != 0 {
 			t.Fatalf("a rotation indexed its grant: %v", m)
+		}
+	})
+}
+
+// staleRead is a backend whose next GetMany answers with values read
+// earlier: how a read of two keys in two slots of a Redis Cluster, one
+// MGET each, can see one key before a concurrent write and the other
+// after it.
+type staleRead struct {
+	oauthstore.Backend
+	mu   sync.Mutex
+	next [][]byte
+}
+
+func (b *staleRead) GetMany(ctx context.Context, keys ...string) ([][]byte, error) {
+	b.mu.Lock()
+	v := b.next
+	b.next = nil
+	b.mu.Unlock()
+	if v != nil {
+		return v, nil
+	}
+	return b.Backend.GetMany(ctx, keys...)
+}
+
+// TestCodeReadWithoutItsChallengeAfterAWinner: a redemption that read the
+// code before the winner took it, and its PKCE challenge after the winner
+// deleted it, is told the code is used (so that fosite revokes the grant),
+// not handed the code to fail later on the missing challenge with an error
+// that revokes nothing. A code that really has no challenge is handed over
+// as it is (fosite's PKCE handler refuses it).
+func TestCodeReadWithoutItsChallengeAfterAWinner(t *testing.T) {
+	backends(t, func(t *testing.T, _ *oauthstore.Store, be store.Store, app string) {
+		ctx := t.Context()
+		stale := &staleRead{Backend: store.ForApp(be, app)}
+		s := oauthstore.New(oauthstore.Options{Backend: stale, Clients: testClients, GrantTTL: time.Hour, CodeTTL: 5 * time.Minute})
+		exp := time.Now().Add(time.Minute)
+		sig := oauthstore.CodeSignature("sigS", "grant-s", exp)
+		req := request("grant-s", "")
+		req.Session.(*oauthstore.Session).SetExpiresAt(fosite.AuthorizeCode, exp)
+		must(t, s.CreateAuthorizeCodeSession(ctx, sig, req))
+		must(t, s.CreatePKCERequestSession(ctx, sig, req))
+		code, err := be.Get(ctx, app, recordKey("oauth:code:", sig))
+		must(t, err)
+
+		// The winner redeems it: the code taken, the challenge deleted,
+		// in one batch.
+		wctx, held := oauthstore.WithRequest(ctx)
+		_, err = s.GetAuthorizeCodeSession(wctx, sig, oauthstore.NewSession())
+		must(t, err)
+		must(t, s.InvalidateAuthorizeCodeSession(wctx, sig))
+		must(t, s.DeletePKCERequestSession(wctx, sig))
+		must(t, s.Commit(wctx, held))
+
+		// The loser's read: the code as it was, the challenge as it is.
+		lctx, lheld := oauthstore.WithRequest(ctx)
+		defer s.Release(lctx, lheld)
+		stale.mu.Lock()
+		stale.next = [][]byte{code, nil}
+		stale.mu.Unlock()
+		got, err := s.GetAuthorizeCodeSession(lctx, sig, oauthstore.NewSession())
+		if !errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) || got == nil || got.GetID() != "grant-s" {
+			t.Fatalf("code read before its winner's take, challenge after: err %v, request %v; want ErrInvalidatedAuthorizeCode with grant-s", err, got)
+		}
+
+		// A live code without a challenge is still a code.
+		bare := oauthstore.CodeSignature("sigB", "grant-b", exp)
+		must(t, s.CreateAuthorizeCodeSession(ctx, bare, request("grant-b", "")))
+		if got, err := s.GetAuthorizeCodeSession(ctx, bare, oauthstore.NewSession()); err != nil || got.GetID() != "grant-b" {
+			t.Fatalf("live code without a challenge: err %v, request %v", err, got)
 		}
 	})
 }

@@ -466,6 +466,26 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 	if err != nil {
 		return nil, err
 	}
+	if vals[0] != nil && vals[1] == nil {
+		// The code without its challenge. One read is a snapshot on every
+		// backend but Redis Cluster, where the two keys are in two slots
+		// and each slot's MGET is read apart: there the code may have been
+		// read before a concurrent winner took it and the challenge after
+		// the winner deleted it (the winner's batch takes the code, a
+		// guard, before it deletes the challenge: store.Batches). Then the
+		// code is used, and read as present it would fail on the missing
+		// challenge with an error that revokes nothing (RFC 6749 §4.1.2
+		// wants the grant revoked). Asked again, the store says which: the
+		// challenge was seen gone, so a winner's take came before, and the
+		// code is gone too now. A code that is still there simply has no
+		// challenge (fosite's PKCE handler then refuses it).
+		switch _, err := s.opts.Backend.Get(ctx, codeKey(h)); {
+		case errors.Is(err, store.ErrNotFound):
+			vals[0] = nil // taken: below
+		case err != nil:
+			return nil, err
+		}
+	}
 	if vals[0] != nil {
 		req, e, err := s.decode(ctx, vals[0], sess)
 		if err != nil {

@@ -233,9 +233,51 @@ type ProviderSessions interface {
 // in the same store round trip as the provider session it depends on
 // (session.Manager). Without it, a session not in the cache costs two
 // sequential round trips: the record, then the provider session named
-// in it.
+// in it. Both reads report the provider session's deadline as the check
+// read it (the zero Deadline: not alive), which bounds how long the
+// cache trusts the proxy session (trustUntil); a ProviderSessions that
+// is not a recordReader reports none, and its sessions are cached as
+// long as session_cache and session_cache_invalidated say.
 type recordReader interface {
-	AliveWithRecord(ctx context.Context, sid, key string, depends func(record []byte) bool) (bool, []byte, error)
+	AliveWithRecord(ctx context.Context, sid, key string, depends func(record []byte) bool) (session.Deadline, []byte, error)
+	AliveUntil(ctx context.Context, sid string) (session.Deadline, error)
+}
+
+// trustUntil is how long a session validated with its provider session's
+// deadline d may be served from the cache, whatever session_cache and
+// session_cache_invalidated allow: the zero time (no bound) without a
+// deadline (not Aero2's own provider: the record's ExpiresAt is all the
+// proxy knows, and cached enforces it).
+//
+// Not past d.Ends: the provider session's idle and absolute timeouts are
+// not broadcast (nothing happens when one falls), so a cache trusted
+// longer would admit a session that has ended, on every replica that
+// cached it, for as long as session_cache_invalidated (an hour at most).
+// Up to d.Ends is exact: LastSeen only moves forward, and any earlier
+// ending is broadcast (or noticed within session_cache without them).
+//
+// And not past d.Touch (LastSeen plus the touch gap: a tenth of the idle
+// timeout, at most 5 minutes). A use served from the cache records
+// nothing at the provider; before d.Touch no use would be recorded
+// anyway (the manager touches once per gap), so the provider session
+// sees the user's activity exactly as it would without the cache, and
+// the first request past d.Touch is revalidated, which touches it. Any
+// later bound hides activity from the idle timeout: trusted until d.Ends
+// minus a margin m, a user whose requests were all served from the cache
+// until then, and who then pauses for a little more than m, is signed
+// out though never idle for the idle timeout (with m the touch gap,
+// requests every fifth of the idle timeout may not be enough). The
+// price: an active session is read, and its use written, once per touch
+// gap, as the provider's own pages are; its other requests cost no round
+// trip, and endings still reach the cache at once by broadcast.
+func trustUntil(d session.Deadline) time.Time {
+	if !d.Live() {
+		return time.Time{}
+	}
+	if d.Touch.Before(d.Ends) {
+		return d.Touch
+	}
+	return d.Ends
 }
 
 // A proxy cookie is its token, and, for a session that depends on a
@@ -277,6 +319,9 @@ type live struct {
 	// and the session may be trusted for longTTL (see invalidate.go).
 	watched bool
 	gen     uint64
+	// until bounds the trust, whatever the cache's: the provider
+	// session's deadline (trustUntil); zero: none.
+	until time.Time
 
 	mu         sync.Mutex
 	assertions map[string]cachedAssertion
@@ -331,7 +376,7 @@ func (s *sessions) cached(id string, now time.Time) *live {
 	s.mu.RLock()
 	l := s.cache[id]
 	s.mu.RUnlock()
-	if l == nil || !now.Before(l.rec.ExpiresAt) {
+	if l == nil || !now.Before(l.rec.ExpiresAt) || l.past(now) {
 		return nil
 	}
 	age := now.Sub(l.checked)
@@ -340,6 +385,10 @@ func (s *sessions) cached(id string, now time.Time) *live {
 	}
 	return nil
 }
+
+// past reports whether now is past the provider session's deadline the
+// entry is bounded by (trustUntil).
+func (l *live) past(now time.Time) bool { return !l.until.IsZero() && !now.Before(l.until) }
 
 func (s *sessions) remember(l *live) {
 	if s.ttl <= 0 && s.longTTL <= 0 {
@@ -358,7 +407,7 @@ func (s *sessions) remember(l *live) {
 	if now := s.now(); now.Sub(s.swept) >= s.sweepEvery() || len(s.cache) >= maxCachedSessions {
 		s.swept = now
 		for k, v := range s.cache {
-			if age := now.Sub(v.checked); age >= s.ttl && !(v.watched && age < s.longTTL) {
+			if age := now.Sub(v.checked); v.past(now) || age >= s.ttl && !(v.watched && age < s.longTTL) {
 				s.drop(k)
 			}
 		}
@@ -443,10 +492,12 @@ func (s *sessions) loadAnywhere(ctx context.Context, cookie string) (*live, erro
 func (s *sessions) validate(ctx context.Context, id, token, sid string) (*live, error) {
 	watched, gen := s.watch()
 	var rec *record
-	checked, alive := false, false
-	if rr, ok := s.alive.(recordReader); ok && sid != "" {
+	var until session.Deadline
+	checked := false
+	rr, own := s.alive.(recordReader)
+	if own && sid != "" {
 		var err error
-		alive, _, err = rr.AliveWithRecord(ctx, sid, recordKey(id), func(raw []byte) bool {
+		until, _, err = rr.AliveWithRecord(ctx, sid, recordKey(id), func(raw []byte) bool {
 			rec = open(token, raw)
 			checked = rec != nil && rec.Identity.SessionID == sid
 			return checked
@@ -470,8 +521,13 @@ func (s *sessions) validate(ctx context.Context, id, token, sid string) (*live, 
 		return nil, errNoSession
 	}
 	if s.alive != nil && rec.Identity.SessionID != "" {
-		ok, err := alive, error(nil)
-		if !checked {
+		ok, err := until.Live(), error(nil)
+		switch {
+		case checked:
+		case own: // no hint, or another session's: read it alone
+			until, err = rr.AliveUntil(ctx, rec.Identity.SessionID)
+			ok = until.Live()
+		default:
 			ok, err = s.alive.Alive(ctx, rec.Identity.SessionID)
 		}
 		if err != nil {
@@ -485,6 +541,7 @@ func (s *sessions) validate(ctx context.Context, id, token, sid string) (*live, 
 		}
 	}
 	l := &live{id: id, rec: rec, checked: now, watched: watched, gen: gen}
+	l.until = trustUntil(until)
 	s.remember(l)
 	return l, nil
 }
@@ -518,8 +575,18 @@ func (s *sessions) create(ctx context.Context, t *Tokens, origin string) (string
 			return "", nil, err
 		}
 		l := &live{id: id, rec: rec, checked: s.now(), watched: watched, gen: gen}
-		s.remember(l)
-		if _, ok := s.alive.(recordReader); ok && sidHint(rec.Identity.SessionID) {
+		_, own := s.alive.(recordReader)
+		if !own || rec.Identity.SessionID == "" {
+			// A session of Aero2's own provider is not cached here:
+			// its provider session's deadline is not known (the
+			// sign-in may have reused one near its absolute timeout,
+			// or one untouched for most of a touch gap), and the
+			// cache may not trust it past that (trustUntil). The
+			// first request reads it, with the record, in one round
+			// trip.
+			s.remember(l)
+		}
+		if own && sidHint(rec.Identity.SessionID) {
 			return token + "." + rec.Identity.SessionID, l, nil
 		}
 		return token, l, nil
@@ -656,7 +723,7 @@ func (s *sessions) accessToken(ctx context.Context, cookie string, l *live) (str
 	v, err, _ := s.group.Do("refresh:"+l.id, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshWait+5*time.Second)
 		defer cancel()
-		return s.refreshOnce(ctx, token, l.id)
+		return s.refreshOnce(ctx, token, l.id, l.until)
 	})
 	if err != nil {
 		return "", err
@@ -666,7 +733,12 @@ func (s *sessions) accessToken(ctx context.Context, cookie string, l *live) (str
 
 // refreshOnce refreshes the session's tokens unless another request or
 // replica has done so, and returns the current access token.
-func (s *sessions) refreshOnce(ctx context.Context, token, id string) (string, error) {
+//
+// What it caches was not checked against the provider session (only the
+// access token is new), so it keeps until, the bound of the validation
+// that admitted the session (trustUntil): a refresh token outlives the
+// idle timeout of the session it was issued in, and must not extend it.
+func (s *sessions) refreshOnce(ctx context.Context, token, id string, until time.Time) (string, error) {
 	deadline := s.now().Add(refreshWait)
 	for {
 		// Re-read: another replica may have refreshed already.
@@ -675,7 +747,7 @@ func (s *sessions) refreshOnce(ctx context.Context, token, id string) (string, e
 			return "", err
 		}
 		if s.fresh(cur) {
-			s.remember(&live{id: id, rec: cur, checked: s.now()})
+			s.remember(&live{id: id, rec: cur, checked: s.now(), until: until})
 			return cur.AccessToken, nil
 		}
 		err = s.records.Create(ctx, refreshLockKey(id), []byte{1}, refreshLockTTL)
@@ -689,10 +761,10 @@ func (s *sessions) refreshOnce(ctx context.Context, token, id string) (string, e
 				return "", err
 			}
 			if s.fresh(cur) {
-				s.remember(&live{id: id, rec: cur, checked: s.now()})
+				s.remember(&live{id: id, rec: cur, checked: s.now(), until: until})
 				return cur.AccessToken, nil
 			}
-			return s.refresh(ctx, token, id, cur)
+			return s.refresh(ctx, token, id, cur, until)
 		}
 		if !errors.Is(err, store.ErrExists) {
 			return "", err
@@ -719,7 +791,7 @@ func (s *sessions) reread(ctx context.Context, token string) (*record, error) {
 }
 
 // refresh redeems the refresh token, holding the session's refresh lock.
-func (s *sessions) refresh(ctx context.Context, token, id string, cur *record) (string, error) {
+func (s *sessions) refresh(ctx context.Context, token, id string, cur *record, until time.Time) (string, error) {
 	t, err := s.provider.Refresh(ctx, cur.RefreshToken)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", errNoSession, err)
@@ -744,6 +816,6 @@ func (s *sessions) refresh(ctx context.Context, token, id string, cur *record) (
 	if err := s.records.Put(ctx, recordKey(id), sealed, rec.ExpiresAt.Sub(s.now())); err != nil {
 		return "", err
 	}
-	s.remember(&live{id: id, rec: &rec, checked: s.now()})
+	s.remember(&live{id: id, rec: &rec, checked: s.now(), until: until})
 	return rec.AccessToken, nil
 }

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/aero2/aero2/session"
 	"github.com/aero2/aero2/store"
 	"github.com/aero2/aero2/store/memory"
 )
@@ -119,5 +121,111 @@ func TestRecordsCarryTheGroupsHeader(t *testing.T) {
 		if n := testing.AllocsPerRun(50, func() { rec.Identity.groupsValue() }); n != 0 {
 			t.Errorf("%s: the groups header is joined on every request (%v allocations)", name, n)
 		}
+	}
+}
+
+// deadlineSessions is Aero2's own provider as the proxy sees it (a
+// recordReader): every provider session alive until d.
+type deadlineSessions struct {
+	ownSessions
+	records store.AppRecords
+	d       session.Deadline
+}
+
+func (o *deadlineSessions) AliveWithRecord(ctx context.Context, sid, key string, depends func([]byte) bool) (session.Deadline, []byte, error) {
+	raw, err := o.records.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		raw, err = nil, nil
+	}
+	if err != nil || !depends(raw) {
+		return session.Deadline{}, raw, err
+	}
+	return o.d, raw, nil
+}
+
+func (o *deadlineSessions) AliveUntil(context.Context, string) (session.Deadline, error) {
+	return o.d, nil
+}
+
+// refreshing is a Provider that only refreshes.
+type refreshing struct{ Provider }
+
+func (refreshing) Refresh(context.Context, string) (*Tokens, error) {
+	return &Tokens{AccessToken: "at-2", RefreshToken: "rt-2", AccessExpiry: time.Now().Add(2 * time.Hour), AccessLifetime: time.Hour}, nil
+}
+
+// TestCacheTrustEndsAtTheProviderDeadline: at Aero2's own provider a
+// session is not cached at sign-in (its provider session's deadline is
+// not known there); once validated it is trusted, under session_cache
+// and session_cache_invalidated alike, until the provider session's
+// next touch or its end, whichever comes first (trustUntil), and not
+// after; an access token's refresh does not move that bound. Without a
+// deadline (another provider's sessions) only the caches' own limits
+// apply.
+func TestCacheTrustEndsAtTheProviderDeadline(t *testing.T) {
+	st := memory.New()
+	defer st.Close()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	own := &deadlineSessions{records: store.ForApp(st, "a")}
+	s := newTestSessions(st, own)
+	s.ttl, s.longTTL, s.now, s.keepTokens, s.provider = 2*time.Second, time.Hour, clock, true, refreshing{}
+	// Heard all along: every heartbeat arrives (heard is the last).
+	s.inv = &invalidations{now: clock, since: now, heard: now.Add(2 * time.Hour)}
+	tokens := signedIn("alice", "sid-alice")
+	tokens.AccessExpiry = now.Add(10 * time.Second) // due: the first refresh redeems the refresh token
+	cookie, _, err := s.create(t.Context(), tokens, "https://app.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.cache) != 0 {
+		t.Fatal("a session of Aero2's own provider was cached at sign-in, before its provider session's deadline was read")
+	}
+	token, _ := splitCookie(cookie)
+	id, _ := session.TokenID(token)
+	for _, c := range []struct {
+		name  string
+		d     session.Deadline
+		bound time.Duration // after the validation
+	}{
+		{"within session_cache (and refreshed)", session.Deadline{Ends: now.Add(time.Second), Touch: now.Add(time.Minute)}, time.Second},
+		{"the touch first", session.Deadline{Ends: now.Add(10 * time.Minute), Touch: now.Add(time.Minute)}, time.Minute},
+		{"the end first", session.Deadline{Ends: now.Add(30 * time.Second), Touch: now.Add(time.Minute)}, 30 * time.Second},
+	} {
+		s.forget(id)
+		own.d = c.d
+		l, err := s.load(t.Context(), cookie, "https://app.example")
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if s.cached(id, now.Add(c.bound-time.Millisecond)) == nil {
+			t.Errorf("%s: not trusted until %v", c.name, c.bound)
+		}
+		if s.cached(id, now.Add(c.bound)) != nil {
+			t.Errorf("%s: trusted past %v", c.name, c.bound)
+		}
+		// A refresh keeps the bound: only the access token is new (the
+		// first case's redeems the refresh token; the others find the
+		// stored record refreshed).
+		if at, err := s.accessToken(t.Context(), cookie, l); err != nil || at != "at-2" {
+			t.Fatalf("%s: refresh: %q %v", c.name, at, err)
+		}
+		// (What a refresh caches is trusted for session_cache only.)
+		within := now.Add(min(c.bound, s.ttl) - time.Millisecond)
+		if s.cached(id, within) == nil || s.cached(id, now.Add(c.bound)) != nil {
+			t.Errorf("%s: after a refresh, trusted at %v? %v; at %v? %v", c.name, within.Sub(now),
+				s.cached(id, within) != nil, c.bound, s.cached(id, now.Add(c.bound)) != nil)
+		}
+	}
+	// Another provider's session: no deadline, the caches' own limits.
+	other := newTestSessions(st, nil)
+	other.ttl, other.longTTL, other.now, other.inv = 2*time.Second, time.Hour, clock, &invalidations{now: clock, since: now, heard: now.Add(2 * time.Hour)}
+	ck, _, err := other.create(t.Context(), signedIn("bob", "sid-bob"), "https://app.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := other.load(t.Context(), ck, "https://app.example")
+	if err != nil || !l.until.IsZero() || other.cached(l.id, now.Add(59*time.Minute)) == nil {
+		t.Errorf("another provider's session: %v, until %v, trusted for session_cache_invalidated %v", err, l.until, other.cached(l.id, now.Add(59*time.Minute)) != nil)
 	}
 }

@@ -193,40 +193,80 @@ func (m *Manager) Current(r *http.Request) (*store.Session, error) {
 // it alive while the user is active. It answers false, not an error, for
 // an absent or ended session.
 func (m *Manager) Alive(ctx context.Context, id string) (bool, error) {
-	s, err := m.be.GetSession(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err == nil {
-		_, err = m.check(ctx, s)
-	}
-	if errors.Is(err, ErrNoSession) {
-		return false, nil
-	}
-	return err == nil, err
+	d, err := m.AliveUntil(ctx, id)
+	return d.Live(), err
 }
 
-// AliveWithRecord is Alive for session id together with a read of the
-// record key (of the same application, store.Records), in one store round
-// trip: how the proxy loads a session of its own and the provider session
-// it depends on. depends is called with the record (nil when absent) and
-// says whether it names session id; only then is the session checked
-// (and its use recorded, as Alive does), so that a caller's guess at id
-// never keeps another session alive. alive is false when depends is.
-func (m *Manager) AliveWithRecord(ctx context.Context, id, key string, depends func(record []byte) bool) (alive bool, record []byte, err error) {
+// Deadline is what a check of a live session read (AliveUntil,
+// AliveWithRecord): when it ends unless it is used again, and when a use
+// would next be recorded. The zero Deadline is a session not alive.
+type Deadline struct {
+	// Ends is min(ExpiresAt, LastSeen+IdleTimeout), LastSeen as the
+	// check left it (after its touch). LastSeen only moves forward, and
+	// every earlier ending is an end (End, Revoke...), which is
+	// broadcast where the store can: a caller that hears the broadcasts
+	// may take the session for live until Ends, and no longer.
+	Ends time.Time
+	// Touch is LastSeen plus the touch gap: a use before it records
+	// nothing (check), so a use hidden from the manager until then (the
+	// proxy's cache) loses no activity the idle timeout counts, and one
+	// hidden past it does.
+	Touch time.Time
+}
+
+// Live reports whether d is a live session's (not the zero Deadline).
+func (d Deadline) Live() bool { return !d.Ends.IsZero() }
+
+// AliveUntil is Alive with the session's Deadline as the check read it;
+// the zero Deadline for an absent or ended session.
+func (m *Manager) AliveUntil(ctx context.Context, id string) (Deadline, error) {
+	s, err := m.be.GetSession(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Deadline{}, nil
+	}
+	if err == nil {
+		s, err = m.check(ctx, s)
+	}
+	if errors.Is(err, ErrNoSession) {
+		return Deadline{}, nil
+	}
+	if err != nil {
+		return Deadline{}, err
+	}
+	return m.deadline(s), nil
+}
+
+// AliveWithRecord is AliveUntil for session id together with a read of
+// the record key (of the same application, store.Records), in one store
+// round trip: how the proxy loads a session of its own and the provider
+// session it depends on. depends is called with the record (nil when
+// absent) and says whether it names session id; only then is the session
+// checked (and its use recorded, as Alive does), so that a caller's guess
+// at id never keeps another session alive. until is the zero Deadline
+// (not alive) when depends is false.
+func (m *Manager) AliveWithRecord(ctx context.Context, id, key string, depends func(record []byte) bool) (until Deadline, record []byte, err error) {
 	s, v, err := m.be.GetSessionAndRecord(ctx, id, key)
 	if err != nil {
-		return false, nil, err
+		return Deadline{}, nil, err
 	}
 	if !depends(v) || s == nil {
-		return false, v, nil
+		return Deadline{}, v, nil
 	}
-	if _, err := m.check(ctx, s); errors.Is(err, ErrNoSession) {
-		return false, v, nil
+	if s, err = m.check(ctx, s); errors.Is(err, ErrNoSession) {
+		return Deadline{}, v, nil
 	} else if err != nil {
-		return false, nil, err
+		return Deadline{}, nil, err
 	}
-	return true, v, nil
+	return m.deadline(s), v, nil
+}
+
+// deadline is the Deadline of s as check left it.
+func (m *Manager) deadline(s *store.Session) Deadline {
+	ends := s.LastSeen.Add(m.cfg.IdleTimeout)
+	if s.ExpiresAt.Before(ends) {
+		ends = s.ExpiresAt
+	}
+	return Deadline{Ends: ends, Touch: s.LastSeen.Add(m.touchGap)}
 }
 
 // check applies the idle and absolute limits to a stored session and

@@ -331,3 +331,68 @@ func TestSiblingCookiesAreNeverAccepted(t *testing.T) {
 		}
 	})
 }
+
+// TestAliveUntilReportsTheDeadline: the provider-session check reports
+// the session's deadline as it read it, LastSeen after its own touch:
+// min(ExpiresAt, LastSeen+IdleTimeout), and when a use would next be
+// recorded (LastSeen plus the touch gap, 5m of the idle timeout 1h). The
+// proxy bounds its cache by both (proxy.trustUntil). AliveWithRecord
+// reports the same, and nothing for a record that names another session.
+func TestAliveUntilReportsTheDeadline(t *testing.T) {
+	backends(t, func(t *testing.T, be store.Store) {
+		c := &clock{now: time.Now()}
+		app := storetest.App(t)
+		m := newManager(be, app, c)
+		s, _ := signIn(t, m, nil)
+		ctx := t.Context()
+		start := s.LastSeen
+		want := func(what string, d session.Deadline, ends, touch time.Time) {
+			t.Helper()
+			if !d.Live() || !d.Ends.Equal(ends) || !d.Touch.Equal(touch) {
+				t.Errorf("%s: ends %v, touch %v; want %v, %v", what, d.Ends, d.Touch, ends, touch)
+			}
+		}
+		check := func(what string, ends, touch time.Time) {
+			t.Helper()
+			d, err := m.AliveUntil(ctx, s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want(what, d, ends, touch)
+		}
+		check("at sign-in", start.Add(time.Hour), start.Add(5*time.Minute))
+		c.Add(4 * time.Minute) // within the touch gap: nothing recorded
+		check("4m later", start.Add(time.Hour), start.Add(5*time.Minute))
+		c.Add(2 * time.Minute) // past it: touched, and the deadline with it
+		seen := c.Now().UTC()
+		check("6m later", seen.Add(time.Hour), seen.Add(5*time.Minute))
+
+		key := "proxy-session:deadline"
+		if err := store.ForApp(be, app).Put(ctx, key, []byte("names s"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		d, rec, err := m.AliveWithRecord(ctx, s.ID, key, func([]byte) bool { return true })
+		if err != nil || string(rec) != "names s" {
+			t.Fatalf("AliveWithRecord: %q %v", rec, err)
+		}
+		want("with the record", d, seen.Add(time.Hour), seen.Add(5*time.Minute))
+		if d, _, err := m.AliveWithRecord(ctx, s.ID, key, func([]byte) bool { return false }); d.Live() || err != nil {
+			t.Errorf("a record naming another session: %+v %v, want the zero Deadline", d, err)
+		}
+
+		// Used every 50 minutes, the idle deadline passes the absolute
+		// one (4h after sign-in), which is then the deadline.
+		for c.Now().Add(50 * time.Minute).Before(s.ExpiresAt) {
+			c.Add(50 * time.Minute)
+			if d, err := m.AliveUntil(ctx, s.ID); !d.Live() || err != nil {
+				t.Fatalf("used session ended at %v: %v", c.Now().Sub(start), err)
+			}
+		}
+		seen = c.Now().UTC()
+		check("near the absolute timeout", s.ExpiresAt, seen.Add(5*time.Minute))
+		c.Add(s.ExpiresAt.Sub(c.Now()))
+		if d, err := m.AliveUntil(ctx, s.ID); d.Live() || err != nil {
+			t.Errorf("at the absolute timeout: %+v %v, want the zero Deadline", d, err)
+		}
+	})
+}

@@ -167,3 +167,39 @@ func BenchmarkProxyHandler(b *testing.B) {
 	b.Run("aero2/cached", func(b *testing.B) { run(b, cached, cachedBase+"/x", cachedCookies) })
 	b.Run("aero2/store", func(b *testing.B) { run(b, uncached, uncachedBase+"/x", uncachedCookies) })
 }
+
+// BenchmarkProxyHandlerParallel is BenchmarkProxyHandler with 32
+// requests in flight per P (-cpu 2: 64, as bench/proxy's full load):
+// what it adds to the sequential one is contention (the session cache's
+// lock, singleflight, the transports' connection pools), which a
+// -mutexprofile or -blockprofile of it shows. Ratios against "bare", in
+// the same run, as there.
+//
+//	go test -run '^$' -bench BenchmarkProxyHandlerParallel -benchmem -cpu 2 ./proxy/
+func BenchmarkProxyHandlerParallel(b *testing.B) {
+	up := fixedUpstream(b)
+	upURL, _ := url.Parse(up.URL)
+	bare := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(upURL); pr.SetXForwarded() },
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64, ForceAttemptHTTP2: true},
+	}
+	run := func(b *testing.B, h http.Handler, target string, cookies []*http.Cookie) {
+		u, _ := url.Parse(target)
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			w := &discardWriter{h: http.Header{}}
+			for pb.Next() {
+				proxyGet(b.Context(), h, w, u, cookies)
+				if w.code != http.StatusOK {
+					b.Errorf("status %d", w.code)
+					return
+				}
+			}
+		})
+	}
+	cached, cachedBase, cachedCookies := signedInProxy(b, up.URL, "2s")
+	uncached, uncachedBase, uncachedCookies := signedInProxy(b, up.URL, "1ns")
+	b.Run("bare", func(b *testing.B) { run(b, bare, cachedBase+"/x", cachedCookies) })
+	b.Run("aero2/cached", func(b *testing.B) { run(b, cached, cachedBase+"/x", cachedCookies) })
+	b.Run("aero2/store", func(b *testing.B) { run(b, uncached, uncachedBase+"/x", uncachedCookies) })
+}

@@ -184,8 +184,15 @@ func forwardAuthFamily(plans []headerPlan) []string {
 // X-Forwarded-User into the same variable, so both must go.
 func stripKey(name string) string {
 	var buf [128]byte
+	return string(stripKeyIn(&buf, name))
+}
+
+// stripKeyIn is stripKey written into buf when name fits it (every name
+// but a hostile one): drops runs on every header of every proxied request,
+// and a string made of each name was an allocation apiece.
+func stripKeyIn(buf *[128]byte, name string) []byte {
 	if len(name) > len(buf) {
-		return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+		return []byte(strings.ReplaceAll(strings.ToLower(name), "_", "-"))
 	}
 	b := buf[:len(name)]
 	for i := 0; i < len(name); i++ {
@@ -198,18 +205,20 @@ func stripKey(name string) string {
 		}
 		b[i] = c
 	}
-	return string(b)
+	return b
 }
 
 // drops reports whether a header named name is removed; trustedPeer says
 // whether the connection comes from a trusted proxy.
 func (s stripSet) drops(name string, trustedPeer bool) bool {
-	n := stripKey(name)
-	if s.always[n] || (!trustedPeer && s.untrusted[n]) {
+	var buf [128]byte
+	n := stripKeyIn(&buf, name)
+	// string(n) in a map index and a comparison is not a copy.
+	if s.always[string(n)] || (!trustedPeer && s.untrusted[string(n)]) {
 		return true
 	}
 	for _, p := range strippedPrefixes {
-		if strings.HasPrefix(n, p) {
+		if len(n) >= len(p) && string(n[:len(p)]) == p {
 			return true
 		}
 	}

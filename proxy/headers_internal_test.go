@@ -329,3 +329,47 @@ func TestIdentityHeadersShareNoSlice(t *testing.T) {
 		h[k] = want[k]
 	}
 }
+
+// TestStripAllocatesNothing: stripping runs on every header of every
+// proxied request, and reads each name in a buffer of its own, not a
+// string made of it; names too long for the buffer (only hostile ones)
+// are read as before, and removed as before.
+func TestStripAllocatesNothing(t *testing.T) {
+	s := newStripSet([]headerPlan{newHeaderPlan(testHeaders("X-Custom-User"))})
+	browser := http.Header{}
+	for _, n := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Cookie", "User-Agent", "Referer",
+		"Sec-Fetch-Mode", "Sec-Ch-Ua", "Upgrade-Insecure-Requests", "X_Request_Id", "Priority"} {
+		browser[n] = []string{"v"}
+	}
+	if n := testing.AllocsPerRun(100, func() { s.strip(browser, false) }); n != 0 {
+		t.Errorf("stripping a browser's headers: %v allocations, want 0", n)
+	}
+	if len(browser) != 11 {
+		t.Errorf("a browser's header was removed: %v", browser)
+	}
+	for _, name := range []string{"X-Forwarded-User", "x_custom_user", "REMOTE_USER", "X-Auth-Request-Email", "X-Forwarded-Ssl"} {
+		if n := testing.AllocsPerRun(100, func() {
+			if !s.drops(name, false) {
+				t.Fatalf("%s is kept", name)
+			}
+		}); n != 0 {
+			t.Errorf("drops(%q): %v allocations, want 0", name, n)
+		}
+	}
+	long := strings.Repeat("A", 200)
+	for _, tc := range []struct {
+		name  string
+		drops bool
+	}{
+		{"X_Auth_Request_" + long, true},
+		{"x-webauth-" + long, true},
+		{"X-Auth-Request-" + strings.Repeat("b", 128-len("X-Auth-Request-")), true}, // fills the buffer exactly
+		{"X-Auth-Request-" + strings.Repeat("b", 129-len("X-Auth-Request-")), true}, // one past it
+		{"X-Custom-User" + long, false},
+		{"X-Other-" + long, false},
+	} {
+		if got := s.drops(tc.name, false); got != tc.drops || got != familyOf(tc.name, false, "X-Custom-User") {
+			t.Errorf("drops(%.30q… %d bytes) = %v, want %v", tc.name, len(tc.name), got, tc.drops)
+		}
+	}
+}

@@ -213,9 +213,9 @@ func New(opts Options) (*Handler, error) {
 			continue
 		}
 		iss, _ := url.Parse(home)
-		hostless := []hostRule{newHostRule(iss.Host)}
+		hostless := []hostRule{newHostRule(iss.Scheme, iss.Host)}
 		for _, hn := range ac.Hosts {
-			hostless = append(hostless, newHostRule(hn))
+			hostless = append(hostless, newHostRule(iss.Scheme, hn))
 		}
 		st := store.ForApp(opts.Store, ac.Name) // nothing below names another application's records
 		ap := &appProxy{
@@ -299,7 +299,7 @@ func (h *Handler) compileRoute(cfg *config.Config, ap *appProxy, rc config.Route
 	}
 	r.hosts, r.hostless = ap.hostless, rc.Host == ""
 	if rc.Host != "" {
-		r.hosts = []hostRule{newHostRule(rc.Host)}
+		r.hosts = []hostRule{newHostRule(ap.scheme, rc.Host)}
 	}
 	pol, ps := compilePolicy(cfg, rc.Policy, field("policy"))
 	r.policy = pol

@@ -12,11 +12,11 @@ import (
 // default port; a wildcard matches one or more labels, never the bare
 // domain; and no host a route does not serve ever becomes an origin.
 func TestHostRules(t *testing.T) {
-	ap := &appProxy{scheme: "https", hostless: []hostRule{newHostRule("auth.example.com"), newHostRule("legacy.internal:8443"), newHostRule("*.dev.example.com")}}
+	ap := &appProxy{scheme: "https", hostless: []hostRule{newHostRule("https", "auth.example.com"), newHostRule("https", "legacy.internal:8443"), newHostRule("https", "*.dev.example.com")}}
 	route := func(host, path string) *Route {
 		r := &Route{app: ap, hosts: ap.hostless, hostless: host == ""}
 		if host != "" {
-			r.hosts = []hostRule{newHostRule(host)}
+			r.hosts = []hostRule{newHostRule("https", host)}
 		}
 		var err error
 		if r.segments, r.folded, err = compilePath(path); err != nil {
@@ -97,4 +97,35 @@ func indexOf(rs []*Route, r *Route) int {
 		}
 	}
 	return -1
+}
+
+var originSink string
+
+// TestExactHostOriginIsMadeOnce: on a route's exact host, the origin a
+// session is checked against on every request with a cookie is the one
+// made when the configuration was loaded; a wildcard's is joined from the
+// request's host, which only a host the rule matches gets.
+func TestExactHostOriginIsMadeOnce(t *testing.T) {
+	ap := &appProxy{scheme: "https"}
+	exact := &Route{app: ap, hosts: []hostRule{newHostRule("https", "App.Example.com:8443")}}
+	wild := &Route{app: ap, hosts: []hostRule{newHostRule("https", "*.preview.example.com")}}
+	if n := testing.AllocsPerRun(100, func() { originSink = exact.origin("app.example.com:8443") }); n != 0 {
+		t.Errorf("an exact host's origin: %v allocations, want 0", n)
+	}
+	for _, tc := range []struct {
+		r          *Route
+		host, want string
+	}{
+		{exact, "app.example.com:8443", "https://app.example.com:8443"},
+		{exact, "app.example.com", ""},
+		{exact, "app.example.com:8443.evil", ""},
+		{exact, "evil.app.example.com:8443", ""},
+		{wild, "a.preview.example.com", "https://a.preview.example.com"},
+		{wild, "preview.example.com", ""},
+		{wild, "a.preview.example.com.evil", ""},
+	} {
+		if got := tc.r.origin(tc.host); got != tc.want {
+			t.Errorf("origin(%q) = %q, want %q", tc.host, got, tc.want)
+		}
+	}
 }

@@ -127,9 +127,15 @@ type hostRule struct {
 	name string // the normalised host, or a wildcard's suffix ".example.com"
 	port string // a wildcard's port; "" for the default
 	wild bool
+	// origin is, for an exact host, scheme://name: made once here, not
+	// joined on every request with a cookie (Route.origin). "" for a
+	// wildcard, whose origin is the request's host.
+	origin string
 }
 
-func newHostRule(h string) hostRule {
+// newHostRule is the rule of a configured host h of an application whose
+// origins have scheme.
+func newHostRule(scheme, h string) hostRule {
 	if strings.HasPrefix(h, "*.") {
 		name, port := h, ""
 		if n, p, err := net.SplitHostPort(h); err == nil {
@@ -141,7 +147,8 @@ func newHostRule(h string) hostRule {
 		}
 		return hostRule{name: name[1:], port: port, wild: true}
 	}
-	return hostRule{name: config.NormalizeHost(h)}
+	name := config.NormalizeHost(h)
+	return hostRule{name: name, origin: scheme + "://" + name}
 }
 
 // matches reports whether the rule covers a normalised host.
@@ -171,10 +178,15 @@ func (r *Route) Serves(host string) bool {
 // and a host the route serves. It is "" for a host the route does not
 // serve, so that no caller can turn a Host header into an origin.
 func (r *Route) origin(host string) string {
-	if !r.Serves(host) {
-		return ""
+	for _, hr := range r.hosts {
+		if hr.matches(host) {
+			if hr.origin != "" {
+				return hr.origin // an exact rule: host is its name
+			}
+			return r.app.scheme + "://" + host
+		}
 	}
-	return r.app.scheme + "://" + host
+	return ""
 }
 
 // pathVerdict is what choose decided about a path.

@@ -1,0 +1,50 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/aero2/aero2/config"
+)
+
+// TestRewriteSetsForwardedHeadersApart: the outbound request's
+// X-Forwarded-For, -Host and -Proto are what the server resolved, never
+// what the client sent, and share one backing array without sharing a
+// slice: appending to one (a RoundTripper may) leaves the others as
+// they were.
+func TestRewriteSetsForwardedHeadersApart(t *testing.T) {
+	up, _ := url.Parse("http://upstream.internal:8080")
+	h := &Handler{strip: newStripSet(nil), cookies: ownCookies{}, trusted: func(netip.Addr) bool { return false }}
+	rt := &Route{upstream: up, headers: newHeaderPlan(config.IdentityHeaders{})}
+	in := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/x"}, Host: "app.example.com", RemoteAddr: "[::ffff:192.0.2.7]:4000",
+		Header: http.Header{"X-Forwarded-For": {"6.6.6.6"}, "X-Forwarded-Host": {"evil.example"}, "X-Forwarded-Proto": {"https"}}}
+	f := &forwarding{route: rt, d: decision{id: &Identity{Subject: "u1", Email: "a@example.com"}}, scheme: "http"}
+	in = in.WithContext(context.WithValue(context.Background(), forwardingKey{}, f))
+	out := in.Clone(in.Context())
+	// ReverseProxy removes the client's X-Forwarded-* before Rewrite.
+	for _, n := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		delete(out.Header, n)
+	}
+	h.rewrite(&httputil.ProxyRequest{In: in, Out: out})
+	want := http.Header{"X-Forwarded-For": {"192.0.2.7"}, "X-Forwarded-Host": {"app.example.com"}, "X-Forwarded-Proto": {"http"}}
+	for n, v := range want {
+		if !slices.Equal(out.Header[n], v) {
+			t.Errorf("%s: %q, want %q", n, out.Header[n], v)
+		}
+	}
+	before := out.Header.Clone()
+	for n := range want {
+		out.Header.Add(n, "added")
+		for k, v := range before {
+			if k != n && !slices.Equal(out.Header[k], v) {
+				t.Fatalf("adding to %s changed %s: %q", n, k, out.Header[k])
+			}
+		}
+		out.Header[n] = before[n]
+	}
+}

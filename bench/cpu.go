@@ -31,18 +31,41 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// contextSwitches is the voluntary and involuntary context switches of
+// every thread of this process (getrusage sums them over the threads): the
+// cost of a cgo call's P handoff (a thread woken, one put to sleep) shows
+// here. sysmon's own sleeps count too, so the ceiling's slices, which
+// only sign, are not at zero: compare a row's csw/req with its csw/sig.
+func contextSwitches() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Nvcsw + ru.Nivcsw
+}
+
 // cpuMeter adds up CPU time over slices.
 type cpuMeter struct {
 	took time.Duration
+	csw  int64 // context switches
 	n    int64 // requests or signatures
 }
 
 // measure runs f, which does n units of work, and adds its CPU time.
 func (m *cpuMeter) measure(f func() int64) {
-	c0 := processCPU()
+	c0, s0 := processCPU(), contextSwitches()
 	n := f()
 	m.took += processCPU() - c0
+	m.csw += contextSwitches() - s0
 	m.n += n
+}
+
+// cswPer is the context switches per unit.
+func (m *cpuMeter) cswPer() float64 {
+	if m.n == 0 {
+		return 0
+	}
+	return float64(m.csw) / float64(m.n)
 }
 
 // per is the CPU time per unit; 0 without any.

@@ -76,3 +76,15 @@ func TestRedisCPUIsRead(t *testing.T) {
 		t.Fatalf("Redis's CPU grew %v under 300ms of pipelined PINGs", c1-c0)
 	}
 }
+
+// A goroutine that sleeps parks its thread (a futex or epoll wait): the
+// process's context switches grow.
+func TestContextSwitchesCounted(t *testing.T) {
+	c0 := contextSwitches()
+	for range 20 {
+		time.Sleep(time.Millisecond)
+	}
+	if c1 := contextSwitches(); c1 <= c0 {
+		t.Fatalf("20 sleeps, context switches %d then %d", c0, c1)
+	}
+}

@@ -113,8 +113,8 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 	// machine, a ceiling measured once would compare every scenario with a
 	// moment that has passed).
 	slice := dur / time.Duration(nslices)
-	fmt.Printf("%-7s %-20s %9s %9s %9s %5s %9s %9s %10s %8s %8s %8s\n", "store", "endpoint", "req/s", "p50", "p99", "sigs", "go ceil", "ossl ceil", "of ceiling",
-		"cpu/req", "beside", "redis")
+	fmt.Printf("%-7s %-20s %9s %9s %9s %5s %9s %9s %10s %8s %8s %8s %7s %7s\n", "store", "endpoint", "req/s", "p50", "p99", "sigs", "go ceil", "ossl ceil", "of ceiling",
+		"cpu/req", "beside", "redis", "csw/req", "csw/sig")
 	for _, st := range stores {
 		st = strings.TrimSpace(st)
 		prefix := "aero2bench-" + rand.Text()[:10]
@@ -184,9 +184,9 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 				dropSchema()
 				return fmt.Errorf("%s %s: %d of %d requests failed; first: %v", st, sc.Name, r.Errors, r.Errors+r.Requests, r.FirstErr)
 			}
-			ceiling, osslRate, sigCPU := goC.rate(), "-", goC.cpu.per()
+			ceiling, osslRate, sigCPU, sigCsw := goC.rate(), "-", goC.cpu.per(), goC.cpu.cswPer()
 			if osslCeil != nil {
-				ceiling, sigCPU = osslC.rate(), osslC.cpu.per()
+				ceiling, sigCPU, sigCsw = osslC.rate(), osslC.cpu.per(), osslC.cpu.cswPer()
 				osslRate = fmt.Sprintf("%.0f", ceiling)
 			}
 			frac := "-"
@@ -202,9 +202,9 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 			if redisProc.pid != 0 && cpu.n > 0 {
 				redisPer = micros(redisTook / time.Duration(cpu.n))
 			}
-			fmt.Printf("%-7s %-20s %9.0f %9s %9s %5d %9.0f %9s %10s %8s %8s %8s\n", st, sc.Name, r.Rate,
+			fmt.Printf("%-7s %-20s %9.0f %9s %9s %5d %9.0f %9s %10s %8s %8s %8s %7.2f %7.3f\n", st, sc.Name, r.Rate,
 				r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), sc.Sigs, goC.rate(), osslRate, frac,
-				micros(cpu.per()), beside, redisPer)
+				micros(cpu.per()), beside, redisPer, cpu.cswPer(), sigCsw)
 			if peerOps != nil {
 				if peer.Errors > 0 {
 					fmt.Printf("peer: %d of %d requests failed; first: %v\n", peer.Errors, peer.Errors+peer.Requests, peer.FirstErr)
@@ -225,6 +225,8 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 	fmt.Println("cpu/req: this process's CPU time (server and load generator, every thread) per request, in µs; beside: cpu/req less the")
 	fmt.Println("  CPU of the request's signatures (at the ceiling slices' CPU per signature); redis: the Redis server's CPU per request")
 	fmt.Println("  (read from /proc when it runs on this machine). CPU time moves less than req/s when other jobs share the cores.")
+	fmt.Println("csw/req: this process's context switches (voluntary and not, every thread) per request; csw/sig: the same per")
+	fmt.Println("  signature in the slices of the ceiling in use.")
 	fmt.Println("Targets (issue 13): client_credentials >= 90% of the go ceiling, >= 80% of the ossl one; refresh_token >= 80%; introspection >= 5,000 req/s.")
 	return nil
 }

@@ -184,7 +184,10 @@ type Sessions interface {
 	// GetSession returns the live session, or ErrNotFound.
 	GetSession(ctx context.Context, app, id string) (*Session, error)
 	// TouchSession records s.LastSeen and extends the session's life to ttl
-	// from now. ErrNotFound if it has ended. Only LastSeen is written.
+	// from now. ErrNotFound if it has ended. Only LastSeen is written, and
+	// nothing when the stored LastSeen is not earlier: of two concurrent
+	// touches the one with the older clock reading may arrive last, and
+	// LastSeen never moves back (the idle deadline is counted from it).
 	TouchSession(ctx context.Context, s *Session, ttl time.Duration) error
 	// DeleteSession ends one session; an absent one is not an error.
 	DeleteSession(ctx context.Context, app, id string) error

@@ -306,6 +306,11 @@ func (s *Store) TouchSession(_ context.Context, sess *store.Session, ttl time.Du
 	if !ok || !s.live(se.exp) {
 		return store.ErrNotFound
 	}
+	if !sess.LastSeen.After(se.s.LastSeen) {
+		// A touch that read the clock before a concurrent one and came
+		// after it: LastSeen never moves back (store.Store).
+		return nil
+	}
 	se.s.LastSeen = sess.LastSeen
 	se.exp = s.expiry(ttl)
 	s.sessions[key] = se

@@ -102,9 +102,14 @@ func (s *Store) GetSessionAndRecord(ctx context.Context, app, id, key string) (*
 	return sess, v, nil
 }
 
-// TouchSession writes only last_seen and the row's life.
+// TouchSession writes only last_seen and the row's life, and neither when
+// the row's last_seen is already as late: a touch that read the clock
+// before a concurrent one and arrives after it changes nothing (the SET
+// expressions read the row as it was).
 func (s *Store) TouchSession(ctx context.Context, sess *store.Session, ttl time.Duration) error {
-	n, err := s.exec(ctx, `UPDATE sessions SET last_seen = @last_seen, expires_at = `+expiry("ttl")+`
+	n, err := s.exec(ctx, `UPDATE sessions SET
+		last_seen = CASE WHEN last_seen < @last_seen THEN @last_seen ELSE last_seen END,
+		expires_at = CASE WHEN last_seen < @last_seen THEN `+expiry("ttl")+` ELSE expires_at END
 		WHERE app = @app AND id = @id AND `+live("expires_at"),
 		pgx.NamedArgs{"app": sess.App, "id": clean(sess.ID), "last_seen": sess.LastSeen, "ttl": us(ttl)})
 	if err != nil {

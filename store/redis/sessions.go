@@ -34,13 +34,25 @@ if ms > 0 then redis.call('PEXPIRE', KEYS[1], ms) end
 return 1
 `)
 
+// touchHash records ARGV[1] (Unix nanoseconds) as the session KEYS[1]'s
+// last use and gives it ARGV[2] ms to live, unless its recorded use is as
+// late: a touch that read the clock before a concurrent one may arrive
+// after it, and LastSeen never moves back (store.Store). The two are
+// compared as decimal strings, a longer one being later: Lua's numbers
+// are doubles, which round nanoseconds since 1970.
+const touchHash = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local cur = redis.call('HGET', KEYS[1], 'seen')
+if not cur or #cur < #ARGV[1] or (#cur == #ARGV[1] and cur < ARGV[1]) then
+  local ms = tonumber(ARGV[2])
+  redis.call('HSET', KEYS[1], 'seen', ARGV[1])
+  if ms > 0 then redis.call('PEXPIRE', KEYS[1], ms) else redis.call('PERSIST', KEYS[1]) end
+end
+`
+
 // touchOnlyScript touches the session's hash alone (ARGV as
 // touchSessionScript's).
-var touchOnlyScript = goredis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local ms = tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'seen', ARGV[1])
-if ms > 0 then redis.call('PEXPIRE', KEYS[1], ms) else redis.call('PERSIST', KEYS[1]) end
+var touchOnlyScript = goredis.NewScript(touchHash + `
 return 1
 `)
 
@@ -61,12 +73,10 @@ extend(KEYS[2], ms, existed)
 return 1
 `)
 
-var touchSessionScript = goredis.NewScript(extendTTL + `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local ms = tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'seen', ARGV[1])
-if ms > 0 then redis.call('PEXPIRE', KEYS[1], ms) else redis.call('PERSIST', KEYS[1]) end
-extend(KEYS[2], ms, true)
+// touchSessionScript is touchOnlyScript that also keeps the user's index
+// KEYS[2] alive as long as the session (extend only lengthens it).
+var touchSessionScript = goredis.NewScript(extendTTL + touchHash + `
+extend(KEYS[2], tonumber(ARGV[2]), true)
 return 1
 `)
 

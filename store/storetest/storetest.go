@@ -289,6 +289,18 @@ func testSessions(t *testing.T, s store.Store) {
 		t.Fatalf("after touch: last_seen %v (want %v), user agent %q", got.LastSeen, touched.LastSeen, got.UserAgent)
 	}
 
+	// Two uses of a session touch it concurrently; the one that read the
+	// clock first may write last. Its LastSeen is older and must not win:
+	// the idle deadline is LastSeen's, and a proxy trusts a cached
+	// session until a Deadline it computed from the newer one.
+	late := touched
+	late.LastSeen = touched.LastSeen.Add(-30 * time.Second)
+	mustNil(t, s.TouchSession(ctx(t), &late, longTTL), "late touch")
+	got, _ = s.GetSession(ctx(t), app, sess.ID)
+	if !got.LastSeen.Equal(touched.LastSeen) {
+		t.Fatalf("a late touch moved last_seen back: %v, want %v", got.LastSeen, touched.LastSeen)
+	}
+
 	mustNil(t, s.DeleteSession(ctx(t), app, sess.ID), "delete")
 	_, err = s.GetSession(ctx(t), app, sess.ID)
 	mustIs(t, err, store.ErrNotFound, "get deleted session")

@@ -371,17 +371,25 @@ func (p *OIDCProvider) verifyAccessToken(ctx context.Context, d *discovered, tok
 	if d.introspection == "" {
 		return nil, time.Time{}, errors.New("the provider publishes no introspection_endpoint: bearer tokens cannot be checked for revocation")
 	}
-	active, sub, err := p.introspect(ctx, d.introspection, token)
+	in, err := p.introspect(ctx, d.introspection, token)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if !active {
+	if !in.Active {
 		return nil, time.Time{}, fmt.Errorf("%w: not active (revoked or unknown to the provider)", ErrInvalidToken)
 	}
-	if sub != "" && sub != at.Subject {
+	if in.Sub != "" && in.Sub != at.Subject {
 		return nil, time.Time{}, fmt.Errorf("%w: introspection names another subject", ErrInvalidToken)
 	}
 	id := identityFromClaims(claims)
+	// The provider session the token was issued in: Aero2's JWT access
+	// tokens do not carry it (a resource server has no use for it), its
+	// introspection answer does. With it the proxy refuses the token as
+	// soon as the session ends (authenticate), as it does the browser's,
+	// not when token_cache lapses and introspection says revoked.
+	if id.SessionID, err = in.sessionOf(id.SessionID); err != nil {
+		return nil, time.Time{}, err
+	}
 	// RFC 9068 §2.2: where no resource owner is involved (the client
 	// credentials grant), sub is the client's own identifier.
 	if cid, _ := claims["client_id"].(string); cid != "" && cid == at.Subject {
@@ -413,12 +421,37 @@ func isAccessTokenType(typ string) bool {
 	return strings.TrimPrefix(typ, "application/") == "at+jwt"
 }
 
+// introspection is what the proxy reads of an introspection answer
+// (RFC 7662 §2.2; sid as Aero2 answers it, the session of the grant).
+type introspection struct {
+	Active bool   `json:"active"`
+	Sub    string `json:"sub"`
+	// Sid is not a registered name: another provider may answer it as
+	// something other than a string, which is then not a session ID
+	// (session), rather than an answer that fails to decode.
+	Sid any `json:"sid"`
+}
+
+// sessionOf is the session of a token whose claims say claimed (often
+// none): the answer's, unless the two disagree, which refuses the token
+// as the subjects' disagreement does.
+func (in introspection) sessionOf(claimed string) (string, error) {
+	sid, _ := in.Sid.(string)
+	switch {
+	case sid == "":
+		return claimed, nil
+	case claimed != "" && claimed != sid:
+		return "", fmt.Errorf("%w: introspection names another session", ErrInvalidToken)
+	}
+	return sid, nil
+}
+
 // introspect asks the provider whether token is active (RFC 7662 §2).
-func (p *OIDCProvider) introspect(ctx context.Context, endpoint, token string) (bool, string, error) {
+func (p *OIDCProvider) introspect(ctx context.Context, endpoint, token string) (introspection, error) {
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return false, "", err
+		return introspection{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -426,20 +459,17 @@ func (p *OIDCProvider) introspect(ctx context.Context, endpoint, token string) (
 	req.SetBasicAuth(url.QueryEscape(p.cfg.ClientID), url.QueryEscape(p.cfg.ClientSecret))
 	res, err := p.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return false, "", fmt.Errorf("introspection: %w", err)
+		return introspection{}, fmt.Errorf("introspection: %w", err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return false, "", fmt.Errorf("introspection: provider answered %s", res.Status)
+		return introspection{}, fmt.Errorf("introspection: provider answered %s", res.Status)
 	}
-	var body struct {
-		Active bool   `json:"active"`
-		Sub    string `json:"sub"`
-	}
+	var body introspection
 	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&body); err != nil {
-		return false, "", fmt.Errorf("introspection: %w", err)
+		return introspection{}, fmt.Errorf("introspection: %w", err)
 	}
-	return body.Active, body.Sub, nil
+	return body, nil
 }
 
 // LogoutURL implements Provider (OpenID Connect RP-Initiated Logout 1.0).

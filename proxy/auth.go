@@ -105,8 +105,8 @@ func (h *Handler) authenticate(r *http.Request, rt *Route) decision {
 		} else if err != nil {
 			return refused(verdictUnavailable, err)
 		}
-		if alive := rt.app.sessions.alive; alive != nil && id.SessionID != "" {
-			ok, err := alive.Alive(ctx, id.SessionID)
+		if rt.app.sessions.alive != nil && id.SessionID != "" {
+			ok, err := rt.app.sessions.providerAlive(ctx, id.SessionID)
 			if err != nil {
 				return refused(verdictUnavailable, err)
 			}

@@ -94,10 +94,12 @@ func (h *Handler) onNotice(n store.Notice) {
 }
 
 // forgetProviderSession drops the cached sessions that depend on provider
-// session sid, and returns their IDs.
+// session sid, and the bearer tokens' check of it, and returns the
+// sessions' IDs.
 func (s *sessions) forgetProviderSession(sid string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.sids, sid)
 	ids := make([]string, 0, len(s.bySID[sid]))
 	for id := range s.bySID[sid] {
 		ids = append(ids, id)

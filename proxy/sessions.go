@@ -359,7 +359,11 @@ type sessions struct {
 	bySID map[string]map[string]struct{}
 	// swept is when remember last dropped the entries past their trust.
 	swept time.Time
-	group singleflight.Group
+	// sids are the provider sessions named by bearer tokens found alive
+	// (bearersessions.go), swept as the cache is.
+	sids      map[string]liveSID
+	sidsSwept time.Time
+	group     singleflight.Group
 }
 
 // maxCachedSessions bounds the cache; expired entries are swept past it.
@@ -376,14 +380,19 @@ func (s *sessions) cached(id string, now time.Time) *live {
 	s.mu.RLock()
 	l := s.cache[id]
 	s.mu.RUnlock()
-	if l == nil || !now.Before(l.rec.ExpiresAt) || l.past(now) {
+	if l == nil || !now.Before(l.rec.ExpiresAt) || l.past(now) || !s.trusted(l.checked, l.watched, now) {
 		return nil
 	}
-	age := now.Sub(l.checked)
-	if age < s.ttl || (l.watched && age < s.longTTL && s.inv.trusts(l.checked, now)) {
-		return l
-	}
-	return nil
+	return l
+}
+
+// trusted reports whether a validation made at checked may still be trusted
+// at now: within session_cache, or session_cache_invalidated for one
+// watched (made under the subscription, no broadcast during it) while the
+// broadcasts are heard.
+func (s *sessions) trusted(checked time.Time, watched bool, now time.Time) bool {
+	age := now.Sub(checked)
+	return age < s.ttl || (watched && age < s.longTTL && s.inv.trusts(checked, now))
 }
 
 // past reports whether now is past the provider session's deadline the

@@ -300,7 +300,12 @@ func authorizeRedirect(t *testing.T, issuer, user, clientID, audience string) *u
 
 func authorize(t *testing.T, issuer, user, clientID, secret, audience string) (*url.URL, func(code string) *oauth2.Token) {
 	t.Helper()
-	b := servertest.NewBrowser(t)
+	return authorizeIn(t, servertest.NewBrowser(t), issuer, user, clientID, secret, audience)
+}
+
+// authorizeIn is authorize in browser b, which stays signed in.
+func authorizeIn(t *testing.T, b *servertest.Browser, issuer, user, clientID, secret, audience string) (*url.URL, func(code string) *oauth2.Token) {
+	t.Helper()
 	if p := b.SignInDev(issuer+"/login", user); p.Status != http.StatusOK {
 		t.Fatalf("sign-in of %s: %d at %s", user, p.Status, p.URL)
 	}

@@ -95,7 +95,7 @@ func (s *sessions) rememberSID(sid string, e liveSID) {
 	if now := s.now(); now.Sub(s.sidsSwept) >= s.sweepEvery() || len(s.sids) >= maxCachedSessions {
 		s.sidsSwept = now
 		for k, v := range s.sids {
-			if age := now.Sub(v.checked); !v.until.IsZero() && !now.Before(v.until) || age >= s.ttl && !(v.watched && age < s.longTTL) {
+			if s.outlived(v.checked, v.watched, v.until, now) {
 				delete(s.sids, k)
 			}
 		}

@@ -416,7 +416,7 @@ func (s *sessions) remember(l *live) {
 	if now := s.now(); now.Sub(s.swept) >= s.sweepEvery() || len(s.cache) >= maxCachedSessions {
 		s.swept = now
 		for k, v := range s.cache {
-			if age := now.Sub(v.checked); v.past(now) || age >= s.ttl && !(v.watched && age < s.longTTL) {
+			if s.outlived(v.checked, v.watched, v.until, now) {
 				s.drop(k)
 			}
 		}
@@ -436,6 +436,14 @@ func (s *sessions) remember(l *live) {
 		}
 		s.bySID[sid][l.id] = struct{}{}
 	}
+}
+
+// outlived reports whether an entry validated at checked, bounded by until
+// (zero: no bound), can no longer be trusted at now, whatever the
+// broadcasts: the sweeps drop it.
+func (s *sessions) outlived(checked time.Time, watched bool, until, now time.Time) bool {
+	age := now.Sub(checked)
+	return !until.IsZero() && !now.Before(until) || age >= s.ttl && !(watched && age < s.longTTL)
 }
 
 // drop removes a cached session and its index entry; s.mu is held.

@@ -32,14 +32,27 @@ func mountStreams(release chan struct{}, got chan string) func(*proxytest.Upstre
 			}
 			c.Write(ctx, typ, []byte("echo "+string(msg)+" for "+r.Header.Get("X-Forwarded-User")))
 		})
-		mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
-			up.Record(r)
-			w.Header().Set("Content-Type", "text/event-stream")
-			io.WriteString(w, "data: first\n\n")
-			http.NewResponseController(w).Flush()
-			<-release // the second event only once the client has the first
-			io.WriteString(w, "data: second\n\n")
-		})
+		// An event stream, and a body of unknown length (chunked): the
+		// second part only once the client has the first, so that a
+		// proxy which holds the first back until the upstream is done
+		// gets "late" after it, not "second" (the wait is bounded, so
+		// that such a proxy fails the test instead of hanging it).
+		stream := func(contentType string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				up.Record(r)
+				w.Header().Set("Content-Type", contentType)
+				io.WriteString(w, "data: first\n\n")
+				http.NewResponseController(w).Flush()
+				select {
+				case <-release:
+					io.WriteString(w, "data: second\n\n")
+				case <-time.After(20 * time.Second):
+					io.WriteString(w, "data: late\n\n")
+				}
+			}
+		}
+		mux.HandleFunc("/events", stream("text/event-stream"))
+		mux.HandleFunc("/events/chunked", stream("text/plain; charset=utf-8"))
 		mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
 			up.Record(r)
 			buf := make([]byte, 5)
@@ -78,25 +91,39 @@ func TestWebSocketPassesWithTheAuthCheckAtUpgrade(t *testing.T) {
 	})
 }
 
-func TestServerSentEventsStream(t *testing.T) {
-	release := make(chan struct{})
-	s := start(t, nil, routesYAML, mountStreams(release, nil))
-	b := servertest.NewBrowser(t)
-	b.Get(s.in.URL + "/app")
-	res, err := b.Client.Get(s.in.URL + "/events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	r := bufio.NewReader(res.Body)
-	line, err := r.ReadString('\n')
-	if err != nil || line != "data: first\n" {
-		t.Fatalf("first event: %q %v", line, err)
-	}
-	close(release) // only now may the upstream finish: the first event was streamed
-	rest, _ := io.ReadAll(r)
-	if !strings.Contains(string(rest), "data: second") {
-		t.Errorf("rest of the stream: %q", rest)
+// TestResponsesStream: an event stream and a response of unknown length
+// reach the client part by part, each part as the upstream flushes it,
+// while the upstream is still writing; neither waits for the end of the
+// response (the proxy sets no FlushInterval: ReverseProxy flushes these
+// after every write on its own).
+func TestResponsesStream(t *testing.T) {
+	for _, path := range []string{"/events", "/events/chunked"} {
+		t.Run(path, func(t *testing.T) {
+			release := make(chan struct{})
+			s := start(t, nil, routesYAML, mountStreams(release, nil))
+			b := servertest.NewBrowser(t)
+			b.Get(s.in.URL + "/app")
+			res, err := b.Client.Get(s.in.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			if path == "/events/chunked" && res.ContentLength != -1 {
+				// A proxy that holds the body back until the upstream
+				// gave up waiting knows its length by then.
+				t.Fatalf("Content-Length %d: the response was held back until its end", res.ContentLength)
+			}
+			r := bufio.NewReader(res.Body)
+			line, err := r.ReadString('\n')
+			if err != nil || line != "data: first\n" {
+				t.Fatalf("first part: %q %v", line, err)
+			}
+			close(release) // only now may the upstream finish: the first part was streamed
+			rest, _ := io.ReadAll(r)
+			if !strings.Contains(string(rest), "data: second") {
+				t.Errorf("rest of the stream: %q (the first part came only once the upstream gave up waiting)", rest)
+			}
+		})
 	}
 }
 

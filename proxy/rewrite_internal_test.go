@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
@@ -23,8 +24,8 @@ func TestRewriteSetsForwardedHeadersApart(t *testing.T) {
 	rt := &Route{upstream: up, headers: newHeaderPlan(config.IdentityHeaders{})}
 	in := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/x"}, Host: "app.example.com", RemoteAddr: "[::ffff:192.0.2.7]:4000",
 		Header: http.Header{"X-Forwarded-For": {"6.6.6.6"}, "X-Forwarded-Host": {"evil.example"}, "X-Forwarded-Proto": {"https"}}}
-	f := &forwarding{route: rt, d: decision{id: &Identity{Subject: "u1", Email: "a@example.com"}}, scheme: "http"}
-	in = in.WithContext(context.WithValue(context.Background(), forwardingKey{}, f))
+	f := &forwarding{Context: context.Background(), route: rt, d: decision{id: &Identity{Subject: "u1", Email: "a@example.com"}}, scheme: "http"}
+	in = in.WithContext(f)
 	out := in.Clone(in.Context())
 	// ReverseProxy removes the client's X-Forwarded-* before Rewrite.
 	for _, n := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
@@ -46,5 +47,33 @@ func TestRewriteSetsForwardedHeadersApart(t *testing.T) {
 			}
 		}
 		out.Header[n] = before[n]
+	}
+}
+
+// TestForwardingIsTheRequestsContext: the forwarding a request is sent
+// upstream with answers for itself and, for everything else, as the
+// request's own context: its values, its cancellation, and that of
+// contexts derived from it (ReverseProxy derives one for the outbound
+// request).
+func TestForwardingIsTheRequestsContext(t *testing.T) {
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	f := &forwarding{Context: parent, scheme: "https"}
+	derived, stop := context.WithCancel(f)
+	defer stop()
+	if got, _ := derived.Value(forwardingKey{}).(*forwarding); got != f {
+		t.Fatalf("Value(forwardingKey{}) = %v, want the forwarding", got)
+	}
+	if got := derived.Value(key{}); got != "v" {
+		t.Fatalf("Value(key{}) = %v: the request's own values are lost", got)
+	}
+	cancel()
+	select {
+	case <-derived.Done():
+	default:
+		t.Fatal("cancelling the request's context did not end the outbound request's")
+	}
+	if !errors.Is(f.Err(), context.Canceled) {
+		t.Fatalf("Err() = %v", f.Err())
 	}
 }

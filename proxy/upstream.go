@@ -65,14 +65,28 @@ func or(d, def time.Duration) time.Duration {
 	return def
 }
 
-// forwarding is what Rewrite needs to know about one request.
+// forwarding is what Rewrite needs to know about one request. It is
+// also the context the request is forwarded with: the request's own,
+// answering Value(forwardingKey{}) with itself, so that one allocation
+// carries it where context.WithValue beside it took two. Everything
+// else (Done, Err, Deadline, other keys) is the embedded context's, so
+// contexts derived from it (ReverseProxy's WithCancel) still find the
+// server's cancelCtx and need no goroutine of their own.
 type forwarding struct {
+	context.Context
 	route  *Route
 	d      decision
 	scheme string
 }
 
 type forwardingKey struct{}
+
+func (f *forwarding) Value(key any) any {
+	if key == (forwardingKey{}) {
+		return f
+	}
+	return f.Context.Value(key)
+}
 
 func (h *Handler) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
@@ -97,8 +111,8 @@ func (h *Handler) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 
 // forward sends an admitted request upstream.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *Route, d decision) {
-	f := &forwarding{route: rt, d: d, scheme: h.scheme(r)}
-	rt.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardingKey{}, f)))
+	f := &forwarding{Context: r.Context(), route: rt, d: d, scheme: h.scheme(r)}
+	rt.rp.ServeHTTP(w, r.WithContext(f))
 }
 
 // credentials returns the access token and assertion the route sends for

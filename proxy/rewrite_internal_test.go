@@ -77,3 +77,27 @@ func TestForwardingIsTheRequestsContext(t *testing.T) {
 		t.Fatalf("Err() = %v", f.Err())
 	}
 }
+
+// TestAddrTextIsTheUnmappedAddress: X-Forwarded-For's text is the
+// client address unmapped, as netip writes it, whatever form RemoteAddr
+// had; and no string is made for it when RemoteAddr already holds it.
+func TestAddrTextIsTheUnmappedAddress(t *testing.T) {
+	for _, remote := range []string{
+		"192.0.2.7:4000", "[::ffff:192.0.2.7]:4000", "[2001:db8::1]:443", "[2001:DB8:0:0::1]:443",
+		"[fe80::1%eth0]:80", "[::1]:0", "[::]:1", "0.0.0.0:1",
+	} {
+		ap, err := netip.ParseAddrPort(remote)
+		if err != nil {
+			t.Fatalf("%s: %v", remote, err)
+		}
+		if got, want := addrText(remote, ap), ap.Addr().Unmap().String(); got != want {
+			t.Errorf("%s: %q, want %q", remote, got, want)
+		}
+	}
+	for _, remote := range []string{"192.0.2.7:4000", "[2001:db8::1]:443"} {
+		ap := netip.MustParseAddrPort(remote)
+		if n := testing.AllocsPerRun(100, func() { addrText(remote, ap) }); n != 0 {
+			t.Errorf("%s: %v allocations", remote, n)
+		}
+	}
+}

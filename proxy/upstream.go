@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aero2/aero2/config"
@@ -201,7 +202,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// writes into the next (two allocations fewer per request).
 	xf := make([]string, 3)
 	if ap, err := netip.ParseAddrPort(pr.In.RemoteAddr); err == nil {
-		xf[0] = ap.Addr().Unmap().String()
+		xf[0] = addrText(pr.In.RemoteAddr, ap)
 		out.Header["X-Forwarded-For"] = xf[0:1:1]
 	}
 	xf[1], xf[2] = pr.In.Host, f.scheme
@@ -213,6 +214,27 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		delete(out.Header, "Dpop")          // and its proof, spent here
 	}
 	rt.headers.write(out.Header, &f.d)
+}
+
+// addrText is ap's address as text, unmapped (what
+// ap.Addr().Unmap().String() is), for remote, the "host:port" ap was
+// parsed from: its host part itself when that already is the text (an
+// IPv4 address or a canonical IPv6 one, what the server writes), so that
+// no string is made for it on every proxied request.
+func addrText(remote string, ap netip.AddrPort) string {
+	var buf [64]byte
+	text := ap.Addr().Unmap().AppendTo(buf[:0])
+	host := remote
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	if host == string(text) { // compared without a conversion
+		return host
+	}
+	return string(text)
 }
 
 // modifyResponse removes what an upstream must not send the browser:

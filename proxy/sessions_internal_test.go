@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,5 +228,32 @@ func TestCacheTrustEndsAtTheProviderDeadline(t *testing.T) {
 	l, err := other.load(t.Context(), ck, "https://app.example")
 	if err != nil || !l.until.IsZero() || other.cached(l.id, now.Add(59*time.Minute)) == nil {
 		t.Errorf("another provider's session: %v, until %v, trusted for session_cache_invalidated %v", err, l.until, other.cached(l.id, now.Add(59*time.Minute)) != nil)
+	}
+}
+
+// TestCachedKeyIsCached: the cache looked up by a session.Key finds what
+// the lookup by its string finds, and makes no string of the key.
+func TestCachedKeyIsCached(t *testing.T) {
+	s := &sessions{ttl: time.Minute, now: time.Now, cache: map[string]*live{}}
+	token := strings.Repeat("A", 43)
+	key, ok := session.TokenKey(token)
+	id, _ := session.TokenID(token)
+	if !ok {
+		t.Fatal("TokenKey refused a token")
+	}
+	now := time.Now()
+	if s.cachedKey(&key, now) != nil {
+		t.Fatal("found in an empty cache")
+	}
+	l := &live{id: id, rec: &record{ExpiresAt: now.Add(time.Hour)}, checked: now}
+	s.remember(l)
+	if got := s.cachedKey(&key, now); got != l || s.cached(id, now) != l {
+		t.Fatalf("cachedKey %v, cached %v; want the entry", got, s.cached(id, now))
+	}
+	if got := s.cachedKey(&key, now.Add(time.Minute)); got != nil {
+		t.Fatal("served past session_cache")
+	}
+	if n := testing.AllocsPerRun(100, func() { s.cachedKey(&key, now) }); n != 0 {
+		t.Errorf("cachedKey allocates %v times, want none", n)
 	}
 }

@@ -359,20 +359,36 @@ func newToken() (token, id string) {
 // fixed-size arrays: the returned ID is its one allocation (four before:
 // the decoded bytes, the token's bytes to hash, and the ID's encoding).
 func TokenID(token string) (string, bool) {
-	const tokenChars = (tokenBytes*8 + 5) / 6 // base64url, unpadded
-	if len(token) != tokenChars {
+	id, ok := TokenKey(token)
+	if !ok {
 		return "", false
+	}
+	return string(id[:]), true
+}
+
+// Key is a store ID (TokenID's) in an array: a map indexed with
+// string(key[:]) is looked up without a string made of it.
+type Key [(sha256.Size*8 + 5) / 6]byte
+
+// TokenKey is TokenID without the allocation: the ID in an array, for a
+// caller that needs a string of it only sometimes (the proxy's session
+// cache, looked up on every proxied request, and read from the store on
+// a miss only).
+func TokenKey(token string) (Key, bool) {
+	const tokenChars = (tokenBytes*8 + 5) / 6 // base64url, unpadded
+	var id Key
+	if len(token) != tokenChars {
+		return id, false
 	}
 	var in [tokenChars]byte
 	copy(in[:], token)
 	var raw [tokenBytes]byte
 	if n, err := base64.RawURLEncoding.Decode(raw[:], in[:]); err != nil || n != tokenBytes {
-		return "", false
+		return id, false
 	}
 	sum := sha256.Sum256(in[:])
-	var id [(sha256.Size*8 + 5) / 6]byte
 	base64.RawURLEncoding.Encode(id[:], sum[:])
-	return string(id[:]), true
+	return id, true
 }
 
 // CSRFToken returns a token for forms of session s and the given purpose:

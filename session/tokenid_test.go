@@ -38,6 +38,16 @@ func TestTokenID(t *testing.T) {
 		if id, ok := session.TokenID(bad); ok || id != "" {
 			t.Errorf("TokenID(%q) = %q, %v; want refused", bad, id, ok)
 		}
+		if _, ok := session.TokenKey(bad); ok {
+			t.Errorf("TokenKey(%q) accepted", bad)
+		}
+	}
+	if key, ok := session.TokenKey(good); !ok || string(key[:]) != want {
+		t.Fatalf("TokenKey(%q) = %q, %v; want %q", good, key[:], ok, want)
+	}
+	// The proxy looks its cache up with it on every proxied request.
+	if n := testing.AllocsPerRun(100, func() { session.TokenKey(good) }); n != 0 {
+		t.Errorf("TokenKey allocates %v times, want none", n)
 	}
 	// It runs on every request with a cookie: one allocation, the ID.
 	if n := testing.AllocsPerRun(100, func() { session.TokenID(good) }); n > 1 {

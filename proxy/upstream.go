@@ -104,7 +104,7 @@ func (h *Handler) reverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 		// write buffers (a few KiB) fill and when it ends. A FlushInterval
 		// would only send such a body that arrives slowly sooner, for a
 		// timer and a writer (six allocations) on every proxied response
-		// (TestStreamsReachTheClientAsTheyCome).
+		// (TestResponsesStream, e2e/proxy).
 		FlushInterval: 0,
 		BufferPool:    proxyBuffers,
 	}

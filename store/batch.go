@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -74,4 +75,58 @@ type Batches interface {
 	// user's grant dies), and a round trip each was a third of its
 	// storage cost.
 	GetManyAndUser(ctx context.Context, app, userID string, keys ...string) (*User, [][]byte, error)
+}
+
+// Compact returns a batch that Apply applies exactly as it applies ops,
+// in fewer ops, reusing ops' backing array (the caller's to give). A
+// token request gathers its batch from several writers, each guarding its
+// own writes, and the token endpoint's refresh sent the grant's
+// tombstone guard twice and added to the grant's index twice; on Redis
+// each op is commands run in the batch's script. Two rewrites, both
+// exact:
+//
+//   - an OpAbsent repeating an earlier OpAbsent of its key is dropped: it
+//     writes nothing, and every guard is checked before the first write,
+//     so the second check sees what the first saw;
+//   - an OpSetAdd is merged into an earlier OpSetAdd of its key when no
+//     op between them has that key: the members of both, for the longer
+//     TTL (none if either has none), which is the life the two additions
+//     give the set one after the other ("at least TTL", never
+//     shortened). Ops on other keys do not see the set, so moving the
+//     later addition up past them changes nothing they read or write.
+//
+// Anything else is kept as it is, in its order (a guard that writes, an
+// OpCreate or OpTake, is never dropped: two of one key refuse the batch).
+func Compact(ops []Op) []Op {
+	out := ops[:0]
+next:
+	for _, op := range ops {
+		switch op.Kind {
+		case OpAbsent:
+			for _, o := range out {
+				if o.Kind == OpAbsent && o.Key == op.Key {
+					continue next
+				}
+			}
+		case OpSetAdd:
+			// The latest op of this key so far, if it is an addition.
+			for i := len(out) - 1; i >= 0; i-- {
+				o := &out[i]
+				if o.Key != op.Key {
+					continue
+				}
+				if o.Kind != OpSetAdd {
+					break
+				}
+				// Clip: the earlier op's Members are not appended to in place.
+				o.Members = append(slices.Clip(o.Members), op.Members...)
+				if o.TTL > 0 && (op.TTL <= 0 || op.TTL > o.TTL) {
+					o.TTL = op.TTL
+				}
+				continue next
+			}
+		}
+		out = append(out, op)
+	}
+	return out
 }

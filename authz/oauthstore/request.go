@@ -68,7 +68,10 @@ func (s *Store) Commit(ctx context.Context, r *Request) error {
 	}
 	r.ops, r.consumed, r.done = nil, nil, true
 	r.mu.Unlock()
-	err := s.opts.Backend.Apply(ctx, ops...)
+	// The writers each guard their own writes: a refresh's two tokens
+	// both require the grant's tombstone absent and both add to the
+	// grant's index. Compact sends each of those once.
+	err := s.opts.Backend.Apply(ctx, store.Compact(ops)...)
 	if errors.Is(err, store.ErrExists) {
 		if guardErr != nil {
 			return guardErr

@@ -12,35 +12,76 @@ import (
 )
 
 // applyScript runs a batch: KEYS[i] is op i's key; ARGV is the op count,
-// then per op its kind, TTL in ms and value count, followed by the values.
-// Redis runs a script alone, so the batch is atomic; the guards
-// (OpCreate, OpAbsent, OpTake) are all checked before the first write: an
-// OpTake's key must exist (EXISTS is false for an expired key), and is
-// deleted with the writes. Kinds are store.OpKind values.
-var applyScript = goredis.NewScript(extendTTL + `
-local n = tonumber(ARGV[1])
-local ops, pos = {}, 2
+// the claim (below; 0: none), then per op its kind, TTL in ms and value
+// count, followed by the values. Redis runs a script alone, so the batch
+// is atomic; the guards (OpCreate, OpAbsent, OpTake) are all checked
+// before the first write: an OpTake's key must exist (EXISTS is false for
+// an expired key), and is deleted with the writes. Kinds are store.OpKind
+// values.
+//
+// The claim is one OpCreate or OpTake whose key no other op of the batch
+// has (Apply picks it): checked last of the guards, by its own write, a
+// SET NX or a DEL that answers whether the key was free or live. All the
+// other guards have passed then and the script writes nothing before it,
+// so a refused claim leaves the batch unwritten, as a refused EXISTS did;
+// and since no other op has its key, writing it first changes nothing the
+// others see. It saves the claim's EXISTS. Each redis.call is a command
+// of its own inside the script (a refresh's batch was 15 of them), so
+// the set ops send their members in one SADD or SREM, and an index
+// addition reads the set's TTL once, before it adds (PTTL is -2 for no
+// set, -1 for one without expiry), instead of EXISTS before and PTTL
+// after. Per op only its position in ARGV is kept: one table per call.
+var applyScript = goredis.NewScript(`
+local function each(cmd, key, from, nv)
+  -- unpack is bounded by Lua's stack: members go in chunks
+  local last = from + nv - 1
+  while from <= last do
+    local to = math.min(from + 199, last)
+    redis.call(cmd, key, unpack(ARGV, from, to))
+    from = to + 1
+  end
+end
+local n, claim = tonumber(ARGV[1]), tonumber(ARGV[2])
+local at, pos = {}, 3
 for i = 1, n do
-  local kind, ttl, nv = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
-  ops[i] = {kind, ttl, pos + 3, nv}
-  pos = pos + 3 + nv
-  if kind == 5 or kind == 6 or kind == 7 then
+  local kind = tonumber(ARGV[pos])
+  at[i] = pos
+  if (kind == 5 or kind == 6 or kind == 7) and i ~= claim then
     -- a guard: OpCreate and OpAbsent refuse a live key, OpTake a missing one
     if (redis.call('EXISTS', KEYS[i]) == 1) ~= (kind == 7) then return 0 end
   end
+  pos = pos + 3 + tonumber(ARGV[pos + 2])
+end
+if claim > 0 then
+  local p, key = at[claim], KEYS[claim]
+  if tonumber(ARGV[p]) == 7 then
+    if redis.call('DEL', key) == 0 then return 0 end
+  else
+    local ttl, ok = tonumber(ARGV[p + 1])
+    if ttl > 0 then ok = redis.call('SET', key, ARGV[p + 3], 'NX', 'PX', ttl) else ok = redis.call('SET', key, ARGV[p + 3], 'NX') end
+    if not ok then return 0 end
+  end
 end
 for i = 1, n do
-  local kind, ttl, vp, nv, key = ops[i][1], ops[i][2], ops[i][3], ops[i][4], KEYS[i]
-  if kind == 1 or kind == 5 then
-    if ttl > 0 then redis.call('SET', key, ARGV[vp], 'PX', ttl) else redis.call('SET', key, ARGV[vp]) end
+  local p, key = at[i], KEYS[i]
+  local kind, ttl, nv = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
+  if i == claim then
+    -- written above
+  elseif kind == 1 or kind == 5 then
+    if ttl > 0 then redis.call('SET', key, ARGV[p + 3], 'PX', ttl) else redis.call('SET', key, ARGV[p + 3]) end
   elseif kind == 2 or kind == 7 then
     redis.call('DEL', key)
   elseif kind == 3 then
-    local existed = redis.call('EXISTS', key) == 1
-    for j = 0, nv - 1 do redis.call('SADD', key, ARGV[vp + j]) end
-    extend(key, ttl, existed)
+    -- for at least ttl (0: forever), never shortened: as SetAdd
+    local cur = redis.call('PTTL', key)
+    each('SADD', key, p + 3, nv)
+    if ttl == 0 then
+      if cur >= 0 then redis.call('PERSIST', key) end
+    elseif cur == -2 or (cur >= 0 and cur < ttl) then
+      redis.call('PEXPIRE', key, ttl)
+    end
   elseif kind == 4 then
-    for j = 0, nv - 1 do redis.call('SREM', key, ARGV[vp + j]) end
+    each('SREM', key, p + 3, nv)
   end
 end
 return 1
@@ -54,8 +95,17 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 	if len(ops) == 0 {
 		return nil
 	}
+	if len(ops) == 1 && ops[0].Kind == store.OpPut {
+		// One command is atomic by itself.
+		return s.Put(ctx, app, ops[0].Key, ops[0].Value, ops[0].TTL)
+	}
 	keys := make([]string, 0, len(ops))
-	args := []any{len(ops)}
+	size := 2 + 3*len(ops)
+	for _, op := range ops {
+		size += len(op.Members) + 1
+	}
+	args := make([]any, 2, size)
+	args[0] = len(ops)
 	for _, op := range ops {
 		switch op.Kind {
 		case store.OpPut, store.OpCreate:
@@ -74,13 +124,10 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 			return fmt.Errorf("redis: unknown batch op %d", op.Kind)
 		}
 	}
-	if len(ops) == 1 && ops[0].Kind == store.OpPut {
-		// One command is atomic by itself.
-		return s.Put(ctx, app, ops[0].Key, ops[0].Value, ops[0].TTL)
-	}
 	if groups := s.bySlot(keys); len(groups) > 1 {
 		return s.applyAcross(ctx, keys, ops, groups)
 	}
+	args[1] = claim(keys, ops)
 	n, err := applyScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return wrap(err)
@@ -89,6 +136,26 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 		return store.ErrExists
 	}
 	return nil
+}
+
+// claim picks the batch's claim for applyScript: the last OpCreate or
+// OpTake whose key is no other op's (keys are the ops' full keys, so a
+// record and a set of one name differ), as its 1-based index; 0 for
+// none.
+func claim(keys []string, ops []store.Op) int {
+	for i := len(ops) - 1; i >= 0; i-- {
+		if k := ops[i].Kind; k != store.OpCreate && k != store.OpTake {
+			continue
+		}
+		alone := true
+		for j := range keys {
+			alone = alone && (j == i || keys[j] != keys[i])
+		}
+		if alone {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // applyAcross runs a batch whose keys are in several slots, where no
@@ -179,7 +246,7 @@ func (s *Store) applyAcross(ctx context.Context, keys []string, ops []store.Op, 
 	}
 	var calls []scriptCall
 	for _, g := range groups {
-		args := []any{0}
+		args := []any{0, 0} // the count, below; no claim: the guards are done
 		var gk []string
 		for _, i := range g {
 			op := ops[i]

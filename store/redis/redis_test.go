@@ -20,6 +20,31 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return redistest.New(t) })
 }
 
+// TestBatchOneKeyInOrder: a batch's writes of one key land in the batch's
+// order, an OpCreate's among them, although the script writes a claim (an
+// OpCreate or OpTake whose key no other op has) before the other writes.
+// (On Cluster, a batch across slots writes its OpCreates first:
+// applyAcross.)
+func TestBatchOneKeyInOrder(t *testing.T) {
+	s := redistest.New(t)
+	ctx := context.Background()
+	if err := s.Apply(ctx, "app",
+		store.Op{Kind: store.OpPut, Key: "put-then-create", Value: []byte("put"), TTL: time.Hour},
+		store.Op{Kind: store.OpCreate, Key: "put-then-create", Value: []byte("create"), TTL: time.Hour},
+		store.Op{Kind: store.OpCreate, Key: "create-then-put", Value: []byte("create"), TTL: time.Hour},
+		store.Op{Kind: store.OpPut, Key: "create-then-put", Value: []byte("put"), TTL: time.Hour},
+		store.Op{Kind: store.OpDelete, Key: "delete-then-create"},
+		store.Op{Kind: store.OpCreate, Key: "delete-then-create", Value: []byte("create"), TTL: time.Hour},
+	); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"put-then-create": "create", "create-then-put": "put", "delete-then-create": "create"} {
+		if v, err := s.Get(ctx, "app", key); err != nil || string(v) != want {
+			t.Errorf("%s = %q, %v; want %q", key, v, err, want)
+		}
+	}
+}
+
 // TestAdminConformance: the admin commands' listings on the real Redis.
 func TestAdminConformance(t *testing.T) {
 	storetest.RunAdmin(t, func(t *testing.T) storetest.AdminStore { return redistest.New(t) })

@@ -24,6 +24,8 @@ func runBatchTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"BatchGuard", testBatchGuard},
 		{"BatchAbsentGuard", testBatchAbsentGuard},
 		{"BatchTake", testBatchTake},
+		{"BatchSetsExpire", testBatchSetsExpire},
+		{"BatchGuardTwice", testBatchGuardTwice},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t)
@@ -316,4 +318,62 @@ func testBatchTake(t *testing.T, s store.Store) {
 		_, err := s.Get(ctx(t), app, key)
 		mustIs(t, err, store.ErrNotFound, "a record taken in a race")
 	}
+}
+
+// testBatchSetsExpire: a batch's set additions give the set the life
+// SetAdd gives it (at least the TTL, 0 forever, never shortened), and
+// many members at once are all added and removed.
+func testBatchSetsExpire(t *testing.T, s store.Store) {
+	app := App(t)
+	mustNil(t, s.SetAdd(ctx(t), app, "long", longTTL, "x"), "add long")
+	mustNil(t, s.SetAdd(ctx(t), app, "forever", 0, "x"), "add forever")
+	mustNil(t, s.SetAdd(ctx(t), app, "extended", shortTTL, "x"), "add short")
+	mustNil(t, s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpSetAdd, Key: "short", TTL: shortTTL, Members: []string{"x"}},
+		store.Op{Kind: store.OpSetAdd, Key: "long", TTL: shortTTL, Members: []string{"y"}},
+		store.Op{Kind: store.OpSetAdd, Key: "forever", TTL: shortTTL, Members: []string{"y"}},
+		store.Op{Kind: store.OpSetAdd, Key: "extended", TTL: longTTL, Members: []string{"y"}},
+		store.Op{Kind: store.OpSetAdd, Key: "made-forever", TTL: shortTTL, Members: []string{"x"}},
+		store.Op{Kind: store.OpSetAdd, Key: "made-forever", Members: []string{"y"}},
+	), "batch of additions")
+	waitFor(t)
+	if m, _ := s.SetMembers(ctx(t), app, "short"); len(m) != 0 {
+		t.Fatalf("expired set has members %v", m)
+	}
+	for _, key := range []string{"long", "forever", "extended", "made-forever"} {
+		if m, _ := s.SetMembers(ctx(t), app, key); len(m) != 2 {
+			t.Fatalf("set %q after a batch's short addition: %v, want both members", key, m)
+		}
+	}
+
+	many := make([]string, 450)
+	for i := range many {
+		many[i] = fmt.Sprint("m", i)
+	}
+	mustNil(t, s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpSetAdd, Key: "many", TTL: longTTL, Members: many},
+		store.Op{Kind: store.OpSetAdd, Key: "rest", TTL: longTTL, Members: many}), "add many")
+	mustNil(t, s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpSetRemove, Key: "many", Members: many[:449]},
+		store.Op{Kind: store.OpPut, Key: "p", Value: []byte("p"), TTL: longTTL}), "remove many")
+	if m, _ := s.SetMembers(ctx(t), app, "rest"); len(m) != len(many) {
+		t.Fatalf("a batch added %d of %d members", len(m), len(many))
+	}
+	if m, _ := s.SetMembers(ctx(t), app, "many"); len(m) != 1 || m[0] != "m449" {
+		t.Fatalf("after removing all but the last: %v", m)
+	}
+}
+
+// testBatchGuardTwice: a guard's key given twice in one batch still
+// refuses a live record.
+func testBatchGuardTwice(t *testing.T, s store.Store) {
+	app := App(t)
+	mustNil(t, s.Put(ctx(t), app, "taken", []byte("1"), longTTL), "put")
+	err := s.Apply(ctx(t), app,
+		store.Op{Kind: store.OpPut, Key: "token", Value: []byte("t"), TTL: longTTL},
+		store.Op{Kind: store.OpAbsent, Key: "taken"},
+		store.Op{Kind: store.OpAbsent, Key: "taken"})
+	mustIs(t, err, store.ErrExists, "a guard given twice")
+	_, err = s.Get(ctx(t), app, "token")
+	mustIs(t, err, store.ErrNotFound, "write of a refused batch")
 }

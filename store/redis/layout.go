@@ -32,11 +32,13 @@ func (s *Store) keyHead(app, kind string) string {
 	return s.prefix + ":" + app + ":" + kind + ":{"
 }
 
+// key is keyHead and key in one concatenation: one allocation, not two
+// (every op of a batch names one).
 func (s *Store) key(app, kind, key string) string {
 	if s.legacy {
-		return s.keyHead(app, kind) + key
+		return s.prefix + ":{" + app + "}:" + kind + ":" + key
 	}
-	return s.keyHead(app, kind) + key + "}"
+	return s.prefix + ":" + app + ":" + kind + ":{" + key + "}"
 }
 
 // keyPattern is a SCAN MATCH pattern for the keys of kind whose caller's

@@ -12,12 +12,11 @@ import (
 )
 
 // applyScript runs a batch: KEYS[i] is op i's key; ARGV is the op count,
-// the claim (below; 0: none), then per op its kind, TTL in ms and value
-// count, followed by the values. Redis runs a script alone, so the batch
-// is atomic; the guards (OpCreate, OpAbsent, OpTake) are all checked
-// before the first write: an OpTake's key must exist (EXISTS is false for
-// an expired key), and is deleted with the writes. Kinds are store.OpKind
-// values.
+// the claim (below; 0: none), then per op what opArgs gives. Redis runs a
+// script alone, so the batch is atomic; the guards (OpCreate, OpAbsent,
+// OpTake) are all checked before the first write: an OpTake's key must
+// exist (EXISTS is false for an expired key), and is deleted with the
+// writes. Kinds are store.OpKind values, one digit each.
 //
 // The claim is one OpCreate or OpTake whose key no other op of the batch
 // has (Apply picks it): checked last of the guards, by its own write, a
@@ -25,13 +24,24 @@ import (
 // other guards have passed then and the script writes nothing before it,
 // so a refused claim leaves the batch unwritten, as a refused EXISTS did;
 // and since no other op has its key, writing it first changes nothing the
-// others see. It saves the claim's EXISTS. Each redis.call is a command
-// of its own inside the script (a refresh's batch was 15 of them), so
-// the set ops send their members in one SADD or SREM, and an index
-// addition reads the set's TTL once, before it adds (PTTL is -2 for no
-// set, -1 for one without expiry), instead of EXISTS before and PTTL
-// after. Per op only its position in ARGV is kept: one table per call.
+// others see. It saves the claim's EXISTS.
+//
+// What the script costs Redis is mostly the script itself, not the
+// commands it calls (callgrind of redis-server, BenchmarkApplyRefresh):
+// each redis.call, each ARGV string pushed into Lua, and each tonumber (a
+// strtod) count. So the set ops send their members in one SADD or SREM;
+// an index addition reads the set's TTL once, before it adds (PTTL is -2
+// for no set, -1 for one without expiry), instead of EXISTS before and
+// PTTL after; an op sends only the fields its kind has; kinds are
+// compared as strings (Lua interns them: a pointer comparison) and a TTL
+// goes to SET as the string it came as; a count of one digit is read
+// with string.byte; and per op only its position in ARGV is kept, in
+// one table per call.
 var applyScript = goredis.NewScript(`
+local function num(s)
+  if #s == 1 then return string.byte(s) - 48 end
+  return tonumber(s)
+end
 local function each(cmd, key, from, nv)
   -- unpack is bounded by Lua's stack: members go in chunks
   local last = from + nv - 1
@@ -41,51 +51,77 @@ local function each(cmd, key, from, nv)
     from = to + 1
   end
 end
-local n, claim = tonumber(ARGV[1]), tonumber(ARGV[2])
+local n, claim = num(ARGV[1]), num(ARGV[2])
 local at, pos = {}, 3
 for i = 1, n do
-  local kind = tonumber(ARGV[pos])
+  local kind = ARGV[pos]
   at[i] = pos
-  if (kind == 5 or kind == 6 or kind == 7) and i ~= claim then
+  if kind == '1' or kind == '5' then pos = pos + 3
+  elseif kind == '3' then pos = pos + 3 + num(ARGV[pos + 2])
+  elseif kind == '4' then pos = pos + 2 + num(ARGV[pos + 1])
+  else pos = pos + 1 end
+  if (kind == '5' or kind == '6' or kind == '7') and i ~= claim then
     -- a guard: OpCreate and OpAbsent refuse a live key, OpTake a missing one
-    if (redis.call('EXISTS', KEYS[i]) == 1) ~= (kind == 7) then return 0 end
+    if (redis.call('EXISTS', KEYS[i]) == 1) ~= (kind == '7') then return 0 end
   end
-  pos = pos + 3 + tonumber(ARGV[pos + 2])
 end
 if claim > 0 then
   local p, key = at[claim], KEYS[claim]
-  if tonumber(ARGV[p]) == 7 then
+  if ARGV[p] == '7' then
     if redis.call('DEL', key) == 0 then return 0 end
   else
-    local ttl, ok = tonumber(ARGV[p + 1])
-    if ttl > 0 then ok = redis.call('SET', key, ARGV[p + 3], 'NX', 'PX', ttl) else ok = redis.call('SET', key, ARGV[p + 3], 'NX') end
+    local ok
+    if ARGV[p + 1] ~= '0' then ok = redis.call('SET', key, ARGV[p + 2], 'NX', 'PX', ARGV[p + 1]) else ok = redis.call('SET', key, ARGV[p + 2], 'NX') end
     if not ok then return 0 end
   end
 end
 for i = 1, n do
-  local p, key = at[i], KEYS[i]
-  local kind, ttl, nv = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])
-  if i == claim then
-    -- written above
-  elseif kind == 1 or kind == 5 then
-    if ttl > 0 then redis.call('SET', key, ARGV[p + 3], 'PX', ttl) else redis.call('SET', key, ARGV[p + 3]) end
-  elseif kind == 2 or kind == 7 then
-    redis.call('DEL', key)
-  elseif kind == 3 then
-    -- for at least ttl (0: forever), never shortened: as SetAdd
-    local cur = redis.call('PTTL', key)
-    each('SADD', key, p + 3, nv)
-    if ttl == 0 then
-      if cur >= 0 then redis.call('PERSIST', key) end
-    elseif cur == -2 or (cur >= 0 and cur < ttl) then
-      redis.call('PEXPIRE', key, ttl)
+  if i ~= claim then
+    local p, key = at[i], KEYS[i]
+    local kind = ARGV[p]
+    if kind == '1' or kind == '5' then
+      if ARGV[p + 1] ~= '0' then redis.call('SET', key, ARGV[p + 2], 'PX', ARGV[p + 1]) else redis.call('SET', key, ARGV[p + 2]) end
+    elseif kind == '2' or kind == '7' then
+      redis.call('DEL', key)
+    elseif kind == '3' then
+      -- for at least ttl (0: forever), never shortened: as SetAdd
+      local ttl, cur = tonumber(ARGV[p + 1]), redis.call('PTTL', key)
+      each('SADD', key, p + 3, num(ARGV[p + 2]))
+      if ttl == 0 then
+        if cur >= 0 then redis.call('PERSIST', key) end
+      elseif cur == -2 or (cur >= 0 and cur < ttl) then
+        redis.call('PEXPIRE', key, ttl)
+      end
+    elseif kind == '4' then
+      each('SREM', key, p + 2, num(ARGV[p + 1]))
     end
-  elseif kind == 4 then
-    each('SREM', key, p + 3, nv)
   end
 end
 return 1
 `)
+
+// opArgs appends op's part of applyScript's ARGV: its kind, then for an
+// OpPut or OpCreate the TTL in ms and the value, for an OpSetAdd the TTL,
+// the member count and the members, for an OpSetRemove the count and the
+// members, and nothing more for the others. false: no such kind.
+func opArgs(args []any, op store.Op) ([]any, bool) {
+	switch op.Kind {
+	case store.OpPut, store.OpCreate:
+		return append(args, int(op.Kind), ms(op.TTL), op.Value), true
+	case store.OpDelete, store.OpAbsent, store.OpTake:
+		return append(args, int(op.Kind)), true
+	case store.OpSetAdd:
+		args = append(args, int(op.Kind), ms(op.TTL), len(op.Members))
+	case store.OpSetRemove:
+		args = append(args, int(op.Kind), len(op.Members))
+	default:
+		return args, false
+	}
+	for _, m := range op.Members {
+		args = append(args, m)
+	}
+	return args, true
+}
 
 // Apply sends the batch as one script when its keys share a slot (always
 // off Cluster): one round trip, atomic. (A script missing from Redis's
@@ -102,27 +138,20 @@ func (s *Store) Apply(ctx context.Context, app string, ops ...store.Op) error {
 	keys := make([]string, 0, len(ops))
 	size := 2 + 3*len(ops)
 	for _, op := range ops {
-		size += len(op.Members) + 1
+		size += len(op.Members)
 	}
 	args := make([]any, 2, size)
 	args[0] = len(ops)
 	for _, op := range ops {
-		switch op.Kind {
-		case store.OpPut, store.OpCreate:
-			keys = append(keys, s.key(app, "r", op.Key))
-			args = append(args, int(op.Kind), ms(op.TTL), 1, op.Value)
-		case store.OpDelete, store.OpAbsent, store.OpTake:
-			keys = append(keys, s.key(app, "r", op.Key))
-			args = append(args, int(op.Kind), 0, 0)
-		case store.OpSetAdd, store.OpSetRemove:
-			keys = append(keys, s.key(app, "x", op.Key))
-			args = append(args, int(op.Kind), ms(op.TTL), len(op.Members))
-			for _, m := range op.Members {
-				args = append(args, m)
-			}
-		default:
+		kind := "r"
+		if op.Kind == store.OpSetAdd || op.Kind == store.OpSetRemove {
+			kind = "x"
+		}
+		var ok bool
+		if args, ok = opArgs(args, op); !ok {
 			return fmt.Errorf("redis: unknown batch op %d", op.Kind)
 		}
+		keys = append(keys, s.key(app, kind, op.Key))
 	}
 	if groups := s.bySlot(keys); len(groups) > 1 {
 		return s.applyAcross(ctx, keys, ops, groups)
@@ -251,15 +280,8 @@ func (s *Store) applyAcross(ctx context.Context, keys []string, ops []store.Op, 
 		for _, i := range g {
 			op := ops[i]
 			switch op.Kind {
-			case store.OpPut:
-				args = append(args, int(op.Kind), ms(op.TTL), 1, op.Value)
-			case store.OpDelete:
-				args = append(args, int(op.Kind), 0, 0)
-			case store.OpSetAdd, store.OpSetRemove:
-				args = append(args, int(op.Kind), ms(op.TTL), len(op.Members))
-				for _, m := range op.Members {
-					args = append(args, m)
-				}
+			case store.OpPut, store.OpDelete, store.OpSetAdd, store.OpSetRemove:
+				args, _ = opArgs(args, op)
 			default:
 				continue // the guards are done
 			}

@@ -98,3 +98,76 @@ func processCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkApplyRefresh is the batch a refresh commits (oauthstore's
+// Commit, compacted as it sends it): the new refresh token's "used"
+// guard of the old one, the old access token's deletion and index
+// removal, the two new tokens with their index addition and the grant's
+// tombstone guard. Besides client-µs/op and redis-µs/op (as
+// BenchmarkPutParallel, with the same private redis-server) it reports
+// cmds/op, the commands redis-server ran per batch (INFO commandstats:
+// the script's own calls, the EVALSHA not counted):
+//
+//	AERO2_TEST_REDIS_ADDR=127.0.0.1:6391 go test -run '^$' -bench ApplyRefresh -benchmem ./store/redis/
+func BenchmarkApplyRefresh(b *testing.B) {
+	st := redistest.New(b)
+	rt := []byte(strings.Repeat("r", 1200)) // a refresh record: the request and its session
+	at := []byte(`{"g":"7c3f2f6e-2a55-4d3c-9a8e-5d1b2f0c4e11","n":"alice","s":"bench-sid-0123456789"}`)
+	h := func(kind string, n int64) string { return kind + strconv.FormatInt(n, 10) + strings.Repeat("h", 36) }
+	var n atomic.Int64
+	b.SetParallelism(8)
+	r0, c0, k0 := redisCPU(b, st.Client()), processCPU(b), redisCommands(b, st.Client())
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := store.FailFast(context.Background())
+		for pb.Next() {
+			i := n.Add(1)
+			grant := "oauth:grant:" + strconv.FormatInt(i%64, 10)
+			ops := store.Compact([]store.Op{
+				{Kind: store.OpCreate, Key: h("oauth:rt-used:", i-1), Value: []byte("1"), TTL: 24 * time.Hour},
+				{Kind: store.OpDelete, Key: h("oauth:at:", i-1)},
+				{Kind: store.OpSetRemove, Key: grant, Members: []string{h("a:", i-1)}},
+				{Kind: store.OpPut, Key: h("oauth:at:", i), Value: at, TTL: 5 * time.Minute},
+				{Kind: store.OpSetAdd, Key: grant, TTL: 5 * time.Minute, Members: []string{h("a:", i)}},
+				{Kind: store.OpAbsent, Key: "oauth:grant-revoked:" + grant},
+				{Kind: store.OpPut, Key: h("oauth:rt:", i), Value: rt, TTL: 24 * time.Hour},
+				{Kind: store.OpSetAdd, Key: grant, TTL: 24 * time.Hour, Members: []string{h("r:", i)}},
+				{Kind: store.OpAbsent, Key: "oauth:grant-revoked:" + grant},
+			})
+			if err := st.Apply(ctx, "bench", ops...); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	r1, c1, k1 := redisCPU(b, st.Client()), processCPU(b), redisCommands(b, st.Client())
+	b.ReportMetric((c1-c0).Seconds()*1e6/float64(b.N), "client-µs/op")
+	b.ReportMetric((r1-r0).Seconds()*1e6/float64(b.N), "redis-µs/op")
+	b.ReportMetric(float64(k1-k0)/float64(b.N), "cmds/op")
+}
+
+// redisCommands is how many commands redis-server has run, the ones a
+// script runs included and the scripts themselves and INFO not
+// (INFO commandstats).
+func redisCommands(b *testing.B, c goredis.UniversalClient) int64 {
+	b.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum int64
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok || name == "cmdstat_evalsha" || name == "cmdstat_eval" || name == "cmdstat_info" {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		v, err := strconv.ParseInt(calls, 10, 64)
+		if err != nil {
+			b.Fatalf("INFO commandstats %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
+}

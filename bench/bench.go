@@ -104,10 +104,19 @@ type Target struct {
 	URL    string
 	Client *http.Client
 	stop   func()
+	others []func() // servers a scenario started beside it (setupFloor)
 }
 
-// Close stops the server.
-func (t *Target) Close() { t.stop() }
+// Close stops the server and what a scenario started beside it.
+func (t *Target) Close() {
+	for _, f := range t.others {
+		f()
+	}
+	t.stop()
+}
+
+// onClose has Close run f.
+func (t *Target) onClose(f func()) { t.others = append(t.others, f) }
 
 // StoreConfig is the YAML `store:` value: "{type: memory}", Redis (under
 // prefix), PostgreSQL at pgDSN (migrated on start), or both combined.
@@ -221,6 +230,7 @@ type Scenario struct {
 // Scenarios are the measured endpoints.
 var Scenarios = []Scenario{
 	{"client_credentials", 1, setupClientCredentials},
+	{"floor: net/http+sig", 1, setupFloor},
 	{"refresh_token", 2, setupRefresh},
 	{"introspection (JWT)", 0, setupIntrospection},
 	{"authorize->token", 2, setupRoundTrip},

@@ -10,7 +10,9 @@
 // the signatures one request makes (an access token, plus an ID token for
 // refresh and the code exchange). The load generator shares the machine's
 // cores with the server, as a real deployment's proxies and clients would
-// not: the fractions are a lower bound.
+// not: the fractions are a lower bound. The floor row says how low: a
+// net/http server that does nothing but check the client, sign a JWT of
+// the same size with the same signer and answer, driven the same way.
 //
 //	go run ./bench                         # 5 s per scenario, memory and redis
 //	go run ./bench -duration 10s -stores redis
@@ -227,6 +229,8 @@ func run(dur time.Duration, nslices int, stores []string, workers int, redisAddr
 	fmt.Println("  (read from /proc when it runs on this machine). CPU time moves less than req/s when other jobs share the cores.")
 	fmt.Println("csw/req: this process's context switches (voluntary and not, every thread) per request; csw/sig: the same per")
 	fmt.Println("  signature in the slices of the ceiling in use.")
+	fmt.Println("floor: net/http answering client-credentials requests with a JWT of the same size signed by the same signer, and")
+	fmt.Println("  nothing else (bench/floor.go): the share of the ceiling any net/http server reaches with this load generator.")
 	fmt.Println("Targets (issue 13): client_credentials >= 90% of the go ceiling, >= 80% of the ossl one; refresh_token >= 80%; introspection >= 5,000 req/s.")
 	return nil
 }

@@ -19,7 +19,7 @@ func (s *Store) Apply(_ context.Context, app string, ops ...store.Op) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, op := range ops {
-		r, ok := s.records[k(app, op.Key)]
+		r, ok := find(s.records, app, op.Key)
 		live := ok && s.live(r.exp)
 		if (op.Kind == store.OpCreate || op.Kind == store.OpAbsent) && live || op.Kind == store.OpTake && !live {
 			return store.ErrExists
@@ -51,7 +51,7 @@ func (s *Store) GetMany(_ context.Context, app string, keys ...string) ([][]byte
 func (s *Store) getManyLocked(app string, keys []string) [][]byte {
 	out := make([][]byte, len(keys))
 	for i, key := range keys {
-		if r, ok := s.records[k(app, key)]; ok && s.live(r.exp) {
+		if r, ok := find(s.records, app, key); ok && s.live(r.exp) {
 			out[i] = bytes.Clone(r.val)
 		}
 	}
@@ -64,7 +64,7 @@ func (s *Store) GetManyAndUser(_ context.Context, app, userID string, keys ...st
 	defer s.mu.RUnlock()
 	out := s.getManyLocked(app, keys)
 	var u *store.User
-	if got, ok := s.users[k(app, userID)]; ok {
+	if got, ok := find(s.users, app, userID); ok {
 		u = cloneUser(got)
 	}
 	return u, out, nil

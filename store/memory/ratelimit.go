@@ -22,7 +22,7 @@ func (s *Store) RateLimit(_ context.Context, app string, buckets ...store.RateBu
 	for i, b := range buckets {
 		interval := b.Rate.Interval()
 		limit := interval * time.Duration(b.Rate.Burst)
-		tat, ok := s.rates[k(app, b.Key)]
+		tat, ok := find(s.rates, app, b.Key)
 		if !ok || tat.Before(now) {
 			tat = now
 		}

@@ -99,7 +99,7 @@ func k(parts ...string) string { return strings.Join(parts, "\x00") }
 // put together in a buffer on the stack, and a map indexed by a
 // conversion of bytes to string reads them in place (the compiler's
 // rule for m[string(b)]). Every token and proxied request reads the maps
-// this way; k's string was an allocation per read (21 of the 431 of a
+// this way; k made a string for each (15 of the 421 allocations of a
 // refresh). Writes keep k: a map keeps its keys.
 func find[V any](m map[string]V, app, key string) (V, bool) {
 	var buf [192]byte // longer keys are put together on the heap

@@ -418,7 +418,9 @@ func (g *deviceGrant) HandleTokenEndpointRequest(ctx context.Context, ar fosite.
 		return fosite.ErrInvalidRequest.WithHint("device_code is missing.")
 	}
 	h := deviceHash(code)
-	vals, err := p.st.GetMany(ctx, deviceKey(h), deviceDecisionKey(h))
+	// The code, the user's decision and whether it was redeemed before,
+	// in one round trip.
+	vals, err := p.st.GetMany(ctx, deviceKey(h), deviceDecisionKey(h), oauthstore.DeviceUsedKey(h))
 	if err != nil {
 		return err
 	}
@@ -450,9 +452,7 @@ func (g *deviceGrant) HandleTokenEndpointRequest(ctx context.Context, ar fosite.
 	if !dec.Allowed {
 		return errDeviceDenied
 	}
-	if used, err := p.tokens.DeviceCodeUsed(ctx, h); err != nil {
-		return err
-	} else if used {
+	if vals[2] != nil {
 		// Redeemed before: used twice means stolen, as for a code; the
 		// token endpoint revokes the grant.
 		return fmt.Errorf("%w: %w", oauthstore.ErrConcurrentUse, oauthstore.ErrDeviceCodeUsed)

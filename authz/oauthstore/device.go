@@ -14,19 +14,18 @@ import (
 // revokes what the first redemption issued.
 var ErrDeviceCodeUsed = errors.New("oauthstore: device code already used")
 
-func deviceUsedKey(h string) string { return "oauth:device-used:" + h }
-
-// DeviceCodeUsed reports whether the device code named h was redeemed.
-func (s *Store) DeviceCodeUsed(ctx context.Context, h string) (bool, error) {
-	return s.exists(ctx, deviceUsedKey(h))
-}
+// DeviceUsedKey is the record, in the Store's Backend, whose presence
+// says that the device code named h was redeemed. The token endpoint
+// reads it with the device code's own records, in one round trip
+// (GetMany), rather than asking for it alone after them.
+func DeviceUsedKey(h string) string { return "oauth:device-used:" + h }
 
 // RedeemDeviceCode marks the device code named h (the hash of the code)
 // used, for ttl. Inside a Request the marker is a create-if-absent in the
 // commit's batch: of two redemptions at once exactly one commits, the
 // other gets ErrConcurrentUse.
 func (s *Store) RedeemDeviceCode(ctx context.Context, h string, ttl time.Duration) error {
-	return s.guard(ctx, deviceUsedKey(h), ttl, fmt.Errorf("%w: %w", ErrConcurrentUse, ErrDeviceCodeUsed))
+	return s.guard(ctx, DeviceUsedKey(h), ttl, fmt.Errorf("%w: %w", ErrConcurrentUse, ErrDeviceCodeUsed))
 }
 
 // IndexGrant files the grant under the browser session sid and under its

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,6 +262,70 @@ func TestOpenIDClientDeviceFlow(t *testing.T) {
 			if sub := m["claims"].(map[string]any)["sub"]; sub == nil || m["userinfo"].(map[string]any)["sub"] != sub {
 				t.Fatalf("%s: %v", c.ID, m)
 			}
+		}
+	})
+}
+
+// markerReads counts the reads of a device code's used marker made on
+// their own (Get), not with the code's other records (GetMany).
+type markerReads struct {
+	*stall
+	alone atomic.Int32
+}
+
+func (m *markerReads) Get(ctx context.Context, app, key string) ([]byte, error) {
+	if strings.HasPrefix(key, "oauth:device-used:") {
+		m.alone.Add(1)
+	}
+	return m.stall.Get(ctx, app, key)
+}
+
+// TestDeviceReplayRefusedAtTheRead: a device code shown again after its
+// redemption is refused by what the token endpoint reads with the code
+// (its used marker, in the same round trip as the code and the user's
+// decision), before it signs tokens or reaches the commit; the commit's
+// create-if-absent guard is there for two redemptions at once, not as
+// the check. Neither redemption reads the marker in a round trip of its
+// own.
+func TestDeviceReplayRefusedAtTheRead(t *testing.T) {
+	stallStores(t, func(t *testing.T, st *stall) {
+		m := &markerReads{stall: st}
+		e := start(t, deviceConfig(), m)
+		cfg := e.tv()
+		da, err := cfg.DeviceAuth(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := e.approveDevice(e.browser(), da.VerificationURIComplete, da.UserCode, "allow", true); !strings.Contains(p.Body, "Device connected") {
+			t.Fatalf("after allowing: %d\n%s", p.Status, p.Body)
+		}
+		if _, err := cfg.DeviceAccessToken(e.ctx, da); err != nil {
+			t.Fatalf("device access token: %v", err)
+		}
+		time.Sleep(1100 * time.Millisecond) // the poll interval, as a device keeps it
+
+		p := st.at(t, commit)
+		type answer struct {
+			status int
+			body   map[string]any
+		}
+		done := make(chan answer, 1)
+		go func() {
+			status, _, body := e.post("/oauth2/token", url.Values{"grant_type": {deviceGrant}, "device_code": {da.DeviceCode}, "client_id": {"tv"}}, "", "")
+			done <- answer{status, body}
+		}()
+		select {
+		case <-p.reached:
+			p.resume()
+			<-done
+			t.Fatal("a redeemed device code shown again reached the commit: the read did not refuse it")
+		case a := <-done:
+			if a.status != http.StatusBadRequest || a.body["error"] != "invalid_grant" {
+				t.Fatalf("second redemption: %d %v", a.status, a.body)
+			}
+		}
+		if n := m.alone.Load(); n != 0 {
+			t.Errorf("the used marker was read on its own %d times", n)
 		}
 	})
 }

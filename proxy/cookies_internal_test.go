@@ -106,3 +106,38 @@ func FuzzStripRequestCookies(f *testing.F) {
 		}
 	})
 }
+
+// TestHasIsToLowersAnswer: has answers what strings.ToLower and the
+// prefixes answered for every spelling (case, prefixes, whitespace,
+// non-ASCII folding to ASCII, names past the stack buffer), and allocates
+// nothing for an upper-case ASCII name.
+func TestHasIsToLowersAnswer(t *testing.T) {
+	c := ownCookies{}
+	c.add("aero2_proxy")
+	c.add("k")
+	was := func(name string) bool {
+		n := strings.ToLower(strings.Trim(name, " \t"))
+		return c[strings.TrimPrefix(strings.TrimPrefix(n, "__host-"), "__secure-")]
+	}
+	long := strings.Repeat("A", 70)
+	c.add(long)
+	for _, name := range []string{
+		"aero2_proxy", "AERO2_PROXY", " Aero2_Proxy\t", "__Host-AERO2_proxy", "__SECURE-aero2_proxy", "__host-__secure-aero2_proxy",
+		"__secure-__host-aero2_proxy", "aero2_proxy2", "JSESSIONID", "", " ", "__Host-", "K", "\u212a", "__Host-\u212a", "aero2_pro\u212ay",
+		long, strings.ToLower(long), long + "A", "__Host-" + long, "\xff", "aero2_proxy\xff",
+	} {
+		if got, want := c.has(name), was(name); got != want {
+			t.Errorf("has(%q) = %v, strings.ToLower's answer %v", name, got, want)
+		}
+	}
+	if !c.has("\u212a") {
+		t.Error("the Kelvin sign, which lowers to k, is not stripped")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if c.has("JSESSIONID") || !c.has("__Host-AERO2_PROXY") {
+			t.Fatal("wrong answer")
+		}
+	}); n != 0 {
+		t.Errorf("has allocates %v times for upper-case names", n)
+	}
+}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 )
@@ -18,44 +19,37 @@ func (c ownCookies) add(base string) { c[strings.ToLower(base)] = true }
 // has reports whether name is one of Aero2's cookies.
 func (c ownCookies) has(name string) bool {
 	n := strings.Trim(name, " \t")
-	// An ASCII name of cookie size is lowered on the stack and looked up
-	// in place (m[string(b)]): upstreams' cookies are often upper case
+	// An ASCII name is lowered into a buffer on the stack and looked up in
+	// place (m[string(b)]): upstreams' cookies are often upper case
 	// (JSESSIONID), and strings.ToLower made a string for each of them on
-	// every proxied request. Anything else goes through strings.ToLower,
+	// every proxied request. Any other name goes through strings.ToLower,
 	// whose Unicode folding strips more, never less (U+212A, the Kelvin
 	// sign, lowers to "k").
 	var buf [64]byte
-	if len(n) > len(buf) || !lowerASCII(buf[:len(n)], n) {
-		n = strings.ToLower(n)
-		return c[strings.TrimPrefix(strings.TrimPrefix(n, "__host-"), "__secure-")]
+	b, ascii := lowerASCII(buf[:0], n)
+	if !ascii {
+		b = []byte(strings.ToLower(n))
 	}
-	b := buf[:len(n)]
-	b = trimPrefix(trimPrefix(b, "__host-"), "__secure-")
+	b = bytes.TrimPrefix(bytes.TrimPrefix(b, hostPrefix), securePrefix)
 	return c[string(b)]
 }
 
-// lowerASCII writes s lowered into b (of s's length); false if s is not
-// all ASCII.
-func lowerASCII(b []byte, s string) bool {
+// The cookie name prefixes of RFC 6265bis §4.1.3, lowered.
+var hostPrefix, securePrefix = []byte("__host-"), []byte("__secure-")
+
+// lowerASCII appends s lowered to b; false if s is not all ASCII.
+func lowerASCII(b []byte, s string) ([]byte, bool) {
 	for i := range len(s) {
 		ch := s[i]
 		if ch >= 0x80 {
-			return false
+			return b, false
 		}
 		if 'A' <= ch && ch <= 'Z' {
 			ch += 'a' - 'A'
 		}
-		b[i] = ch
+		b = append(b, ch)
 	}
-	return true
-}
-
-// trimPrefix is strings.TrimPrefix on bytes.
-func trimPrefix(b []byte, prefix string) []byte {
-	if len(b) >= len(prefix) && string(b[:len(prefix)]) == prefix {
-		return b[len(prefix):]
-	}
-	return b
+	return b, true
 }
 
 // stripRequest removes Aero2's cookies from the Cookie headers: the

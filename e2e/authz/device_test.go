@@ -329,3 +329,50 @@ func TestDeviceReplayRefusedAtTheRead(t *testing.T) {
 		}
 	})
 }
+
+// TestDeviceConcurrentRedemptions: two redemptions of one device code at
+// once, the first held at its commit after it read the code unused, the
+// second let through to its own commit. The used marker read with the
+// code cannot tell them apart (both read it absent); the commit's guard
+// does: the held one is refused with invalid_grant, and since a code used
+// twice means stolen, the grant dies and the other's tokens with it.
+func TestDeviceConcurrentRedemptions(t *testing.T) {
+	stallStores(t, func(t *testing.T, st *stall) {
+		e := start(t, deviceConfig(), st)
+		cfg := e.tv()
+		da, err := cfg.DeviceAuth(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := e.approveDevice(e.browser(), da.VerificationURIComplete, da.UserCode, "allow", true); !strings.Contains(p.Body, "Device connected") {
+			t.Fatalf("after allowing: %d\n%s", p.Status, p.Body)
+		}
+		form := url.Values{"grant_type": {deviceGrant}, "device_code": {da.DeviceCode}, "client_id": {"tv"}}
+		p := st.at(t, commit)
+		type answer struct {
+			status int
+			body   map[string]any
+		}
+		first := make(chan answer, 1)
+		go func() {
+			status, _, body := e.post("/oauth2/token", form, "", "")
+			first <- answer{status, body}
+		}()
+		select {
+		case <-p.reached:
+		case a := <-first:
+			t.Fatalf("a redemption answered %d (error %v) without reaching a commit with its guard", a.status, a.body["error"])
+		}
+		status, _, second := e.post("/oauth2/token", form, "", "")
+		if status != http.StatusOK || second["access_token"] == nil {
+			t.Fatalf("the redemption that was not held: %d %v", status, second)
+		}
+		p.resume()
+		if a := <-first; a.status != http.StatusBadRequest || a.body["error"] != "invalid_grant" {
+			t.Fatalf("the held redemption, after the other committed: %d %v", a.status, a.body)
+		}
+		if in := e.introspect(second["access_token"].(string)); in["active"] != false {
+			t.Fatal("tokens of a device code redeemed twice at once are still active")
+		}
+	})
+}
